@@ -1,0 +1,16 @@
+//! tsage's native core.
+//!
+//! Plain Rust modules, one per concern, that know nothing of Node:
+//! - [`shm`]: anonymous shared-memory regions (`memfd_create` + `mmap`);
+//! - [`ring`]: single-producer single-consumer rings of records in such a region;
+//! - [`net`]: the reliable-UDP protocol as a pure state machine, plus its socket driver.
+//!
+//! [`napi`] is the only module that talks to Node: it declares the Node-API
+//! functions, converts arguments and registers the exports. It is left out of
+//! `cargo test` builds, which run without a Node process to resolve its symbols.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod shm;
+
+#[cfg(not(test))]
+mod napi;

@@ -1,0 +1,52 @@
+//! Exports for anonymous shared memory ([`crate::shm`]).
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+use super::sys::napi_value;
+use super::{arg, Env, JsError, Result};
+use crate::shm::{Region, MAX_REGION_LEN};
+
+/// `shmCreate(len) -> { buffer: ArrayBuffer, fd: number }`: a new region
+/// mapped as an external ArrayBuffer (unmapped when it is collected) and its
+/// descriptor, which JavaScript now owns and must `closeFd` when done.
+pub fn create(env: &Env, args: &[napi_value]) -> Result<napi_value> {
+    let len = env.get_uint(arg(args, 0, "len")?, "len", MAX_REGION_LEN as f64)? as usize;
+    let mut region = Region::create(len).map_err(|e| JsError::io("memfd_create/mmap", e))?;
+    let fd = region.take_fd().expect("a new region owns its fd").into_raw_fd();
+    let ptr = region.as_ptr();
+    let obj = env.object()?;
+    let buffer = match env.external_arraybuffer(ptr, len, Box::new(region)) {
+        Ok(b) => b,
+        Err(e) => {
+            // SAFETY: fd was just taken out of the region and nothing else owns it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            return Err(e);
+        }
+    };
+    env.set(obj, "buffer", buffer)?;
+    env.set(obj, "fd", env.double(fd as f64)?)?;
+    Ok(obj)
+}
+
+/// `shmMap(fd, len) -> ArrayBuffer`: maps a region another process created
+/// (its descriptor inherited). The descriptor stays open; close it with `closeFd`.
+pub fn map(env: &Env, args: &[napi_value]) -> Result<napi_value> {
+    let fd = env.get_uint(arg(args, 0, "fd")?, "fd", i32::MAX as f64)? as i32;
+    let len = env.get_uint(arg(args, 1, "len")?, "len", MAX_REGION_LEN as f64)? as usize;
+    // SAFETY: the JavaScript side reads and writes this memory only through the
+    // ring protocol and Atomics, as Region::map requires.
+    let region = unsafe { Region::map(fd, len) }.map_err(|e| JsError::io("mmap", e))?;
+    let ptr = region.as_ptr();
+    env.external_arraybuffer(ptr, len, Box::new(region))
+}
+
+/// `closeFd(fd)`: closes a descriptor returned by `shmCreate` or inherited.
+pub fn close_fd(env: &Env, args: &[napi_value]) -> Result<napi_value> {
+    let fd = env.get_uint(arg(args, 0, "fd")?, "fd", i32::MAX as f64)? as i32;
+    if fd <= 2 {
+        return Err(JsError::arg(format!("closeFd refuses standard descriptor {fd}")));
+    }
+    // SAFETY: JavaScript owns this descriptor (from shmCreate or inheritance) and gives it up here.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    env.undefined()
+}

@@ -1,0 +1,107 @@
+/**
+ * Every error tsage throws on purpose is a {@link TsageError} with a stable
+ * `code`, so callers can branch on `err.code` (or `instanceof`) instead of
+ * parsing messages. Messages name the class and the field at fault.
+ */
+export class TsageError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_TSAGE_PACKET`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A message could not be packed or unpacked: a value that does not fit its type, truncated or over-long bytes. */
+export class PacketError extends TsageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_PACKET', message, options);
+  }
+}
+
+/** A `packetType` is missing, outside 101..255, taken by another class, or unknown on receipt. */
+export class PacketTypeError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_PACKET_TYPE', message);
+  }
+}
+
+/** A message class's `types` and `properties` differ in length, or a type code is not understood. */
+export class WrongMessageTypeSpecified extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_WRONG_MESSAGE_TYPE', message);
+  }
+}
+
+/** A property that the message class does not declare was set, read or passed. */
+export class InvalidMessageProperty extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_INVALID_PROPERTY', message);
+  }
+}
+
+/** An ad-hoc message was asked for by a type name that a concrete class already has. */
+export class ConcreteMessageAlreadyDefined extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_CONCRETE_MESSAGE', message);
+  }
+}
+
+/** `addProcessGroup` was given a name that is already running. */
+export class GroupAlreadyExists extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_GROUP_EXISTS', message);
+  }
+}
+
+/** A group name that is not (or no longer) running. */
+export class GroupDoesNotExist extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_GROUP_MISSING', message);
+  }
+}
+
+/** A group's process died; thrown by the next `tick()` unless a restart policy covers it. */
+export class GroupFailed extends TsageError {
+  readonly groupName: string;
+  constructor(message: string, groupName: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_GROUP_FAILED', message, options);
+    this.groupName = groupName;
+  }
+}
+
+/** A group's default actor could not be constructed; carries the child's error text. */
+export class DefaultActorFailed extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_DEFAULT_ACTOR', message);
+  }
+}
+
+/** A network send to an unknown peer, or before `listen`/`connect`. */
+export class NotConnected extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_NOT_CONNECTED', message);
+  }
+}
+
+/** A send could not be accepted now because a bounded queue is full; retry after ticking. */
+export class BackpressureError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_BACKPRESSURE', message);
+  }
+}
+
+/** An option object has a field of the wrong type or out of range. */
+export class InvalidOption extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_INVALID_OPTION', message);
+  }
+}
+
+/** The native addon could not be found or loaded. */
+export class NativeLoadError extends TsageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_NATIVE_LOAD', message, options);
+  }
+}
