@@ -12,10 +12,14 @@ if (!libName) throw new Error(`tsage: no native build recipe for platform ${proc
 try {
   execFileSync('cargo', ['build', '--release', '--lib'], { cwd: root, stdio: 'inherit' });
 } catch (err) {
-  console.error('tsage: `cargo build --release` failed. The addon needs a Rust toolchain (rustup.rs) to build from source.');
+  console.error(
+    'tsage: `cargo build --release` failed. The addon needs a Rust toolchain (rustup.rs) to build from source.',
+  );
   throw err;
 }
 const outDir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 mkdirSync(outDir, { recursive: true });
 copyFileSync(join(root, 'target', 'release', libName), join(outDir, 'tsage.napi.node'));
-console.log(`tsage: native addon built -> ${join('prebuilds', `${process.platform}-${process.arch}`, 'tsage.napi.node')}`);
+console.log(
+  `tsage: native addon built -> ${join('prebuilds', `${process.platform}-${process.arch}`, 'tsage.napi.node')}`,
+);

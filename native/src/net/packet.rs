@@ -1,0 +1,301 @@
+//! Wire encoding: packet headers and message commands (all integers little-endian).
+//!
+//! Commands exist in two encodings that differ only in the reliable-id field:
+//! the *canonical* form kept in send queues and retransmission records carries
+//! the id as a u32; the *wire* form carries its low 16 bits, or nothing when the
+//! `K_ID_NEXT` flag says "previous reliable id in this packet plus one".
+
+use super::Reliability;
+
+pub(crate) const T_HELLO: u8 = 0x71;
+pub(crate) const T_COOKIE: u8 = 0x72;
+pub(crate) const T_CONNECT: u8 = 0x73;
+pub(crate) const T_ACCEPT: u8 = 0x74;
+pub(crate) const T_REJECT: u8 = 0x75;
+pub(crate) const T_DATA: u8 = 0x76;
+pub(crate) const T_ACK: u8 = 0x77;
+pub(crate) const T_DISCONNECT: u8 = 0x78;
+
+/// Protocol version carried by HELLO.
+pub(crate) const PROTOCOL_VERSION: u16 = 1;
+/// type(1) flags(1) connection id(4): common to every packet.
+pub(crate) const PREFIX_LEN: usize = 6;
+/// HELLO and CONNECT are padded to this size; every handshake reply is smaller.
+pub(crate) const HANDSHAKE_LEN: usize = 32;
+/// DATA/ACK header: prefix, seq u16, ack u16, ack bits u64, reliable cumulative ack u16.
+pub(crate) const DATA_HEADER_LEN: usize = 20;
+/// Header flag: the ack fields are meaningful.
+pub(crate) const FLAG_HAS_ACK: u8 = 1;
+
+/// Command kind bits 0..=2: reliability.
+pub(crate) const K_REL_MASK: u8 = 0x07;
+/// Command kind bit: this is a fragment.
+pub(crate) const K_FRAG: u8 = 0x08;
+/// Command kind bit (wire only): reliable id omitted, it is the previous one plus one.
+pub(crate) const K_ID_NEXT: u8 = 0x10;
+/// Bytes of fragment fields: total u32, count u32, index u32.
+pub(crate) const FRAG_FIELDS: usize = 12;
+
+#[inline]
+pub(crate) fn rd16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+#[inline]
+pub(crate) fn rd32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+#[inline]
+pub(crate) fn rd64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Writes the 6-byte prefix into a cleared buffer.
+pub(crate) fn put_prefix(out: &mut Vec<u8>, ty: u8, flags: u8, conn: u32) {
+    out.push(ty);
+    out.push(flags);
+    out.extend_from_slice(&conn.to_le_bytes());
+}
+
+/// Fields of a DATA or ACK header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DataHeader {
+    pub flags: u8,
+    pub conn: u32,
+    pub seq: u16,
+    pub ack: u16,
+    pub ack_bits: u64,
+    pub rel_cum: u16,
+}
+
+impl DataHeader {
+    /// Writes the header into the first `DATA_HEADER_LEN` bytes of `b` (type byte included).
+    pub(crate) fn write(&self, ty: u8, b: &mut [u8]) {
+        b[0] = ty;
+        b[1] = self.flags;
+        b[2..6].copy_from_slice(&self.conn.to_le_bytes());
+        b[6..8].copy_from_slice(&self.seq.to_le_bytes());
+        b[8..10].copy_from_slice(&self.ack.to_le_bytes());
+        b[10..18].copy_from_slice(&self.ack_bits.to_le_bytes());
+        b[18..20].copy_from_slice(&self.rel_cum.to_le_bytes());
+    }
+
+    /// Parses a header; `None` if truncated.
+    pub(crate) fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() < DATA_HEADER_LEN {
+            return None;
+        }
+        Some(DataHeader {
+            flags: b[1],
+            conn: rd32(b, 2)?,
+            seq: rd16(b, 6)?,
+            ack: rd16(b, 8)?,
+            ack_bits: rd64(b, 10)?,
+            rel_cum: rd16(b, 18)?,
+        })
+    }
+}
+
+/// Fragment fields: fragment `index` of `count` of a `total`-byte message.
+/// Every fragment but the last carries `ceil(total / count)` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Frag {
+    pub total: u32,
+    pub count: u32,
+    pub index: u32,
+}
+
+/// A parsed command; `payload` borrows the packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cmd<'a> {
+    pub rel: Reliability,
+    pub channel: u8,
+    /// Reliable id: full u32 in canonical form, low 16 bits on the wire.
+    pub id: u32,
+    pub seq: u16,
+    pub frag: Option<Frag>,
+    pub payload: &'a [u8],
+    /// Bytes this command occupies in the buffer it was parsed from.
+    pub len: usize,
+}
+
+/// Whether a command carries the per-channel sequence field.
+#[inline]
+pub(crate) fn has_seq(rel: Reliability, frag: bool) -> bool {
+    match rel {
+        Reliability::Unreliable => frag,
+        Reliability::Reliable => false,
+        _ => true,
+    }
+}
+
+#[inline]
+pub(crate) fn varint_len(n: usize) -> usize {
+    if n < 0x80 {
+        1
+    } else if n < 0x4000 {
+        2
+    } else {
+        3
+    }
+}
+
+#[inline]
+fn put_varint(out: &mut Vec<u8>, n: usize) {
+    debug_assert!(n < 1 << 21);
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x4000 {
+        out.extend_from_slice(&[(n as u8) | 0x80, (n >> 7) as u8]);
+    } else {
+        out.extend_from_slice(&[(n as u8) | 0x80, ((n >> 7) as u8) | 0x80, (n >> 14) as u8]);
+    }
+}
+
+#[inline]
+fn get_varint(b: &[u8], pos: &mut usize) -> Option<usize> {
+    let mut v = 0usize;
+    for i in 0..3 {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Size of a command header in canonical form.
+#[inline]
+pub(crate) fn canonical_header_len(rel: Reliability, frag: bool, payload_len: usize) -> usize {
+    2 + if rel.is_reliable() { 4 } else { 0 }
+        + if has_seq(rel, frag) { 2 } else { 0 }
+        + if frag { FRAG_FIELDS } else { 0 }
+        + varint_len(payload_len)
+}
+
+/// Largest command header on the wire for a payload of `payload_len` bytes.
+#[inline]
+pub(crate) fn max_wire_header_len(frag: bool, payload_len: usize) -> usize {
+    2 + 2 + 2 + if frag { FRAG_FIELDS } else { 0 } + varint_len(payload_len)
+}
+
+/// Appends a command in canonical form.
+pub(crate) fn encode_canonical(
+    out: &mut Vec<u8>,
+    rel: Reliability,
+    channel: u8,
+    id: u32,
+    seq: u16,
+    frag: Option<Frag>,
+    payload: &[u8],
+) {
+    out.push(rel as u8 | if frag.is_some() { K_FRAG } else { 0 });
+    out.push(channel);
+    if rel.is_reliable() {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    if has_seq(rel, frag.is_some()) {
+        out.extend_from_slice(&seq.to_le_bytes());
+    }
+    if let Some(f) = frag {
+        out.extend_from_slice(&f.total.to_le_bytes());
+        out.extend_from_slice(&f.count.to_le_bytes());
+        out.extend_from_slice(&f.index.to_le_bytes());
+    }
+    put_varint(out, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Parses one command at the start of `b`. `canonical` selects the id width;
+/// on the wire `prev_id` (the previous reliable id in the packet) resolves `K_ID_NEXT`
+/// and is updated. `None` on any malformation.
+pub(crate) fn parse_cmd<'a>(b: &'a [u8], canonical: bool, prev_id: &mut Option<u16>) -> Option<Cmd<'a>> {
+    let kind = *b.first()?;
+    let channel = *b.get(1)?;
+    let rel = Reliability::from_u8(kind & K_REL_MASK)?;
+    let frag = kind & K_FRAG != 0;
+    let id_next = kind & K_ID_NEXT != 0;
+    if kind & !(K_REL_MASK | K_FRAG | K_ID_NEXT) != 0 || (id_next && (canonical || !rel.is_reliable())) {
+        return None;
+    }
+    if channel as usize >= super::CHANNELS {
+        return None;
+    }
+    let mut pos = 2;
+    let mut id = 0u32;
+    if rel.is_reliable() {
+        if canonical {
+            id = rd32(b, pos)?;
+            pos += 4;
+        } else if id_next {
+            let p = (*prev_id)?;
+            let v = p.wrapping_add(1);
+            *prev_id = Some(v);
+            id = v as u32;
+        } else {
+            let v = rd16(b, pos)?;
+            pos += 2;
+            *prev_id = Some(v);
+            id = v as u32;
+        }
+    }
+    let mut seq = 0u16;
+    if has_seq(rel, frag) {
+        seq = rd16(b, pos)?;
+        pos += 2;
+    }
+    let mut f = None;
+    if frag {
+        f = Some(Frag {
+            total: rd32(b, pos)?,
+            count: rd32(b, pos + 4)?,
+            index: rd32(b, pos + 8)?,
+        });
+        pos += FRAG_FIELDS;
+    }
+    let n = get_varint(b, &mut pos)?;
+    let payload = b.get(pos..pos.checked_add(n)?)?;
+    Some(Cmd {
+        rel,
+        channel,
+        id,
+        seq,
+        frag: f,
+        payload,
+        len: pos + n,
+    })
+}
+
+/// Wire size of the canonical command `c` (of parsed form `cmd`) given the previous
+/// reliable id written to the packet, and whether it would use `K_ID_NEXT`.
+#[inline]
+pub(crate) fn wire_len(cmd: &Cmd<'_>, prev_id: Option<u16>) -> (usize, bool) {
+    if !cmd.rel.is_reliable() {
+        return (cmd.len, false);
+    }
+    let next = prev_id.map(|p| p.wrapping_add(1)) == Some(cmd.id as u16);
+    (if next { cmd.len - 4 } else { cmd.len - 2 }, next)
+}
+
+/// Appends canonical command `c` (parsed as `cmd`) to a datagram in wire form.
+#[inline]
+pub(crate) fn write_wire(out: &mut Vec<u8>, c: &[u8], cmd: &Cmd<'_>, prev_id: &mut Option<u16>) {
+    if !cmd.rel.is_reliable() {
+        out.extend_from_slice(&c[..cmd.len]);
+        return;
+    }
+    let (_, next) = wire_len(cmd, *prev_id);
+    if next {
+        out.push(c[0] | K_ID_NEXT);
+        out.push(c[1]);
+    } else {
+        out.push(c[0]);
+        out.push(c[1]);
+        out.extend_from_slice(&(cmd.id as u16).to_le_bytes());
+    }
+    out.extend_from_slice(&c[6..cmd.len]);
+    *prev_id = Some(cmd.id as u16);
+}

@@ -1,0 +1,387 @@
+/**
+ * The in-process core of the manager: subscriber tables, the double-buffered
+ * queue, dispatch, and stepping of generator handlers. No I/O.
+ */
+import {
+  Actor,
+  allocateActorGid,
+  type Handler,
+  isGenerator,
+  isThenable,
+  resolveHandler,
+  type Subscription,
+  subscriptionName,
+  WILDCARD,
+} from './actor.js';
+import { ConcreteMessageAlreadyDefined, InvalidOption, TsageError } from './errors.js';
+import { adhocClass, Message, type MessageClass, schemaForName, schemaOf, typeId } from './message.js';
+
+/** One subscriber of one type: the actor and its handler for that type, resolved once. */
+interface Receiver {
+  readonly actor: Actor;
+  readonly fn: Handler;
+}
+
+/** A wildcard subscriber, with its handlers resolved once per message type and cached. */
+interface WildReceiver {
+  readonly actor: Actor;
+  readonly byTid: (Handler | null | undefined)[];
+}
+
+/** Counters kept by the manager. */
+export interface ManagerStats {
+  /** Ticks run. */
+  ticks: number;
+  /** Messages taken off the queue and dispatched (whether or not anyone handled them). */
+  messagesDispatched: number;
+  /** Duration of the last tick in milliseconds. */
+  lastTickMs: number;
+}
+
+/** Raised when an actor is looked up by a gid the manager does not know. */
+export class UnknownActor extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_UNKNOWN_ACTOR', message);
+  }
+}
+
+const EMPTY: readonly Receiver[] = [];
+
+export class Dispatcher {
+  /** Subscribers per interned type id. Lists are copy-on-write, so dispatch may iterate while handlers (un)subscribe. */
+  private byTid: (readonly Receiver[] | undefined)[] = [];
+  private wild: readonly WildReceiver[] = [];
+  private active: Message[] = [];
+  private spare: Message[] = [];
+  private readonly actorsByGid = new Map<number, Actor>();
+  private readonly names = new Map<string, Actor>();
+  private sorted: Actor[] = [];
+  private running: Generator[] = [];
+  private readonly asyncErrors: unknown[] = [];
+  /** Called with async handler rejections; when unset they are thrown by the next tick. */
+  onAsyncError: ((err: unknown) => void) | undefined;
+
+  readonly stats: ManagerStats = { ticks: 0, messagesDispatched: 0, lastTickMs: 0 };
+
+  /** Registers an actor: subscribes it to its class's subscriptions and gives it a gid. */
+  registerActor<A extends Actor>(actor: A, name?: string): A {
+    if (!(actor instanceof Actor)) throw new InvalidOption('registerActor: expected an Actor instance');
+    if (this.actorsByGid.has(actor.gid))
+      throw new InvalidOption(`registerActor: ${describeActor(actor)} is already registered`);
+    if (name !== undefined && (typeof name !== 'string' || name === '')) {
+      throw new InvalidOption('registerActor: name must be a non-empty string');
+    }
+    if (name !== undefined && this.names.has(name)) {
+      throw new InvalidOption(
+        `registerActor: the name '${name}' is taken by ${describeActor(this.names.get(name)!)}`,
+      );
+    }
+    const subs = (actor.constructor as typeof Actor).subscriptions ?? [];
+    if (!Array.isArray(subs))
+      throw new InvalidOption(`${actor.constructor.name}.subscriptions must be an array`);
+    actor.gid = allocateActorGid();
+    this.actorsByGid.set(actor.gid, actor);
+    if (name !== undefined) this.names.set(name, actor);
+    try {
+      for (const s of subs) this.addReceiver(actor, s);
+    } catch (err) {
+      this.unregisterActor(actor);
+      throw err;
+    }
+    this.insertSorted(actor);
+    return actor;
+  }
+
+  /** Removes an actor from every subscription, the name table and the update list. */
+  unregisterActor(actor: Actor): boolean {
+    if (this.actorsByGid.get(actor.gid) !== actor) return false;
+    this.actorsByGid.delete(actor.gid);
+    for (const [n, a] of this.names) if (a === actor) this.names.delete(n);
+    for (let t = 0; t < this.byTid.length; t++) {
+      const list = this.byTid[t];
+      if (list?.some((r) => r.actor === actor)) this.byTid[t] = list.filter((r) => r.actor !== actor);
+    }
+    this.wild = this.wild.filter((r) => r.actor !== actor);
+    this.sorted = this.sorted.filter((a) => a !== actor);
+    return true;
+  }
+
+  private insertSorted(actor: Actor): void {
+    const list = this.sorted.slice();
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.priority < actor.priority) i--;
+    list.splice(i, 0, actor);
+    this.sorted = list;
+  }
+
+  /** The actor registered under `name`, if any. */
+  find(name: string): Actor | undefined {
+    return this.names.get(name);
+  }
+
+  /** The actor with this gid, if registered. */
+  getActor(gid: number): Actor | undefined {
+    return this.actorsByGid.get(gid);
+  }
+
+  /** Registered actors in registration order. */
+  get actors(): Actor[] {
+    return [...this.actorsByGid.values()];
+  }
+
+  /** Subscribes an actor to a type (name, class or `'*'`). Returns false if it already was. */
+  addReceiver(actor: Actor, type: Subscription): boolean {
+    const name = this.subscriptionName(type);
+    if (name === WILDCARD) {
+      if (this.wild.some((r) => r.actor === actor)) return false;
+      this.wild = [...this.wild, { actor, byTid: [] }];
+      return true;
+    }
+    const fn = resolveHandler(actor, name);
+    if (fn === undefined) {
+      throw new InvalidOption(
+        `${actor.constructor.name} subscribes to '${name}' but has neither a handle${name} nor a handleMessage method`,
+      );
+    }
+    const tid = typeId(name);
+    const list = this.byTid[tid] ?? EMPTY;
+    if (list.some((r) => r.actor === actor)) return false;
+    this.byTid[tid] = [...list, { actor, fn }];
+    return true;
+  }
+
+  /** Unsubscribes an actor from a type. Returns whether it was subscribed. */
+  removeReceiver(actor: Actor, type: Subscription): boolean {
+    const name = this.subscriptionName(type);
+    if (name === WILDCARD) {
+      const before = this.wild.length;
+      this.wild = this.wild.filter((r) => r.actor !== actor);
+      return this.wild.length !== before;
+    }
+    const tid = typeId(name);
+    const list = this.byTid[tid];
+    if (!list?.some((r) => r.actor === actor)) return false;
+    this.byTid[tid] = list.filter((r) => r.actor !== actor);
+    return true;
+  }
+
+  private subscriptionName(type: Subscription): string {
+    if (typeof type === 'function') {
+      schemaOf(type as MessageClass);
+      return subscriptionName(type);
+    }
+    if (typeof type !== 'string' || type === '') {
+      throw new InvalidOption('a subscription must be a message type name, a message class or "*"');
+    }
+    return type;
+  }
+
+  /** Queues a message for the next tick. Returns true. */
+  queueMessage(msg: Message): boolean {
+    if (!(msg instanceof Message))
+      throw new InvalidOption(`queueMessage: expected a Message, got ${typeof msg}`);
+    this.active.push(msg);
+    return true;
+  }
+
+  /** Queues a message that only the actor with `gid` will receive. */
+  queueMessageToActor(gid: number, msg: Message): boolean {
+    if (!(msg instanceof Message))
+      throw new InvalidOption(`queueMessageToActor: expected a Message, got ${typeof msg}`);
+    msg.receiverId = gid;
+    this.active.push(msg);
+    return true;
+  }
+
+  /** Number of messages waiting for the next tick. */
+  getMessageCount(): number {
+    return this.active.length;
+  }
+
+  /** Removes queued messages of a type; the first only unless `abortAll`. Returns whether any was removed. */
+  abortMessage(type: string | MessageClass, abortAll = true): boolean {
+    const name = typeof type === 'string' ? type : schemaOf(type).name;
+    const q = this.active;
+    let removed = false;
+    let w = 0;
+    for (let r = 0; r < q.length; r++) {
+      const m = q[r]!;
+      if ((abortAll || !removed) && m.messageType === name) {
+        removed = true;
+        continue;
+      }
+      q[w++] = m;
+    }
+    q.length = w;
+    return removed;
+  }
+
+  /** Dispatches a message now, bypassing the queue. Returns whether a subscriber consumed it. */
+  trigger(msg: Message): boolean {
+    if (!(msg instanceof Message)) throw new InvalidOption(`trigger: expected a Message, got ${typeof msg}`);
+    return this.dispatch(msg);
+  }
+
+  /**
+   * Dispatches a message to one actor now. A bare type name makes an ad-hoc
+   * message of that type, unless a concrete class of that name exists.
+   */
+  triggerToActor(gid: number, msg: Message | string): boolean {
+    if (typeof msg === 'string') {
+      if (schemaForName(msg) !== undefined) {
+        throw new ConcreteMessageAlreadyDefined(
+          `a concrete message class named '${msg}' exists: construct it instead of sending an ad-hoc '${msg}'`,
+        );
+      }
+      msg = new (adhocClass(msg))();
+    }
+    if (!(msg instanceof Message))
+      throw new InvalidOption('triggerToActor: expected a Message or a type name');
+    const actor = this.actorsByGid.get(gid);
+    if (actor === undefined) throw new UnknownActor(`triggerToActor: no actor with gid ${gid}`);
+    this.notifyWild(msg);
+    return this.deliverTo(actor, msg);
+  }
+
+  private notifyWild(msg: Message): void {
+    const wild = this.wild;
+    for (let i = 0; i < wild.length; i++) {
+      const w = wild[i]!;
+      let fn = w.byTid[msg._tid];
+      if (fn === undefined) {
+        fn = resolveHandler(w.actor, msg.messageType) ?? null;
+        w.byTid[msg._tid] = fn;
+      }
+      if (fn !== null) {
+        const r = fn.call(w.actor, msg);
+        if (r !== undefined && typeof r !== 'boolean') this.adopt(r);
+      }
+    }
+  }
+
+  private deliverTo(actor: Actor, msg: Message): boolean {
+    const fn = resolveHandler(actor, msg.messageType);
+    if (fn === undefined) return false;
+    const r = fn.call(actor, msg);
+    if (r === true) return true;
+    if (r !== undefined && r !== false) this.adopt(r);
+    return false;
+  }
+
+  /** Delivers one message: wildcards first, then subscribers in order until one returns true. */
+  dispatch(msg: Message): boolean {
+    if (this.wild.length !== 0) this.notifyWild(msg);
+    if (msg.receiverId !== null) {
+      const actor = this.actorsByGid.get(msg.receiverId);
+      return actor === undefined ? false : this.deliverTo(actor, msg);
+    }
+    const list = this.byTid[msg._tid];
+    if (list === undefined) return false;
+    for (let i = 0; i < list.length; i++) {
+      const rc = list[i]!;
+      const r = rc.fn.call(rc.actor, msg);
+      if (r === true) return true;
+      if (r !== undefined && r !== false) this.adopt(r);
+    }
+    return false;
+  }
+
+  /** Takes care of a handler's non-boolean result: steps generators, watches promises. */
+  private adopt(r: unknown): void {
+    if (isGenerator(r)) {
+      const step = r.next();
+      if (!step.done) this.running.push(r);
+    } else if (isThenable(r)) {
+      r.then(undefined, (err) => this.reportAsync(err));
+    }
+  }
+
+  private reportAsync(err: unknown): void {
+    if (this.onAsyncError) this.onAsyncError(err);
+    else this.asyncErrors.push(err);
+  }
+
+  /**
+   * Dispatches what was queued before this call; messages queued meanwhile
+   * wait for the next tick. With a deadline (performance.now() ms), at least
+   * one message is processed and the rest stay queued in order.
+   * Returns whether the queue taken at the start was flushed.
+   */
+  dispatchQueued(deadline: number | undefined): boolean {
+    if (this.asyncErrors.length !== 0) throw this.asyncErrors.shift();
+    const batch = this.active;
+    this.active = this.spare;
+    const n = batch.length;
+    let i = 0;
+    try {
+      if (deadline === undefined) {
+        for (; i < n; i++) {
+          const m = batch[i]!;
+          this.dispatch(m);
+        }
+      } else {
+        for (; i < n; i++) {
+          this.dispatch(batch[i]!);
+          if ((i & 7) === 0 && performance.now() >= deadline) {
+            i++;
+            break;
+          }
+        }
+      }
+    } finally {
+      this.stats.messagesDispatched += i;
+      if (i < n) {
+        // Cut short (deadline or a throwing handler): what is left goes back in front, in order.
+        const rest = batch.slice(i);
+        for (const m of this.active) rest.push(m);
+        this.active = rest;
+      }
+      batch.length = 0;
+      this.spare = batch;
+    }
+    return i === n;
+  }
+
+  /** Steps every running generator handler once. A generator that throws is dropped and the error propagates. */
+  stepGenerators(): void {
+    if (this.running.length === 0) return;
+    const gens = this.running;
+    this.running = [];
+    for (let i = 0; i < gens.length; i++) {
+      let step: IteratorResult<unknown>;
+      try {
+        step = gens[i]!.next();
+      } catch (err) {
+        for (let j = i + 1; j < gens.length; j++) this.running.push(gens[j]!);
+        throw err;
+      }
+      if (!step.done) this.running.push(gens[i]!);
+    }
+  }
+
+  /** Calls update() on every actor, highest priority first. */
+  updateActors(): void {
+    const list = this.sorted;
+    for (let i = 0; i < list.length; i++) list[i]!.update();
+  }
+
+  /** Drops every actor, subscription, queued message and running generator. */
+  clear(): void {
+    this.byTid = [];
+    this.wild = [];
+    this.active = [];
+    this.spare = [];
+    this.actorsByGid.clear();
+    this.names.clear();
+    this.sorted = [];
+    this.running = [];
+    this.asyncErrors.length = 0;
+    this.stats.ticks = 0;
+    this.stats.messagesDispatched = 0;
+    this.stats.lastTickMs = 0;
+  }
+}
+
+function describeActor(a: Actor): string {
+  return `${a.constructor.name} (gid ${a.gid})`;
+}

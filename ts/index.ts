@@ -1,0 +1,45 @@
+/**
+ * tsage: actor-based message passing for games and simulations, with a Rust core.
+ * This is the package's single public entry point.
+ */
+export {
+  Actor,
+  DefaultActor,
+  type Handler,
+  type HandlerResult,
+  type Subscription,
+  WILDCARD,
+} from './actor.js';
+export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
+export { defineMessage, type MessageProps } from './define.js';
+export { type ManagerStats, UnknownActor } from './dispatcher.js';
+export {
+  BackpressureError,
+  ConcreteMessageAlreadyDefined,
+  DefaultActorFailed,
+  GroupAlreadyExists,
+  GroupDoesNotExist,
+  GroupFailed,
+  InvalidMessageProperty,
+  InvalidOption,
+  NativeLoadError,
+  NotConnected,
+  PacketError,
+  PacketTypeError,
+  TsageError,
+  WrongMessageTypeSpecified,
+} from './errors.js';
+export { ActorManager, type Poller, type StartOptions, type TickLoop } from './manager.js';
+export {
+  adhocClass,
+  Message,
+  type MessageClass,
+  type MessageOptions,
+  type Reliability,
+  registerMessage,
+  type Schema,
+  schemaForName,
+  schemaForPacketType,
+  schemaOf,
+} from './message.js';
+export type { TypeCode } from './types.js';

@@ -1,0 +1,187 @@
+/**
+ * The ActorManager: pysage's manager for one process. It queues messages and
+ * dispatches them on `tick()`, polls process groups and the network first,
+ * then calls every actor's `update()`.
+ */
+import { EventEmitter } from 'node:events';
+import { Dispatcher } from './dispatcher.js';
+import { InvalidOption } from './errors.js';
+
+/** Something polled at the start of every tick (process groups, then the network). */
+export interface Poller {
+  /** Moves what has arrived into the manager's queue. `deadline` is a performance.now() time or undefined. */
+  poll(deadline: number | undefined): void;
+  /** Releases everything the poller holds (called by `reset()`). */
+  close(): void | Promise<void>;
+}
+
+/** Options of {@link ActorManager.start}. */
+export interface StartOptions {
+  /** Milliseconds between tick starts. Default 30, as pysage. */
+  intervalMs?: number;
+  /** Passed to each `tick(maxTimeMs)`. */
+  maxTickTimeMs?: number;
+}
+
+/** The handle `start()` returns. */
+export interface TickLoop {
+  /** Stops the loop; the tick in progress (if any) completes. */
+  stop(): void;
+  /** Whether the loop is still scheduled. */
+  readonly running: boolean;
+}
+
+const MAIN_GROUP = '__MAIN_GROUP__';
+let singleton: ActorManager | undefined;
+
+export class ActorManager extends Dispatcher {
+  /** The name of the main process's group, as in pysage. */
+  static readonly MAIN_GROUP = MAIN_GROUP;
+
+  /** This manager's group: `ActorManager.MAIN_GROUP` in the main process. */
+  groupName: string = MAIN_GROUP;
+  private readonly events = new EventEmitter();
+  private readonly pollers: Poller[] = [];
+  private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
+
+  constructor() {
+    super();
+    this.onAsyncError = undefined;
+  }
+
+  /** The process's manager, created on first use. `new ActorManager()` makes an isolated one. */
+  static getSingleton(): ActorManager {
+    singleton ??= new ActorManager();
+    return singleton;
+  }
+
+  /** Whether this manager runs in the main process (not inside a group's process). */
+  get isMainGroup(): boolean {
+    return this.groupName === MAIN_GROUP;
+  }
+
+  /**
+   * Listens for manager events: `'error'` (an async handler's rejection; without
+   * a listener it is thrown by the next tick), and the network's peer events.
+   */
+  on(event: string, listener: (...args: any[]) => void): this {
+    this.events.on(event, listener);
+    if (event === 'error') this.onAsyncError = (err) => this.events.emit('error', err);
+    return this;
+  }
+
+  /** Removes a listener added with `on`. */
+  off(event: string, listener: (...args: any[]) => void): this {
+    this.events.off(event, listener);
+    if (event === 'error' && this.events.listenerCount('error') === 0) this.onAsyncError = undefined;
+    return this;
+  }
+
+  /** @internal emits a manager event */
+  emit(event: string, ...args: unknown[]): boolean {
+    return this.events.emit(event, ...args);
+  }
+
+  /** @internal adds a poller; groups are added before the network so they are polled first */
+  addPoller(p: Poller, first = false): void {
+    if (first) this.pollers.unshift(p);
+    else this.pollers.push(p);
+  }
+
+  /** @internal */
+  removePoller(p: Poller): void {
+    const i = this.pollers.indexOf(p);
+    if (i >= 0) this.pollers.splice(i, 1);
+  }
+
+  /**
+   * Polls groups, then the network, dispatches what was queued before this
+   * tick, steps generator handlers, then calls `update()` on every actor by
+   * priority. With `maxTimeMs`, at least one message is processed and the
+   * rest stay queued in order. Returns whether the queue was flushed.
+   */
+  tick(maxTimeMs?: number): boolean {
+    if (maxTimeMs !== undefined && !(typeof maxTimeMs === 'number' && maxTimeMs >= 0)) {
+      throw new InvalidOption(`ActorManager.tick: maxTimeMs must be a number >= 0, got ${String(maxTimeMs)}`);
+    }
+    const start = performance.now();
+    const deadline = maxTimeMs === undefined ? undefined : start + maxTimeMs;
+    for (let i = 0; i < this.pollers.length; i++) this.pollers[i]!.poll(deadline);
+    const flushed = this.dispatchQueued(deadline);
+    this.stepGenerators();
+    this.updateActors();
+    this.stats.ticks++;
+    this.stats.lastTickMs = performance.now() - start;
+    return flushed;
+  }
+
+  /**
+   * Ticks on the event loop every `intervalMs` with drift compensation: tick
+   * starts stay on a fixed grid; a late tick is not followed by a burst of
+   * catch-up ticks. Ticks never overlap, and each is a separate timer
+   * callback, so I/O runs between them. An error thrown by a tick stops the
+   * loop and is emitted as `'error'`, or thrown if nobody listens.
+   */
+  start(options: StartOptions = {}): TickLoop {
+    const intervalMs = options.intervalMs ?? 30;
+    const maxTickTimeMs = options.maxTickTimeMs;
+    if (!(typeof intervalMs === 'number' && intervalMs >= 0 && Number.isFinite(intervalMs))) {
+      throw new InvalidOption(
+        `ActorManager.start: intervalMs must be a finite number >= 0, got ${String(intervalMs)}`,
+      );
+    }
+    if (maxTickTimeMs !== undefined && !(typeof maxTickTimeMs === 'number' && maxTickTimeMs >= 0)) {
+      throw new InvalidOption(
+        `ActorManager.start: maxTickTimeMs must be a number >= 0, got ${String(maxTickTimeMs)}`,
+      );
+    }
+    if (this.loop !== undefined && !this.loop.stopped)
+      throw new InvalidOption('ActorManager.start: already started');
+    const state: { timer: NodeJS.Timeout | undefined; stopped: boolean } = {
+      timer: undefined,
+      stopped: false,
+    };
+    this.loop = state;
+    let next = performance.now();
+    const run = (): void => {
+      if (state.stopped) return;
+      try {
+        this.tick(maxTickTimeMs);
+      } catch (err) {
+        state.stopped = true;
+        if (this.events.listenerCount('error') > 0) {
+          this.events.emit('error', err);
+          return;
+        }
+        throw err;
+      }
+      if (state.stopped) return;
+      const now = performance.now();
+      next += intervalMs;
+      if (next < now) next = now; // behind: resume the grid from now rather than bursting
+      state.timer = setTimeout(run, next - now);
+    };
+    state.timer = setTimeout(run, 0);
+    return {
+      stop: () => {
+        state.stopped = true;
+        if (state.timer !== undefined) clearTimeout(state.timer);
+      },
+      get running() {
+        return !state.stopped;
+      },
+    };
+  }
+
+  /** Stops the tick loop, closes groups and network, and drops every actor and message. */
+  async reset(): Promise<void> {
+    if (this.loop !== undefined) {
+      this.loop.stopped = true;
+      if (this.loop.timer !== undefined) clearTimeout(this.loop.timer);
+      this.loop = undefined;
+    }
+    const pollers = this.pollers.splice(0);
+    for (const p of pollers) await p.close();
+    this.clear();
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * Messages: schema'd classes whose declared properties live as plain fields
+ * on the instance (`msg.damage`), read and written by pysage-style
+ * `getProperty`/`setProperty` and by the compiled codec.
+ */
+import { type Codec, compileCodec } from './codec.js';
+import { InvalidMessageProperty, PacketError, PacketTypeError, WrongMessageTypeSpecified } from './errors.js';
+import type { TypeCode } from './types.js';
+
+/** How a message travels over the network (see the network docs). */
+export type Reliability =
+  | 'unreliable'
+  | 'unreliable-sequenced'
+  | 'reliable'
+  | 'reliable-ordered'
+  | 'reliable-sequenced';
+
+/** A message class: `Message` or a subclass of it. */
+export type MessageClass<M extends Message = Message> = (new (
+  props?: Record<string, unknown>,
+  options?: MessageOptions,
+) => M) & {
+  properties: readonly string[];
+  types?: readonly TypeCode[];
+  packetType?: number;
+  messageType?: string;
+  reliability?: Reliability;
+  channel?: number;
+};
+
+/** Optional fields of a message other than its properties. */
+export interface MessageOptions {
+  /** Who sent it: a group name, a peer address, or anything the application chooses. */
+  sender?: unknown;
+  /** Deliver only to the actor with this gid. */
+  receiverId?: number | null;
+}
+
+/** Names a message property may not take: they are the message's own fields and methods. */
+const RESERVED = new Set([
+  'sender',
+  'receiverId',
+  'gid',
+  'messageType',
+  'constructor',
+  'getProperty',
+  'setProperty',
+  'toBytes',
+  'toString',
+  'toJSON',
+  'valueOf',
+  '__proto__',
+  '_tid',
+]);
+
+/** Everything tsage knows about one message class, computed once. */
+export interface Schema {
+  readonly cls: MessageClass;
+  readonly name: string;
+  readonly properties: readonly string[];
+  /** Interned id of `name`, used to index subscriber tables. */
+  readonly tid: number;
+  readonly packetType: number | undefined;
+  /** Property name -> index, for validation. */
+  readonly index: ReadonlyMap<string, number>;
+  /** The compiled codec, built on first use (a local-only class needs no `types`). */
+  codec(): Codec;
+}
+
+const typeIds = new Map<string, number>();
+
+/** The interned id of a message type name. */
+export function typeId(name: string): number {
+  let id = typeIds.get(name);
+  if (id === undefined) {
+    id = typeIds.size;
+    typeIds.set(name, id);
+  }
+  return id;
+}
+
+const SCHEMA = Symbol('tsage.schema');
+const byPacketType: (Schema | undefined)[] = new Array(256).fill(undefined);
+const byName = new Map<string, Schema>();
+let nextMessageGid = 0;
+
+function validateClass(cls: MessageClass, name: string): readonly string[] {
+  const props = cls.properties;
+  if (!Array.isArray(props)) throw new InvalidMessageProperty(`${name}.properties must be an array of names`);
+  const seen = new Set<string>();
+  for (const p of props) {
+    if (typeof p !== 'string' || p.length === 0) {
+      throw new InvalidMessageProperty(
+        `${name}.properties holds ${JSON.stringify(p)}: names must be non-empty strings`,
+      );
+    }
+    if (RESERVED.has(p)) {
+      throw new InvalidMessageProperty(
+        `${name}.properties: '${p}' is reserved by Message; choose another name`,
+      );
+    }
+    if (seen.has(p)) throw new InvalidMessageProperty(`${name}.properties lists '${p}' twice`);
+    seen.add(p);
+  }
+  if (cls.types !== undefined && cls.types.length !== props.length) {
+    throw new WrongMessageTypeSpecified(
+      `${name} has ${props.length} properties but ${cls.types.length} types: 'properties' and 'types' must pair up`,
+    );
+  }
+  const pt = cls.packetType;
+  if (pt !== undefined && pt !== null && !(Number.isInteger(pt) && pt >= 101 && pt <= 255)) {
+    throw new PacketTypeError(`${name}.packetType must be an integer from 101 to 255, got ${String(pt)}`);
+  }
+  return Object.freeze([...props]);
+}
+
+/** The schema of a message class, compiling (and registering) it on first use. */
+export function schemaOf(cls: MessageClass): Schema {
+  const own = (cls as any)[SCHEMA] as Schema | undefined;
+  if (own !== undefined && own.cls === cls) return own;
+  return compileSchema(cls);
+}
+
+function compileSchema(cls: MessageClass): Schema {
+  const name =
+    Object.hasOwn(cls, 'messageType') && typeof cls.messageType === 'string' ? cls.messageType : cls.name;
+  if (!name) throw new InvalidMessageProperty('a message class needs a name (or a static messageType)');
+  const properties = validateClass(cls, name);
+  const index = new Map(properties.map((p, i) => [p, i]));
+  const packetType = cls.packetType ?? undefined;
+  let codec: Codec | undefined;
+  const schema: Schema = {
+    cls,
+    name,
+    properties,
+    tid: typeId(name),
+    packetType,
+    index,
+    codec() {
+      if (codec === undefined) {
+        if (cls.types === undefined) {
+          throw new WrongMessageTypeSpecified(
+            `${name} has no static types: a message needs them to be packed`,
+          );
+        }
+        codec = compileCodec(name, properties, cls.types, cls.prototype);
+      }
+      return codec;
+    },
+  };
+  if (packetType !== undefined) {
+    const taken = byPacketType[packetType];
+    if (taken !== undefined && taken.cls !== cls) {
+      throw new PacketTypeError(`${name}.packetType ${packetType} is already taken by ${taken.name}`);
+    }
+    byPacketType[packetType] = schema;
+  }
+  byName.set(name, schema);
+  Object.defineProperty(cls, SCHEMA, { value: schema, configurable: true });
+  Object.defineProperty(cls.prototype, 'messageType', { value: name, configurable: true });
+  Object.defineProperty(cls.prototype, '_tid', { value: schema.tid, configurable: true });
+  return schema;
+}
+
+/**
+ * Registers message classes with this process's registry (as constructing or
+ * subscribing to them also does). The same class twice is fine; another class
+ * with a taken packetType throws {@link PacketTypeError}.
+ */
+export function registerMessage(...classes: MessageClass[]): void {
+  for (const c of classes) schemaOf(c);
+}
+
+/** The registered schema for a packet type, if any. */
+export function schemaForPacketType(packetType: number): Schema | undefined {
+  return byPacketType[packetType];
+}
+
+/** The registered schema for a message type name, if any. */
+export function schemaForName(name: string): Schema | undefined {
+  return byName.get(name);
+}
+
+/** A scratch buffer for `toBytes`, grown on demand. */
+let scratch = new Uint8Array(4096);
+let scratchView = new DataView(scratch.buffer);
+
+/**
+ * The base class of every message. Subclasses declare `static properties`
+ * (names), and to be packed for groups or the network also `static types`
+ * (type codes) and `static packetType` (101..255).
+ *
+ * ```ts
+ * class BombMessage extends Message {
+ *   static properties = ['damage'];
+ *   static types = ['i'];
+ *   static packetType = 101;
+ *   declare damage: number;   // optional typed access; use `declare`, not a field initialiser
+ * }
+ * ```
+ */
+export class Message {
+  static properties: readonly string[] = [];
+  static types?: readonly TypeCode[];
+  static packetType?: number;
+  /** Overrides the type name (the class name by default). */
+  static messageType?: string;
+  /** Default network reliability of this class. */
+  static reliability?: Reliability;
+  /** Default network ordering channel of this class (0..31). */
+  static channel?: number;
+
+  /** Who sent the message: the group name or peer address for received messages. */
+  sender: unknown;
+  /** When set, only the actor with this gid receives the message. */
+  receiverId: number | null;
+  /** This message's id, unique within the process. */
+  gid: number;
+  /** The message's type name: its class name unless the class sets `static messageType`. */
+  declare readonly messageType: string;
+  /** @internal interned type id */
+  declare readonly _tid: number;
+
+  constructor(props?: Record<string, unknown>, options?: MessageOptions) {
+    this.sender = options?.sender ?? null;
+    this.receiverId = options?.receiverId ?? null;
+    this.gid = ++nextMessageGid;
+    const schema = schemaOf(this.constructor as MessageClass);
+    const names = schema.properties;
+    if (props === undefined) {
+      for (let i = 0; i < names.length; i++) (this as any)[names[i]!] = undefined;
+      return;
+    }
+    for (const k in props) {
+      if (!schema.index.has(k)) {
+        throw new InvalidMessageProperty(
+          `${schema.name} has no property '${k}' (its properties: ${names.join(', ') || 'none'})`,
+        );
+      }
+    }
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i]!;
+      (this as any)[n] = props[n];
+    }
+  }
+
+  /** The value of a declared property, or `fallback` when it is unset or null. */
+  getProperty<T = any>(name: string, fallback?: T): T {
+    const schema = schemaOf(this.constructor as MessageClass);
+    if (!schema.index.has(name)) {
+      throw new InvalidMessageProperty(`${schema.name}.getProperty: no property '${name}'`);
+    }
+    const v = (this as any)[name];
+    return v === undefined || v === null ? (fallback as T) : v;
+  }
+
+  /** Sets a declared property. */
+  setProperty(name: string, value: unknown): this {
+    const schema = schemaOf(this.constructor as MessageClass);
+    if (!schema.index.has(name)) {
+      throw new InvalidMessageProperty(`${schema.name}.setProperty: no property '${name}'`);
+    }
+    (this as any)[name] = value;
+    return this;
+  }
+
+  /** Packs the message as pysage does: one byte of packetType, then each property in network byte order. */
+  toBytes(): Uint8Array {
+    const schema = schemaOf(this.constructor as MessageClass);
+    if (schema.packetType === undefined) {
+      throw new PacketTypeError(`${schema.name} has no static packetType: a message needs one to be packed`);
+    }
+    const codec = schema.codec();
+    for (;;) {
+      scratch[0] = schema.packetType;
+      const end = codec.encode(this, scratch, scratchView, 1, scratch.length);
+      if (end >= 0) return scratch.slice(0, end);
+      if (scratch.length >= 64 * 1024 * 1024) {
+        throw new PacketError(`${schema.name}: packs to more than ${scratch.length} bytes`);
+      }
+      scratch = new Uint8Array(scratch.length * 2);
+      scratchView = new DataView(scratch.buffer);
+    }
+  }
+
+  /** Unpacks bytes made by `toBytes` (or by pysage) into a new instance of this class. */
+  static fromBytes<M extends Message>(this: new () => M, bytes: Uint8Array): M {
+    const schema = schemaOf(this as unknown as MessageClass);
+    if (schema.packetType === undefined) {
+      throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be unpacked`);
+    }
+    if (bytes.length < 1) throw new PacketError(`${schema.name}.fromBytes: no bytes`);
+    if (bytes[0] !== schema.packetType) {
+      throw new PacketTypeError(
+        `${schema.name}.fromBytes: bytes have packet type ${bytes[0]}, ${schema.name} is ${schema.packetType}`,
+      );
+    }
+    const m = new this();
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const end = schema.codec().decode(m, bytes, dv, 1, bytes.length);
+    if (end !== bytes.length) {
+      throw new PacketError(
+        `${schema.name}.fromBytes: ${bytes.length - end} bytes left over after the last property`,
+      );
+    }
+    return m;
+  }
+
+  toString(): string {
+    return `${this.messageType} ${this.gid}`;
+  }
+}
+
+const adhocClasses = new Map<string, MessageClass>();
+
+/**
+ * A class for an ad-hoc message type that has no concrete class: a bare type
+ * name, as pysage's `trigger_to_actor(id, 'SomeName')` allows.
+ */
+export function adhocClass(name: string, properties: readonly string[] = []): MessageClass {
+  const key = `${name}\u0000${properties.join('\u0000')}`;
+  let cls = adhocClasses.get(key);
+  if (cls === undefined) {
+    const c = class extends Message {
+      static override properties = properties;
+      static override messageType = name;
+    };
+    cls = c;
+    // Ad-hoc classes share their name's type id but stay out of the name registry.
+    Object.defineProperty(cls, SCHEMA, {
+      value: {
+        cls,
+        name,
+        properties,
+        tid: typeId(name),
+        packetType: undefined,
+        index: new Map(properties.map((p, i) => [p, i])),
+        codec() {
+          throw new PacketTypeError(`ad-hoc message '${name}' has no packetType and cannot be packed`);
+        },
+      } satisfies Schema,
+      configurable: true,
+    });
+    Object.defineProperty(cls.prototype, 'messageType', { value: name, configurable: true });
+    Object.defineProperty(cls.prototype, '_tid', { value: typeId(name), configurable: true });
+    adhocClasses.set(key, cls);
+  }
+  return cls;
+}
