@@ -6,6 +6,7 @@
 //! `fn(&Env, &[napi_value]) -> Result<napi_value, JsError>` in a file of its
 //! own concern ([`shm`]); one trampoline serves them all.
 
+mod ring;
 mod shm;
 mod sys;
 
@@ -49,7 +50,7 @@ type Result<T> = std::result::Result<T, JsError>;
 type Export = fn(&Env, &[napi_value]) -> Result<napi_value>;
 
 /// The calling environment of one export invocation.
-pub struct Env(napi_env);
+pub struct Env(pub(crate) napi_env);
 
 fn check(status: napi_status, what: &str) -> Result<()> {
     if status == NAPI_OK {
@@ -128,31 +129,6 @@ impl Env {
             )));
         }
         Ok(x as u64)
-    }
-
-    pub fn get_bool(&self, v: napi_value, what: &str) -> Result<bool> {
-        let mut b = false;
-        // SAFETY: live env and handle; b is a valid out pointer.
-        let st = unsafe { napi_get_value_bool(self.0, v, &mut b) };
-        if st != NAPI_OK {
-            return Err(JsError::arg(format!("{what} must be a boolean")));
-        }
-        Ok(b)
-    }
-
-    pub fn get_string(&self, v: napi_value, what: &str) -> Result<String> {
-        let mut len = 0usize;
-        // SAFETY: a null buffer asks only for the length.
-        let st = unsafe { napi_get_value_string_utf8(self.0, v, ptr::null_mut(), 0, &mut len) };
-        if st != NAPI_OK {
-            return Err(JsError::arg(format!("{what} must be a string")));
-        }
-        let mut buf = vec![0u8; len + 1];
-        // SAFETY: buf has room for len bytes plus the NUL Node writes.
-        let st = unsafe { napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
-        check(st, "napi_get_value_string_utf8")?;
-        buf.truncate(len);
-        String::from_utf8(buf).map_err(|_| JsError::arg(format!("{what} is not valid UTF-8")))
     }
 
     /// The bytes behind a typed array or ArrayBuffer argument: (pointer, length in bytes).
@@ -316,6 +292,15 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("shmCreate", shm::create),
         ("shmMap", shm::map),
         ("closeFd", shm::close_fd),
+        ("ringRegionLen", ring::region_len),
+        ("ringInit", ring::init),
+        ("ringOpen", ring::open),
+        ("ringCommitClaim", ring::commit_claim),
+        ("ringWriteFragments", ring::write_fragments),
+        ("ringReleasePoll", ring::release_poll),
+        ("ringSync", ring::sync),
+        ("ringClose", ring::close),
+        ("setParentDeathSignal", ring::parent_death_signal),
     ];
     for (name, f) in all {
         if let Err(err) = register(env, exports, name, *f) {

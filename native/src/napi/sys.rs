@@ -24,6 +24,12 @@ pub type napi_env = *mut napi_env__;
 pub type napi_value = *mut napi_value__;
 pub type napi_callback_info = *mut napi_callback_info__;
 pub type napi_status = i32;
+/// Opaque `napi_ref__`.
+#[repr(C)]
+pub struct napi_ref__ {
+    _private: [u8; 0],
+}
+pub type napi_ref = *mut napi_ref__;
 pub type napi_callback = unsafe extern "C" fn(env: napi_env, info: napi_callback_info) -> napi_value;
 pub type napi_finalize = unsafe extern "C" fn(env: napi_env, data: *mut c_void, hint: *mut c_void);
 
@@ -113,5 +119,12 @@ extern "C" {
     pub fn napi_is_arraybuffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     pub fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
     pub fn napi_throw(env: napi_env, error: napi_value) -> napi_status;
+    pub fn napi_create_reference(
+        env: napi_env,
+        value: napi_value,
+        initial_refcount: u32,
+        result: *mut napi_ref,
+    ) -> napi_status;
+    pub fn napi_delete_reference(env: napi_env, reference: napi_ref) -> napi_status;
     pub fn napi_is_exception_pending(env: napi_env, result: *mut bool) -> napi_status;
 }

@@ -30,7 +30,7 @@ mod tests;
 use std::fmt;
 use std::net::SocketAddr;
 
-pub use conditioner::{Conditioner, ConditionerConfig};
+pub use conditioner::{Conditioner, ConditionerConfig, ConditionerStats};
 pub use driver::{Driver, ServiceReport};
 pub use endpoint::{Endpoint, EventRef, PeerInfo};
 pub use stats::Stats;

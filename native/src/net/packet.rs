@@ -167,15 +167,6 @@ fn get_varint(b: &[u8], pos: &mut usize) -> Option<usize> {
     None
 }
 
-/// Size of a command header in canonical form.
-#[inline]
-pub(crate) fn canonical_header_len(rel: Reliability, frag: bool, payload_len: usize) -> usize {
-    2 + if rel.is_reliable() { 4 } else { 0 }
-        + if has_seq(rel, frag) { 2 } else { 0 }
-        + if frag { FRAG_FIELDS } else { 0 }
-        + varint_len(payload_len)
-}
-
 /// Largest command header on the wire for a payload of `payload_len` bytes.
 #[inline]
 pub(crate) fn max_wire_header_len(frag: bool, payload_len: usize) -> usize {
@@ -269,33 +260,31 @@ pub(crate) fn parse_cmd<'a>(b: &'a [u8], canonical: bool, prev_id: &mut Option<u
     })
 }
 
-/// Wire size of the canonical command `c` (of parsed form `cmd`) given the previous
-/// reliable id written to the packet, and whether it would use `K_ID_NEXT`.
+/// Wire size of a canonical command of `clen` bytes given the previous reliable id
+/// written to the packet, and whether it would use `K_ID_NEXT`.
 #[inline]
-pub(crate) fn wire_len(cmd: &Cmd<'_>, prev_id: Option<u16>) -> (usize, bool) {
-    if !cmd.rel.is_reliable() {
-        return (cmd.len, false);
+pub(crate) fn wire_len(clen: usize, reliable: bool, id: u32, prev_id: Option<u16>) -> (usize, bool) {
+    if !reliable {
+        return (clen, false);
     }
-    let next = prev_id.map(|p| p.wrapping_add(1)) == Some(cmd.id as u16);
-    (if next { cmd.len - 4 } else { cmd.len - 2 }, next)
+    let next = prev_id.map(|p| p.wrapping_add(1)) == Some(id as u16);
+    (if next { clen - 4 } else { clen - 2 }, next)
 }
 
-/// Appends canonical command `c` (parsed as `cmd`) to a datagram in wire form.
+/// Appends the canonical command `c` (exactly one command) to a datagram in wire form.
 #[inline]
-pub(crate) fn write_wire(out: &mut Vec<u8>, c: &[u8], cmd: &Cmd<'_>, prev_id: &mut Option<u16>) {
-    if !cmd.rel.is_reliable() {
-        out.extend_from_slice(&c[..cmd.len]);
+pub(crate) fn write_wire(out: &mut Vec<u8>, c: &[u8], reliable: bool, id: u32, next: bool) {
+    if !reliable {
+        out.extend_from_slice(c);
         return;
     }
-    let (_, next) = wire_len(cmd, *prev_id);
     if next {
         out.push(c[0] | K_ID_NEXT);
         out.push(c[1]);
     } else {
         out.push(c[0]);
         out.push(c[1]);
-        out.extend_from_slice(&(cmd.id as u16).to_le_bytes());
+        out.extend_from_slice(&(id as u16).to_le_bytes());
     }
-    out.extend_from_slice(&c[6..cmd.len]);
-    *prev_id = Some(cmd.id as u16);
+    out.extend_from_slice(&c[6..]);
 }

@@ -3,9 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use super::{
-    record_size, Ring, RingError, CONSUMER_FRAG_OFFSET, DATA_OFFSET, FRAG_HEADER, HEAD_OFFSET,
-    KIND_FRAG_FIRST, KIND_FRAG_LAST, KIND_FRAG_MIDDLE, KIND_PADDING, KIND_USER_MIN, RECORD_ALIGN,
-    RECORD_HEADER, TAIL_OFFSET,
+    record_size, Ring, RingError, CONSUMER_FRAG_OFFSET, DATA_OFFSET, FRAG_HEADER, HEAD_OFFSET, KIND_FRAG_FIRST,
+    KIND_FRAG_LAST, KIND_FRAG_MIDDLE, KIND_PADDING, KIND_USER_MIN, RECORD_ALIGN, RECORD_HEADER, TAIL_OFFSET,
 };
 
 /// What [`Consumer::poll`] found.
@@ -69,8 +68,8 @@ impl Consumer {
         let tail = ring.u64_at(TAIL_OFFSET).load(Ordering::Acquire);
         let head = ring.u64_at(HEAD_OFFSET).load(Ordering::Acquire);
         let flag = ring.u64_at(CONSUMER_FRAG_OFFSET).load(Ordering::Acquire) != 0;
-        if head % RECORD_ALIGN as u64 != 0
-            || tail % RECORD_ALIGN as u64 != 0
+        if !head.is_multiple_of(RECORD_ALIGN as u64)
+            || !tail.is_multiple_of(RECORD_ALIGN as u64)
             || head.wrapping_sub(tail) > ring.capacity as u64
         {
             return Err(RingError::Corrupt(format!(
@@ -133,7 +132,7 @@ impl Consumer {
         if bytes == 0 {
             return Ok(());
         }
-        if bytes % RECORD_ALIGN != 0 || bytes > self.run {
+        if !bytes.is_multiple_of(RECORD_ALIGN) || bytes > self.run {
             return Err(RingError::Invalid(format!(
                 "release of {bytes} bytes: must be a multiple of 8 within the {} bytes polled",
                 self.run
@@ -166,7 +165,7 @@ impl Consumer {
     fn refresh_head(&mut self) -> Result<(), RingError> {
         let head = self.ring.u64_at(HEAD_OFFSET).load(Ordering::Acquire);
         let avail = head.wrapping_sub(self.tail);
-        if head % RECORD_ALIGN as u64 != 0
+        if !head.is_multiple_of(RECORD_ALIGN as u64)
             || avail > self.ring.capacity as u64
             || avail < self.head.wrapping_sub(self.tail)
         {
@@ -187,9 +186,7 @@ impl Consumer {
         if flag && !self.frag_flag {
             word.store(1, Ordering::Release);
         }
-        self.ring
-            .u64_at(TAIL_OFFSET)
-            .store(self.tail, Ordering::Release);
+        self.ring.u64_at(TAIL_OFFSET).store(self.tail, Ordering::Release);
         if !flag && self.frag_flag {
             word.store(0, Ordering::Release);
         }
@@ -211,7 +208,11 @@ impl Consumer {
             if size > limit {
                 return Err(RingError::Corrupt(format!(
                     "record at region offset {at} (length {len}, kind {kind}) runs past {}",
-                    if limit == avail { "head" } else { "the end of the data area" }
+                    if limit == avail {
+                        "head"
+                    } else {
+                        "the end of the data area"
+                    }
                 )));
             }
             if kind != KIND_PADDING && len as usize > self.ring.max_record {
@@ -234,10 +235,7 @@ impl Consumer {
                     while p < limit {
                         let (len, kind) = self.ring.read_header(off + p);
                         let size = record_size(len as usize);
-                        if kind < KIND_USER_MIN
-                            || size > limit - p
-                            || len as usize > self.ring.max_record
-                        {
+                        if kind < KIND_USER_MIN || size > limit - p || len as usize > self.ring.max_record {
                             break; // the next poll starts there and reports what is wrong
                         }
                         p += size;
@@ -256,12 +254,7 @@ impl Consumer {
 
     /// Takes the fragment record at data offset `off` with payload length
     /// `len` into the reassembler. Checks everything before changing any state.
-    fn take_fragment(
-        &mut self,
-        off: usize,
-        len: usize,
-        kind: u32,
-    ) -> Result<Option<Polled>, RingError> {
+    fn take_fragment(&mut self, off: usize, len: usize, kind: u32) -> Result<Option<Polled>, RingError> {
         let at = DATA_OFFSET + off;
         let payload = off + RECORD_HEADER;
         if kind == KIND_FRAG_FIRST {

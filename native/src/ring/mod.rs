@@ -164,10 +164,7 @@ impl std::error::Error for RingError {}
 
 /// Checks capacity and max record size; both come from callers or from shared memory.
 fn check_geometry(capacity: u64, max_record: u64) -> Result<(), RingError> {
-    if !capacity.is_power_of_two()
-        || capacity < MIN_CAPACITY as u64
-        || capacity > MAX_CAPACITY as u64
-    {
+    if !capacity.is_power_of_two() || capacity < MIN_CAPACITY as u64 || capacity > MAX_CAPACITY as u64 {
         return Err(RingError::BadCapacity(capacity));
     }
     let limit = (capacity / 2 - RECORD_HEADER as u64).min(MAX_MAX_RECORD as u64);
@@ -203,13 +200,10 @@ impl Ring {
     /// # Safety
     /// `base..base+len` must be a readable and writable mapping that outlives
     /// the returned Ring and all its clones (and the Producer/Consumer made
-    /// from them). No other process may use the region until this returns.
-    pub unsafe fn init(
-        base: *mut u8,
-        len: usize,
-        capacity: usize,
-        max_record: usize,
-    ) -> Result<Ring, RingError> {
+    /// from them). No other process may write the region while this runs
+    /// (one that attaches meanwhile gets [`RingError::NotInitialised`] or a
+    /// complete ring).
+    pub unsafe fn init(base: *mut u8, len: usize, capacity: usize, max_record: usize) -> Result<Ring, RingError> {
         check_base(base, len)?;
         check_geometry(capacity as u64, max_record as u64)?;
         if len < region_len(capacity) {
@@ -224,14 +218,15 @@ impl Ring {
             capacity,
             max_record,
         };
+        // Version 0 first, so an attach racing with us sees "not initialised".
         ring.u32_at(VERSION_OFFSET).store(0, Ordering::Release);
-        // SAFETY: len >= DATA_OFFSET (checked); the header bytes are ours while initialising.
-        unsafe { std::ptr::write_bytes(base, 0, DATA_OFFSET) };
+        for off in (0..DATA_OFFSET).step_by(8).filter(|&o| o != VERSION_OFFSET) {
+            ring.u64_at(off).store(0, Ordering::Relaxed);
+        }
         ring.u64_at(MAGIC_OFFSET).store(MAGIC, Ordering::Relaxed);
         ring.u32_at(DATA_OFFSET_OFFSET)
             .store(DATA_OFFSET as u32, Ordering::Relaxed);
-        ring.u64_at(CAPACITY_OFFSET)
-            .store(capacity as u64, Ordering::Relaxed);
+        ring.u64_at(CAPACITY_OFFSET).store(capacity as u64, Ordering::Relaxed);
         ring.u64_at(MAX_RECORD_OFFSET)
             .store(max_record as u64, Ordering::Relaxed);
         ring.u32_at(CREATOR_PID_OFFSET)
@@ -349,9 +344,7 @@ impl Ring {
         self.check_data_range(offset, dst.len())?;
         // SAFETY: the range is inside the data area (checked) and dst is a
         // private buffer, so the two cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.base.add(offset), dst.as_mut_ptr(), dst.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
 
@@ -395,7 +388,7 @@ impl Ring {
 
     /// The header word at `off` (a multiple of 8 below [`DATA_OFFSET`]).
     fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= DATA_OFFSET);
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= DATA_OFFSET);
         // SAFETY: base is 8-aligned and the region holds at least DATA_OFFSET
         // bytes (checked by the constructors), so the word is in bounds and
         // aligned; the mapping outlives self by the constructors' contract.
@@ -404,14 +397,17 @@ impl Ring {
 
     /// The header half-word at `off` (a multiple of 4 below [`DATA_OFFSET`]).
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= DATA_OFFSET);
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= DATA_OFFSET);
         // SAFETY: as for u64_at, with 4-byte alignment.
         unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) }
     }
 
     /// The u32 at data-area offset `off` (a multiple of 4, `off + 4 <= capacity`).
     fn data_u32(&self, off: usize) -> &AtomicU32 {
-        assert!(off % 4 == 0 && off + 4 <= self.capacity, "ring bug: data word {off} out of range");
+        assert!(
+            off.is_multiple_of(4) && off + 4 <= self.capacity,
+            "ring bug: data word {off} out of range"
+        );
         // SAFETY: the word lies inside the data area (asserted) whose end is
         // within the region (checked by the constructors), 4-byte aligned
         // because base and DATA_OFFSET are 8-aligned.
@@ -440,9 +436,7 @@ impl Ring {
         );
         // SAFETY: the destination is inside the data area (asserted) and src
         // is private memory, so they do not overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(DATA_OFFSET + off), src.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(DATA_OFFSET + off), src.len()) };
     }
 
     /// Data-area offset of position `pos`.
@@ -452,7 +446,7 @@ impl Ring {
 }
 
 fn check_base(base: *mut u8, len: usize) -> Result<(), RingError> {
-    if base.is_null() || base as usize % 8 != 0 {
+    if base.is_null() || !(base as usize).is_multiple_of(8) {
         return Err(RingError::Misaligned);
     }
     if len < DATA_OFFSET {
@@ -496,7 +490,7 @@ impl Iterator for Records<'_> {
         let data_end = DATA_OFFSET + ring.capacity;
         let ok_span = self.pos >= DATA_OFFSET
             && self.end <= data_end
-            && (self.pos - DATA_OFFSET) % RECORD_ALIGN == 0
+            && (self.pos - DATA_OFFSET).is_multiple_of(RECORD_ALIGN)
             && self.end - self.pos >= RECORD_HEADER;
         if !ok_span {
             self.failed = true;

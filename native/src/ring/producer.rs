@@ -3,9 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use super::{
-    align8, record_size, Ring, RingError, DATA_OFFSET, FRAG_HEADER, HEAD_OFFSET, KIND_FRAG_FIRST,
-    KIND_FRAG_LAST, KIND_FRAG_MIDDLE, KIND_PADDING, KIND_USER_MIN, RECORD_ALIGN, RECORD_HEADER,
-    TAIL_OFFSET,
+    align8, record_size, Ring, RingError, DATA_OFFSET, FRAG_HEADER, HEAD_OFFSET, KIND_FRAG_FIRST, KIND_FRAG_LAST,
+    KIND_FRAG_MIDDLE, KIND_PADDING, KIND_USER_MIN, RECORD_ALIGN, RECORD_HEADER, TAIL_OFFSET,
 };
 
 /// Smallest chunk [`Producer::write_fragments`] waits for room for (unless
@@ -37,8 +36,8 @@ impl Producer {
         let head = ring.u64_at(HEAD_OFFSET).load(Ordering::Acquire);
         let tail = ring.u64_at(TAIL_OFFSET).load(Ordering::Acquire);
         let used = head.wrapping_sub(tail);
-        if head % RECORD_ALIGN as u64 != 0
-            || tail % RECORD_ALIGN as u64 != 0
+        if !head.is_multiple_of(RECORD_ALIGN as u64)
+            || !tail.is_multiple_of(RECORD_ALIGN as u64)
             || used > ring.capacity as u64
         {
             return Err(RingError::Corrupt(format!(
@@ -99,8 +98,7 @@ impl Producer {
         let (start, span) = if pad == 0 {
             (off, free.min(to_end))
         } else {
-            self.ring
-                .write_header(off, (pad - RECORD_HEADER) as u32, KIND_PADDING);
+            self.ring.write_header(off, (pad - RECORD_HEADER) as u32, KIND_PADDING);
             self.head = self.head.wrapping_add(pad as u64);
             (0, free - pad)
         };
@@ -116,7 +114,7 @@ impl Producer {
     /// `max_record`, and end inside `used`. What remains of the span can be
     /// committed by a further call.
     pub fn commit(&mut self, used: usize) -> Result<(), RingError> {
-        if used % RECORD_ALIGN != 0 || used > self.claimed {
+        if !used.is_multiple_of(RECORD_ALIGN) || used > self.claimed {
             return Err(RingError::Invalid(format!(
                 "commit of {used} bytes: must be a multiple of 8 within the {} bytes claimed",
                 self.claimed
@@ -180,9 +178,7 @@ impl Producer {
     /// Publishes head (release store) if records were written since the last publish.
     pub fn publish(&mut self) {
         if self.head != self.published {
-            self.ring
-                .u64_at(HEAD_OFFSET)
-                .store(self.head, Ordering::Release);
+            self.ring.u64_at(HEAD_OFFSET).store(self.head, Ordering::Release);
             self.published = self.head;
         }
     }
@@ -195,12 +191,7 @@ impl Producer {
     /// freed space, until it returns `data.len()`. Other records may be written
     /// between calls; no other fragmented message may be started until this
     /// one is done. `data` must be 1..=u32::MAX bytes.
-    pub fn write_fragments(
-        &mut self,
-        user_kind: u32,
-        data: &[u8],
-        progress: usize,
-    ) -> Result<usize, RingError> {
+    pub fn write_fragments(&mut self, user_kind: u32, data: &[u8], progress: usize) -> Result<usize, RingError> {
         if user_kind < KIND_USER_MIN {
             return Err(RingError::Invalid(format!(
                 "kind {user_kind} is not a user kind (>= {KIND_USER_MIN})"
@@ -241,12 +232,7 @@ impl Producer {
             let mut fh = [0u8; FRAG_HEADER];
             fh[..4].copy_from_slice(&(data.len() as u32).to_ne_bytes());
             fh[4..].copy_from_slice(&user_kind.to_ne_bytes());
-            self.put_record(
-                start - DATA_OFFSET,
-                kind,
-                &fh[..extra],
-                &data[p..p + chunk],
-            );
+            self.put_record(start - DATA_OFFSET, kind, &fh[..extra], &data[p..p + chunk]);
             p += chunk;
         }
         self.publish();
@@ -268,8 +254,7 @@ impl Producer {
     fn put_record(&mut self, off: usize, kind: u32, prefix: &[u8], body: &[u8]) {
         let len = prefix.len() + body.len();
         self.ring.write_data(off + RECORD_HEADER, prefix);
-        self.ring
-            .write_data(off + RECORD_HEADER + prefix.len(), body);
+        self.ring.write_data(off + RECORD_HEADER + prefix.len(), body);
         self.ring.write_header(off, len as u32, kind);
         self.head = self.head.wrapping_add(record_size(len) as u64);
         self.claimed = 0;
@@ -292,7 +277,7 @@ impl Producer {
     /// A tail is possible if aligned and between the last tail seen and the published head.
     fn check_tail(&self, tail: u64) -> Result<(), RingError> {
         let ahead = tail.wrapping_sub(self.tail);
-        if tail % RECORD_ALIGN as u64 != 0 || ahead > self.published.wrapping_sub(self.tail) {
+        if !tail.is_multiple_of(RECORD_ALIGN as u64) || ahead > self.published.wrapping_sub(self.tail) {
             return Err(RingError::Corrupt(format!(
                 "tail {tail} is not between the previous tail {} and the published head {}",
                 self.tail, self.published

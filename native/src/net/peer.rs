@@ -1,0 +1,887 @@
+//! One connection: send queues, packetisation, acknowledgement, loss detection,
+//! retransmission and RTT on the send side; duplicate suppression, ordering
+//! and reassembly on the receive side.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use super::channel::{is_fresh, tx_stream, Events, RxChannel, Slot};
+use super::fragment::{self, Reassembly};
+use super::packet::{self, Cmd, DataHeader, Frag, DATA_HEADER_LEN, FLAG_HAS_ACK, T_ACK, T_DATA};
+use super::seq::{diff16, extend32, gt16};
+use super::{Config, PeerId, Reliability, SendError, Stats, CHANNELS};
+
+/// Reliable ids a sender may have outstanding beyond the oldest unacknowledged one;
+/// also the receiver's duplicate-suppression window. Must stay below 32768 (16-bit ids on the wire).
+pub(crate) const REL_WINDOW: u64 = 8192;
+const REL_WORDS: usize = (REL_WINDOW / 64) as usize;
+/// Received-packet window used to suppress duplicate packets.
+const RX_PKT_WINDOW: u16 = 1024;
+/// Most unreliable messages reassembled at once per peer (oldest evicted).
+const MAX_UNRELIABLE_PARTIALS: usize = 4;
+/// Most reliable messages reassembled at once per peer.
+const MAX_RELIABLE_PARTIALS: usize = 4096;
+/// Unreliable partial messages older than this are dropped.
+const UNRELIABLE_PARTIAL_MS: u64 = 5_000;
+
+/// Everything a peer needs from its endpoint while handling input or timers.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub stats: &'a mut Stats,
+    pub events: &'a mut Events,
+    pub pool: &'a mut Vec<Vec<u8>>,
+    pub out: &'a mut VecDeque<(SocketAddr, Vec<u8>)>,
+}
+
+impl Ctx<'_> {
+    /// A cleared buffer from the pool.
+    pub(crate) fn buf(&mut self) -> Vec<u8> {
+        let mut b = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(self.cfg.mtu));
+        b.clear();
+        b
+    }
+
+    /// Queues a datagram for sending.
+    pub(crate) fn send(&mut self, addr: SocketAddr, dg: Vec<u8>) {
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += dg.len() as u64;
+        self.out.push_back((addr, dg));
+    }
+
+    /// Returns a buffer to the pool (bounded).
+    pub(crate) fn recycle(&mut self, b: Vec<u8>) {
+        if self.pool.len() < 4096 && b.capacity() <= 1 << 16 {
+            self.pool.push(b);
+        }
+    }
+}
+
+/// Handshake progress of an outgoing connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Sent HELLO; `cookie` once the listener answered (timestamp, MAC, when received).
+    Connecting {
+        started: u64,
+        last_sent: u64,
+        cookie: Option<(u32, u64, u64)>,
+    },
+    /// Handshake done.
+    Connected,
+}
+
+/// A sent DATA packet awaiting acknowledgement; `rel` holds its reliable commands
+/// in canonical form so they can be resent if the packet is lost.
+#[derive(Debug)]
+struct Record {
+    sent_at: u64,
+    rel: Vec<u8>,
+    live: bool,
+}
+
+/// Outcome of handling one received command.
+#[derive(PartialEq, Eq)]
+enum Verdict {
+    /// Processed (delivered, held, or dropped for good).
+    Done,
+    /// Cannot take it now; the packet must not be acknowledged so the peer resends it.
+    Refuse,
+}
+
+/// Message bytes that are either borrowed from a packet or already owned.
+enum Data<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Data<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Borrowed(b) => b,
+            Data::Owned(v) => v,
+        }
+    }
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Data::Borrowed(b) => b.to_vec(),
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+/// A ring of `REL_WINDOW` bits addressed by full reliable id.
+fn bit_get(bits: &[u64], id: u64) -> bool {
+    let i = (id % REL_WINDOW) as usize;
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn bit_set(bits: &mut [u64], id: u64, on: bool) {
+    let i = (id % REL_WINDOW) as usize;
+    if on {
+        bits[i / 64] |= 1 << (i % 64);
+    } else {
+        bits[i / 64] &= !(1 << (i % 64));
+    }
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub id: PeerId,
+    pub addr: SocketAddr,
+    /// Our connection id: every packet the peer sends us carries it.
+    pub local_conn: u32,
+    /// The peer's connection id: every packet we send carries it.
+    pub remote_conn: u32,
+    /// The client's handshake nonce.
+    pub nonce: u64,
+    pub state: State,
+    pub last_recv: u64,
+    pub last_send: u64,
+
+    // ---- send side ----
+    next_seq: u16,
+    records: VecDeque<Record>,
+    rec_first: u16,
+    in_flight_bytes: usize,
+    largest_acked: Option<u16>,
+    queue: Vec<u8>,
+    queue_head: usize,
+    resend: Vec<u8>,
+    resend_head: usize,
+    next_rel_id: u64,
+    oldest_unacked: u64,
+    max_sent_id: u64,
+    acked: Vec<u64>,
+    tx_seq: [[u16; 4]; CHANNELS],
+    srtt: f64,
+    rttvar: f64,
+    has_rtt: bool,
+    rto_shift: u32,
+
+    // ---- receive side ----
+    rx_any: bool,
+    rx_latest: u16,
+    rx_bits: Vec<u64>,
+    ack_bits: u64,
+    ack_pending: u32,
+    ack_deadline: u64,
+    rel_base: u64,
+    rel_bits: Vec<u64>,
+    channels: Vec<RxChannel>,
+    reasm: HashMap<u64, Reassembly>,
+    unrel_reasm: Vec<Reassembly>,
+    rx_buffered: usize,
+}
+
+impl Peer {
+    /// A fresh peer (either role).
+    pub(crate) fn new(id: PeerId, addr: SocketAddr, local_conn: u32, nonce: u64, state: State, now: u64) -> Self {
+        Peer {
+            id,
+            addr,
+            local_conn,
+            remote_conn: 0,
+            nonce,
+            state,
+            last_recv: now,
+            last_send: now,
+            next_seq: 0,
+            records: VecDeque::new(),
+            rec_first: 0,
+            in_flight_bytes: 0,
+            largest_acked: None,
+            queue: Vec::new(),
+            queue_head: 0,
+            resend: Vec::new(),
+            resend_head: 0,
+            next_rel_id: 0,
+            oldest_unacked: 0,
+            max_sent_id: 0,
+            acked: vec![0; REL_WORDS],
+            tx_seq: [[0; 4]; CHANNELS],
+            srtt: 0.0,
+            rttvar: 0.0,
+            has_rtt: false,
+            rto_shift: 0,
+            rx_any: false,
+            rx_latest: 0,
+            rx_bits: vec![0; RX_PKT_WINDOW as usize / 64],
+            ack_bits: 0,
+            ack_pending: 0,
+            ack_deadline: 0,
+            rel_base: 0,
+            rel_bits: vec![0; REL_WORDS],
+            channels: (0..CHANNELS).map(|_| RxChannel::default()).collect(),
+            reasm: HashMap::new(),
+            unrel_reasm: Vec::new(),
+            rx_buffered: 0,
+        }
+    }
+
+    /// Whether the handshake is complete.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// Bytes queued but never sent.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queue.len() - self.queue_head
+    }
+
+    /// Reliable bytes sent and unacknowledged, including those waiting to be resent.
+    pub(crate) fn unacked_bytes(&self) -> usize {
+        self.in_flight_bytes + (self.resend.len() - self.resend_head)
+    }
+
+    /// Packets sent and not yet resolved.
+    pub(crate) fn packets_in_flight(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Bytes held for reassembly and out-of-order delivery.
+    pub(crate) fn rx_buffered(&self) -> usize {
+        self.rx_buffered
+    }
+
+    /// Smoothed RTT in ms, if sampled.
+    pub(crate) fn srtt(&self) -> Option<f64> {
+        self.has_rtt.then_some(self.srtt)
+    }
+
+    /// Current retransmission timeout, backoff included.
+    pub(crate) fn rto(&self, cfg: &Config) -> u64 {
+        let base = if self.has_rtt {
+            (self.srtt + (4.0 * self.rttvar).max(1.0)).ceil() as u64
+        } else {
+            cfg.rto_initial_ms
+        };
+        let base = base.clamp(cfg.rto_min_ms, cfg.rto_max_ms);
+        base.saturating_mul(1u64 << self.rto_shift.min(20)).min(cfg.rto_max_ms)
+    }
+
+    // ------------------------------------------------------------------ send
+
+    /// Encodes a message into the send queue (fragmenting it if needed).
+    pub(crate) fn queue_message(&mut self, rel: Reliability, channel: u8, payload: &[u8], cfg: &Config) -> Result<(), SendError> {
+        if self.queued_bytes() >= cfg.max_queued_bytes {
+            return Err(SendError::WindowFull);
+        }
+        if self.queue_head == self.queue.len() {
+            self.queue.clear();
+            self.queue_head = 0;
+        }
+        let stream = &mut self.tx_seq[channel as usize][tx_stream(rel)];
+        let seq = *stream;
+        *stream = stream.wrapping_add(1);
+        let len = payload.len();
+        if DATA_HEADER_LEN + packet::max_wire_header_len(false, len) + len <= cfg.mtu {
+            packet::encode_canonical(&mut self.queue, rel, channel, self.next_rel_id as u32, seq, None, payload);
+            if rel.is_reliable() {
+                self.next_rel_id += 1;
+            }
+            return Ok(());
+        }
+        let room = cfg.mtu - DATA_HEADER_LEN - packet::max_wire_header_len(true, cfg.mtu);
+        let count = len.div_ceil(room);
+        let fs = len.div_ceil(count);
+        self.queue.reserve(len + count * 32);
+        for (i, chunk) in payload.chunks(fs).enumerate() {
+            let frag = Frag {
+                total: len as u32,
+                count: count as u32,
+                index: i as u32,
+            };
+            packet::encode_canonical(&mut self.queue, rel, channel, self.next_rel_id as u32, seq, Some(frag), chunk);
+            if rel.is_reliable() {
+                self.next_rel_id += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds as many DATA packets as the windows allow, then a standalone ack or a
+    /// keepalive ping if one is due.
+    pub(crate) fn flush(&mut self, now: u64, ctx: &mut Ctx<'_>) {
+        if !self.is_connected() {
+            return;
+        }
+        let mtu = ctx.cfg.mtu;
+        let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut prev_id: Option<u16> = None;
+        loop {
+            // Pick the next command: retransmissions first, then new data.
+            let from_resend = self.resend_head < self.resend.len();
+            let (src, head) = if from_resend {
+                (&self.resend, self.resend_head)
+            } else if self.queue_head < self.queue.len() {
+                (&self.queue, self.queue_head)
+            } else {
+                break;
+            };
+            let Some(cmd) = packet::parse_cmd(&src[head..], true, &mut None) else {
+                // Cannot happen (we wrote it); drop the rest rather than loop.
+                if from_resend {
+                    self.resend_head = self.resend.len();
+                } else {
+                    self.queue_head = self.queue.len();
+                }
+                continue;
+            };
+            let (clen, reliable, id) = (cmd.len, cmd.rel.is_reliable(), cmd.id);
+            let full = extend32(self.oldest_unacked, id);
+            if from_resend {
+                if full < self.oldest_unacked || bit_get(&self.acked, full) {
+                    self.resend_head += clen;
+                    continue;
+                }
+            } else if reliable {
+                let unacked = self.unacked_bytes();
+                if full >= self.oldest_unacked + REL_WINDOW
+                    || (unacked > 0 && unacked + clen > ctx.cfg.max_in_flight_bytes)
+                {
+                    break;
+                }
+            }
+            let (wlen, _) = packet::wire_len(clen, reliable, id, prev_id);
+            if let Some((dg, _)) = &cur {
+                if dg.len() + wlen > mtu {
+                    let (dg, rec) = cur.take().unwrap_or_default();
+                    self.finish_packet(now, dg, rec, ctx);
+                    prev_id = None;
+                }
+            }
+            if cur.is_none() {
+                if self.records.len() >= ctx.cfg.max_in_flight_packets {
+                    break;
+                }
+                let mut dg = ctx.buf();
+                dg.resize(DATA_HEADER_LEN, 0);
+                cur = Some((dg, ctx.buf()));
+            }
+            let Some((dg, rec)) = cur.as_mut() else { break };
+            let src = if from_resend { &self.resend } else { &self.queue };
+            let c = &src[head..head + clen];
+            let (_, next) = packet::wire_len(clen, reliable, id, prev_id);
+            packet::write_wire(dg, c, reliable, id, next);
+            if reliable {
+                rec.extend_from_slice(c);
+                prev_id = Some(id as u16);
+            }
+            if from_resend {
+                self.resend_head += clen;
+                ctx.stats.retransmissions += 1;
+            } else {
+                self.queue_head += clen;
+                if reliable && full >= self.max_sent_id {
+                    self.max_sent_id = full + 1;
+                }
+            }
+        }
+        if let Some((dg, rec)) = cur.take() {
+            self.finish_packet(now, dg, rec, ctx);
+        }
+        if self.resend_head == self.resend.len() {
+            self.resend.clear();
+            self.resend_head = 0;
+        }
+        if self.queue_head == self.queue.len() {
+            self.queue.clear();
+            self.queue_head = 0;
+        } else if self.queue_head > self.queue.len() / 2 {
+            self.queue.drain(..self.queue_head);
+            self.queue_head = 0;
+        }
+        if self.ack_pending > 0 && (self.ack_pending >= ctx.cfg.ack_every || now >= self.ack_deadline) {
+            let mut dg = ctx.buf();
+            dg.resize(DATA_HEADER_LEN, 0);
+            let h = self.header(0);
+            h.write(T_ACK, &mut dg);
+            self.ack_pending = 0;
+            ctx.stats.acks_sent += 1;
+            ctx.send(self.addr, dg);
+        }
+        if now.saturating_sub(self.last_send) >= ctx.cfg.keepalive_ms && self.records.len() < ctx.cfg.max_in_flight_packets {
+            let mut dg = ctx.buf();
+            dg.resize(DATA_HEADER_LEN, 0);
+            let rec = ctx.buf();
+            ctx.stats.pings_sent += 1;
+            self.finish_packet(now, dg, rec, ctx);
+        }
+    }
+
+    /// The header we would send now (acks included when we have received anything).
+    fn header(&self, seq: u16) -> DataHeader {
+        DataHeader {
+            flags: if self.rx_any { FLAG_HAS_ACK } else { 0 },
+            conn: self.remote_conn,
+            seq,
+            ack: self.rx_latest,
+            ack_bits: self.ack_bits,
+            rel_cum: self.rel_base as u16,
+        }
+    }
+
+    fn finish_packet(&mut self, now: u64, mut dg: Vec<u8>, rec: Vec<u8>, ctx: &mut Ctx<'_>) {
+        let seq = self.next_seq;
+        self.header(seq).write(T_DATA, &mut dg);
+        self.next_seq = seq.wrapping_add(1);
+        if self.records.is_empty() {
+            self.rec_first = seq;
+        }
+        self.in_flight_bytes += rec.len();
+        self.records.push_back(Record {
+            sent_at: now,
+            rel: rec,
+            live: true,
+        });
+        self.ack_pending = 0;
+        self.last_send = now;
+        ctx.send(self.addr, dg);
+    }
+
+    // ------------------------------------------------------------------ acks and loss
+
+    /// Processes the acknowledgement fields of an incoming DATA/ACK packet.
+    pub(crate) fn on_ack(&mut self, now: u64, h: &DataHeader, ctx: &mut Ctx<'_>) {
+        if h.flags & FLAG_HAS_ACK == 0 {
+            return;
+        }
+        let n = self.records.len();
+        let idx = h.ack.wrapping_sub(self.rec_first) as usize;
+        if n > 0 && idx < n {
+            if self.records[idx].live {
+                let sample = now.saturating_sub(self.records[idx].sent_at);
+                self.ack_record(idx, ctx);
+                self.rtt_sample(sample as f64);
+                self.rto_shift = 0;
+            }
+            let mut bits = h.ack_bits;
+            while bits != 0 {
+                let k = bits.trailing_zeros() as usize + 1;
+                bits &= bits - 1;
+                if k > idx {
+                    break;
+                }
+                if self.records[idx - k].live {
+                    self.ack_record(idx - k, ctx);
+                }
+            }
+            if self.largest_acked.is_none_or(|la| gt16(h.ack, la)) {
+                self.largest_acked = Some(h.ack);
+            }
+        }
+        // Cumulative reliable ack: everything below rel_cum arrived.
+        let d = h.rel_cum.wrapping_sub(self.oldest_unacked as u16) as u64;
+        if d < 0x8000 && self.oldest_unacked + d <= self.max_sent_id {
+            for id in self.oldest_unacked..self.oldest_unacked + d {
+                bit_set(&mut self.acked, id, false);
+            }
+            self.oldest_unacked += d;
+            self.advance_oldest();
+        }
+        // Fast retransmit: anything `threshold` packets older than the newest acked is lost.
+        if let Some(la) = self.largest_acked {
+            let t = ctx.cfg.fast_retransmit_threshold as i16;
+            for i in 0..self.records.len() {
+                let seq = self.rec_first.wrapping_add(i as u16);
+                if diff16(la, seq) < t {
+                    break;
+                }
+                if self.records[i].live {
+                    ctx.stats.fast_retransmits += 1;
+                    self.declare_lost(i, ctx);
+                }
+            }
+        }
+        self.pop_resolved(ctx);
+    }
+
+    fn rtt_sample(&mut self, r: f64) {
+        if !self.has_rtt {
+            self.srtt = r;
+            self.rttvar = r / 2.0;
+            self.has_rtt = true;
+        } else {
+            self.rttvar = 0.75 * self.rttvar + 0.25 * (self.srtt - r).abs();
+            self.srtt = 0.875 * self.srtt + 0.125 * r;
+        }
+    }
+
+    fn ack_record(&mut self, idx: usize, ctx: &mut Ctx<'_>) {
+        let rec = &mut self.records[idx];
+        rec.live = false;
+        let rel = std::mem::take(&mut rec.rel);
+        self.in_flight_bytes -= rel.len();
+        let mut pos = 0;
+        while let Some(cmd) = packet::parse_cmd(&rel[pos..], true, &mut None) {
+            pos += cmd.len;
+            let full = extend32(self.oldest_unacked, cmd.id);
+            if full >= self.oldest_unacked && full < self.max_sent_id {
+                bit_set(&mut self.acked, full, true);
+            }
+        }
+        self.advance_oldest();
+        ctx.recycle(rel);
+    }
+
+    fn advance_oldest(&mut self) {
+        while self.oldest_unacked < self.max_sent_id && bit_get(&self.acked, self.oldest_unacked) {
+            bit_set(&mut self.acked, self.oldest_unacked, false);
+            self.oldest_unacked += 1;
+        }
+    }
+
+    fn declare_lost(&mut self, idx: usize, ctx: &mut Ctx<'_>) {
+        let rec = &mut self.records[idx];
+        rec.live = false;
+        let rel = std::mem::take(&mut rec.rel);
+        self.in_flight_bytes -= rel.len();
+        let mut pos = 0;
+        while let Some(cmd) = packet::parse_cmd(&rel[pos..], true, &mut None) {
+            let full = extend32(self.oldest_unacked, cmd.id);
+            if full >= self.oldest_unacked && !bit_get(&self.acked, full) {
+                self.resend.extend_from_slice(&rel[pos..pos + cmd.len]);
+            }
+            pos += cmd.len;
+        }
+        ctx.recycle(rel);
+    }
+
+    fn pop_resolved(&mut self, ctx: &mut Ctx<'_>) {
+        while self.records.front().is_some_and(|r| !r.live) {
+            if let Some(r) = self.records.pop_front() {
+                ctx.recycle(r.rel);
+            }
+            self.rec_first = self.rec_first.wrapping_add(1);
+        }
+    }
+
+    /// Timer-driven loss detection: time-threshold loss for packets older than the
+    /// newest acked one, and the retransmission timeout (with exponential backoff).
+    pub(crate) fn on_timers(&mut self, now: u64, ctx: &mut Ctx<'_>) {
+        if let (Some(la), true) = (self.largest_acked, self.has_rtt) {
+            let wait = (self.srtt * 1.25).max(self.srtt + 2.0 * self.rttvar) as u64 + 1;
+            for i in 0..self.records.len() {
+                let seq = self.rec_first.wrapping_add(i as u16);
+                if diff16(la, seq) <= 0 {
+                    break;
+                }
+                if self.records[i].live && now.saturating_sub(self.records[i].sent_at) >= wait {
+                    ctx.stats.fast_retransmits += 1;
+                    self.declare_lost(i, ctx);
+                }
+            }
+        }
+        let rto = self.rto(ctx.cfg);
+        if self.records.front().is_some_and(|r| r.live && now >= r.sent_at + rto) {
+            ctx.stats.rto_expiries += 1;
+            for i in 0..self.records.len() {
+                if self.records[i].sent_at + rto > now {
+                    break;
+                }
+                if self.records[i].live {
+                    self.declare_lost(i, ctx);
+                }
+            }
+            if rto < ctx.cfg.rto_max_ms {
+                self.rto_shift += 1;
+            }
+        }
+        self.pop_resolved(ctx);
+        let before = self.unrel_reasm.len();
+        let mut freed = 0;
+        self.unrel_reasm.retain(|r| {
+            let keep = now.saturating_sub(r.started) < UNRELIABLE_PARTIAL_MS;
+            if !keep {
+                freed += r.total as usize;
+            }
+            keep
+        });
+        self.rx_buffered -= freed;
+        ctx.stats.drop_unreliable_partial += (before - self.unrel_reasm.len()) as u64;
+    }
+
+    // ------------------------------------------------------------------ receive
+
+    /// Handles a DATA packet (header already parsed and its connection id checked).
+    pub(crate) fn on_data(&mut self, now: u64, h: &DataHeader, body: &[u8], ctx: &mut Ctx<'_>) {
+        self.on_ack(now, h, ctx);
+        // Duplicate packet?
+        let mut recordable = true;
+        if self.rx_any {
+            let d = diff16(h.seq, self.rx_latest);
+            if d <= 0 {
+                if -(d as i32) >= RX_PKT_WINDOW as i32 {
+                    recordable = false;
+                } else if self.rx_bit(h.seq) {
+                    ctx.stats.drop_duplicate += 1;
+                    self.need_ack(now, ctx.cfg);
+                    return;
+                }
+            }
+        }
+        // Validate the whole packet before acting on any of it.
+        let mut pos = 0;
+        let mut prev = None;
+        while pos < body.len() {
+            match packet::parse_cmd(&body[pos..], false, &mut prev) {
+                Some(c) => pos += c.len,
+                None => {
+                    ctx.stats.drop_garbled += 1;
+                    return;
+                }
+            }
+        }
+        let mut pos = 0;
+        let mut prev = None;
+        while pos < body.len() {
+            let Some(cmd) = packet::parse_cmd(&body[pos..], false, &mut prev) else {
+                return;
+            };
+            pos += cmd.len;
+            if self.on_cmd(now, &cmd, ctx) == Verdict::Refuse {
+                return;
+            }
+        }
+        if recordable {
+            self.rx_record(h.seq);
+        }
+        self.need_ack(now, ctx.cfg);
+    }
+
+    fn need_ack(&mut self, now: u64, cfg: &Config) {
+        if self.ack_pending == 0 {
+            self.ack_deadline = now + cfg.ack_delay_ms;
+        }
+        self.ack_pending += 1;
+    }
+
+    fn rx_bit(&self, seq: u16) -> bool {
+        let i = (seq % RX_PKT_WINDOW) as usize;
+        self.rx_bits[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn rx_set(&mut self, seq: u16, on: bool) {
+        let i = (seq % RX_PKT_WINDOW) as usize;
+        if on {
+            self.rx_bits[i / 64] |= 1 << (i % 64);
+        } else {
+            self.rx_bits[i / 64] &= !(1 << (i % 64));
+        }
+    }
+
+    fn rx_record(&mut self, seq: u16) {
+        if !self.rx_any {
+            self.rx_any = true;
+            self.rx_latest = seq;
+            self.ack_bits = 0;
+            self.rx_set(seq, true);
+            return;
+        }
+        let d = diff16(seq, self.rx_latest);
+        if d > 0 {
+            if d as u16 >= RX_PKT_WINDOW {
+                self.rx_bits.iter_mut().for_each(|w| *w = 0);
+            } else {
+                for k in 1..=d as u16 {
+                    self.rx_set(self.rx_latest.wrapping_add(k), false);
+                }
+            }
+            self.ack_bits = match d {
+                1..=63 => (self.ack_bits << d) | (1 << (d - 1)),
+                64 => 1 << 63,
+                _ => 0,
+            };
+            self.rx_latest = seq;
+            self.rx_set(seq, true);
+        } else if d < 0 {
+            let k = -(d as i32);
+            self.rx_set(seq, true);
+            if k <= 64 {
+                self.ack_bits |= 1 << (k - 1);
+            }
+        }
+    }
+
+    fn on_cmd(&mut self, now: u64, cmd: &Cmd<'_>, ctx: &mut Ctx<'_>) -> Verdict {
+        if !cmd.rel.is_reliable() {
+            if let Some(f) = cmd.frag {
+                self.on_unreliable_fragment(now, f, cmd, ctx);
+            } else {
+                self.deliver(cmd.rel, cmd.channel, cmd.seq, Data::Borrowed(cmd.payload), false, ctx);
+            }
+            return Verdict::Done;
+        }
+        let d = (cmd.id as u16).wrapping_sub(self.rel_base as u16) as u64;
+        if d >= 0x8000 {
+            ctx.stats.drop_duplicate += 1;
+            return Verdict::Done;
+        }
+        if d >= REL_WINDOW {
+            return Verdict::Refuse;
+        }
+        let full = self.rel_base + d;
+        if bit_get(&self.rel_bits, full) {
+            ctx.stats.drop_duplicate += 1;
+            return Verdict::Done;
+        }
+        let v = match cmd.frag {
+            Some(f) => self.on_reliable_fragment(now, full, f, cmd, ctx),
+            None => self.deliver(cmd.rel, cmd.channel, cmd.seq, Data::Borrowed(cmd.payload), false, ctx),
+        };
+        if v == Verdict::Done {
+            bit_set(&mut self.rel_bits, full, true);
+            while bit_get(&self.rel_bits, self.rel_base) {
+                bit_set(&mut self.rel_bits, self.rel_base, false);
+                self.rel_base += 1;
+            }
+        }
+        v
+    }
+
+    fn on_reliable_fragment(&mut self, now: u64, full: u64, f: Frag, cmd: &Cmd<'_>, ctx: &mut Ctx<'_>) -> Verdict {
+        if !fragment::is_sane(&f, cmd.payload.len(), ctx.cfg.max_message_size) || f.index as u64 > full {
+            ctx.stats.drop_absurd_fragment += 1;
+            return Verdict::Done;
+        }
+        let key = full - f.index as u64;
+        let complete = match self.reasm.get_mut(&key) {
+            Some(r) => {
+                if !r.matches(&f, cmd.rel, cmd.channel) {
+                    ctx.stats.drop_absurd_fragment += 1;
+                    return Verdict::Done;
+                }
+                r.insert(f.index, cmd.payload)
+            }
+            None => {
+                if self.rx_buffered + f.total as usize > ctx.cfg.max_reassembly_bytes
+                    || self.reasm.len() >= MAX_RELIABLE_PARTIALS
+                {
+                    ctx.stats.drop_reassembly_cap += 1;
+                    return Verdict::Refuse;
+                }
+                self.rx_buffered += f.total as usize;
+                let mut r = Reassembly::new(&f, cmd.rel, cmd.channel, cmd.seq, now);
+                let done = r.insert(f.index, cmd.payload);
+                self.reasm.insert(key, r);
+                done
+            }
+        };
+        if complete {
+            if let Some(r) = self.reasm.remove(&key) {
+                self.rx_buffered -= r.total as usize;
+                let (rel, ch, seq) = (r.rel, r.channel, r.seq);
+                self.deliver(rel, ch, seq, Data::Owned(r.into_data()), true, ctx);
+            }
+        }
+        Verdict::Done
+    }
+
+    fn on_unreliable_fragment(&mut self, now: u64, f: Frag, cmd: &Cmd<'_>, ctx: &mut Ctx<'_>) {
+        if !fragment::is_sane(&f, cmd.payload.len(), ctx.cfg.max_message_size) {
+            ctx.stats.drop_absurd_fragment += 1;
+            return;
+        }
+        let ch = cmd.channel;
+        if cmd.rel == Reliability::UnreliableSequenced && !is_fresh(self.channels[ch as usize].unrel_newest, cmd.seq) {
+            ctx.stats.drop_stale += 1;
+            return;
+        }
+        let pos = self
+            .unrel_reasm
+            .iter()
+            .position(|r| r.channel == ch && r.rel == cmd.rel && r.seq == cmd.seq);
+        let i = match pos {
+            Some(i) => {
+                if !self.unrel_reasm[i].matches(&f, cmd.rel, ch) {
+                    ctx.stats.drop_absurd_fragment += 1;
+                    return;
+                }
+                i
+            }
+            None => {
+                while !self.unrel_reasm.is_empty()
+                    && (self.unrel_reasm.len() >= MAX_UNRELIABLE_PARTIALS
+                        || self.rx_buffered + f.total as usize > ctx.cfg.max_reassembly_bytes)
+                {
+                    let r = self.unrel_reasm.remove(0);
+                    self.rx_buffered -= r.total as usize;
+                    ctx.stats.drop_unreliable_partial += 1;
+                }
+                if self.rx_buffered + f.total as usize > ctx.cfg.max_reassembly_bytes {
+                    ctx.stats.drop_reassembly_cap += 1;
+                    return;
+                }
+                self.rx_buffered += f.total as usize;
+                self.unrel_reasm.push(Reassembly::new(&f, cmd.rel, ch, cmd.seq, now));
+                self.unrel_reasm.len() - 1
+            }
+        };
+        if self.unrel_reasm[i].insert(f.index, cmd.payload) {
+            let r = self.unrel_reasm.remove(i);
+            self.rx_buffered -= r.total as usize;
+            let (rel, seq) = (r.rel, r.seq);
+            self.deliver(rel, ch, seq, Data::Owned(r.into_data()), false, ctx);
+        }
+    }
+
+    /// Delivers a complete message according to its mode. `force` skips the memory
+    /// caps (for messages whose memory was already accounted during reassembly).
+    fn deliver(&mut self, rel: Reliability, ch: u8, seq: u16, data: Data<'_>, force: bool, ctx: &mut Ctx<'_>) -> Verdict {
+        let len = data.bytes().len();
+        if !force && ctx.events.over(len, ctx.cfg.max_event_bytes) {
+            ctx.stats.drop_event_backlog += 1;
+            return if rel.is_reliable() { Verdict::Refuse } else { Verdict::Done };
+        }
+        let c = &mut self.channels[ch as usize];
+        match rel {
+            Reliability::Unreliable | Reliability::Reliable => {}
+            Reliability::UnreliableSequenced | Reliability::ReliableSequenced => {
+                let newest = if rel == Reliability::ReliableSequenced {
+                    &mut c.rel_newest
+                } else {
+                    &mut c.unrel_newest
+                };
+                if !is_fresh(*newest, seq) {
+                    ctx.stats.drop_stale += 1;
+                    return Verdict::Done;
+                }
+                *newest = Some(seq);
+            }
+            Reliability::ReliableOrdered => match c.ordered_slot(seq) {
+                Slot::Now => {
+                    ctx.events.push_message(self.id, ch, data.bytes());
+                    ctx.stats.messages_delivered += 1;
+                    c.ordered_next += 1;
+                    while let Some(v) = c.held.remove(&c.ordered_next) {
+                        self.rx_buffered -= v.len();
+                        ctx.events.push_message(self.id, ch, &v);
+                        ctx.stats.messages_delivered += 1;
+                        c.ordered_next += 1;
+                    }
+                    return Verdict::Done;
+                }
+                Slot::Later(key) => {
+                    if c.held.contains_key(&key) {
+                        ctx.stats.drop_duplicate += 1;
+                        return Verdict::Done;
+                    }
+                    if !force && self.rx_buffered + len > ctx.cfg.max_reassembly_bytes {
+                        ctx.stats.drop_reassembly_cap += 1;
+                        return Verdict::Refuse;
+                    }
+                    self.rx_buffered += len;
+                    c.held.insert(key, data.into_vec());
+                    return Verdict::Done;
+                }
+                Slot::Stale => {
+                    ctx.stats.drop_duplicate += 1;
+                    return Verdict::Done;
+                }
+            },
+        }
+        ctx.events.push_message(self.id, ch, data.bytes());
+        ctx.stats.messages_delivered += 1;
+        Verdict::Done
+    }
+}
