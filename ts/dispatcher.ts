@@ -57,6 +57,8 @@ export class Dispatcher {
   private readonly names = new Map<string, Actor>();
   private sorted: Actor[] = [];
   private running: Generator[] = [];
+  /** Generators started by this tick's dispatch: their first step ran then, so this tick's stepGenerators skips them. */
+  private started: Generator[] | undefined;
   private readonly asyncErrors: unknown[] = [];
   /** Called with async handler rejections; when unset they are thrown by the next tick. */
   onAsyncError: ((err: unknown) => void) | undefined;
@@ -290,7 +292,7 @@ export class Dispatcher {
   private adopt(r: unknown): void {
     if (isGenerator(r)) {
       const step = r.next();
-      if (!step.done) this.running.push(r);
+      if (!step.done) (this.started ?? this.running).push(r);
     } else if (isThenable(r)) {
       r.then(undefined, (err) => this.reportAsync(err));
     }
@@ -309,23 +311,21 @@ export class Dispatcher {
    */
   dispatchQueued(deadline: number | undefined): boolean {
     if (this.asyncErrors.length !== 0) throw this.asyncErrors.shift();
+    // Left over when the previous tick threw before stepping its generators.
+    if (this.started !== undefined) for (const g of this.started) this.running.push(g);
+    this.started = [];
     const batch = this.active;
     this.active = this.spare;
     const n = batch.length;
     let i = 0;
     try {
+      // `i` counts a message as taken before dispatching it, so one whose handler throws is not queued again.
       if (deadline === undefined) {
-        for (; i < n; i++) {
-          const m = batch[i]!;
-          this.dispatch(m);
-        }
+        while (i < n) this.dispatch(batch[i++]!);
       } else {
-        for (; i < n; i++) {
-          this.dispatch(batch[i]!);
-          if ((i & 7) === 0 && performance.now() >= deadline) {
-            i++;
-            break;
-          }
+        while (i < n) {
+          this.dispatch(batch[i++]!);
+          if (performance.now() >= deadline) break;
         }
       }
     } finally {
@@ -344,18 +344,23 @@ export class Dispatcher {
 
   /** Steps every running generator handler once. A generator that throws is dropped and the error propagates. */
   stepGenerators(): void {
-    if (this.running.length === 0) return;
+    const started = this.started;
+    this.started = undefined;
     const gens = this.running;
     this.running = [];
-    for (let i = 0; i < gens.length; i++) {
-      let step: IteratorResult<unknown>;
-      try {
-        step = gens[i]!.next();
-      } catch (err) {
-        for (let j = i + 1; j < gens.length; j++) this.running.push(gens[j]!);
-        throw err;
+    try {
+      for (let i = 0; i < gens.length; i++) {
+        let step: IteratorResult<unknown>;
+        try {
+          step = gens[i]!.next();
+        } catch (err) {
+          for (let j = i + 1; j < gens.length; j++) this.running.push(gens[j]!);
+          throw err;
+        }
+        if (!step.done) this.running.push(gens[i]!);
       }
-      if (!step.done) this.running.push(gens[i]!);
+    } finally {
+      if (started !== undefined) for (const g of started) this.running.push(g);
     }
   }
 
@@ -375,6 +380,7 @@ export class Dispatcher {
     this.names.clear();
     this.sorted = [];
     this.running = [];
+    this.started = undefined;
     this.asyncErrors.length = 0;
     this.stats.ticks = 0;
     this.stats.messagesDispatched = 0;

@@ -5,7 +5,7 @@
  */
 import { type Codec, compileCodec } from './codec.js';
 import { InvalidMessageProperty, PacketError, PacketTypeError, WrongMessageTypeSpecified } from './errors.js';
-import type { TypeCode } from './types.js';
+import { parseTypes, type TypeCode } from './types.js';
 
 /** How a message travels over the network (see the network docs). */
 export type Reliability =
@@ -102,11 +102,8 @@ function validateClass(cls: MessageClass, name: string): readonly string[] {
     if (seen.has(p)) throw new InvalidMessageProperty(`${name}.properties lists '${p}' twice`);
     seen.add(p);
   }
-  if (cls.types !== undefined && cls.types.length !== props.length) {
-    throw new WrongMessageTypeSpecified(
-      `${name} has ${props.length} properties but ${cls.types.length} types: 'properties' and 'types' must pair up`,
-    );
-  }
+  // Checked at registration, not first pack, so a bad type code fails where the class is first used.
+  if (cls.types !== undefined) parseTypes(name, props, cls.types);
   const pt = cls.packetType;
   if (pt !== undefined && pt !== null && !(Number.isInteger(pt) && pt >= 101 && pt <= 255)) {
     throw new PacketTypeError(`${name}.packetType must be an integer from 101 to 255, got ${String(pt)}`);

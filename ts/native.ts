@@ -24,6 +24,37 @@ export interface NativeBinding {
   shmMap(fd: number, len: number): ArrayBuffer;
   /** Closes a descriptor from `shmCreate` or inherited from a parent. */
   closeFd(fd: number): void;
+
+  /** Bytes a region needs for a ring whose data area is `capacity` bytes (a power of two). */
+  ringRegionLen(capacity: number): number;
+  /** Lays out a new ring in `region` (the layout version is written last). See docs/ring.md. */
+  ringInit(region: ArrayBuffer, capacity: number, maxRecord: number): void;
+  /**
+   * Opens one side of a ring: role 0 = producer, 1 = consumer. Multi-number
+   * results of later calls are written to `out` (a Float64Array of >= 4).
+   * Keeps `region` and `out` alive until `ringClose`. Returns a handle.
+   */
+  ringOpen(region: ArrayBuffer, role: 0 | 1, out: Float64Array, maxMessage: number): number;
+  /**
+   * Producer: commits and publishes `used` bytes of whole records written in
+   * the current span; then, if `min > 0`, claims a span of at least `min`
+   * bytes: out[0] = offset in the region, out[1] = length. False when full.
+   */
+  ringCommitClaim(handle: number, used: number, min: number): boolean;
+  /** Producer: writes what fits of a large message as fragments, publishes, returns the new progress. */
+  ringWriteFragments(handle: number, kind: number, data: Uint8Array, progress: number): number;
+  /**
+   * Consumer: releases `released` bytes of the last run, then polls. 0 = nothing;
+   * 1 = a run of records in place (out[0] offset, out[1] bytes); an ArrayBuffer =
+   * a reassembled fragmented message of kind out[2].
+   */
+  ringReleasePoll(handle: number, released: number): 0 | 1 | ArrayBuffer;
+  /** Commits a producer's `used` bytes then releases a consumer's `released` bytes, back to back (-1 skips a side). */
+  ringSync(producer: number, used: number, consumer: number, released: number): void;
+  /** Closes a ring handle. */
+  ringClose(handle: number): void;
+  /** This process receives `signal` when its parent dies (Linux). Returns the parent's pid. */
+  setParentDeathSignal(signal: number): number;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

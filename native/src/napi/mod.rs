@@ -10,7 +10,7 @@ mod ring;
 mod shm;
 mod sys;
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
