@@ -36,6 +36,10 @@ export interface ManagerStats {
   messagesDispatched: number;
   /** Duration of the last tick in milliseconds. */
   lastTickMs: number;
+  /** Group processes restarted under a restart policy. */
+  groupRestarts: number;
+  /** Group-to-group messages whose destination group was gone when they were relayed. */
+  groupMessagesUndeliverable: number;
 }
 
 /** Raised when an actor is looked up by a gid the manager does not know. */
@@ -63,7 +67,13 @@ export class Dispatcher {
   /** Called with async handler rejections; when unset they are thrown by the next tick. */
   onAsyncError: ((err: unknown) => void) | undefined;
 
-  readonly stats: ManagerStats = { ticks: 0, messagesDispatched: 0, lastTickMs: 0 };
+  readonly stats: ManagerStats = {
+    ticks: 0,
+    messagesDispatched: 0,
+    lastTickMs: 0,
+    groupRestarts: 0,
+    groupMessagesUndeliverable: 0,
+  };
 
   /** Registers an actor: subscribes it to its class's subscriptions and gives it a gid. */
   registerActor<A extends Actor>(actor: A, name?: string): A {
@@ -385,6 +395,8 @@ export class Dispatcher {
     this.stats.ticks = 0;
     this.stats.messagesDispatched = 0;
     this.stats.lastTickMs = 0;
+    this.stats.groupRestarts = 0;
+    this.stats.groupMessagesUndeliverable = 0;
   }
 }
 

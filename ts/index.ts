@@ -29,6 +29,7 @@ export {
   TsageError,
   WrongMessageTypeSpecified,
 } from './errors.js';
+export type { GroupOptions } from './group/options.js';
 export { ActorManager, type Poller, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,

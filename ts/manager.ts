@@ -6,11 +6,17 @@
 import { EventEmitter } from 'node:events';
 import { Dispatcher } from './dispatcher.js';
 import { InvalidOption } from './errors.js';
+import { GroupHost } from './group/host.js';
+import type { GroupLink } from './group/link.js';
+import type { GroupOptions } from './group/options.js';
+import { Message } from './message.js';
 
 /** Something polled at the start of every tick (process groups, then the network). */
 export interface Poller {
   /** Moves what has arrived into the manager's queue. `deadline` is a performance.now() time or undefined. */
   poll(deadline: number | undefined): void;
+  /** Publishes what was sent during the tick; `queueFlushed` says whether the tick's queue was fully dispatched. */
+  flush(queueFlushed: boolean): void;
   /** Releases everything the poller holds (called by `reset()`). */
   close(): void | Promise<void>;
 }
@@ -110,6 +116,7 @@ export class ActorManager extends Dispatcher {
     const flushed = this.dispatchQueued(deadline);
     this.stepGenerators();
     this.updateActors();
+    for (let i = 0; i < this.pollers.length; i++) this.pollers[i]!.flush(flushed);
     this.stats.ticks++;
     this.stats.lastTickMs = performance.now() - start;
     return flushed;
@@ -159,13 +166,17 @@ export class ActorManager extends Dispatcher {
       const now = performance.now();
       next += intervalMs;
       if (next < now) next = now; // behind: resume the grid from now rather than bursting
-      state.timer = setTimeout(run, next - now);
+      if (intervalMs === 0) state.timer = setImmediate(run) as unknown as NodeJS.Timeout;
+      else state.timer = setTimeout(run, next - now);
     };
     state.timer = setTimeout(run, 0);
     return {
       stop: () => {
         state.stopped = true;
-        if (state.timer !== undefined) clearTimeout(state.timer);
+        if (state.timer !== undefined) {
+          clearTimeout(state.timer);
+          clearImmediate(state.timer as unknown as NodeJS.Immediate);
+        }
       },
       get running() {
         return !state.stopped;
@@ -173,14 +184,97 @@ export class ActorManager extends Dispatcher {
     };
   }
 
-  /** Stops the tick loop, closes groups and network, and drops every actor and message. */
+  // ---- process groups ----
+
+  private groupHost: GroupHost | undefined;
+  private groupLink: GroupLink | undefined;
+
+  /** @internal called by a group's process entry point */
+  attachGroupLink(link: GroupLink): void {
+    this.groupLink = link;
+    this.addPoller(link, true);
+  }
+
+  private host(): GroupHost {
+    if (!this.isMainGroup) {
+      throw new InvalidOption(
+        `process groups are added and removed by the main process, not by group '${this.groupName}'`,
+      );
+    }
+    if (this.groupHost === undefined) {
+      this.groupHost = new GroupHost(this);
+      this.addPoller(this.groupHost, true);
+    }
+    return this.groupHost;
+  }
+
+  /**
+   * Starts a group: a new OS process (with this process's Node flags) that
+   * imports `module`, registers one instance of its default export (or
+   * `options.exportName`) and ticks every `intervalMs`. Without a module the
+   * group runs a {@link DefaultActor}. Resolves once the actor is constructed;
+   * rejects with `DefaultActorFailed` (carrying the child's error) if it is not.
+   * A relative path is resolved against the working directory; pass
+   * `new URL('./x.js', import.meta.url)` to be independent of it.
+   */
+  addProcessGroup(name: string, module?: string | URL, options?: GroupOptions): Promise<void> {
+    return this.host().add(name, module, options);
+  }
+
+  /** Stops a group gracefully: it drains what was sent to it, runs a last tick and exits. */
+  removeProcessGroup(name: string): Promise<void> {
+    return this.host().remove(name);
+  }
+
+  /** Stops every group. */
+  async clearProcessGroups(): Promise<void> {
+    if (this.groupHost !== undefined) await this.groupHost.clear();
+  }
+
+  /** Names of the running groups (in a group's process: the other groups it can send to). */
+  get groups(): string[] {
+    if (this.groupLink !== undefined) return this.groupLink.groups;
+    return this.groupHost?.names ?? [];
+  }
+
+  /**
+   * Sends a message to a group's process (or, with `ActorManager.MAIN_GROUP`, to
+   * the main process). It is packed now, so a value that cannot be packed
+   * throws here; it arrives on the group's next tick with `sender` set to this
+   * group's name. When the group's ring is full the message waits in a bounded
+   * backlog; past `maxBacklog` this throws `BackpressureError` and the message
+   * is not taken: tick (or await) and retry.
+   */
+  queueMessageToGroup(group: string, msg: Message): void {
+    if (!(msg instanceof Message)) throw new InvalidOption('queueMessageToGroup: expected a Message');
+    if (group === this.groupName) {
+      this.queueMessage(msg);
+      return;
+    }
+    if (this.groupLink !== undefined) {
+      this.groupLink.send(group, msg);
+      return;
+    }
+    this.host().send(group, msg);
+  }
+
+  /** Messages waiting for room in a group's ring. */
+  groupBacklog(group: string): number {
+    return this.host().backlog(group);
+  }
+
+  /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
     if (this.loop !== undefined) {
       this.loop.stopped = true;
-      if (this.loop.timer !== undefined) clearTimeout(this.loop.timer);
+      if (this.loop.timer !== undefined) {
+        clearTimeout(this.loop.timer);
+        clearImmediate(this.loop.timer as unknown as NodeJS.Immediate);
+      }
       this.loop = undefined;
     }
     const pollers = this.pollers.splice(0);
+    this.groupHost = undefined;
     for (const p of pollers) await p.close();
     this.clear();
   }

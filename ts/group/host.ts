@@ -1,0 +1,403 @@
+/**
+ * The main process's side of process groups: spawns each group's process
+ * with two shared-memory rings, routes messages (main <-> group and group ->
+ * group through main, copied record to record without decoding), supervises
+ * exits and restarts, and stops groups gracefully.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  DefaultActorFailed,
+  GroupAlreadyExists,
+  GroupDoesNotExist,
+  GroupFailed,
+  InvalidOption,
+  PacketTypeError,
+} from '../errors.js';
+import type { Poller } from '../manager.js';
+import { type Message, type MessageClass, schemaOf } from '../message.js';
+import { native } from '../native.js';
+import {
+  type ChildConfig,
+  type GroupOptions,
+  maxRecordFor,
+  type ResolvedGroupOptions,
+  resolveGroupOptions,
+} from './options.js';
+import { createRingRegion, RingReader, RingWriter, readSchemaRecord } from './ring.js';
+import { decodeMessage, KIND_MESSAGE, KIND_SCHEMA, SchemaTable } from './wire.js';
+
+/** What the host needs from the manager. */
+export interface GroupHostManager {
+  queueMessage(msg: Message): boolean;
+  emit(event: string, ...args: unknown[]): boolean;
+  readonly stats: { groupRestarts: number; groupMessagesUndeliverable: number };
+}
+
+/** A marker in the child's argv, so leftover group processes can be found (`pgrep -f tsage-group-child`). */
+export const CHILD_MARKER = 'tsage-group-child';
+
+const childScript = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './child.ts' : './child.js', import.meta.url),
+);
+
+interface Region {
+  buffer: ArrayBuffer;
+  fd: number;
+  len: number;
+}
+
+interface Entry {
+  name: string;
+  index: number;
+  options: ResolvedGroupOptions;
+  module: string | undefined;
+  inbound: Region;
+  outbound: Region;
+  writer: RingWriter;
+  reader: RingReader;
+  table: SchemaTable;
+  child: ChildProcess;
+  /** Set when the process died and will not be restarted; thrown by the next tick. */
+  failure: GroupFailed | undefined;
+  /** The last error text the process reported before dying. */
+  lastError: string | undefined;
+  restarts: number[];
+  stopping: boolean;
+  exited: Promise<void>;
+}
+
+/** Resolves a group module given as a URL or a path (relative to the working directory). */
+function moduleHref(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  if (typeof module !== 'string' || module === '')
+    throw new InvalidOption('addProcessGroup: module must be a URL or a path');
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
+  return pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href;
+}
+
+export class GroupHost implements Poller {
+  private readonly entries = new Map<string, Entry>();
+  private readonly byIndex: (Entry | undefined)[] = [];
+  private nextIndex = 1;
+  private flushScheduled = false;
+  private closed = false;
+
+  constructor(private readonly mgr: GroupHostManager) {}
+
+  /** Names of the running groups. */
+  get names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  async add(
+    name: string,
+    module: string | URL | undefined,
+    options: GroupOptions | undefined,
+  ): Promise<void> {
+    if (typeof name !== 'string' || name === '' || name === '__MAIN_GROUP__') {
+      throw new InvalidOption(`addProcessGroup: invalid group name ${JSON.stringify(name)}`);
+    }
+    if (this.entries.has(name)) throw new GroupAlreadyExists(`group '${name}' already exists`);
+    const opts = resolveGroupOptions(options);
+    const href = module === undefined ? undefined : moduleHref(module);
+    const geometry = { capacity: opts.ringBytes, maxRecord: maxRecordFor(opts.ringBytes) };
+    const inbound = createRingRegion(geometry);
+    let outbound: Region;
+    try {
+      outbound = createRingRegion(geometry);
+    } catch (err) {
+      native().closeFd(inbound.fd);
+      throw err;
+    }
+    const index = this.nextIndex++;
+    const entry: Entry = {
+      name,
+      index,
+      options: opts,
+      module: href,
+      inbound,
+      outbound,
+      writer: new RingWriter(
+        inbound.buffer,
+        geometry.maxRecord,
+        opts.maxBacklog,
+        opts.maxMessageBytes,
+        `group '${name}'`,
+      ),
+      reader: new RingReader(outbound.buffer, opts.maxMessageBytes),
+      table: new SchemaTable(() => `group '${name}'`),
+      child: undefined as unknown as ChildProcess,
+      failure: undefined,
+      lastError: undefined,
+      restarts: [],
+      stopping: false,
+      exited: Promise.resolve(),
+    };
+    this.entries.set(name, entry);
+    this.byIndex[index] = entry;
+    try {
+      await this.spawn(entry, true);
+    } catch (err) {
+      this.dispose(entry);
+      throw err;
+    }
+    this.broadcastTable();
+  }
+
+  /** Starts (or restarts) the entry's process; with `awaitReady`, resolves once its actor is constructed. */
+  private spawn(entry: Entry, awaitReady: boolean): Promise<void> {
+    const o = entry.options;
+    const config: ChildConfig = {
+      name: entry.name,
+      index: entry.index,
+      parentPid: process.pid,
+      module: entry.module,
+      exportName: o.exportName,
+      intervalMs: o.intervalMs,
+      maxTickTimeMs: o.maxTickTimeMs,
+      inFd: 4,
+      outFd: 5,
+      regionLen: entry.inbound.len,
+      maxRecord: maxRecordFor(o.ringBytes),
+      maxBacklog: o.maxBacklog,
+      maxMessageBytes: o.maxMessageBytes,
+      schemas: entry.writer.announcedSchemas(),
+      groups: this.table(),
+    };
+    const child = spawn(process.execPath, [...process.execArgv, childScript, CHILD_MARKER, entry.name], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', entry.inbound.fd, entry.outbound.fd],
+      env: { ...process.env, TSAGE_GROUP_CONFIG: JSON.stringify(config) },
+    });
+    entry.child = child;
+    entry.lastError = undefined;
+    let ready = false;
+    let settle: ((err?: Error) => void) | undefined;
+    const started = new Promise<void>((res, rej) => {
+      settle = (err) => {
+        settle = undefined;
+        if (err) rej(err);
+        else res();
+      };
+    });
+    const timer = setTimeout(() => {
+      settle?.(new DefaultActorFailed(`group '${entry.name}' did not start within ${o.startTimeoutMs} ms`));
+      child.kill('SIGKILL');
+    }, o.startTimeoutMs);
+    child.on('message', (m: any) => {
+      if (m?.type === 'ready') {
+        ready = true;
+        clearTimeout(timer);
+        settle?.();
+      } else if (m?.type === 'actor-failed') {
+        entry.lastError = String(m.error);
+        clearTimeout(timer);
+        settle?.(new DefaultActorFailed(`group '${entry.name}': default actor failed: ${m.error}`));
+      } else if (m?.type === 'failed') {
+        entry.lastError = String(m.error);
+      }
+    });
+    child.on('error', (err) => {
+      entry.lastError = err.message;
+      clearTimeout(timer);
+      settle?.(new DefaultActorFailed(`group '${entry.name}' could not start: ${err.message}`));
+    });
+    entry.exited = new Promise<void>((res) => {
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        res();
+        if (settle) {
+          settle(
+            new DefaultActorFailed(
+              `group '${entry.name}' exited before its actor was ready (${signal ?? `code ${code}`})${entry.lastError ? `: ${entry.lastError}` : ''}`,
+            ),
+          );
+          return;
+        }
+        if (!ready || entry.stopping || this.entries.get(entry.name) !== entry) return;
+        this.onUnexpectedExit(entry, code, signal);
+      });
+    });
+    return awaitReady ? started : started.catch(() => undefined);
+  }
+
+  private onUnexpectedExit(entry: Entry, code: number | null, signal: NodeJS.Signals | null): void {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const why = entry.lastError ? `: ${entry.lastError}` : '';
+    const o = entry.options;
+    if (o.restart === 'on-failure' && !this.closed) {
+      const now = Date.now();
+      entry.restarts = entry.restarts.filter((t) => now - t < o.restartWindowMs);
+      if (entry.restarts.length < o.maxRestarts) {
+        entry.restarts.push(now);
+        this.mgr.stats.groupRestarts++;
+        this.mgr.emit('groupRestart', entry.name, how + why);
+        void this.spawn(entry, false);
+        return;
+      }
+      entry.failure = new GroupFailed(
+        `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
+        entry.name,
+      );
+      return;
+    }
+    entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name);
+  }
+
+  private table(): [string, number][] {
+    return [...this.entries.values()].map((e) => [e.name, e.index]);
+  }
+
+  private broadcastTable(): void {
+    const groups = this.table();
+    for (const e of this.entries.values()) {
+      if (e.child.connected) e.child.send({ type: 'groups', groups }, () => undefined);
+    }
+  }
+
+  /** Packs a message for a group (published at the end of the tick, or on the next turn of the event loop). */
+  send(name: string, msg: Message): void {
+    const entry = this.entries.get(name);
+    if (entry === undefined || entry.failure !== undefined)
+      throw new GroupDoesNotExist(`group '${name}' does not exist`);
+    const schema = schemaOf(msg.constructor as MessageClass);
+    if (schema.packetType === undefined) {
+      throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be sent to a group`);
+    }
+    entry.writer.send(msg, schema, entry.index, 0);
+    this.scheduleFlush();
+  }
+
+  /** Messages waiting for room in a group's inbound ring. */
+  backlog(name: string): number {
+    const entry = this.entries.get(name);
+    if (entry === undefined) throw new GroupDoesNotExist(`group '${name}' does not exist`);
+    return entry.writer.backlogLength;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Checks for failed groups, then moves what groups sent into the manager's queue (or on to other groups). */
+  poll(deadline: number | undefined): void {
+    for (const entry of this.entries.values()) {
+      if (entry.failure !== undefined) {
+        this.dispose(entry);
+        this.broadcastTable();
+        throw entry.failure;
+      }
+    }
+    for (const entry of this.entries.values()) this.pollOne(entry, deadline);
+  }
+
+  private pollOne(entry: Entry, deadline: number | undefined): void {
+    entry.reader.readAll((kind, u8, dv, p, end) => {
+      if (kind === KIND_MESSAGE) {
+        const dest = dv.getUint16(p, true);
+        if (dest === 0) {
+          const m = decodeMessage(entry.table, u8, dv, p + 4, end);
+          m.sender = entry.name;
+          this.mgr.queueMessage(m);
+          return true;
+        }
+        return this.relay(entry, dest, u8, p, end);
+      }
+      if (kind === KIND_SCHEMA) {
+        entry.table.learn(readSchemaRecord(u8, p, end));
+        return true;
+      }
+      throw new PacketTypeError(`group '${entry.name}' wrote a record of unknown kind ${kind}`);
+    }, deadline);
+  }
+
+  /** Forwards a group-to-group record; false (stop reading) while the destination's backlog is full. */
+  private relay(from: Entry, dest: number, u8: Uint8Array, p: number, end: number): boolean {
+    const to = this.byIndex[dest];
+    if (to === undefined || to.failure !== undefined) {
+      this.mgr.stats.groupMessagesUndeliverable++;
+      const desc = from.table.get(u8[p + 4]!).descriptor;
+      this.mgr.emit('undeliverable', { from: from.name, toIndex: dest, messageType: desc.name });
+      return true;
+    }
+    if (to.writer.backlogLength >= to.options.maxBacklog) return false;
+    to.writer.sendRaw(from.table.get(u8[p + 4]!).descriptor, u8.subarray(p, end));
+    this.scheduleFlush();
+    return true;
+  }
+
+  /** Publishes what was packed for each group. */
+  flush(): void {
+    for (const entry of this.entries.values()) entry.writer.flush();
+  }
+
+  /** Stops a group gracefully: it drains what was sent to it, runs a last tick and exits. */
+  async remove(name: string): Promise<void> {
+    const entry = this.entries.get(name);
+    if (entry === undefined) throw new GroupDoesNotExist(`group '${name}' does not exist`);
+    entry.stopping = true;
+    const o = entry.options;
+    const until = Date.now() + o.stopTimeoutMs;
+    // Keep its rings moving while it winds down: our backlog in, its last messages out.
+    const pump = setInterval(() => {
+      entry.writer.flush();
+      try {
+        this.pollOne(entry, undefined);
+      } catch (err) {
+        this.mgr.emit('error', err);
+      }
+    }, 1);
+    try {
+      while (!entry.writer.flush() && Date.now() < until && entry.child.exitCode === null) {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      if (entry.child.connected) entry.child.send({ type: 'stop' }, () => undefined);
+      const killer = setTimeout(() => entry.child.kill('SIGKILL'), Math.max(0, until - Date.now()));
+      await entry.exited;
+      clearTimeout(killer);
+      this.pollOne(entry, undefined);
+    } finally {
+      clearInterval(pump);
+      this.dispose(entry);
+      this.broadcastTable();
+    }
+  }
+
+  /** Stops every group. */
+  async clear(): Promise<void> {
+    await Promise.all(this.names.map((n) => this.remove(n)));
+  }
+
+  private dispose(entry: Entry): void {
+    if (this.entries.get(entry.name) === entry) this.entries.delete(entry.name);
+    this.byIndex[entry.index] = undefined;
+    if (entry.child && entry.child.exitCode === null && entry.child.signalCode === null)
+      entry.child.kill('SIGKILL');
+    entry.writer.close();
+    entry.reader.close();
+    for (const r of [entry.inbound, entry.outbound]) {
+      if (r.fd >= 0) native().closeFd(r.fd);
+      r.fd = -1;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.entries.values()];
+    await Promise.all(
+      all.map(async (e) => {
+        try {
+          await this.remove(e.name);
+        } catch {
+          this.dispose(e);
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * A group process's side of its two rings: reads what main (or another group
+ * through main) sent, and packs what this group sends. What was read is
+ * acknowledged together with the replies, at the end of a tick whose queue
+ * was flushed, so a process killed mid-tick is handed the same messages again
+ * when restarted and its half-finished replies are never seen.
+ */
+import { GroupDoesNotExist, PacketTypeError } from '../errors.js';
+import type { Poller } from '../manager.js';
+import { type Message, type MessageClass, schemaOf } from '../message.js';
+import { native } from '../native.js';
+import type { ChildConfig } from './options.js';
+import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
+import { decodeMessage, KIND_MESSAGE, KIND_SCHEMA, SchemaTable } from './wire.js';
+
+const MAIN_GROUP = '__MAIN_GROUP__';
+
+export interface GroupLinkManager {
+  queueMessage(msg: Message): boolean;
+}
+
+export class GroupLink implements Poller {
+  private readonly reader: RingReader;
+  private readonly writer: RingWriter;
+  private readonly table = new SchemaTable(() => 'the main process');
+  private readonly indexByName = new Map<string, number>();
+  private readonly nameByIndex = new Map<number, string>();
+
+  constructor(
+    private readonly mgr: GroupLinkManager,
+    private readonly config: ChildConfig,
+  ) {
+    const n = native();
+    const inbound = n.shmMap(config.inFd, config.regionLen);
+    const outbound = n.shmMap(config.outFd, config.regionLen);
+    n.closeFd(config.inFd);
+    n.closeFd(config.outFd);
+    this.reader = new RingReader(inbound, config.maxMessageBytes);
+    this.writer = new RingWriter(
+      outbound,
+      config.maxRecord,
+      config.maxBacklog,
+      config.maxMessageBytes,
+      `group '${config.name}' to main`,
+    );
+    for (const d of config.schemas) this.table.learn(d);
+    this.setGroups(config.groups);
+  }
+
+  /** Replaces the group name table (sent by main whenever groups come and go). */
+  setGroups(groups: [string, number][]): void {
+    this.indexByName.clear();
+    this.nameByIndex.clear();
+    this.indexByName.set(MAIN_GROUP, 0);
+    this.nameByIndex.set(0, MAIN_GROUP);
+    for (const [name, index] of groups) {
+      this.indexByName.set(name, index);
+      this.nameByIndex.set(index, name);
+    }
+  }
+
+  /** Names of the other groups, as far as this process knows. */
+  get groups(): string[] {
+    return [...this.indexByName.keys()].filter((n) => n !== MAIN_GROUP && n !== this.config.name);
+  }
+
+  send(group: string, msg: Message): void {
+    const dest = this.indexByName.get(group);
+    if (dest === undefined) throw new GroupDoesNotExist(`group '${group}' does not exist`);
+    const schema = schemaOf(msg.constructor as MessageClass);
+    if (schema.packetType === undefined) {
+      throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be sent to a group`);
+    }
+    this.writer.send(msg, schema, dest, this.config.index);
+  }
+
+  poll(): void {
+    this.reader.readHeld((kind, u8, dv, p, end) => {
+      if (kind === KIND_MESSAGE) {
+        const src = dv.getUint16(p + 2, true);
+        const m = decodeMessage(this.table, u8, dv, p + 4, end);
+        m.sender = this.nameByIndex.get(src) ?? `group #${src}`;
+        this.mgr.queueMessage(m);
+        return true;
+      }
+      if (kind === KIND_SCHEMA) {
+        this.table.learn(readSchemaRecord(u8, p, end));
+        return true;
+      }
+      throw new PacketTypeError(`the main process wrote a record of unknown kind ${kind}`);
+    });
+  }
+
+  /** End of tick: publish replies and acknowledge what was read, together, once the queue is flushed. */
+  flush(queueFlushed: boolean): void {
+    this.writer.drain();
+    if (queueFlushed) this.reader.commitWith(this.writer);
+    else this.writer.flush();
+  }
+
+  /** Whether anything is still to be read, handled or sent. */
+  get busy(): boolean {
+    return !this.reader.empty || this.reader.holding || this.writer.backlogLength !== 0;
+  }
+
+  close(): void {
+    this.reader.close();
+    this.writer.close();
+  }
+}

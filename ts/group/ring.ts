@@ -1,0 +1,389 @@
+/**
+ * The TypeScript side of a shared-memory ring (docs/ring.md, docs/groups.md):
+ * a writer that packs messages with the compiled codec straight into the
+ * claimed span and publishes once per batch, and a reader that decodes
+ * records in place. The Rust addon moves the positions; no native call is
+ * made per message.
+ */
+import { BackpressureError, PacketError } from '../errors.js';
+import type { Message, Schema } from '../message.js';
+import { native } from '../native.js';
+import {
+  describeSchema,
+  KIND_MESSAGE,
+  KIND_SCHEMA,
+  RECORD_HEADER,
+  ROUTE_HEADER,
+  type SchemaDescriptor,
+} from './wire.js';
+
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/** Ring geometry shared by both sides. */
+export interface RingGeometry {
+  /** Data area bytes (power of two). */
+  capacity: number;
+  /** Largest record payload; larger messages are fragmented. */
+  maxRecord: number;
+}
+
+/** Creates and lays out a ring in a new anonymous shared-memory region. */
+export function createRingRegion(geometry: RingGeometry): { buffer: ArrayBuffer; fd: number; len: number } {
+  const n = native();
+  const len = n.ringRegionLen(geometry.capacity);
+  const { buffer, fd } = n.shmCreate(len);
+  try {
+    n.ringInit(buffer, geometry.capacity, geometry.maxRecord);
+  } catch (err) {
+    n.closeFd(fd);
+    throw err;
+  }
+  return { buffer, fd, len };
+}
+
+type Pending =
+  | { kind: 'schema'; desc: SchemaDescriptor }
+  | { kind: 'raw'; recordKind: number; bytes: Uint8Array; progress: number };
+
+let scratch = new Uint8Array(64 * 1024);
+let scratchView = new DataView(scratch.buffer);
+
+/** Packs messages into a ring; keeps a bounded, ordered backlog when the ring is full. */
+export class RingWriter {
+  private readonly u8: Uint8Array;
+  private readonly dv: DataView;
+  private readonly out = new Float64Array(4);
+  private handle: number;
+  /** Claimed span: records are written at `pos`, committed from `start`, up to `end`. */
+  private start = 0;
+  private pos = 0;
+  private end = 0;
+  private readonly backlog: Pending[] = [];
+  private backlogHead = 0;
+  private readonly announced: (SchemaDescriptor | undefined)[] = new Array(256).fill(undefined);
+
+  /**
+   * @param region the mapped region (kept alive by the native handle)
+   * @param maxRecord the ring's largest record payload
+   * @param maxBacklog messages held when the ring is full before sends report backpressure
+   * @param maxMessage largest packed message accepted
+   * @param where names the destination in errors
+   */
+  constructor(
+    region: ArrayBuffer,
+    private readonly maxRecord: number,
+    private readonly maxBacklog: number,
+    private readonly maxMessage: number,
+    private readonly where: string,
+  ) {
+    this.u8 = new Uint8Array(region);
+    this.dv = new DataView(region);
+    this.handle = native().ringOpen(region, 0, this.out, maxMessage);
+  }
+
+  /** Messages waiting in the backlog (not yet in the ring). */
+  get backlogLength(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+
+  /** The schemas announced on this ring so far (for a restarted reader). */
+  announcedSchemas(): SchemaDescriptor[] {
+    return this.announced.filter((d): d is SchemaDescriptor => d !== undefined);
+  }
+
+  /**
+   * Packs `msg` into the ring, or into the backlog if the ring is full. A
+   * value that cannot be packed throws here, synchronously. Throws
+   * {@link BackpressureError} when the backlog is at its limit: the message
+   * is then not taken, and the caller should retry after ticking.
+   */
+  send(msg: Message, schema: Schema, dest: number, src: number): void {
+    const queued = this.backlogLength !== 0;
+    if (queued) this.checkRoom();
+    const pt = schema.packetType!;
+    if (this.announced[pt] === undefined) this.announce(describeSchema(schema));
+    if (this.backlogLength === 0 && this.writeInPlace(msg, schema, dest, src)) return;
+    const packed = packToScratch(msg, schema, dest, src, this.maxMessage);
+    this.sendBytes(packed);
+  }
+
+  /** Copies an already packed message record payload (route header first) into the ring. */
+  sendRaw(desc: SchemaDescriptor, payload: Uint8Array): void {
+    if (this.backlogLength !== 0) this.checkRoom();
+    if (this.announced[desc.packetType] === undefined) this.announce(desc);
+    this.sendBytes(payload);
+  }
+
+  private sendBytes(payload: Uint8Array): void {
+    const progress = this.backlogLength === 0 ? this.writeBytes(KIND_MESSAGE, payload, 0) : 0;
+    if (progress < payload.length) {
+      this.backlog.push({ kind: 'raw', recordKind: KIND_MESSAGE, bytes: payload.slice(), progress });
+    }
+  }
+
+  private checkRoom(): void {
+    if (this.backlogLength >= this.maxBacklog) {
+      throw new BackpressureError(
+        `${this.where}: the ring is full and ${this.backlogLength} messages are waiting (maxBacklog ${this.maxBacklog}); tick and retry`,
+      );
+    }
+  }
+
+  private announce(desc: SchemaDescriptor): void {
+    this.announced[desc.packetType] = desc;
+    const bytes = utf8.encode(JSON.stringify(desc));
+    if (this.backlogLength === 0 && this.writeBytes(KIND_SCHEMA, bytes, 0) === bytes.length) return;
+    this.backlog.push({ kind: 'schema', desc });
+  }
+
+  /** Commits what was written and claims a span of at least `min` bytes. */
+  private renew(min: number): boolean {
+    const ok = native().ringCommitClaim(this.handle, this.pos - this.start, min);
+    if (ok) {
+      this.start = this.pos = this.out[0]!;
+      this.end = this.start + this.out[1]!;
+    } else {
+      this.start = this.pos = this.end = 0;
+    }
+    return ok;
+  }
+
+  /** Writes a record (fragments past `maxRecord`) from `progress` on; returns the new progress. */
+  private writeBytes(kind: number, payload: Uint8Array, progress: number): number {
+    const n = payload.length;
+    if (n > this.maxRecord) return this.writeFragments(kind, payload, progress);
+    if (this.pos + RECORD_HEADER + n > this.end && !this.renew(RECORD_HEADER + n)) return 0;
+    const p = this.pos;
+    this.u8.set(payload, p + RECORD_HEADER);
+    this.dv.setUint32(p, n, true);
+    this.dv.setUint32(p + 4, kind, true);
+    this.pos = (p + RECORD_HEADER + n + 7) & ~7;
+    return n;
+  }
+
+  /** Writes a large message as fragments; returns the new progress. */
+  private writeFragments(kind: number, bytes: Uint8Array, progress: number): number {
+    // The native call claims spans itself: hand it a clean state.
+    native().ringCommitClaim(this.handle, this.pos - this.start, 0);
+    this.start = this.pos = this.end = 0;
+    return native().ringWriteFragments(this.handle, kind, bytes, progress);
+  }
+
+  /** Packs a message record straight into the claimed span; false when it does not fit there. */
+  private writeInPlace(msg: Message, schema: Schema, dest: number, src: number): boolean {
+    const p = this.pos;
+    const body = p + RECORD_HEADER;
+    const limit = Math.min(this.end, body + this.maxRecord);
+    if (body + ROUTE_HEADER + 1 > limit) return false;
+    const e = schema.codec().encode(msg, this.u8, this.dv, body + ROUTE_HEADER + 1, limit);
+    if (e < 0) return false;
+    this.dv.setUint16(body, dest, true);
+    this.dv.setUint16(body + 2, src, true);
+    this.u8[body + ROUTE_HEADER] = schema.packetType!;
+    this.dv.setUint32(p, e - body, true);
+    this.dv.setUint32(p + 4, KIND_MESSAGE, true);
+    this.pos = (e + 7) & ~7;
+    return true;
+  }
+
+  /** Writes as much of the backlog as fits, in order, and publishes. Returns whether the backlog is empty. */
+  flush(): boolean {
+    this.drain();
+    native().ringCommitClaim(this.handle, this.pos - this.start, 0);
+    this.start = this.pos;
+    return this.backlogLength === 0;
+  }
+
+  /** Drains the backlog into the ring without publishing; returns bytes written but unpublished. */
+  drain(): number {
+    const q = this.backlog;
+    while (this.backlogHead < q.length) {
+      const item = q[this.backlogHead]!;
+      if (item.kind === 'schema') {
+        const bytes = utf8.encode(JSON.stringify(item.desc));
+        if (this.writeBytes(KIND_SCHEMA, bytes, 0) < bytes.length) break;
+      } else {
+        item.progress = this.writeBytes(item.recordKind, item.bytes, item.progress);
+        if (item.progress < item.bytes.length) break;
+      }
+      q[this.backlogHead++] = undefined as unknown as Pending;
+    }
+    if (this.backlogHead === q.length) {
+      q.length = 0;
+      this.backlogHead = 0;
+    } else if (this.backlogHead > 1024 && this.backlogHead * 2 > q.length) {
+      q.splice(0, this.backlogHead);
+      this.backlogHead = 0;
+    }
+    return this.pos - this.start;
+  }
+
+  /** @internal native handle and uncommitted bytes, for a combined publish-and-release */
+  takeUncommitted(): { handle: number; used: number } {
+    const used = this.pos - this.start;
+    this.start = this.pos;
+    return { handle: this.handle, used };
+  }
+
+  close(): void {
+    if (this.handle >= 0) native().ringClose(this.handle);
+    this.handle = -1;
+  }
+}
+
+/** Packs a message record payload (route header, packet type, properties) into the shared scratch buffer. */
+function packToScratch(
+  msg: Message,
+  schema: Schema,
+  dest: number,
+  src: number,
+  maxMessage: number,
+): Uint8Array {
+  const codec = schema.codec();
+  for (;;) {
+    const e = codec.encode(msg, scratch, scratchView, ROUTE_HEADER + 1, scratch.length);
+    if (e >= 0) {
+      scratchView.setUint16(0, dest, true);
+      scratchView.setUint16(2, src, true);
+      scratch[ROUTE_HEADER] = schema.packetType!;
+      return scratch.subarray(0, e);
+    }
+    if (scratch.length > maxMessage + ROUTE_HEADER + 1) {
+      throw new PacketError(`${schema.name}: packs to more than the ${maxMessage}-byte maximum message size`);
+    }
+    scratch = new Uint8Array(scratch.length * 2);
+    scratchView = new DataView(scratch.buffer);
+  }
+}
+
+/**
+ * Called for each record read: payload is u8[p, end). Returning `false` leaves
+ * the record (and those after it) in the ring for a later read.
+ */
+export type RecordHandler = (
+  kind: number,
+  u8: Uint8Array,
+  dv: DataView,
+  p: number,
+  end: number,
+) => boolean | undefined;
+
+/** Reads records in place from a ring. */
+export class RingReader {
+  private readonly u8: Uint8Array;
+  private readonly dv: DataView;
+  private readonly out = new Float64Array(4);
+  private handle: number;
+  /** Bytes of the current run read but not yet released. */
+  private held = 0;
+  /** Whether the last read found the ring empty. */
+  empty = true;
+
+  constructor(region: ArrayBuffer, maxMessage: number) {
+    this.u8 = new Uint8Array(region);
+    this.dv = new DataView(region);
+    this.handle = native().ringOpen(region, 1, this.out, maxMessage);
+  }
+
+  /**
+   * Reads runs of records and releases each as it is done, until the ring is
+   * empty, `maxRuns` runs were read, or the deadline passed. A handler that
+   * throws leaves the records after the failing one in the ring.
+   */
+  readAll(onRecord: RecordHandler, deadline: number | undefined, maxRuns = 64): void {
+    const n = native();
+    let release = 0;
+    for (let runs = 0; runs < maxRuns; runs++) {
+      const r = n.ringReleasePoll(this.handle, release);
+      release = 0;
+      if (r === 0) return;
+      if (r === 1) {
+        release = this.readRun(onRecord);
+        if (release < this.out[1]!) break;
+      } else {
+        const u8 = new Uint8Array(r);
+        onRecord(this.out[2]!, u8, new DataView(r), 0, u8.length);
+      }
+      if (deadline !== undefined && performance.now() >= deadline) break;
+    }
+    if (release !== 0) n.ringSync(-1, 0, this.handle, release);
+  }
+
+  /**
+   * Reads one run without releasing it (fragmented messages before it are
+   * handled and released by the ring). The run is released by {@link commitWith},
+   * together with the writer's publish, so that a process killed mid-tick
+   * reads the same records again after a restart. Does nothing while a run is held.
+   */
+  readHeld(onRecord: RecordHandler, maxMessages = 64): void {
+    if (this.held !== 0) return;
+    const n = native();
+    this.empty = false;
+    for (let i = 0; i < maxMessages; i++) {
+      const r = n.ringReleasePoll(this.handle, 0);
+      if (r === 0) {
+        this.empty = true;
+        return;
+      }
+      if (r === 1) {
+        this.held = this.readRun(onRecord);
+        return;
+      }
+      const u8 = new Uint8Array(r);
+      onRecord(this.out[2]!, u8, new DataView(r), 0, u8.length);
+    }
+  }
+
+  /** Publishes the writer's records and releases the held run, back to back. */
+  commitWith(writer: RingWriter | undefined): void {
+    const w = writer?.takeUncommitted();
+    native().ringSync(w ? w.handle : -1, w ? w.used : 0, this.handle, this.held);
+    this.held = 0;
+  }
+
+  /** Whether a run is held unreleased. */
+  get holding(): boolean {
+    return this.held !== 0;
+  }
+
+  private readRun(onRecord: RecordHandler): number {
+    const off = this.out[0]!;
+    const len = this.out[1]!;
+    const u8 = this.u8;
+    const dv = this.dv;
+    let p = off;
+    const stop = off + len;
+    try {
+      while (p < stop) {
+        const n = dv.getUint32(p, true);
+        const kind = dv.getUint32(p + 4, true);
+        const body = p + RECORD_HEADER;
+        const next = (body + n + 7) & ~7;
+        if (onRecord(kind, u8, dv, body, body + n) === false) return p - off;
+        p = next;
+      }
+    } catch (err) {
+      p = (p + RECORD_HEADER + dv.getUint32(p, true) + 7) & ~7;
+      // Skip the bad record and everything before it; keep the rest for later.
+      native().ringSync(-1, 0, this.handle, p - off);
+      this.held = 0;
+      throw err;
+    }
+    return len;
+  }
+
+  close(): void {
+    if (this.handle >= 0) native().ringClose(this.handle);
+    this.handle = -1;
+  }
+}
+
+/** Decodes a schema announcement record's JSON. */
+export function readSchemaRecord(u8: Uint8Array, p: number, end: number): SchemaDescriptor {
+  try {
+    return JSON.parse(utf8Strict.decode(u8.subarray(p, end))) as SchemaDescriptor;
+  } catch (err) {
+    throw new PacketError('a schema announcement in the ring is not valid JSON', { cause: err });
+  }
+}
