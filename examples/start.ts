@@ -1,0 +1,8 @@
+// `npm start`: runs the README's examples one after another and exits.
+import { runBombDemo } from './bomb.js';
+import { runKitchenDemo } from './kitchen.js';
+
+console.log('--- 1. local actors: a player and bombs, 30 ticks per second ---');
+await runBombDemo();
+console.log('\n--- 2. process groups: chefs in another process cook pancakes for main ---');
+await runKitchenDemo();
