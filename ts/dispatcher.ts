@@ -131,6 +131,11 @@ export class Dispatcher {
     return this.names.get(name);
   }
 
+  /** The actor registered under `name`, if any (pysage's `get_actor_by_name`). */
+  getActorByName(name: string): Actor | undefined {
+    return this.names.get(name);
+  }
+
   /** The actor with this gid, if registered. */
   getActor(gid: number): Actor | undefined {
     return this.actorsByGid.get(gid);
