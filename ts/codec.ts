@@ -135,16 +135,45 @@ function writeFixed(u8: Uint8Array, p: number, end: number, v: unknown, size: nu
 }
 
 function readUtf8(u8: Uint8Array, p: number, n: number): string {
-  if (n < 32) {
-    let s = '';
+  if (n < 16) {
+    // Short ASCII strings (most names and tags) in one call, as msgpackr does.
+    let ascii = true;
     for (let j = 0; j < n; j++) {
-      const c = u8[p + j]!;
-      if (c > 127) return utf8Strict.decode(u8.subarray(p, p + n));
-      s += String.fromCharCode(c);
+      if (u8[p + j]! > 127) {
+        ascii = false;
+        break;
+      }
     }
-    return s;
+    if (ascii) return shortAscii(u8, p, n);
   }
   return utf8Strict.decode(u8.subarray(p, p + n));
+}
+
+const fcc = String.fromCharCode;
+
+function shortAscii(b: Uint8Array, p: number, n: number): string {
+  switch (n) {
+    case 0:
+      return '';
+    case 1:
+      return fcc(b[p]!);
+    case 2:
+      return fcc(b[p]!, b[p + 1]!);
+    case 3:
+      return fcc(b[p]!, b[p + 1]!, b[p + 2]!);
+    case 4:
+      return fcc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!);
+    case 5:
+      return fcc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!);
+    case 6:
+      return fcc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!);
+    case 7:
+      return fcc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!);
+    case 8:
+      return fcc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!);
+    default:
+      return fcc.apply(null, b.subarray(p, p + n) as unknown as number[]);
+  }
 }
 
 function readFixed(u8: Uint8Array, p: number, size: number): string {

@@ -345,12 +345,16 @@ export class GroupHost implements Poller {
     const o = entry.options;
     const until = Date.now() + o.stopTimeoutMs;
     // Keep its rings moving while it winds down: our backlog in, its last messages out.
+    // A record that cannot be read stops the reading; remove() rejects with it once the group is gone
+    // (emitting it as 'error' would crash the process when nobody listens).
+    let readError: unknown;
     const pump = setInterval(() => {
       entry.writer.flush();
+      if (readError !== undefined) return;
       try {
         this.pollOne(entry, undefined);
       } catch (err) {
-        this.mgr.emit('error', err);
+        readError = err;
       }
     }, 1);
     try {
@@ -361,12 +365,13 @@ export class GroupHost implements Poller {
       const killer = setTimeout(() => entry.child.kill('SIGKILL'), Math.max(0, until - Date.now()));
       await entry.exited;
       clearTimeout(killer);
-      this.pollOne(entry, undefined);
+      if (readError === undefined) this.pollOne(entry, undefined);
     } finally {
       clearInterval(pump);
       this.dispose(entry);
       this.broadcastTable();
     }
+    if (readError !== undefined) throw readError;
   }
 
   /** Stops every group. */

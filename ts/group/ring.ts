@@ -102,7 +102,11 @@ export class RingWriter {
     const queued = this.backlogLength !== 0;
     if (queued) this.checkRoom();
     const pt = schema.packetType!;
-    if (this.announced[pt] === undefined) this.announce(describeSchema(schema));
+    if (this.announced[pt] === undefined) {
+      // A class that cannot be packed (no types) throws here, before its schema is announced.
+      schema.codec();
+      this.announce(describeSchema(schema));
+    }
     if (this.backlogLength === 0 && this.writeInPlace(msg, schema, dest, src)) return;
     const packed = packToScratch(msg, schema, dest, src, this.maxMessage);
     this.sendBytes(packed);
