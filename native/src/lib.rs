@@ -10,6 +10,7 @@
 //! `cargo test` builds, which run without a Node process to resolve its symbols.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod net;
 pub mod process;
 pub mod ring;
 pub mod shm;

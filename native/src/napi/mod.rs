@@ -148,9 +148,9 @@ impl Env {
             let st = unsafe { napi_get_typedarray_info(self.0, v, &mut kind, &mut len, &mut data, &mut ab, &mut off) };
             check(st, "napi_get_typedarray_info")?;
             let elem = match kind {
-                0 | 1 | 2 => 1,
+                0..=2 => 1,
                 3 | 4 => 2,
-                5 | 6 | 7 => 4,
+                5..=7 => 4,
                 _ => 8,
             };
             return Ok((data as *mut u8, len * elem));

@@ -72,7 +72,7 @@ pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let role = env.get_uint(arg(args, 1, "role")?, "role", 1.0)?;
     let out_v = arg(args, 2, "out")?;
     let (out, out_len) = env.get_bytes(out_v, "out")?;
-    if out_len < 4 * 8 || (out as usize) % 8 != 0 {
+    if out_len < 4 * 8 || !(out as usize).is_multiple_of(8) {
         return Err(JsError::arg("out must be a Float64Array of at least 4 elements"));
     }
     let max_message = env.get_uint(arg(args, 3, "maxMessage")?, "maxMessage", u32::MAX as f64)? as usize;

@@ -9,9 +9,20 @@ use super::{DisconnectReason, PeerId};
 /// An event as queued; message bytes live in [`Events::arena`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Ev {
-    Connected { peer: PeerId, addr: SocketAddr },
-    Disconnected { peer: PeerId, reason: DisconnectReason },
-    Message { peer: PeerId, channel: u8, start: usize, len: usize },
+    Connected {
+        peer: PeerId,
+        addr: SocketAddr,
+    },
+    Disconnected {
+        peer: PeerId,
+        reason: DisconnectReason,
+    },
+    Message {
+        peer: PeerId,
+        channel: u8,
+        start: usize,
+        len: usize,
+    },
 }
 
 /// Pending events plus one byte arena for all their payloads (cleared once drained),

@@ -208,7 +208,14 @@ impl Endpoint {
     }
 
     /// Queues a message. Nothing is sent until [`update`](Self::update).
-    pub fn send(&mut self, _now: u64, peer: PeerId, channel: u8, rel: Reliability, payload: &[u8]) -> Result<(), SendError> {
+    pub fn send(
+        &mut self,
+        _now: u64,
+        peer: PeerId,
+        channel: u8,
+        rel: Reliability,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
         if channel as usize >= CHANNELS {
             return Err(SendError::BadChannel);
         }
@@ -228,7 +235,8 @@ impl Endpoint {
 
     /// Whether `send` to `peer` would currently accept a message.
     pub fn can_send(&self, peer: PeerId) -> bool {
-        self.peer(peer).is_some_and(|p| p.queued_bytes() < self.cfg.max_queued_bytes)
+        self.peer(peer)
+            .is_some_and(|p| p.queued_bytes() < self.cfg.max_queued_bytes)
     }
 
     /// Bytes queued and not yet sent to `peer`.
@@ -542,9 +550,13 @@ impl Endpoint {
             self.stats.drop_stranger += 1;
             return;
         }
-        let (Some(nonce), Some(ts), Some(mac), Some(client_conn), true) =
-            (rd64(b, 6), rd32(b, 14), rd64(b, 18), rd32(b, 26), b.len() >= HANDSHAKE_LEN)
-        else {
+        let (Some(nonce), Some(ts), Some(mac), Some(client_conn), true) = (
+            rd64(b, 6),
+            rd32(b, 14),
+            rd64(b, 18),
+            rd32(b, 26),
+            b.len() >= HANDSHAKE_LEN,
+        ) else {
             self.stats.drop_garbled += 1;
             return;
         };

@@ -74,10 +74,7 @@ impl Reliability {
 
     /// True for the three modes that are retransmitted until acknowledged.
     pub fn is_reliable(self) -> bool {
-        matches!(
-            self,
-            Self::Reliable | Self::ReliableOrdered | Self::ReliableSequenced
-        )
+        matches!(self, Self::Reliable | Self::ReliableOrdered | Self::ReliableSequenced)
     }
 }
 
@@ -136,7 +133,7 @@ impl Default for Config {
             rto_min_ms: 30,
             rto_max_ms: 2_000,
             rto_initial_ms: 200,
-            max_in_flight_bytes: 2 << 20,
+            max_in_flight_bytes: 512 << 10,
             max_in_flight_packets: 2048,
             max_queued_bytes: 4 << 20,
             max_reassembly_bytes: 32 << 20,

@@ -26,6 +26,8 @@ pub(crate) const HANDSHAKE_LEN: usize = 32;
 pub(crate) const DATA_HEADER_LEN: usize = 20;
 /// Header flag: the ack fields are meaningful.
 pub(crate) const FLAG_HAS_ACK: u8 = 1;
+/// Header flag: acknowledge this packet immediately (last packet of a burst, or a probe).
+pub(crate) const FLAG_ACK_NOW: u8 = 2;
 
 /// Command kind bits 0..=2: reliability.
 pub(crate) const K_REL_MASK: u8 = 0x07;

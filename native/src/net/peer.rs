@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 
 use super::channel::{is_fresh, tx_stream, Events, RxChannel, Slot};
 use super::fragment::{self, Reassembly};
-use super::packet::{self, Cmd, DataHeader, Frag, DATA_HEADER_LEN, FLAG_HAS_ACK, T_ACK, T_DATA};
+use super::packet::{self, Cmd, DataHeader, Frag, DATA_HEADER_LEN, FLAG_ACK_NOW, FLAG_HAS_ACK, T_ACK, T_DATA};
 use super::seq::{diff16, extend32, gt16};
 use super::{Config, PeerId, Reliability, SendError, Stats, CHANNELS};
 
 /// Reliable ids a sender may have outstanding beyond the oldest unacknowledged one;
 /// also the receiver's duplicate-suppression window. Must stay below 32768 (16-bit ids on the wire).
-pub(crate) const REL_WINDOW: u64 = 8192;
-const REL_WORDS: usize = (REL_WINDOW / 64) as usize;
+pub(crate) const REL_WINDOW: u64 = 30_720;
+const REL_WORDS: usize = REL_WINDOW.div_ceil(64) as usize;
 /// Received-packet window used to suppress duplicate packets.
 const RX_PKT_WINDOW: u16 = 1024;
 /// Most unreliable messages reassembled at once per peer (oldest evicted).
@@ -157,6 +157,8 @@ pub(crate) struct Peer {
     rttvar: f64,
     has_rtt: bool,
     rto_shift: u32,
+    last_ack_at: u64,
+    probes: u32,
 
     // ---- receive side ----
     rx_any: bool,
@@ -203,6 +205,8 @@ impl Peer {
             rttvar: 0.0,
             has_rtt: false,
             rto_shift: 0,
+            last_ack_at: now,
+            probes: 0,
             rx_any: false,
             rx_latest: 0,
             rx_bits: vec![0; RX_PKT_WINDOW as usize / 64],
@@ -262,7 +266,13 @@ impl Peer {
     // ------------------------------------------------------------------ send
 
     /// Encodes a message into the send queue (fragmenting it if needed).
-    pub(crate) fn queue_message(&mut self, rel: Reliability, channel: u8, payload: &[u8], cfg: &Config) -> Result<(), SendError> {
+    pub(crate) fn queue_message(
+        &mut self,
+        rel: Reliability,
+        channel: u8,
+        payload: &[u8],
+        cfg: &Config,
+    ) -> Result<(), SendError> {
         if self.queued_bytes() >= cfg.max_queued_bytes {
             return Err(SendError::WindowFull);
         }
@@ -275,7 +285,15 @@ impl Peer {
         *stream = stream.wrapping_add(1);
         let len = payload.len();
         if DATA_HEADER_LEN + packet::max_wire_header_len(false, len) + len <= cfg.mtu {
-            packet::encode_canonical(&mut self.queue, rel, channel, self.next_rel_id as u32, seq, None, payload);
+            packet::encode_canonical(
+                &mut self.queue,
+                rel,
+                channel,
+                self.next_rel_id as u32,
+                seq,
+                None,
+                payload,
+            );
             if rel.is_reliable() {
                 self.next_rel_id += 1;
             }
@@ -291,7 +309,15 @@ impl Peer {
                 count: count as u32,
                 index: i as u32,
             };
-            packet::encode_canonical(&mut self.queue, rel, channel, self.next_rel_id as u32, seq, Some(frag), chunk);
+            packet::encode_canonical(
+                &mut self.queue,
+                rel,
+                channel,
+                self.next_rel_id as u32,
+                seq,
+                Some(frag),
+                chunk,
+            );
             if rel.is_reliable() {
                 self.next_rel_id += 1;
             }
@@ -335,7 +361,8 @@ impl Peer {
                     continue;
                 }
             } else if reliable {
-                let unacked = self.unacked_bytes();
+                let building = cur.as_ref().map_or(0, |c| c.1.len());
+                let unacked = self.unacked_bytes() + building;
                 if full >= self.oldest_unacked + REL_WINDOW
                     || (unacked > 0 && unacked + clen > ctx.cfg.max_in_flight_bytes)
                 {
@@ -377,7 +404,9 @@ impl Peer {
                 }
             }
         }
-        if let Some((dg, rec)) = cur.take() {
+        if let Some((mut dg, rec)) = cur.take() {
+            // Last packet of this burst: ask for an immediate ack.
+            dg[1] |= FLAG_ACK_NOW;
             self.finish_packet(now, dg, rec, ctx);
         }
         if self.resend_head == self.resend.len() {
@@ -392,15 +421,11 @@ impl Peer {
             self.queue_head = 0;
         }
         if self.ack_pending > 0 && (self.ack_pending >= ctx.cfg.ack_every || now >= self.ack_deadline) {
-            let mut dg = ctx.buf();
-            dg.resize(DATA_HEADER_LEN, 0);
-            let h = self.header(0);
-            h.write(T_ACK, &mut dg);
-            self.ack_pending = 0;
-            ctx.stats.acks_sent += 1;
-            ctx.send(self.addr, dg);
+            self.send_ack(ctx);
         }
-        if now.saturating_sub(self.last_send) >= ctx.cfg.keepalive_ms && self.records.len() < ctx.cfg.max_in_flight_packets {
+        if now.saturating_sub(self.last_send) >= ctx.cfg.keepalive_ms
+            && self.records.len() < ctx.cfg.max_in_flight_packets
+        {
             let mut dg = ctx.buf();
             dg.resize(DATA_HEADER_LEN, 0);
             let rec = ctx.buf();
@@ -423,7 +448,9 @@ impl Peer {
 
     fn finish_packet(&mut self, now: u64, mut dg: Vec<u8>, rec: Vec<u8>, ctx: &mut Ctx<'_>) {
         let seq = self.next_seq;
+        let extra = dg[1] & FLAG_ACK_NOW;
         self.header(seq).write(T_DATA, &mut dg);
+        dg[1] |= extra;
         self.next_seq = seq.wrapping_add(1);
         if self.records.is_empty() {
             self.rec_first = seq;
@@ -454,6 +481,8 @@ impl Peer {
                 self.ack_record(idx, ctx);
                 self.rtt_sample(sample as f64);
                 self.rto_shift = 0;
+                self.last_ack_at = now;
+                self.probes = 0;
             }
             let mut bits = h.ack_bits;
             while bits != 0 {
@@ -479,21 +508,39 @@ impl Peer {
             self.oldest_unacked += d;
             self.advance_oldest();
         }
-        // Fast retransmit: anything `threshold` packets older than the newest acked is lost.
-        if let Some(la) = self.largest_acked {
-            let t = ctx.cfg.fast_retransmit_threshold as i16;
-            for i in 0..self.records.len() {
-                let seq = self.rec_first.wrapping_add(i as u16);
-                if diff16(la, seq) < t {
-                    break;
-                }
-                if self.records[i].live {
-                    ctx.stats.fast_retransmits += 1;
-                    self.declare_lost(i, ctx);
-                }
+        self.detect_losses(now, ctx);
+        self.pop_resolved(ctx);
+    }
+
+    /// Fast retransmit. A packet sent before the newest acknowledged one is declared
+    /// lost once `fast_retransmit_threshold` later packets have been acknowledged and it
+    /// has been out for `srtt + max(srtt/4, 2*rttvar)` ms (the time guard keeps
+    /// jitter-induced reordering from causing spurious retransmissions), or
+    /// regardless of the threshold once it has been out 1.5 times that long.
+    fn detect_losses(&mut self, now: u64, ctx: &mut Ctx<'_>) {
+        let Some(la) = self.largest_acked else { return };
+        let guard = if self.has_rtt {
+            (self.srtt + (self.srtt / 4.0).max(2.0 * self.rttvar)) as u64
+        } else {
+            ctx.cfg.rto_initial_ms
+        };
+        let tail = guard + guard / 2;
+        let t = ctx.cfg.fast_retransmit_threshold as i16;
+        for i in 0..self.records.len() {
+            let seq = self.rec_first.wrapping_add(i as u16);
+            let ahead = diff16(la, seq);
+            if ahead <= 0 {
+                break;
+            }
+            let age = now.saturating_sub(self.records[i].sent_at);
+            if age < guard {
+                break;
+            }
+            if self.records[i].live && (ahead >= t || age >= tail) {
+                ctx.stats.fast_retransmits += 1;
+                self.declare_lost(i, ctx);
             }
         }
-        self.pop_resolved(ctx);
     }
 
     fn rtt_sample(&mut self, r: f64) {
@@ -559,30 +606,44 @@ impl Peer {
     /// Timer-driven loss detection: time-threshold loss for packets older than the
     /// newest acked one, and the retransmission timeout (with exponential backoff).
     pub(crate) fn on_timers(&mut self, now: u64, ctx: &mut Ctx<'_>) {
-        if let (Some(la), true) = (self.largest_acked, self.has_rtt) {
-            let wait = (self.srtt * 1.25).max(self.srtt + 2.0 * self.rttvar) as u64 + 1;
-            for i in 0..self.records.len() {
-                let seq = self.rec_first.wrapping_add(i as u16);
-                if diff16(la, seq) <= 0 {
-                    break;
-                }
-                if self.records[i].live && now.saturating_sub(self.records[i].sent_at) >= wait {
-                    ctx.stats.fast_retransmits += 1;
-                    self.declare_lost(i, ctx);
-                }
+        self.detect_losses(now, ctx);
+        // Probe timeout: nothing acknowledged for a while although packets are out
+        // (e.g. the last packet of a burst was lost). A ping that must be acked at once
+        // moves the newest-acked mark past the lost packet, so loss detection catches it.
+        if self.probes < 3 && self.has_rtt && self.records.iter().any(|r| r.live) {
+            let pto = ((self.srtt + (4.0 * self.rttvar).max(1.0)) as u64 + 1) << self.probes;
+            let since = self.last_ack_at.max(self.records.front().map_or(0, |r| r.sent_at));
+            if now.saturating_sub(since) >= pto && self.records.len() < ctx.cfg.max_in_flight_packets {
+                self.probes += 1;
+                let mut dg = ctx.buf();
+                dg.resize(DATA_HEADER_LEN, 0);
+                dg[1] = FLAG_ACK_NOW;
+                let rec = ctx.buf();
+                ctx.stats.pings_sent += 1;
+                self.finish_packet(now, dg, rec, ctx);
             }
         }
+        // Retransmission timeout: everything out longer than the RTO is lost. Only
+        // packets carrying reliable data count as an expiry (and double the RTO).
         let rto = self.rto(ctx.cfg);
-        if self.records.front().is_some_and(|r| r.live && now >= r.sent_at + rto) {
-            ctx.stats.rto_expiries += 1;
-            for i in 0..self.records.len() {
-                if self.records[i].sent_at + rto > now {
-                    break;
-                }
-                if self.records[i].live {
-                    self.declare_lost(i, ctx);
-                }
+        let mut fired = false;
+        for i in 0..self.records.len() {
+            if self.records[i].sent_at + rto > now {
+                break;
             }
+            if self.records[i].live {
+                // Resend only the oldest reliable packet (as TCP does); the rest are
+                // left to ack-driven detection once acks flow again.
+                let reliable = !self.records[i].rel.is_empty();
+                if reliable && fired {
+                    continue;
+                }
+                fired |= reliable;
+                self.declare_lost(i, ctx);
+            }
+        }
+        if fired {
+            ctx.stats.rto_expiries += 1;
             if rto < ctx.cfg.rto_max_ms {
                 self.rto_shift += 1;
             }
@@ -615,7 +676,7 @@ impl Peer {
                     recordable = false;
                 } else if self.rx_bit(h.seq) {
                     ctx.stats.drop_duplicate += 1;
-                    self.need_ack(now, ctx.cfg);
+                    self.need_ack(now, ctx);
                     return;
                 }
             }
@@ -646,14 +707,32 @@ impl Peer {
         if recordable {
             self.rx_record(h.seq);
         }
-        self.need_ack(now, ctx.cfg);
+        self.need_ack(now, ctx);
+        if h.flags & FLAG_ACK_NOW != 0 && self.ack_pending > 0 {
+            self.send_ack(ctx);
+        }
     }
 
-    fn need_ack(&mut self, now: u64, cfg: &Config) {
+    /// Notes an ack-eliciting packet; once `ack_every` are pending an ACK is sent at
+    /// once (not at the next `update`), so that every packet falls inside the 64-packet
+    /// ack bitfield of some acknowledgement even when many arrive between updates.
+    fn need_ack(&mut self, now: u64, ctx: &mut Ctx<'_>) {
         if self.ack_pending == 0 {
-            self.ack_deadline = now + cfg.ack_delay_ms;
+            self.ack_deadline = now + ctx.cfg.ack_delay_ms;
         }
         self.ack_pending += 1;
+        if self.ack_pending >= ctx.cfg.ack_every {
+            self.send_ack(ctx);
+        }
+    }
+
+    fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let mut dg = ctx.buf();
+        dg.resize(DATA_HEADER_LEN, 0);
+        self.header(0).write(T_ACK, &mut dg);
+        self.ack_pending = 0;
+        ctx.stats.acks_sent += 1;
+        ctx.send(self.addr, dg);
     }
 
     fn rx_bit(&self, seq: u16) -> bool {
@@ -827,11 +906,23 @@ impl Peer {
 
     /// Delivers a complete message according to its mode. `force` skips the memory
     /// caps (for messages whose memory was already accounted during reassembly).
-    fn deliver(&mut self, rel: Reliability, ch: u8, seq: u16, data: Data<'_>, force: bool, ctx: &mut Ctx<'_>) -> Verdict {
+    fn deliver(
+        &mut self,
+        rel: Reliability,
+        ch: u8,
+        seq: u16,
+        data: Data<'_>,
+        force: bool,
+        ctx: &mut Ctx<'_>,
+    ) -> Verdict {
         let len = data.bytes().len();
         if !force && ctx.events.over(len, ctx.cfg.max_event_bytes) {
             ctx.stats.drop_event_backlog += 1;
-            return if rel.is_reliable() { Verdict::Refuse } else { Verdict::Done };
+            return if rel.is_reliable() {
+                Verdict::Refuse
+            } else {
+                Verdict::Done
+            };
         }
         let c = &mut self.channels[ch as usize];
         match rel {
