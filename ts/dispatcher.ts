@@ -40,6 +40,8 @@ export interface ManagerStats {
   groupRestarts: number;
   /** Group-to-group messages whose destination group was gone when they were relayed. */
   groupMessagesUndeliverable: number;
+  /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
+  network?: Record<string, number>;
 }
 
 /** Raised when an actor is looked up by a gid the manager does not know. */
@@ -402,6 +404,7 @@ export class Dispatcher {
     this.stats.lastTickMs = 0;
     this.stats.groupRestarts = 0;
     this.stats.groupMessagesUndeliverable = 0;
+    delete this.stats.network;
   }
 }
 

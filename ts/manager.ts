@@ -5,11 +5,20 @@
  */
 import { EventEmitter } from 'node:events';
 import { Dispatcher } from './dispatcher.js';
-import { InvalidOption } from './errors.js';
+import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
 import type { GroupOptions } from './group/options.js';
 import { Message } from './message.js';
+import type { NetTransport } from './net/base.js';
+import {
+  type ConditionerOptions,
+  type NetOptions,
+  resolveNetOptions,
+  type SendOptions,
+} from './net/options.js';
+import { TcpTransport } from './net/tcp.js';
+import { UdpTransport } from './net/udp.js';
 
 /** Something polled at the start of every tick (process groups, then the network). */
 export interface Poller {
@@ -81,6 +90,11 @@ export class ActorManager extends Dispatcher {
     this.events.off(event, listener);
     if (event === 'error' && this.events.listenerCount('error') === 0) this.onAsyncError = undefined;
     return this;
+  }
+
+  /** Number of listeners for an event. */
+  listenerCount(event: string): number {
+    return this.events.listenerCount(event);
   }
 
   /** @internal emits a manager event */
@@ -263,6 +277,98 @@ export class ActorManager extends Dispatcher {
     return this.host().backlog(group);
   }
 
+  // ---- network ----
+
+  private net: NetTransport | undefined;
+
+  /** The network transport, once `listen` or `connect` made one: `transport.address` is where it is bound. */
+  get transport(): NetTransport | undefined {
+    return this.net;
+  }
+
+  private async openTransport(
+    o: ReturnType<typeof resolveNetOptions>,
+    listening: boolean,
+  ): Promise<NetTransport> {
+    if (this.net !== undefined) {
+      if (this.net.kind !== o.transport) {
+        throw new InvalidOption(`the manager already has a ${this.net.kind} transport; disconnect() first`);
+      }
+      return this.net;
+    }
+    let t: NetTransport;
+    if (o.transport === 'tcp') {
+      const tcp = new TcpTransport(this, o);
+      if (listening) await tcp.listen();
+      t = tcp;
+    } else {
+      t = await UdpTransport.open(
+        this,
+        listening ? o : { ...o, port: 0, host: o.host.includes(':') ? '::' : '0.0.0.0' },
+        listening,
+      );
+    }
+    this.net = t;
+    this.addPoller(t);
+    this.stats.network = t.stats;
+    return t;
+  }
+
+  /**
+   * Listens for peers (UDP by default; `{ transport: 'tcp' }` for TCP). Peers
+   * connecting and leaving are emitted as `'peerConnected'` (address) and
+   * `'peerDisconnected'` (address, reason: 'local' | 'remote' | 'timeout' | 'refused').
+   */
+  async listen(options: NetOptions = {}): Promise<void> {
+    const o = resolveNetOptions(options, 'listen');
+    if (this.net !== undefined)
+      throw new InvalidOption('listen: the manager already has a transport; disconnect() first');
+    await this.openTransport(o, true);
+  }
+
+  /** Connects to a listening manager; resolves with the server's address once the handshake is done. */
+  async connect(options: NetOptions): Promise<string> {
+    const o = resolveNetOptions(options, 'connect');
+    const t = await this.openTransport(o, false);
+    return t.connectTo(o.host, o.port);
+  }
+
+  /**
+   * Sends a message to a peer: a client's server when `peer` is omitted, or the
+   * address in a received message's `sender`. Packed now (a value that cannot
+   * be packed throws here), sent on the next tick or turn of the event loop.
+   * Throws `NotConnected` for an unknown peer or before `listen`/`connect`,
+   * and `BackpressureError` when too much is waiting for that peer.
+   */
+  sendMessage(msg: Message, peer?: string, options?: SendOptions): void {
+    if (!(msg instanceof Message)) throw new InvalidOption('sendMessage: expected a Message');
+    if (this.net === undefined) throw new NotConnected('sendMessage: call listen() or connect() first');
+    this.net.send(msg, peer, options);
+  }
+
+  /** Sends a message to every connected peer; returns how many. */
+  broadcastMessage(msg: Message, options?: SendOptions): number {
+    if (!(msg instanceof Message)) throw new InvalidOption('broadcastMessage: expected a Message');
+    if (this.net === undefined) throw new NotConnected('broadcastMessage: call listen() or connect() first');
+    return this.net.broadcast(msg, options);
+  }
+
+  /** Installs, changes or (null) removes the seeded link conditioner (UDP). */
+  setLinkConditioner(options: ConditionerOptions | null): void {
+    if (!(this.net instanceof UdpTransport))
+      throw new NotConnected('setLinkConditioner: needs a UDP transport');
+    this.net.setConditioner(options);
+  }
+
+  /** Tells every peer goodbye and closes the transport. */
+  async disconnect(): Promise<void> {
+    const t = this.net;
+    if (t === undefined) return;
+    this.net = undefined;
+    this.removePoller(t);
+    await t.close();
+  }
+
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
     if (this.loop !== undefined) {
@@ -275,6 +381,7 @@ export class ActorManager extends Dispatcher {
     }
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;
+    this.net = undefined;
     for (const p of pollers) await p.close();
     this.clear();
   }

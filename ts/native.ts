@@ -55,6 +55,38 @@ export interface NativeBinding {
   ringClose(handle: number): void;
   /** This process receives `signal` when its parent dies (Linux). Returns the parent's pid. */
   setParentDeathSignal(signal: number): number;
+
+  /**
+   * Binds a non-blocking UDP socket running the reliable-UDP protocol (docs/net-protocol.md).
+   * `config` = [mtu, maxMessageSize, maxPeers, timeoutMs, keepaliveMs, maxQueuedBytes,
+   * maxInFlightBytes, acceptIncoming 0/1], NaN for a default. `seed` keys the handshake cookies.
+   */
+  netOpen(ip: string, port: number, config: Float64Array, seed: number): number;
+  /** The bound address as `ip:port` (`[ip]:port` for IPv6). */
+  netLocalAddress(handle: number): string;
+  /** Starts a handshake with `ip:port`; returns the peer id (a Connected event follows). */
+  netConnect(handle: number, ip: string, port: number): number;
+  /** Tells a peer goodbye and forgets it. */
+  netDisconnect(handle: number, peer: number): void;
+  /** Installs ([loss, duplicate, reorder, delayMs, jitterMs, seed]) or removes (null) the link conditioner. */
+  netSetConditioner(handle: number, config: Float64Array | null): void;
+  /**
+   * One service: queues the send entries in `send[0, sendLen)`, reads up to
+   * `maxDatagrams` datagrams, runs the protocol's timers, sends what is due and
+   * copies whole events into `out`. Returns the bytes written, or minus the size
+   * of the next event if `out` cannot hold it. `stats[0]` is 1 while more events
+   * wait (call again with `sendLen` 0); `stats[1..]` are the counters.
+   */
+  netService(
+    handle: number,
+    send: Uint8Array,
+    sendLen: number,
+    out: Uint8Array,
+    maxDatagrams: number,
+    stats: Float64Array,
+  ): number;
+  /** Closes the socket. */
+  netClose(handle: number): void;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

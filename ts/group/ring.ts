@@ -247,6 +247,12 @@ function packToScratch(
   const codec = schema.codec();
   for (;;) {
     const e = codec.encode(msg, scratch, scratchView, ROUTE_HEADER + 1, scratch.length);
+    if (e > maxMessage) {
+      // The reader refuses (and fails on) a message over its limit: refuse it here, synchronously.
+      throw new PacketError(
+        `${schema.name}: packs to ${e} bytes with its route header, more than the ${maxMessage}-byte maximum message size`,
+      );
+    }
     if (e >= 0) {
       scratchView.setUint16(0, dest, true);
       scratchView.setUint16(2, src, true);

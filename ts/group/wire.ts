@@ -129,6 +129,11 @@ export class SchemaTable {
     };
   }
 
+  /** Whether a packet type's schema is known. */
+  has(packetType: number): boolean {
+    return this.decoders[packetType] !== undefined;
+  }
+
   /** The decoder for a packet type; throws if it was never announced. */
   get(packetType: number): Decoder {
     const dec = this.decoders[packetType];

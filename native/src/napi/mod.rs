@@ -6,6 +6,7 @@
 //! `fn(&Env, &[napi_value]) -> Result<napi_value, JsError>` in a file of its
 //! own concern ([`shm`]); one trampoline serves them all.
 
+mod net;
 mod ring;
 mod shm;
 mod sys;
@@ -129,6 +130,22 @@ impl Env {
             )));
         }
         Ok(x as u64)
+    }
+
+    /// A JavaScript string argument.
+    pub fn get_string(&self, v: napi_value, what: &str) -> Result<String> {
+        let mut len = 0usize;
+        // SAFETY: a null buffer asks only for the length.
+        let st = unsafe { napi_get_value_string_utf8(self.0, v, ptr::null_mut(), 0, &mut len) };
+        if st != NAPI_OK {
+            return Err(JsError::arg(format!("{what} must be a string")));
+        }
+        let mut buf = vec![0u8; len + 1];
+        // SAFETY: buf has room for len bytes plus the NUL Node writes.
+        let st = unsafe { napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr().cast(), buf.len(), &mut len) };
+        check(st, "napi_get_value_string_utf8")?;
+        buf.truncate(len);
+        String::from_utf8(buf).map_err(|_| JsError::arg(format!("{what} is not valid UTF-8")))
     }
 
     /// The bytes behind a typed array or ArrayBuffer argument: (pointer, length in bytes).
@@ -301,6 +318,13 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("ringSync", ring::sync),
         ("ringClose", ring::close),
         ("setParentDeathSignal", ring::parent_death_signal),
+        ("netOpen", net::open),
+        ("netLocalAddress", net::local_address),
+        ("netConnect", net::connect),
+        ("netDisconnect", net::disconnect),
+        ("netSetConditioner", net::set_conditioner),
+        ("netService", net::service),
+        ("netClose", net::close),
     ];
     for (name, f) in all {
         if let Err(err) = register(env, exports, name, *f) {

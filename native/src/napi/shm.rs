@@ -11,6 +11,9 @@ use crate::shm::{Region, MAX_REGION_LEN};
 /// descriptor, which JavaScript now owns and must `closeFd` when done.
 pub fn create(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let len = env.get_uint(arg(args, 0, "len")?, "len", MAX_REGION_LEN as f64)? as usize;
+    if len == 0 {
+        return Err(JsError::arg("len must be at least 1 byte"));
+    }
     let mut region = Region::create(len).map_err(|e| JsError::io("memfd_create/mmap", e))?;
     let fd = region.take_fd().expect("a new region owns its fd").into_raw_fd();
     let ptr = region.as_ptr();
@@ -33,6 +36,9 @@ pub fn create(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 pub fn map(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let fd = env.get_uint(arg(args, 0, "fd")?, "fd", i32::MAX as f64)? as i32;
     let len = env.get_uint(arg(args, 1, "len")?, "len", MAX_REGION_LEN as f64)? as usize;
+    if len == 0 {
+        return Err(JsError::arg("len must be at least 1 byte"));
+    }
     // SAFETY: the JavaScript side reads and writes this memory only through the
     // ring protocol and Atomics, as Region::map requires.
     let region = unsafe { Region::map(fd, len) }.map_err(|e| JsError::io("mmap", e))?;

@@ -1,0 +1,331 @@
+/**
+ * What both network transports share: peers by address, per-peer schema
+ * announcement and learning, packing messages straight into the transport's
+ * outgoing buffer, decoding received ones into the manager's queue, and the
+ * peer events.
+ */
+import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
+import { describeSchema, SchemaTable } from '../group/wire.js';
+import type { Poller } from '../manager.js';
+import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
+import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
+
+/** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
+export const CTRL_SCHEMA = 1;
+/** Messages held per peer while their schema announcement is still on its way. */
+const MAX_WAITING = 4096;
+
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/** Why a peer went away. */
+export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
+
+/** A growable outgoing byte buffer. */
+export interface Sink {
+  u8: Uint8Array;
+  dv: DataView;
+  len: number;
+}
+
+export function newSink(size: number): Sink {
+  const u8 = new Uint8Array(size);
+  return { u8, dv: new DataView(u8.buffer), len: 0 };
+}
+
+/** One connected (or connecting) peer. */
+export interface Peer {
+  /** `ip:port` (`[ip]:port` for IPv6): what `msg.sender` holds and `sendMessage` takes. */
+  readonly addr: string;
+  /** The transport's own id for it (UDP peer id). */
+  readonly id: number;
+  connected: boolean;
+  /** Packet types announced to this peer. */
+  readonly announced: boolean[];
+  /** Schemas this peer announced. */
+  readonly table: SchemaTable;
+  /** Received messages waiting for their schema: [packetType, bytes]. */
+  waiting: [number, Uint8Array][];
+  /** Bytes packed for this peer and not yet accepted by the transport. */
+  pendingBytes: number;
+}
+
+/** Counters of a transport, in `mgr.stats.network`. */
+export type NetStats = Record<string, number>;
+
+/** What a transport needs from the manager. */
+export interface NetManager {
+  queueMessage(msg: Message): boolean;
+  emit(event: string, ...args: unknown[]): boolean;
+  listenerCount?(event: string): number;
+}
+
+export abstract class NetTransport implements Poller {
+  readonly peers = new Map<string, Peer>();
+  protected readonly byId = new Map<number, Peer>();
+  /** The server a client connected to: `sendMessage` without a peer goes there. */
+  protected server: Peer | undefined;
+  /** Errors met while reading (a peer's schema disagreeing, a packet that does not decode): thrown by the next tick. */
+  protected readonly errors: Error[] = [];
+  readonly stats: NetStats = { messagesDroppedNoSchema: 0 };
+  private flushScheduled = false;
+  protected closed = false;
+
+  constructor(
+    protected readonly mgr: NetManager,
+    readonly options: ResolvedNetOptions,
+  ) {}
+
+  /** Which transport this is. */
+  abstract readonly kind: 'udp' | 'tcp';
+  /** The bound address. */
+  abstract get address(): { address: string; port: number; family: string };
+  /** Starts a connection; resolves with the peer's address once connected. */
+  abstract connectTo(host: string, port: number): Promise<string>;
+  /** Bytes before each message in the outgoing buffer. */
+  protected abstract readonly headerBytes: number;
+  /** The outgoing buffer for a peer. */
+  protected abstract sinkFor(peer: Peer): Sink;
+  /** Writes the header of a message of `len` bytes at `at`. */
+  protected abstract writeHeader(
+    sink: Sink,
+    at: number,
+    peer: Peer,
+    channel: number,
+    rel: number,
+    len: number,
+  ): void;
+  /** Moves what is packed out and what arrived in; processes events. */
+  abstract service(): void;
+  abstract close(): Promise<void>;
+
+  protected addPeer(addr: string, id: number, connected: boolean): Peer {
+    const peer: Peer = {
+      addr,
+      id,
+      connected,
+      announced: new Array(256).fill(false),
+      table: new SchemaTable(() => `peer ${addr}`),
+      waiting: [],
+      pendingBytes: 0,
+    };
+    this.peers.set(addr, peer);
+    this.byId.set(id, peer);
+    return peer;
+  }
+
+  protected removePeer(peer: Peer, reason: DisconnectReason): void {
+    if (this.peers.get(peer.addr) !== peer) return;
+    this.peers.delete(peer.addr);
+    this.byId.delete(peer.id);
+    if (this.server === peer) this.server = undefined;
+    if (peer.waiting.length !== 0) this.stats.messagesDroppedNoSchema! += peer.waiting.length;
+    this.mgr.emit('peerDisconnected', peer.addr, reason);
+  }
+
+  protected peerConnected(peer: Peer): void {
+    peer.connected = true;
+    this.mgr.emit('peerConnected', peer.addr);
+  }
+
+  private resolvePeer(to: string | undefined, what: string): Peer {
+    if (to === undefined) {
+      if (this.server !== undefined) return this.server;
+      throw new NotConnected(
+        `${what}: no peer given and not connected to a server (pass msg.sender or an address)`,
+      );
+    }
+    const peer = this.peers.get(String(to));
+    if (peer === undefined) throw new NotConnected(`${what}: no connected peer '${String(to)}'`);
+    return peer;
+  }
+
+  /** Packs a message for one peer (sent on the next service). */
+  send(msg: Message, to: string | undefined, opts: SendOptions | undefined): void {
+    const peer = this.resolvePeer(to, 'sendMessage');
+    const schema = packable(msg);
+    const [channel, rel] = sendParams(schema.cls, opts);
+    this.pack(peer, schema, msg, channel, rel);
+    this.scheduleFlush();
+  }
+
+  /** Packs a message for every connected peer. Returns how many. */
+  broadcast(msg: Message, opts: SendOptions | undefined): number {
+    const schema = packable(msg);
+    const [channel, rel] = sendParams(schema.cls, opts);
+    let n = 0;
+    for (const peer of this.peers.values()) {
+      if (!peer.connected) continue;
+      this.pack(peer, schema, msg, channel, rel);
+      n++;
+    }
+    this.scheduleFlush();
+    return n;
+  }
+
+  private pack(peer: Peer, schema: Schema, msg: Message, channel: number, rel: number): void {
+    if (peer.pendingBytes > this.options.maxPendingBytes) {
+      throw new BackpressureError(
+        `sendMessage: ${peer.pendingBytes} bytes are waiting for peer ${peer.addr} (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
+      );
+    }
+    const pt = schema.packetType!;
+    if (!peer.announced[pt]) {
+      // Reliable and ordered on the message's channel, so an ordered message never overtakes its schema.
+      const json = utf8.encode(JSON.stringify(describeSchema(schema)));
+      const bytes = new Uint8Array(json.length + 1);
+      bytes[0] = CTRL_SCHEMA;
+      bytes.set(json, 1);
+      this.packBytes(peer, bytes, channel, RELIABILITY_CODES['reliable-ordered']);
+      peer.announced[pt] = true;
+    }
+    const sink = this.sinkFor(peer);
+    const codec = schema.codec();
+    const h = this.headerBytes;
+    const max = this.options.maxMessageBytes;
+    for (;;) {
+      const at = sink.len;
+      const body = at + h;
+      if (body < sink.u8.length) {
+        sink.u8[body] = pt;
+        const e = codec.encode(msg, sink.u8, sink.dv, body + 1, Math.min(sink.u8.length, body + max));
+        if (e >= 0) {
+          this.writeHeader(sink, at, peer, channel, rel, e - body);
+          sink.len = e;
+          peer.pendingBytes += e - at;
+          return;
+        }
+        if (sink.u8.length - body >= max) {
+          throw new PacketError(`${schema.name}: packs to more than maxMessageBytes (${max})`);
+        }
+      }
+      grow(sink, Math.max(sink.u8.length * 2, body + 1024));
+    }
+  }
+
+  /** Packs ready-made payload bytes for a peer. */
+  protected packBytes(peer: Peer, bytes: Uint8Array, channel: number, rel: number): void {
+    const sink = this.sinkFor(peer);
+    const need = sink.len + this.headerBytes + bytes.length;
+    if (need > sink.u8.length) grow(sink, Math.max(need, sink.u8.length * 2));
+    const at = sink.len;
+    sink.u8.set(bytes, at + this.headerBytes);
+    this.writeHeader(sink, at, peer, channel, rel, bytes.length);
+    sink.len = need;
+    peer.pendingBytes += need - at;
+  }
+
+  /** Handles one received payload from a peer. Errors are kept for the next tick, so later payloads still arrive. */
+  protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
+    try {
+      const pt = u8[p]!;
+      if (pt === CTRL_SCHEMA) {
+        peer.table.learn(JSON.parse(utf8Strict.decode(u8.subarray(p + 1, end))));
+        this.release(peer);
+        return;
+      }
+      if (pt < 101) throw new PacketTypeError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`);
+      if (!peer.table.has(pt)) {
+        if (peer.waiting.length >= MAX_WAITING) {
+          this.stats.messagesDroppedNoSchema!++;
+          throw new PacketTypeError(
+            `peer ${peer.addr} sent more than ${MAX_WAITING} messages of packet type ${pt} without announcing its schema`,
+          );
+        }
+        peer.waiting.push([pt, u8.slice(p, end)]);
+        return;
+      }
+      this.deliver(peer, u8, dv, p, end);
+    } catch (err) {
+      this.errors.push(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private deliver(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
+    const dec = peer.table.get(u8[p]!);
+    const m = new dec.cls() as Message;
+    const e = dec.codec.decode(m, u8, dv, p + 1, end);
+    if (e !== end)
+      throw new PacketError(`${dec.descriptor.name} from ${peer.addr}: ${end - e} bytes left over`);
+    m.sender = peer.addr;
+    this.mgr.queueMessage(m);
+  }
+
+  /** Delivers messages that were waiting for a schema that has now arrived. */
+  private release(peer: Peer): void {
+    if (peer.waiting.length === 0) return;
+    const still: [number, Uint8Array][] = [];
+    for (const w of peer.waiting) {
+      if (!peer.table.has(w[0])) {
+        still.push(w);
+        continue;
+      }
+      this.deliver(peer, w[1], new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength), 0, w[1].length);
+    }
+    peer.waiting = still;
+  }
+
+  /** Publishes soon even if nobody ticks. */
+  protected scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (!this.closed) this.service();
+    });
+  }
+
+  poll(): void {
+    if (this.closed) return;
+    this.service();
+    this.throwErrors();
+  }
+
+  protected throwErrors(): void {
+    if (this.errors.length === 0) return;
+    const errs = this.errors.splice(0);
+    const [first] = errs;
+    if (this.mgr.listenerCount?.('error')) {
+      for (const e of errs) this.mgr.emit('error', e);
+      return;
+    }
+    throw first;
+  }
+
+  flush(): void {
+    if (!this.closed) this.service();
+  }
+}
+
+function packable(msg: Message): Schema {
+  const schema = schemaOf(msg.constructor as MessageClass);
+  if (schema.packetType === undefined) {
+    throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be sent over the network`);
+  }
+  schema.codec();
+  return schema;
+}
+
+function sendParams(cls: MessageClass, opts: SendOptions | undefined): [number, number] {
+  const reliability: Reliability = opts?.reliability ?? cls.reliability ?? 'reliable-ordered';
+  const rel = RELIABILITY_CODES[reliability];
+  if (rel === undefined) {
+    throw new InvalidOption(
+      `${cls.name}: reliability must be one of ${Object.keys(RELIABILITY_CODES).join(', ')}, got ${String(reliability)}`,
+    );
+  }
+  const channel = opts?.channel ?? cls.channel ?? 0;
+  if (!(Number.isInteger(channel) && channel >= 0 && channel < CHANNELS)) {
+    throw new InvalidOption(
+      `${cls.name}: channel must be an integer from 0 to ${CHANNELS - 1}, got ${String(channel)}`,
+    );
+  }
+  return [channel, rel];
+}
+
+function grow(sink: Sink, size: number): void {
+  const u8 = new Uint8Array(size);
+  u8.set(sink.u8.subarray(0, sink.len));
+  sink.u8 = u8;
+  sink.dv = new DataView(u8.buffer);
+}

@@ -1,0 +1,137 @@
+/** Options of the network transports, their defaults and validation. */
+import { InvalidOption } from '../errors.js';
+import type { Reliability } from '../message.js';
+
+/** Which transport `listen`/`connect` use. */
+export type TransportKind = 'udp' | 'tcp';
+
+/** A seeded link conditioner: what happens to each outgoing datagram (UDP only). */
+export interface ConditionerOptions {
+  /** Probability a datagram is dropped, 0..1. */
+  loss?: number;
+  /** Probability a datagram is sent twice, 0..1. */
+  duplicate?: number;
+  /** Probability a datagram is held back so later ones overtake it, 0..1. */
+  reorder?: number;
+  /** Base one-way delay in ms. */
+  delayMs?: number;
+  /** Extra random delay, 0..jitterMs ms. */
+  jitterMs?: number;
+  /** PRNG seed: the same seed gives the same pattern. Default 1. */
+  seed?: number;
+}
+
+/** Options of `listen` and `connect`. */
+export interface NetOptions {
+  /** Address to bind (listen) or to reach (connect). Default '127.0.0.1'. */
+  host?: string;
+  /** Port to bind (listen, 0 = any) or to reach (connect). */
+  port?: number;
+  /** Default 'udp'. */
+  transport?: TransportKind;
+  /** Largest UDP datagram, headers included. Default 1200. */
+  mtu?: number;
+  /** Largest message, packed. Default 16 MiB. */
+  maxMessageBytes?: number;
+  /** Most peers at once; further handshakes are refused. Default 64. */
+  maxPeers?: number;
+  /** A peer silent this long is reported gone. Default 10000 ms. */
+  timeoutMs?: number;
+  /** A ping is sent after this long without traffic. Default 1000 ms (UDP). */
+  keepaliveMs?: number;
+  /** Bytes waiting to be sent to one peer before `sendMessage` throws BackpressureError. Default 8 MiB. */
+  maxPendingBytes?: number;
+  /** UDP link conditioner, for tests and for seeing a game under a bad network. */
+  conditioner?: ConditionerOptions | null;
+}
+
+export interface ResolvedNetOptions {
+  host: string;
+  port: number;
+  transport: TransportKind;
+  mtu: number;
+  maxMessageBytes: number;
+  maxPeers: number;
+  timeoutMs: number;
+  keepaliveMs: number;
+  maxPendingBytes: number;
+  conditioner: ConditionerOptions | null;
+}
+
+/** Options of one send. */
+export interface SendOptions {
+  /** Overrides the class's `static reliability` (default 'reliable-ordered'). Ignored by TCP (always reliable and ordered). */
+  reliability?: Reliability;
+  /** Ordering channel 0..31; overrides the class's `static channel` (default 0). */
+  channel?: number;
+}
+
+export const RELIABILITY_CODES: Readonly<Record<Reliability, number>> = {
+  unreliable: 0,
+  'unreliable-sequenced': 1,
+  reliable: 2,
+  'reliable-ordered': 3,
+  'reliable-sequenced': 4,
+};
+
+/** Ordering channels per connection. */
+export const CHANNELS = 32;
+
+function num(o: Record<string, unknown>, key: string, min: number, max: number, where = 'NetOptions'): void {
+  const v = o[key];
+  if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+    throw new InvalidOption(`${where}.${key} must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+}
+
+function prob(o: Record<string, unknown>, key: string): void {
+  const v = o[key];
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) {
+    throw new InvalidOption(`ConditionerOptions.${key} must be a probability from 0 to 1, got ${String(v)}`);
+  }
+}
+
+export function validateConditioner(c: ConditionerOptions | null | undefined): ConditionerOptions | null {
+  if (c === undefined || c === null) return null;
+  if (typeof c !== 'object') throw new InvalidOption('NetOptions.conditioner must be an object or null');
+  const o = c as Record<string, unknown>;
+  prob(o, 'loss');
+  prob(o, 'duplicate');
+  prob(o, 'reorder');
+  num(o, 'delayMs', 0, 60_000, 'ConditionerOptions');
+  num(o, 'jitterMs', 0, 60_000, 'ConditionerOptions');
+  num(o, 'seed', 0, Number.MAX_SAFE_INTEGER, 'ConditionerOptions');
+  return c;
+}
+
+export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): ResolvedNetOptions {
+  if (typeof o !== 'object' || o === null) throw new InvalidOption(`${what}: options must be an object`);
+  const r = o as Record<string, unknown>;
+  if (o.host !== undefined && (typeof o.host !== 'string' || o.host === '')) {
+    throw new InvalidOption('NetOptions.host must be a non-empty string');
+  }
+  if (what === 'connect' && o.port === undefined)
+    throw new InvalidOption('connect: NetOptions.port is required');
+  num(r, 'port', what === 'connect' ? 1 : 0, 65535);
+  if (o.transport !== undefined && o.transport !== 'udp' && o.transport !== 'tcp') {
+    throw new InvalidOption(`NetOptions.transport must be 'udp' or 'tcp', got ${String(o.transport)}`);
+  }
+  num(r, 'mtu', 256, 65507);
+  num(r, 'maxMessageBytes', 1, 1 << 30);
+  num(r, 'maxPeers', 1, 65535);
+  num(r, 'timeoutMs', 1, 3_600_000);
+  num(r, 'keepaliveMs', 1, 3_600_000);
+  num(r, 'maxPendingBytes', 1, 2 ** 31);
+  return {
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 0,
+    transport: o.transport ?? 'udp',
+    mtu: o.mtu ?? 1200,
+    maxMessageBytes: o.maxMessageBytes ?? 16 * 1024 * 1024,
+    maxPeers: o.maxPeers ?? 64,
+    timeoutMs: o.timeoutMs ?? 10_000,
+    keepaliveMs: o.keepaliveMs ?? 1000,
+    maxPendingBytes: o.maxPendingBytes ?? 8 * 1024 * 1024,
+    conditioner: validateConditioner(o.conditioner),
+  };
+}

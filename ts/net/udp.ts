@@ -1,0 +1,307 @@
+/**
+ * The UDP transport: reliability, ordering, acknowledgement and retransmission
+ * run in the Rust addon (docs/net-protocol.md). Messages are packed into one
+ * send buffer; each service is a single native call that queues them, runs the
+ * socket and the protocol, and hands back events in one out buffer.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { NotConnected, TsageError } from '../errors.js';
+import { native } from '../native.js';
+import {
+  type DisconnectReason,
+  type NetManager,
+  NetTransport,
+  newSink,
+  type Peer,
+  type Sink,
+} from './base.js';
+import { type ConditionerOptions, type ResolvedNetOptions, validateConditioner } from './options.js';
+
+const EV_CONNECTED = 1;
+const EV_DISCONNECTED = 2;
+const EV_MESSAGE = 3;
+const EV_REJECTED = 4;
+const REASONS: DisconnectReason[] = ['local', 'remote', 'timeout', 'refused'];
+/** Send entry header: u32 peer, u8 channel, u8 reliability, u16 0, u32 length. */
+const SEND_HEADER = 12;
+/** Datagrams read per native call. */
+const MAX_DATAGRAMS = 4096;
+const STAT_NAMES = [
+  'datagramsIn',
+  'datagramsOut',
+  'bytesIn',
+  'bytesOut',
+  'messagesSent',
+  'messagesDelivered',
+  'retransmissions',
+  'fastRetransmits',
+  'rtoExpiries',
+  'acksSent',
+  'pingsSent',
+  'connections',
+  'droppedGarbled',
+  'droppedStranger',
+  'droppedWrongConnectionId',
+  'droppedBadCookie',
+  'droppedExpiredCookie',
+  'droppedDuplicate',
+  'droppedStale',
+  'droppedAbsurdFragment',
+  'droppedPeerCap',
+  'droppedReassemblyCap',
+  'droppedEventBacklog',
+  'droppedUnreliablePartial',
+  'socketSendErrors',
+  'conditionerLost',
+  'conditionerDuplicated',
+  'conditionerReordered',
+  'peers',
+] as const;
+
+/** Resolves a host name to an IP literal of the wanted family (or any). */
+export async function resolveHost(host: string): Promise<string> {
+  if (isIP(host)) return host;
+  const { address } = await lookup(host);
+  return address;
+}
+
+function formatAddr(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function conditionerArray(c: ConditionerOptions): Float64Array {
+  return Float64Array.from([
+    c.loss ?? 0,
+    c.duplicate ?? 0,
+    c.reorder ?? 0,
+    c.delayMs ?? 0,
+    c.jitterMs ?? 0,
+    c.seed ?? 1,
+  ]);
+}
+
+export class UdpTransport extends NetTransport {
+  readonly kind = 'udp' as const;
+  protected readonly headerBytes = SEND_HEADER;
+  private handle: number;
+  private local: { address: string; port: number; family: string };
+  private readonly sink: Sink = newSink(64 * 1024);
+  private out = new Uint8Array(256 * 1024);
+  private outView = new DataView(this.out.buffer);
+  private readonly nativeStats = new Float64Array(32);
+  private readonly connecting = new Map<
+    number,
+    { resolve: (addr: string) => void; reject: (e: Error) => void }
+  >();
+  private pump: NodeJS.Timeout | undefined;
+
+  private constructor(mgr: NetManager, options: ResolvedNetOptions, handle: number) {
+    super(mgr, options);
+    this.handle = handle;
+    const a = native().netLocalAddress(handle);
+    const i = a.lastIndexOf(':');
+    const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
+    this.local = { address: ip, port: Number(a.slice(i + 1)), family: ip.includes(':') ? 'IPv6' : 'IPv4' };
+    for (const n of STAT_NAMES) this.stats[n] = 0;
+    if (options.conditioner) this.setConditioner(options.conditioner);
+  }
+
+  /** Binds a socket; `accept` says whether incoming handshakes are answered (a listener). */
+  static async open(mgr: NetManager, options: ResolvedNetOptions, accept: boolean): Promise<UdpTransport> {
+    const ip = await resolveHost(options.host);
+    const config = Float64Array.from([
+      options.mtu,
+      options.maxMessageBytes,
+      options.maxPeers,
+      options.timeoutMs,
+      options.keepaliveMs,
+      Number.NaN,
+      Number.NaN,
+      accept ? 1 : 0,
+    ]);
+    const seed = (Math.random() * 2 ** 52) ^ Date.now();
+    const handle = native().netOpen(ip, options.port, config, seed);
+    return new UdpTransport(mgr, options, handle);
+  }
+
+  get address(): { address: string; port: number; family: string } {
+    return { ...this.local };
+  }
+
+  /** Installs, changes or (null) removes the seeded link conditioner on outgoing datagrams. */
+  setConditioner(c: ConditionerOptions | null): void {
+    const v = validateConditioner(c);
+    native().netSetConditioner(this.handle, v === null ? null : conditionerArray(v));
+  }
+
+  async connectTo(host: string, port: number): Promise<string> {
+    const ip = await resolveHost(host);
+    const id = native().netConnect(this.handle, ip, port);
+    const existing = this.byId.get(id);
+    if (existing?.connected) return existing.addr;
+    const peer = existing ?? this.addPeer(formatAddr(ip, port), id, false);
+    const done = new Promise<string>((resolve, reject) => this.connecting.set(id, { resolve, reject }));
+    this.startPump();
+    try {
+      const addr = await done;
+      this.server ??= peer;
+      return addr;
+    } finally {
+      if (this.connecting.size === 0) this.stopPump();
+    }
+  }
+
+  /** Services the socket on a timer while a handshake is under way, so `await connect()` needs no ticking. */
+  private startPump(): void {
+    this.pump ??= setInterval(() => {
+      try {
+        this.service();
+      } catch (err) {
+        for (const c of this.connecting.values()) c.reject(err as Error);
+        this.connecting.clear();
+      }
+    }, 2);
+  }
+
+  private stopPump(): void {
+    if (this.pump !== undefined) clearInterval(this.pump);
+    this.pump = undefined;
+  }
+
+  protected sinkFor(): Sink {
+    return this.sink;
+  }
+
+  protected writeHeader(sink: Sink, at: number, peer: Peer, channel: number, rel: number, len: number): void {
+    const dv = sink.dv;
+    dv.setUint32(at, peer.id, true);
+    sink.u8[at + 4] = channel;
+    sink.u8[at + 5] = rel;
+    dv.setUint16(at + 6, 0, true);
+    dv.setUint32(at + 8, len, true);
+  }
+
+  service(): void {
+    if (this.closed) return;
+    const n = native();
+    const sendLen = this.sink.len;
+    let passLen = sendLen;
+    // Each call hands out whole events; loop until none are left staged (the stage is finite).
+    for (let round = 0; ; round++) {
+      if (round > 1_000_000)
+        throw new TsageError('ERR_TSAGE_NATIVE', 'netService kept reporting more events');
+      const w = n.netService(this.handle, this.sink.u8, passLen, this.out, MAX_DATAGRAMS, this.nativeStats);
+      passLen = 0;
+      if (w < 0) {
+        this.out = new Uint8Array(Math.max(-w, this.out.length * 2));
+        this.outView = new DataView(this.out.buffer);
+        continue;
+      }
+      this.readEvents(w);
+      if (this.nativeStats[0] === 0) break;
+    }
+    if (sendLen !== 0) this.settleSends(sendLen);
+    for (let i = 0; i < STAT_NAMES.length; i++) this.stats[STAT_NAMES[i]!] = this.nativeStats[i + 1]!;
+  }
+
+  /** After a send batch: entries the protocol refused (window full) stay, in order, for the next service. */
+  private rejected: number[] = [];
+
+  private settleSends(sendLen: number): void {
+    for (const p of this.peers.values()) p.pendingBytes = 0;
+    const keep = this.rejected;
+    this.rejected = [];
+    if (keep.length === 0) {
+      this.sink.len = 0;
+      return;
+    }
+    const u8 = this.sink.u8;
+    const dv = this.sink.dv;
+    let w = 0;
+    for (const off of keep) {
+      const len = SEND_HEADER + dv.getUint32(off + 8, true);
+      u8.copyWithin(w, off, off + len);
+      const peer = this.byId.get(dv.getUint32(w, true));
+      if (peer) peer.pendingBytes += len;
+      w += len;
+    }
+    // Anything packed after sendLen (there is none: sends and service do not interleave) would follow here.
+    this.sink.len = w + (this.sink.len - sendLen);
+  }
+
+  private readEvents(len: number): void {
+    const u8 = this.out;
+    const dv = this.outView;
+    let p = 0;
+    while (p < len) {
+      const tag = u8[p]!;
+      const id = dv.getUint32(p + 1, true);
+      if (tag === EV_MESSAGE) {
+        const n = dv.getUint32(p + 6, true);
+        const peer = this.byId.get(id);
+        if (peer !== undefined) this.receive(peer, u8, dv, p + 10, p + 10 + n);
+        p += 10 + n;
+      } else if (tag === EV_CONNECTED) {
+        const n = u8[p + 5]!;
+        const addr = Buffer.from(u8.buffer, u8.byteOffset + p + 6, n).toString('latin1');
+        p += 6 + n;
+        let peer = this.byId.get(id);
+        if (peer === undefined || peer.addr !== addr) {
+          if (peer) this.removePeer(peer, 'remote');
+          peer = this.addPeer(addr, id, false);
+        }
+        this.peerConnected(peer);
+        const c = this.connecting.get(id);
+        if (c) {
+          this.connecting.delete(id);
+          c.resolve(addr);
+        }
+      } else if (tag === EV_DISCONNECTED) {
+        const reason = REASONS[u8[p + 5]!] ?? 'remote';
+        p += 6;
+        const peer = this.byId.get(id);
+        if (peer) this.removePeer(peer, reason);
+        const c = this.connecting.get(id);
+        if (c) {
+          this.connecting.delete(id);
+          c.reject(
+            new NotConnected(`connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})`),
+          );
+        }
+      } else if (tag === EV_REJECTED) {
+        const code = u8[p + 5]!;
+        p += 6;
+        if (code === 1) this.rejected.push(id);
+        else this.dropRejected(id, code);
+      } else {
+        throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
+      }
+    }
+  }
+
+  /** A send the protocol can never take (its peer is gone): reported, not silently lost. */
+  private dropRejected(off: number, code: number): void {
+    const peerId = this.sink.dv.getUint32(off, true);
+    const why = code === 2 ? 'the peer is gone' : code === 3 ? 'it is too large' : 'it was refused';
+    this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + 1;
+    this.mgr.emit('undeliverable', { peer: this.byId.get(peerId)?.addr ?? `peer ${peerId}`, reason: why });
+  }
+
+  /** Disconnects every peer (they are told) and closes the socket. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.service();
+    const n = native();
+    for (const peer of [...this.peers.values()]) {
+      n.netDisconnect(this.handle, peer.id);
+    }
+    this.service();
+    this.closed = true;
+    this.stopPump();
+    for (const c of this.connecting.values()) c.reject(new NotConnected('connect: the transport was closed'));
+    this.connecting.clear();
+    n.netClose(this.handle);
+    this.handle = -1;
+  }
+}
