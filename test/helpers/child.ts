@@ -1,0 +1,75 @@
+/**
+ * Runs a fixture script in a child Node process (with tsx), with a timeout.
+ * The child is always reaped: killed on timeout and when the test ends.
+ */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
+
+export interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ChildOptions {
+  /** Extra descriptors, passed as fd 3, 4, ... in the child. */
+  fds?: number[];
+  /** Kill the child after this many ms (default 10 s). */
+  timeoutMs?: number;
+}
+
+/** Starts `test/fixtures/<name>` and resolves when it exits. The child is killed if the test ends first. */
+export function startChild(
+  t: ExecutionContext,
+  name: string,
+  args: string[] = [],
+  options: ChildOptions = {},
+): { pid: number; done: Promise<ChildResult> } {
+  const child = spawn(process.execPath, ['--import=tsx', join(fixtures, name), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  let exited = false;
+  const kill = (): void => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  t.teardown(kill);
+  const timer = setTimeout(kill, options.timeoutMs ?? 10_000);
+  const done = new Promise<ChildResult>((resolve, reject) => {
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      exited = true;
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { pid: child.pid!, done };
+}
+
+/** Runs a fixture to completion; fails the test (printing its stderr) unless it exits with code 0. */
+export async function runChild(
+  t: ExecutionContext,
+  name: string,
+  args: string[] = [],
+  options: ChildOptions = {},
+): Promise<ChildResult> {
+  const r = await startChild(t, name, args, options).done;
+  if (r.code !== 0) t.log(`${name} stderr:\n${r.stderr}`);
+  t.is(r.code, 0, `${name} exited with code ${r.code} (signal ${r.signal})`);
+  return r;
+}
