@@ -1,8 +1,11 @@
 // `npm start`: runs the README's examples one after another and exits.
 import { runBombDemo } from './bomb.js';
+import { runChatDemo } from './chat.js';
 import { runKitchenDemo } from './kitchen.js';
 
 console.log('--- 1. local actors: a player and bombs, 30 ticks per second ---');
 await runBombDemo();
 console.log('\n--- 2. process groups: chefs in another process cook pancakes for main ---');
 await runKitchenDemo();
+console.log('\n--- 3. network: a chat server and two clients over reliable UDP ---');
+await runChatDemo();

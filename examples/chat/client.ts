@@ -1,0 +1,39 @@
+// Chat client: `npx tsx examples/chat/client.ts <port> <nick> [line...]` says each line, prints what others
+// say, and leaves once it has heard `expect` lines (argv --expect=N) or after 5 s.
+import { Actor, ActorManager } from 'tsage';
+import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
+
+const args = process.argv.slice(2);
+const port = Number(args[0]);
+const nick = args[1] ?? 'anon';
+const expect = Number(args.find((a) => a.startsWith('--expect='))?.slice(9) ?? 0);
+const lines = args.slice(2).filter((a) => !a.startsWith('--'));
+
+const mgr = new ActorManager();
+let heard = 0;
+mgr.registerActor(
+  new (class ChatClient extends Actor {
+    static override subscriptions = [ChatMessage, JoinedMessage];
+    handleChatMessage(msg: ChatMessage): boolean {
+      heard++;
+      console.log(`${nick} heard <${msg.nick}> ${msg.text}`);
+      return true;
+    }
+    handleJoinedMessage(msg: JoinedMessage): boolean {
+      console.log(`${nick} sees ${msg.nick} join (${msg.online} online)`);
+      return true;
+    }
+  })(),
+);
+await mgr.connect({ host: '127.0.0.1', port });
+const loop = mgr.start({ intervalMs: 10 });
+mgr.sendMessage(new HelloMessage({ nick }));
+for (const text of lines) {
+  await new Promise((r) => setTimeout(r, 200));
+  mgr.sendMessage(new ChatMessage({ nick, text }));
+}
+const deadline = Date.now() + 5000;
+while (heard < expect && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+loop.stop();
+await mgr.disconnect();
+process.exitCode = heard >= expect ? 0 : 1;

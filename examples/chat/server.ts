@@ -1,0 +1,52 @@
+// Chat server: relays each line to every other client. `npx tsx examples/chat/server.ts [port]`
+import { Actor, ActorManager } from 'tsage';
+import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
+
+export class ChatServer extends Actor {
+  static override subscriptions = [HelloMessage, ChatMessage];
+  readonly nicks = new Map<string, string>();
+
+  constructor(private readonly mgr: ActorManager) {
+    super();
+  }
+
+  handleHelloMessage(msg: HelloMessage): boolean {
+    this.nicks.set(String(msg.sender), msg.nick);
+    console.log(`server: ${msg.nick} joined from ${String(msg.sender)}`);
+    this.mgr.broadcastMessage(new JoinedMessage({ nick: msg.nick, online: this.nicks.size }));
+    return true;
+  }
+
+  handleChatMessage(msg: ChatMessage): boolean {
+    const nick = this.nicks.get(String(msg.sender)) ?? '?';
+    console.log(`server: <${nick}> ${msg.text}`);
+    for (const peer of this.nicks.keys()) {
+      if (peer !== msg.sender) this.mgr.sendMessage(new ChatMessage({ nick, text: msg.text }), peer);
+    }
+    return true;
+  }
+}
+
+/** Starts a chat server on 127.0.0.1; resolves with its port and a stop function. */
+export async function startChatServer(port = 0): Promise<{ port: number; stop: () => Promise<void> }> {
+  const mgr = new ActorManager();
+  const server = mgr.registerActor(new ChatServer(mgr));
+  mgr.on('peerDisconnected', (addr: string, reason: string) => {
+    console.log(`server: ${server.nicks.get(addr) ?? addr} left (${reason})`);
+    server.nicks.delete(addr);
+  });
+  await mgr.listen({ host: '127.0.0.1', port });
+  const loop = mgr.start({ intervalMs: 10 });
+  return {
+    port: mgr.transport!.address.port,
+    stop: async () => {
+      loop.stop();
+      await mgr.reset();
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { port } = await startChatServer(Number(process.argv[2] ?? 8000));
+  console.log(`chat server listening on 127.0.0.1:${port}`);
+}
