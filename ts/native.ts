@@ -36,11 +36,12 @@ export interface NativeBinding {
    */
   ringOpen(region: ArrayBuffer, role: 0 | 1, out: Float64Array, maxMessage: number): number;
   /**
-   * Producer: commits and publishes `used` bytes of whole records written in
-   * the current span; then, if `min > 0`, claims a span of at least `min`
-   * bytes: out[0] = offset in the region, out[1] = length. False when full.
+   * Producer: commits `used` bytes of whole records written in the current
+   * span, publishing them when `publish` is 1 (0 keeps them unseen until a
+   * later publishing commit); then, if `min > 0`, claims a span of at least
+   * `min` bytes: out[0] = offset in the region, out[1] = length. False when full.
    */
-  ringCommitClaim(handle: number, used: number, min: number): boolean;
+  ringCommitClaim(handle: number, used: number, min: number, publish: 0 | 1): boolean;
   /** Producer: writes what fits of a large message as fragments, publishes, returns the new progress. */
   ringWriteFragments(handle: number, kind: number, data: Uint8Array, progress: number): number;
   /**

@@ -189,6 +189,9 @@ export class GroupHost implements Poller {
       if (m?.type === 'ready') {
         ready = true;
         clearTimeout(timer);
+        // A running group does not keep the main process alive by itself (it dies with main).
+        child.unref();
+        (child.channel as { unref?: () => void } | undefined)?.unref?.();
         settle?.();
       } else if (m?.type === 'actor-failed') {
         entry.lastError = String(m.error);

@@ -42,6 +42,7 @@ export class GroupLink implements Poller {
       config.maxBacklog,
       config.maxMessageBytes,
       `group '${config.name}' to main`,
+      true,
     );
     for (const d of config.schemas) this.table.learn(d);
     this.setGroups(config.groups);

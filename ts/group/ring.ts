@@ -69,6 +69,9 @@ export class RingWriter {
    * @param maxBacklog messages held when the ring is full before sends report backpressure
    * @param maxMessage largest packed message accepted
    * @param where names the destination in errors
+   * @param holdUntilFlush publish only in {@link flush} (or a reader's `commitWith`), never when a
+   *   span fills mid-tick: a group process uses this so its replies become visible together with
+   *   its acknowledgement of what it read (fragmented messages are the exception: they publish as they go)
    */
   constructor(
     region: ArrayBuffer,
@@ -76,6 +79,7 @@ export class RingWriter {
     private readonly maxBacklog: number,
     private readonly maxMessage: number,
     private readonly where: string,
+    private readonly holdUntilFlush = false,
   ) {
     this.u8 = new Uint8Array(region);
     this.dv = new DataView(region);
@@ -143,7 +147,7 @@ export class RingWriter {
 
   /** Commits what was written and claims a span of at least `min` bytes. */
   private renew(min: number): boolean {
-    const ok = native().ringCommitClaim(this.handle, this.pos - this.start, min);
+    const ok = native().ringCommitClaim(this.handle, this.pos - this.start, min, this.holdUntilFlush ? 0 : 1);
     if (ok) {
       this.start = this.pos = this.out[0]!;
       this.end = this.start + this.out[1]!;
@@ -168,8 +172,8 @@ export class RingWriter {
 
   /** Writes a large message as fragments; returns the new progress. */
   private writeFragments(kind: number, bytes: Uint8Array, progress: number): number {
-    // The native call claims spans itself: hand it a clean state.
-    native().ringCommitClaim(this.handle, this.pos - this.start, 0);
+    // The native call claims spans itself (and publishes): hand it a clean state.
+    native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
     this.start = this.pos = this.end = 0;
     return native().ringWriteFragments(this.handle, kind, bytes, progress);
   }
@@ -194,7 +198,7 @@ export class RingWriter {
   /** Writes as much of the backlog as fits, in order, and publishes. Returns whether the backlog is empty. */
   flush(): boolean {
     this.drain();
-    native().ringCommitClaim(this.handle, this.pos - this.start, 0);
+    native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
     this.start = this.pos;
     return this.backlogLength === 0;
   }

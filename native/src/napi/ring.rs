@@ -130,15 +130,21 @@ fn set_out(slot: &Slot, i: usize, v: f64) {
     unsafe { slot.out.add(i).write(v) };
 }
 
-/// `ringCommitClaim(h, used, min) -> boolean`: commits and publishes `used`
-/// bytes of the current span, then (when `min > 0`) claims a span of at least
-/// `min` bytes: out[0] = offset, out[1] = length. False when the ring is too full.
+/// `ringCommitClaim(h, used, min, publish) -> boolean`: commits `used` bytes
+/// of the current span (publishing head unless `publish` is false), then (when
+/// `min > 0`) claims a span of at least `min` bytes: out[0] = offset, out[1] =
+/// length. False when the ring is too full.
 pub fn commit_claim(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let used = env.get_uint(arg(args, 1, "used")?, "used", u32::MAX as f64)? as usize;
     let min = env.get_uint(arg(args, 2, "min")?, "min", u32::MAX as f64)? as usize;
+    let publish = env.get_uint(arg(args, 3, "publish")?, "publish", 1.0)? == 1;
     let ok = with_slot(env, arg(args, 0, "h")?, |slot| {
         let p = producer(slot)?;
-        p.commit(used).map_err(ring_err)?;
+        if publish {
+            p.commit(used).map_err(ring_err)?;
+        } else {
+            p.advance(used).map_err(ring_err)?;
+        }
         if min == 0 {
             return Ok(true);
         }

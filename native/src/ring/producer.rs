@@ -114,6 +114,15 @@ impl Producer {
     /// `max_record`, and end inside `used`. What remains of the span can be
     /// committed by a further call.
     pub fn commit(&mut self, used: usize) -> Result<(), RingError> {
+        self.advance(used)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// [`Producer::commit`] without the publish: the records count as written
+    /// (a later claim will not hand their space out again) but the consumer
+    /// does not see them until [`Producer::publish`] or a later commit.
+    pub fn advance(&mut self, used: usize) -> Result<(), RingError> {
         if !used.is_multiple_of(RECORD_ALIGN) || used > self.claimed {
             return Err(RingError::Invalid(format!(
                 "commit of {used} bytes: must be a multiple of 8 within the {} bytes claimed",
@@ -146,7 +155,6 @@ impl Producer {
         }
         self.head = self.head.wrapping_add(used as u64);
         self.claimed -= used;
-        self.publish();
         Ok(())
     }
 

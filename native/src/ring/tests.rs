@@ -207,6 +207,28 @@ fn should_pad_record_at_wrap() {
 }
 
 #[test]
+fn should_keep_advanced_records_unpublished_until_publish() {
+    let (_region, ring) = new_ring(4096, 2040);
+    let mut p = Producer::new(ring.clone()).unwrap();
+    let mut c = Consumer::new(ring.clone(), 1 << 20).unwrap();
+    let (off, _) = p.claim(16).unwrap().unwrap();
+    ring.write_header(off - DATA_OFFSET, 8, 16);
+    p.advance(16).unwrap();
+    assert_eq!(c.poll().unwrap(), Polled::Empty, "advanced but not published");
+    // The advanced record's space is not handed out again.
+    let (off2, _) = p.claim(16).unwrap().unwrap();
+    assert_eq!(off2, off + 16);
+    p.commit(0).unwrap();
+    assert_eq!(
+        c.poll().unwrap(),
+        Polled::Records {
+            offset: DATA_OFFSET,
+            len: 16
+        }
+    );
+}
+
+#[test]
 fn should_carry_varied_records_around_the_wrap_many_times() {
     let seed = seed("should_carry_varied_records_around_the_wrap_many_times");
     let mut rng = Rng::new(seed);
