@@ -40,7 +40,10 @@ const link = new GroupLink(mgr, config);
 mgr.attachGroupLink(link);
 
 process.on('message', (m: any) => {
-  if (m?.type === 'groups') link.setGroups(m.groups);
+  if (m?.type === 'groups') {
+    link.setGroups(m.groups);
+    send({ type: 'groups-ack', version: m.version });
+  }
   else if (m?.type === 'stop') void stop();
 });
 

@@ -143,7 +143,7 @@ export class GroupHost implements Poller {
       this.dispose(entry);
       throw err;
     }
-    this.broadcastTable();
+    await this.broadcastTable();
   }
 
   /** Starts (or restarts) the entry's process; with `awaitReady`, resolves once its actor is constructed. */
@@ -252,11 +252,41 @@ export class GroupHost implements Poller {
     return [...this.entries.values()].map((e) => [e.name, e.index]);
   }
 
-  private broadcastTable(): void {
+  private tableVersion = 0;
+
+  /**
+   * Tells every group the current group table. The promise resolves once each
+   * running group has applied it (or after a second), so that when
+   * `addProcessGroup` resolves, the other groups can already send to the new one.
+   */
+  private broadcastTable(): Promise<void> {
     const groups = this.table();
+    const version = ++this.tableVersion;
+    const acks: Promise<void>[] = [];
     for (const e of this.entries.values()) {
-      if (e.child.connected) e.child.send({ type: 'groups', groups }, () => undefined);
+      const child = e.child;
+      if (!child?.connected) continue;
+      acks.push(
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(done, 1000);
+          function done(): void {
+            clearTimeout(timer);
+            child.off('message', onMessage);
+            child.off('exit', done);
+            resolve();
+          }
+          function onMessage(m: any): void {
+            if (m?.type === 'groups-ack' && m.version >= version) done();
+          }
+          child.on('message', onMessage);
+          child.once('exit', done);
+          child.send({ type: 'groups', groups, version }, (err) => {
+            if (err) done();
+          });
+        }),
+      );
     }
+    return Promise.all(acks).then(() => undefined);
   }
 
   /** Packs a message for a group (published at the end of the tick, or on the next turn of the event loop). */
@@ -293,7 +323,7 @@ export class GroupHost implements Poller {
     for (const entry of this.entries.values()) {
       if (entry.failure !== undefined) {
         this.dispose(entry);
-        this.broadcastTable();
+        void this.broadcastTable();
         throw entry.failure;
       }
     }
@@ -327,6 +357,17 @@ export class GroupHost implements Poller {
       this.mgr.stats.groupMessagesUndeliverable++;
       const desc = from.table.get(u8[p + 4]!).descriptor;
       this.mgr.emit('undeliverable', { from: from.name, toIndex: dest, messageType: desc.name });
+      return true;
+    }
+    if (end - p - 5 > to.options.maxMessageBytes) {
+      this.mgr.stats.groupMessagesUndeliverable++;
+      const desc = from.table.get(u8[p + 4]!).descriptor;
+      this.mgr.emit('undeliverable', {
+        from: from.name,
+        to: to.name,
+        messageType: desc.name,
+        reason: `larger than group '${to.name}' accepts (maxMessageBytes ${to.options.maxMessageBytes})`,
+      });
       return true;
     }
     if (to.writer.backlogLength >= to.options.maxBacklog) return false;
@@ -372,7 +413,7 @@ export class GroupHost implements Poller {
     } finally {
       clearInterval(pump);
       this.dispose(entry);
-      this.broadcastTable();
+      void this.broadcastTable();
     }
     if (readError !== undefined) throw readError;
   }
