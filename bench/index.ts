@@ -28,6 +28,7 @@ const SUITES: ReadonlyMap<string, Suite> = new Map([
   ['dispatch', dispatch],
   ['codec', codec],
   ['groups', groups],
+  ['net', (h) => import('./net.js').then((m) => m.run(h))],
 ]);
 
 interface Args {
@@ -78,7 +79,7 @@ function renderTargets(targets: readonly Target[]): string {
   return `## Targets\n\n${markdownTable(['target', 'measured', 'required', 'result'], rows)}`;
 }
 
-const METHOD = `Method: every case is warmed up, then timed over several runs with its peers in the same process, round-robin with the starting case rotated each round and a forced full GC (and any untimed setup) before each run. Rates are at the median run, ranges span the slowest and fastest runs, and ratios divide median rates. Timings use \`performance.now()\`. Peers share one process, so what one case leaves behind (above all the heap grown by the million-message backlog of the queue-then-tick case) weighs on the others: run alone, the lighter tsage dispatch cases are faster than here. Regenerate with \`npm run bench -- --write\`.`;
+const METHOD = `Method: every case is warmed up, then timed over several runs with its peers in the same process, round-robin with the starting case rotated each round; before each timed run a forced full GC and then one untimed pass of the same case (a full GC shrinks the young generation, and the untimed pass brings the heap back to the steady state a running program is in). Rates are at the median run, ranges span the slowest and fastest runs, and ratios divide median rates. Timings use \`performance.now()\`. The two dispatch cases that hold a million queued messages at once are timed after the others, so the old generation they grow does not weigh on them. Regenerate with \`npm run bench -- --write\`.`;
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
