@@ -143,7 +143,7 @@ async function rawRingPeer(): Promise<Peer> {
       let end = 0;
       for (let i = 0; i < n; ) {
         if (pos + 16 > end) {
-          if (!nat.ringCommitClaim(h, pos - start, 16)) {
+          if (!nat.ringCommitClaim(h, pos - start, 16, 1)) {
             start = pos = end = 0;
             await immediate();
             continue;
@@ -159,11 +159,11 @@ async function rawRingPeer(): Promise<Peer> {
           dv.setUint32(pos + 12, i & 0xffff, true);
         }
         if ((i & 0x3ffff) === 0 || i === n) {
-          nat.ringCommitClaim(h, pos - start, 0);
+          nat.ringCommitClaim(h, pos - start, 0, 1);
           start = pos;
         }
       }
-      nat.ringCommitClaim(h, pos - start, 0);
+      nat.ringCommitClaim(h, pos - start, 0, 1);
       const r = await withDeadline(result, 60_000, 'raw ring');
       const ms = performance.now() - t0;
       nat.ringClose(h);
