@@ -43,8 +43,7 @@ process.on('message', (m: any) => {
   if (m?.type === 'groups') {
     link.setGroups(m.groups);
     send({ type: 'groups-ack', version: m.version });
-  }
-  else if (m?.type === 'stop') void stop();
+  } else if (m?.type === 'stop') void stop();
 });
 
 let actorClass: new () => unknown = DefaultActor;
