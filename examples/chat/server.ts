@@ -18,7 +18,8 @@ export class ChatServer extends Actor {
   }
 
   handleChatMessage(msg: ChatMessage): boolean {
-    const nick = this.nicks.get(String(msg.sender)) ?? '?';
+    // Peer events come as they happen; a message is dispatched on the next tick, so the sender may be gone by then.
+    const nick = this.nicks.get(String(msg.sender)) ?? msg.nick;
     console.log(`server: <${nick}> ${msg.text}`);
     for (const peer of this.nicks.keys()) {
       if (peer !== msg.sender) this.mgr.sendMessage(new ChatMessage({ nick, text: msg.text }), peer);
