@@ -1,7 +1,7 @@
 // Builds the Rust addon and puts it where node-gyp-build looks for it:
 // prebuilds/<platform>-<arch>/tsage.napi.node. Run by `npm install` (prepare).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,7 +19,11 @@ try {
 }
 const outDir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 mkdirSync(outDir, { recursive: true });
-copyFileSync(join(root, 'target', 'release', libName), join(outDir, 'tsage.napi.node'));
+// Copy then rename: a process that has the old binary mapped keeps a valid file
+// (overwriting it in place would change code under a running process).
+const dest = join(outDir, 'tsage.napi.node');
+copyFileSync(join(root, 'target', 'release', libName), `${dest}.tmp-${process.pid}`);
+renameSync(`${dest}.tmp-${process.pid}`, dest);
 console.log(
   `tsage: native addon built -> ${join('prebuilds', `${process.platform}-${process.arch}`, 'tsage.napi.node')}`,
 );
