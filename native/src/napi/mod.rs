@@ -6,6 +6,7 @@
 //! `fn(&Env, &[napi_value]) -> Result<napi_value, JsError>` in a file of its
 //! own concern ([`shm`]); one trampoline serves them all.
 
+mod handles;
 mod net;
 mod ring;
 mod shm;

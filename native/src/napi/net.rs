@@ -5,10 +5,10 @@
 //! protocol, and writes events (connections, messages, refusals) into an out
 //! buffer. Nothing here is called per message.
 
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use super::handles::Handles;
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
 use crate::net::{ConditionerConfig, Config, DisconnectReason, Driver, EventRef, Reliability, SendError};
@@ -30,7 +30,7 @@ struct Slot {
 }
 
 thread_local! {
-    static SLOTS: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: Handles<Slot> = const { Handles::new() };
     static EPOCH: Instant = Instant::now();
 }
 
@@ -40,14 +40,7 @@ fn now_ms() -> u64 {
 
 fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
     let h = env.get_uint(h, "net handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| {
-        let mut s = s.borrow_mut();
-        let slot = s
-            .get_mut(h)
-            .and_then(|x| x.as_mut())
-            .ok_or_else(|| JsError::arg(format!("net handle {h} is not open")))?;
-        f(slot)
-    })
+    SLOTS.with(|s| s.with(h, "net", f))
 }
 
 fn parse_addr(host: &str, port: u64) -> Result<SocketAddr> {
@@ -101,16 +94,7 @@ pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         stage: Vec::new(),
         cursor: 0,
     };
-    let h = SLOTS.with(|s| {
-        let mut s = s.borrow_mut();
-        if let Some(i) = s.iter().position(|x| x.is_none()) {
-            s[i] = Some(slot);
-            i
-        } else {
-            s.push(Some(slot));
-            s.len() - 1
-        }
-    });
+    let h = SLOTS.with(|s| s.insert(slot));
     env.double(h as f64)
 }
 
@@ -389,10 +373,6 @@ fn write_stats(s: &mut Slot, st: &mut [f64]) {
 /// `netClose(h)`: closes the socket (peers are not told; disconnect them first).
 pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let h = env.get_uint(arg(args, 0, "h")?, "net handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| {
-        if let Some(x) = s.borrow_mut().get_mut(h) {
-            *x = None;
-        }
-    });
+    SLOTS.with(|s| s.take(h));
     env.undefined()
 }

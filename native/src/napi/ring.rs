@@ -5,9 +5,9 @@
 //! fragmented messages, once per batch. Results that are more than one number
 //! go into a caller-registered `Float64Array` (`out`), so no call allocates.
 
-use std::cell::RefCell;
 use std::ptr;
 
+use super::handles::Handles;
 use super::sys::*;
 use super::{arg, Env, JsError, Result};
 use crate::ring::{Consumer, Polled, Producer, Ring, RingError};
@@ -25,7 +25,7 @@ struct Slot {
 }
 
 thread_local! {
-    static SLOTS: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: Handles<Slot> = const { Handles::new() };
 }
 
 fn ring_err(e: RingError) -> JsError {
@@ -34,14 +34,7 @@ fn ring_err(e: RingError) -> JsError {
 
 fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
     let h = env.get_uint(h, "ring handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| {
-        let mut s = s.borrow_mut();
-        let slot = s
-            .get_mut(h)
-            .and_then(|x| x.as_mut())
-            .ok_or_else(|| JsError::arg(format!("ring handle {h} is not open")))?;
-        f(slot)
-    })
+    SLOTS.with(|s| s.with(h, "ring", f))
 }
 
 fn region(env: &Env, v: napi_value) -> Result<(*mut u8, usize)> {
@@ -98,16 +91,7 @@ pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         refs,
         out: out as *mut f64,
     };
-    let h = SLOTS.with(|s| {
-        let mut s = s.borrow_mut();
-        if let Some(i) = s.iter().position(|x| x.is_none()) {
-            s[i] = Some(slot);
-            i
-        } else {
-            s.push(Some(slot));
-            s.len() - 1
-        }
-    });
+    let h = SLOTS.with(|s| s.insert(slot));
     env.double(h as f64)
 }
 
@@ -227,7 +211,7 @@ pub fn sync(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 /// `ringClose(h)`: forgets a handle and lets its region be collected.
 pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let h = env.get_uint(arg(args, 0, "h")?, "ring handle", u32::MAX as f64)? as usize;
-    let slot = SLOTS.with(|s| s.borrow_mut().get_mut(h).and_then(|x| x.take()));
+    let slot = SLOTS.with(|s| s.take(h));
     if let Some(slot) = slot {
         for r in slot.refs {
             // SAFETY: r was created by napi_create_reference in this env and is deleted once.
