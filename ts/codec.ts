@@ -120,9 +120,23 @@ function writeFixed(u8: Uint8Array, p: number, end: number, v: unknown, size: nu
   if (p + size > end) return -1;
   let n: number;
   if (typeof v === 'string') {
-    const r = utf8.encodeInto(v, u8.subarray(p, p + size));
-    if (r.read! < v.length) return -2;
-    n = r.written!;
+    const len = v.length;
+    // Short ASCII (the common case: tags, names, padding) without encodeInto's allocation.
+    let j = 0;
+    if (len <= size && len < 64) {
+      for (; j < len; j++) {
+        const c = v.charCodeAt(j);
+        if (c > 127) break;
+        u8[p + j] = c;
+      }
+    }
+    if (j === len) {
+      n = len;
+    } else {
+      const r = utf8.encodeInto(v, u8.subarray(p, p + size));
+      if (r.read! < len) return -2;
+      n = r.written!;
+    }
   } else if (v instanceof Uint8Array) {
     if (v.length > size) return -2;
     u8.set(v, p);
@@ -130,7 +144,8 @@ function writeFixed(u8: Uint8Array, p: number, end: number, v: unknown, size: nu
   } else {
     return -3;
   }
-  u8.fill(0, p + n, p + size);
+  if (size - n <= 128) for (let k = p + n; k < p + size; k++) u8[k] = 0;
+  else u8.fill(0, p + n, p + size);
   return p + size;
 }
 

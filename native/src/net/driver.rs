@@ -3,9 +3,11 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 
 use super::conditioner::{Conditioner, ConditionerConfig};
 use super::endpoint::Endpoint;
+use super::udp_sys;
 use super::Config;
 
 /// Socket buffer size requested (the kernel may cap it, e.g. at `net.core.rmem_max`).
@@ -29,6 +31,74 @@ pub struct Driver {
     conditioner: Option<Conditioner>,
     buf: Vec<u8>,
     send_errors: u64,
+    tx: Tx,
+}
+
+/// Outgoing datagrams gathered into one segmented send (`UDP_SEGMENT`) while
+/// they go to one address with one size (a shorter one may end the run).
+#[derive(Debug)]
+struct Tx {
+    buf: Vec<u8>,
+    addr: Option<SocketAddr>,
+    seg: usize,
+    count: usize,
+    /// The run ended with a shorter datagram: nothing more may join it.
+    closed: bool,
+    /// Segmentation offload works here (cleared on the first refusal).
+    gso: bool,
+}
+
+impl Tx {
+    fn push(&mut self, socket: &UdpSocket, sent: &mut usize, errors: &mut u64, a: SocketAddr, d: &[u8]) {
+        if self.count > 0
+            && (self.addr != Some(a)
+                || d.len() > self.seg
+                || self.closed
+                || self.buf.len() + d.len() > udp_sys::MAX_GSO_BYTES
+                || self.count >= udp_sys::MAX_SEGMENTS)
+        {
+            self.flush(socket, sent, errors);
+        }
+        if self.count == 0 {
+            self.addr = Some(a);
+            self.seg = d.len();
+            self.closed = false;
+        } else if d.len() < self.seg {
+            self.closed = true;
+        }
+        self.buf.extend_from_slice(d);
+        self.count += 1;
+    }
+
+    fn flush(&mut self, socket: &UdpSocket, sent: &mut usize, errors: &mut u64) {
+        let Some(addr) = self.addr else { return };
+        if self.count == 0 {
+            return;
+        }
+        let mut one_by_one = self.count == 1 || !self.gso;
+        if !one_by_one {
+            match udp_sys::send_segments(socket.as_raw_fd(), &addr, &self.buf, self.seg) {
+                Ok(()) => *sent += self.count,
+                Err(e) if matches!(e.raw_os_error(), Some(5 | 22 | 92 | 95)) => {
+                    // EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP: no offload here; send them one by one from now on.
+                    self.gso = false;
+                    one_by_one = true;
+                }
+                Err(_) => *errors += self.count as u64,
+            }
+        }
+        if one_by_one {
+            for d in self.buf.chunks(self.seg) {
+                match socket.send_to(d, addr) {
+                    Ok(_) => *sent += 1,
+                    Err(_) => *errors += 1,
+                }
+            }
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.addr = None;
+    }
 }
 
 impl Driver {
@@ -36,7 +106,8 @@ impl Driver {
     pub fn bind(addr: SocketAddr, config: Config, seed: u64) -> io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
-        sys::enlarge_buffers(&socket, SOCKET_BUFFER_BYTES);
+        udp_sys::enlarge_buffers(socket.as_raw_fd(), SOCKET_BUFFER_BYTES);
+        udp_sys::enable_gro(socket.as_raw_fd());
         let local = socket.local_addr()?;
         Ok(Driver {
             socket,
@@ -45,6 +116,14 @@ impl Driver {
             conditioner: None,
             buf: vec![0; 65_536],
             send_errors: 0,
+            tx: Tx {
+                buf: Vec::with_capacity(udp_sys::MAX_GSO_BYTES),
+                addr: None,
+                seg: 0,
+                count: 0,
+                closed: false,
+                gso: true,
+            },
         })
     }
 
@@ -82,11 +161,16 @@ impl Driver {
     /// everything due (through the conditioner if one is set). Never blocks.
     pub fn service(&mut self, now: u64, max_datagrams: usize) -> io::Result<ServiceReport> {
         let mut rep = ServiceReport::default();
+        let fd = self.socket.as_raw_fd();
         while rep.received < max_datagrams {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    rep.received += 1;
-                    self.endpoint.handle_datagram(now, from, &self.buf[..n]);
+            match udp_sys::recv(fd, &mut self.buf) {
+                Ok((n, from, seg)) => {
+                    // With receive offload one read may hold several datagrams of `seg` bytes.
+                    let seg = seg.unwrap_or(n).max(1);
+                    for d in self.buf[..n].chunks(seg) {
+                        rep.received += 1;
+                        self.endpoint.handle_datagram(now, from, d);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -96,56 +180,29 @@ impl Driver {
                         e.kind(),
                         io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
                     ) => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {}
                 Err(e) => return Err(e),
             }
         }
         self.endpoint.update(now);
-        let socket = &self.socket;
-        let errors = &mut self.send_errors;
+        let Driver {
+            socket,
+            endpoint,
+            conditioner,
+            send_errors,
+            tx,
+            ..
+        } = self;
         let sent = &mut rep.sent;
-        let mut emit = |addr: SocketAddr, d: &[u8]| match socket.send_to(d, addr) {
-            Ok(_) => *sent += 1,
-            Err(_) => *errors += 1,
-        };
-        match self.conditioner.as_mut() {
+        let mut emit = |addr: SocketAddr, d: &[u8]| tx.push(socket, sent, send_errors, addr, d);
+        match conditioner.as_mut() {
             Some(c) => {
-                self.endpoint.drain_transmits(|a, d| c.push(now, a, d));
+                endpoint.drain_transmits(|a, d| c.push(now, a, d));
                 c.drain_due(now, &mut emit);
             }
-            None => self.endpoint.drain_transmits(&mut emit),
+            None => endpoint.drain_transmits(&mut emit),
         }
+        tx.flush(socket, &mut rep.sent, send_errors);
         Ok(rep)
     }
-}
-
-#[cfg(target_os = "linux")]
-mod sys {
-    use std::os::fd::AsRawFd;
-    use std::os::raw::{c_int, c_void};
-
-    extern "C" {
-        fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
-    }
-
-    const SOL_SOCKET: c_int = 1;
-    const SO_SNDBUF: c_int = 7;
-    const SO_RCVBUF: c_int = 8;
-
-    /// Best effort: asks for larger send/receive buffers (errors ignored).
-    pub(super) fn enlarge_buffers(s: &std::net::UdpSocket, bytes: i32) {
-        let fd = s.as_raw_fd();
-        for opt in [SO_SNDBUF, SO_RCVBUF] {
-            let v: c_int = bytes;
-            // SAFETY: fd is a live socket owned by `s`; `v` outlives the call and its size is passed.
-            unsafe {
-                setsockopt(fd, SOL_SOCKET, opt, &v as *const c_int as *const c_void, 4);
-            }
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod sys {
-    /// No-op off Linux.
-    pub(super) fn enlarge_buffers(_s: &std::net::UdpSocket, _bytes: i32) {}
 }

@@ -26,6 +26,7 @@ pub mod seq;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod udp_sys;
 
 use std::fmt;
 use std::net::SocketAddr;

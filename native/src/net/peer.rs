@@ -100,12 +100,6 @@ impl Data<'_> {
             Data::Owned(v) => v,
         }
     }
-    fn into_vec(self) -> Vec<u8> {
-        match self {
-            Data::Borrowed(b) => b.to_vec(),
-            Data::Owned(v) => v,
-        }
-    }
 }
 
 /// A ring of `REL_WINDOW` bits addressed by full reliable id.
@@ -944,16 +938,20 @@ impl Peer {
                     ctx.events.push_message(self.id, ch, data.bytes());
                     ctx.stats.messages_delivered += 1;
                     c.ordered_next += 1;
-                    while let Some(v) = c.held.remove(&c.ordered_next) {
-                        self.rx_buffered -= v.len();
-                        ctx.events.push_message(self.id, ch, &v);
+                    let id = self.id;
+                    let mut freed = 0;
+                    while c.held.take_front(c.ordered_next, |v| {
+                        freed += v.len();
+                        ctx.events.push_message(id, ch, v);
+                    }) {
                         ctx.stats.messages_delivered += 1;
                         c.ordered_next += 1;
                     }
+                    self.rx_buffered -= freed;
                     return Verdict::Done;
                 }
                 Slot::Later(key) => {
-                    if c.held.contains_key(&key) {
+                    if c.held.contains(key) {
                         ctx.stats.drop_duplicate += 1;
                         return Verdict::Done;
                     }
@@ -962,7 +960,7 @@ impl Peer {
                         return Verdict::Refuse;
                     }
                     self.rx_buffered += len;
-                    c.held.insert(key, data.into_vec());
+                    c.held.insert(key, data.bytes());
                     return Verdict::Done;
                 }
                 Slot::Stale => {
