@@ -95,6 +95,8 @@ export abstract class NetTransport implements Poller {
     rel: number,
     len: number,
   ): void;
+  /** Whether anything is packed and not yet handed to the transport. */
+  protected abstract get hasOutgoing(): boolean;
   /** Moves what is packed out and what arrived in; processes events. */
   abstract service(): void;
   abstract close(): Promise<void>;
@@ -153,6 +155,8 @@ export abstract class NetTransport implements Poller {
   broadcast(msg: Message, opts: SendOptions | undefined): number {
     const schema = packable(msg);
     const [channel, rel] = sendParams(schema.cls, opts);
+    // All or nothing: if one peer pushes back, no peer takes it, so retrying the broadcast sends no duplicates.
+    for (const peer of this.peers.values()) if (peer.connected) this.checkRoom(peer, 'broadcastMessage');
     let n = 0;
     for (const peer of this.peers.values()) {
       if (!peer.connected) continue;
@@ -163,12 +167,16 @@ export abstract class NetTransport implements Poller {
     return n;
   }
 
-  private pack(peer: Peer, schema: Schema, msg: Message, channel: number, rel: number): void {
+  private checkRoom(peer: Peer, what: string): void {
     if (peer.pendingBytes > this.options.maxPendingBytes) {
       throw new BackpressureError(
-        `sendMessage: ${peer.pendingBytes} bytes are waiting for peer ${peer.addr} (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
+        `${what}: ${peer.pendingBytes} bytes are waiting for peer ${peer.addr} (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
       );
     }
+  }
+
+  private pack(peer: Peer, schema: Schema, msg: Message, channel: number, rel: number): void {
+    this.checkRoom(peer, 'sendMessage');
     const pt = schema.packetType!;
     if (!peer.announced[pt]) {
       // Reliable and ordered on the message's channel, so an ordered message never overtakes its schema.
@@ -220,7 +228,15 @@ export abstract class NetTransport implements Poller {
     try {
       const pt = u8[p]!;
       if (pt === CTRL_SCHEMA) {
-        peer.table.learn(JSON.parse(utf8Strict.decode(u8.subarray(p + 1, end))));
+        let announced: any;
+        try {
+          announced = JSON.parse(utf8Strict.decode(u8.subarray(p + 1, end)));
+        } catch (err) {
+          throw new PacketTypeError(
+            `peer ${peer.addr} announced a schema that is not UTF-8 JSON (${(err as Error).message})`,
+          );
+        }
+        peer.table.learn(announced);
         this.release(peer);
         return;
       }
@@ -292,8 +308,9 @@ export abstract class NetTransport implements Poller {
     throw first;
   }
 
+  /** End of tick: send what was packed (polling already serviced timers this tick). */
   flush(): void {
-    if (!this.closed) this.service();
+    if (!this.closed && this.hasOutgoing) this.service();
   }
 }
 

@@ -39,7 +39,10 @@ export interface NetOptions {
   timeoutMs?: number;
   /** A ping is sent after this long without traffic. Default 1000 ms (UDP). */
   keepaliveMs?: number;
-  /** Bytes waiting to be sent to one peer before `sendMessage` throws BackpressureError. Default 8 MiB. */
+  /**
+   * Bytes packed for one peer and not yet taken by the transport (whose own send window is
+   * 4 MiB per peer for UDP) before `sendMessage` throws BackpressureError. Default 1 MiB.
+   */
   maxPendingBytes?: number;
   /** UDP link conditioner, for tests and for seeing a game under a bad network. */
   conditioner?: ConditionerOptions | null;
@@ -131,7 +134,7 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
     maxPeers: o.maxPeers ?? 64,
     timeoutMs: o.timeoutMs ?? 10_000,
     keepaliveMs: o.keepaliveMs ?? 1000,
-    maxPendingBytes: o.maxPendingBytes ?? 8 * 1024 * 1024,
+    maxPendingBytes: o.maxPendingBytes ?? 1024 * 1024,
     conditioner: validateConditioner(o.conditioner),
   };
 }

@@ -33,9 +33,12 @@ export class TcpTransport extends NetTransport {
   private local = { address: '', port: 0, family: '' };
   private readonly conns = new Map<Peer, TcpPeer>();
   private nextId = 1;
+  /** Bytes received and not yet framed at which a connection stops reading (always room for a whole frame). */
+  private readonly rxLimit: number;
 
   constructor(mgr: NetManager, options: ResolvedNetOptions) {
     super(mgr, options);
+    this.rxLimit = Math.max(options.maxPendingBytes, options.maxMessageBytes + 4);
     for (const k of [
       'messagesIn',
       'messagesOut',
@@ -117,6 +120,8 @@ export class TcpTransport extends NetTransport {
       this.stats.bytesIn! += chunk.length;
       c.rx.push(chunk);
       c.rxLen += chunk.length;
+      // Stop reading until a tick takes frames out, so a peer that outruns us meets TCP backpressure.
+      if (c.rxLen >= this.rxLimit) socket.pause();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -127,6 +132,11 @@ export class TcpTransport extends NetTransport {
     });
     this.peerConnected(peer);
     return c;
+  }
+
+  protected get hasOutgoing(): boolean {
+    for (const c of this.conns.values()) if (c.sink.len !== 0) return true;
+    return false;
   }
 
   protected sinkFor(peer: Peer): Sink {
@@ -177,6 +187,7 @@ export class TcpTransport extends NetTransport {
   service(): void {
     for (const c of this.conns.values()) {
       this.readFrames(c);
+      if (c.rxLen < this.rxLimit && c.socket.isPaused()) c.socket.resume();
       if (c.sink.len !== 0 && !c.socket.destroyed) {
         const bytes = Buffer.from(c.sink.u8.subarray(0, c.sink.len));
         this.stats.bytesOut! += bytes.length;
@@ -199,6 +210,9 @@ export class TcpTransport extends NetTransport {
     }
     await Promise.race([Promise.all(ends), new Promise((r) => setTimeout(r, 1000))]);
     for (const c of this.conns.values()) c.socket.destroy();
+    // Report the peers gone now, as UDP does, rather than on a 'close' event after disconnect() resolved.
+    for (const c of this.conns.values()) this.removePeer(c.peer, 'local');
+    this.conns.clear();
     if (this.server_) await new Promise<void>((r) => this.server_!.close(() => r()));
   }
 }

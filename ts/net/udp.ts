@@ -4,6 +4,7 @@
  * send buffer; each service is a single native call that queues them, runs the
  * socket and the protocol, and hands back events in one out buffer.
  */
+import { randomFillSync } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { NotConnected, TsageError } from '../errors.js';
@@ -25,8 +26,8 @@ const EV_REJECTED = 4;
 const REASONS: DisconnectReason[] = ['local', 'remote', 'timeout', 'refused'];
 /** Send entry header: u32 peer, u8 channel, u8 reliability, u16 0, u32 length. */
 const SEND_HEADER = 12;
-/** Datagrams read per native call. */
-const MAX_DATAGRAMS = 4096;
+/** Datagrams read per native call: enough to keep up, few enough that one poll's messages die young. */
+const MAX_DATAGRAMS = 512;
 const STAT_NAMES = [
   'datagramsIn',
   'datagramsOut',
@@ -68,6 +69,18 @@ export async function resolveHost(host: string): Promise<string> {
 
 function formatAddr(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/**
+ * 64 random bits for the addon's seed (it keys the handshake cookies and picks connection ids and
+ * nonces), passed as the float64 with that bit pattern; NaNs are redrawn, as engines may canonicalise them.
+ */
+function randomSeed(): number {
+  const f = new Float64Array(1);
+  do {
+    randomFillSync(f);
+  } while (Number.isNaN(f[0]));
+  return f[0]!;
 }
 
 function conditionerArray(c: ConditionerOptions): Float64Array {
@@ -120,8 +133,7 @@ export class UdpTransport extends NetTransport {
       Number.NaN,
       accept ? 1 : 0,
     ]);
-    const seed = (Math.random() * 2 ** 52) ^ Date.now();
-    const handle = native().netOpen(ip, options.port, config, seed);
+    const handle = native().netOpen(ip, options.port, config, randomSeed());
     return new UdpTransport(mgr, options, handle);
   }
 
@@ -173,6 +185,10 @@ export class UdpTransport extends NetTransport {
     return this.sink;
   }
 
+  protected get hasOutgoing(): boolean {
+    return this.sink.len !== 0;
+  }
+
   protected writeHeader(sink: Sink, at: number, peer: Peer, channel: number, rel: number, len: number): void {
     const dv = sink.dv;
     dv.setUint32(at, peer.id, true);
@@ -205,29 +221,34 @@ export class UdpTransport extends NetTransport {
     for (let i = 0; i < STAT_NAMES.length; i++) this.stats[STAT_NAMES[i]!] = this.nativeStats[i + 1]!;
   }
 
-  /** After a send batch: entries the protocol refused (window full) stay, in order, for the next service. */
-  private rejected: number[] = [];
+  /** First refused entry offset per peer id in the last batch: it and every later entry to that peer stay. */
+  private rejected = new Map<number, number>();
 
+  /** After a send batch: entries the protocol refused (window full) stay, in order, for the next service. */
   private settleSends(sendLen: number): void {
     for (const p of this.peers.values()) p.pendingBytes = 0;
-    const keep = this.rejected;
-    this.rejected = [];
-    if (keep.length === 0) {
+    const refused = this.rejected;
+    if (refused.size === 0) {
       this.sink.len = 0;
       return;
     }
+    this.rejected = new Map();
     const u8 = this.sink.u8;
     const dv = this.sink.dv;
     let w = 0;
-    for (const off of keep) {
+    for (let off = 0; off < sendLen; ) {
       const len = SEND_HEADER + dv.getUint32(off + 8, true);
-      u8.copyWithin(w, off, off + len);
-      const peer = this.byId.get(dv.getUint32(w, true));
-      if (peer) peer.pendingBytes += len;
-      w += len;
+      const id = dv.getUint32(off, true);
+      const first = refused.get(id);
+      if (first !== undefined && off >= first) {
+        if (w !== off) u8.copyWithin(w, off, off + len);
+        const peer = this.byId.get(id);
+        if (peer) peer.pendingBytes += len;
+        w += len;
+      }
+      off += len;
     }
-    // Anything packed after sendLen (there is none: sends and service do not interleave) would follow here.
-    this.sink.len = w + (this.sink.len - sendLen);
+    this.sink.len = w;
   }
 
   private readEvents(len: number): void {
@@ -272,7 +293,7 @@ export class UdpTransport extends NetTransport {
       } else if (tag === EV_REJECTED) {
         const code = u8[p + 5]!;
         p += 6;
-        if (code === 1) this.rejected.push(id);
+        if (code === 1) this.rejected.set(this.sink.dv.getUint32(id, true), id);
         else this.dropRejected(id, code);
       } else {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
