@@ -1,0 +1,277 @@
+/**
+ * Helpers for the network tests: a suite run once per transport, pumping
+ * managers until something happens (always bounded), an inbox actor, a
+ * connected server/client pair, peer-event recording, and sends that handle
+ * backpressure. Nothing here registers a message class, so each test file
+ * chooses its own packet types.
+ */
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ExecutionContext, SerialFn, TestFn } from 'ava';
+import { Actor, ActorManager, BackpressureError, type Message, type Reliability } from '../../ts/index.js';
+
+export type Transport = 'udp' | 'tcp';
+export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
+
+/** Registers `body` as one test per transport (`test` or `test.serial`), titled `title [udp]` and `title [tcp]`. */
+export function eachTransport(
+  test: TestFn | SerialFn,
+  title: string,
+  body: (t: ExecutionContext, transport: Transport) => Promise<void>,
+  transports: readonly Transport[] = TRANSPORTS,
+): void {
+  for (const tr of transports) test(`${title} [${tr}]`, (t) => body(t, tr));
+}
+
+/** Records every message a manager dispatches. */
+export class Inbox extends Actor {
+  static override subscriptions = ['*'];
+  readonly received: Message[] = [];
+
+  handleMessage(msg: Message): void {
+    this.received.push(msg);
+  }
+
+  /** The messages received of one type, in order. */
+  of<M extends Message = Message>(messageType: string): M[] {
+    return this.received.filter((m) => m.messageType === messageType) as M[];
+  }
+}
+
+/** A fresh manager with an Inbox, reset (network closed, groups stopped) when the test ends. */
+export function manager(t: ExecutionContext): { mgr: ActorManager; inbox: Inbox } {
+  const mgr = new ActorManager();
+  const inbox = mgr.registerActor(new Inbox());
+  t.teardown(() => mgr.reset());
+  return { mgr, inbox };
+}
+
+/** Lets the event loop run (I/O, timers); now and then sleeps a millisecond so other processes get a core. */
+async function yieldOnce(i: number): Promise<void> {
+  if (i % 8 === 7) await sleep(1);
+  else await new Promise((r) => setImmediate(r));
+}
+
+function list(mgrs: ActorManager | readonly ActorManager[]): readonly ActorManager[] {
+  return mgrs instanceof ActorManager ? [mgrs] : mgrs;
+}
+
+/** Ticks every manager and yields until `cond` holds; rejects with `what` after `timeoutMs`. */
+export async function pumpUntil(
+  mgrs: ActorManager | readonly ActorManager[],
+  cond: () => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const ms = list(mgrs);
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; ; i++) {
+    for (const m of ms) m.tick();
+    if (cond()) return;
+    if (performance.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await yieldOnce(i);
+  }
+}
+
+/** Ticks every manager for `ms` milliseconds (to show that something does not happen). */
+export async function pumpFor(mgrs: ActorManager | readonly ActorManager[], ms: number): Promise<void> {
+  const all = list(mgrs);
+  const until = performance.now() + ms;
+  for (let i = 0; performance.now() < until; i++) {
+    for (const m of all) m.tick();
+    await yieldOnce(i);
+  }
+}
+
+/** Ticks managers and yields until a tick of one of them throws; resolves with what it threw. */
+export async function pumpUntilThrows(
+  mgrs: ActorManager | readonly ActorManager[],
+  timeoutMs: number,
+  what: string,
+): Promise<unknown> {
+  const ms = list(mgrs);
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; ; i++) {
+    try {
+      for (const m of ms) m.tick();
+    } catch (err) {
+      return err;
+    }
+    if (performance.now() > until) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for a tick to throw (${what})`);
+    }
+    await yieldOnce(i);
+  }
+}
+
+/** Ticks managers until `p` settles (bounded); resolves or rejects as `p` does. */
+export async function pumpWhile<T>(
+  mgrs: ActorManager | readonly ActorManager[],
+  p: Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  let settled = false;
+  const watched = p.finally(() => {
+    settled = true;
+  });
+  watched.catch(() => undefined);
+  await pumpUntil(mgrs, () => settled, timeoutMs, what);
+  return watched;
+}
+
+/** The peer events a manager emitted, in order. */
+export interface PeerEvents {
+  connected: string[];
+  disconnected: [addr: string, reason: string][];
+  errors: unknown[];
+}
+
+/** Starts recording a manager's 'peerConnected' and 'peerDisconnected' events (and 'error' if `errors`). */
+export function recordEvents(mgr: ActorManager, errors = false): PeerEvents {
+  const ev: PeerEvents = { connected: [], disconnected: [], errors: [] };
+  mgr.on('peerConnected', (a: string) => ev.connected.push(a));
+  mgr.on('peerDisconnected', (a: string, r: string) => ev.disconnected.push([a, r]));
+  if (errors) mgr.on('error', (e: unknown) => ev.errors.push(e));
+  return ev;
+}
+
+/** A connected server and client in this process. */
+export interface Pair {
+  server: ActorManager;
+  client: ActorManager;
+  serverInbox: Inbox;
+  clientInbox: Inbox;
+  serverEvents: PeerEvents;
+  clientEvents: PeerEvents;
+  /** The server's port. */
+  port: number;
+  /** The server as the client sees it (what `connect` resolved with). */
+  serverAddr: string;
+  /** The client as the server sees it (its 'peerConnected' address). */
+  clientAddr: string;
+}
+
+export interface PairOptions {
+  host?: string;
+  server?: Record<string, unknown>;
+  client?: Record<string, unknown>;
+}
+
+/** Listens, connects a client (ticking the server meanwhile) and waits until both sides report the peer. */
+export async function connectPair(
+  t: ExecutionContext,
+  transport: Transport,
+  options: PairOptions = {},
+): Promise<Pair> {
+  const host = options.host ?? '127.0.0.1';
+  const s = manager(t);
+  const c = manager(t);
+  const serverEvents = recordEvents(s.mgr);
+  const clientEvents = recordEvents(c.mgr);
+  await s.mgr.listen({ host, port: 0, transport, ...options.server });
+  const port = s.mgr.transport!.address.port;
+  const serverAddr = await pumpWhile(
+    s.mgr,
+    c.mgr.connect({ host, port, transport, ...options.client }),
+    10_000,
+    `a ${transport} connection to ${host}:${port}`,
+  );
+  await pumpUntil(
+    [s.mgr, c.mgr],
+    () => serverEvents.connected.length === 1,
+    5000,
+    'the server to see the client',
+  );
+  return {
+    server: s.mgr,
+    client: c.mgr,
+    serverInbox: s.inbox,
+    clientInbox: c.inbox,
+    serverEvents,
+    clientEvents,
+    port,
+    serverAddr,
+    clientAddr: serverEvents.connected[0]!,
+  };
+}
+
+/**
+ * Sends `msg`, ticking `mgrs` and retrying while it throws BackpressureError
+ * (bounded); returns how many times it was pushed back.
+ */
+export async function sendRetrying(
+  from: ActorManager,
+  mgrs: readonly ActorManager[],
+  msg: Message,
+  peer?: string,
+  options?: { reliability?: Reliability; channel?: number },
+): Promise<number> {
+  for (let i = 0; i < 100_000; i++) {
+    try {
+      from.sendMessage(msg, peer, options);
+      return i;
+    } catch (err) {
+      if (!(err instanceof BackpressureError)) throw err;
+    }
+    for (const m of mgrs) m.tick();
+    await yieldOnce(i);
+  }
+  throw new Error('sendMessage stayed backpressured for 100,000 retries');
+}
+
+/** A port nobody listens on (bound once, then released). */
+export async function freePort(transport: Transport, host = '127.0.0.1'): Promise<number> {
+  if (transport === 'udp') {
+    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    await new Promise<void>((r) => s.bind(0, host, r));
+    const { port } = s.address();
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  }
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, host, r));
+  const a = srv.address();
+  const port = a !== null && typeof a === 'object' ? a.port : 0;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Whether a process exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) until `pid` is gone; returns whether it went. */
+export async function waitDead(pid: number, timeoutMs: number): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (performance.now() > until) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
+/** FNV-1a over bytes, or over the UTF-16 code units of a string. */
+export function fnv1a(data: string | ArrayLike<number>): number {
+  let h = 0x811c9dc5;
+  if (typeof data === 'string') {
+    for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data.charCodeAt(i), 0x01000193) >>> 0;
+  } else {
+    for (let i = 0; i < data.length; i++) h = Math.imul(h ^ (data[i]! & 0xff), 0x01000193) >>> 0;
+  }
+  return h;
+}

@@ -1,0 +1,356 @@
+/**
+ * What the network layer refuses, and how: NotConnected before listen/connect
+ * and for unknown peers, PacketTypeError / WrongMessageTypeSpecified /
+ * InvalidOption / PacketError synchronously at the send, invalid options,
+ * connecting to a port nobody listens on, the maxPeers cap, and two processes
+ * that disagree on a schema. Run over UDP and TCP where both apply.
+ */
+import test from 'ava';
+import {
+  ActorManager,
+  defineMessage,
+  InvalidOption,
+  Message,
+  NotConnected,
+  PacketError,
+  PacketTypeError,
+  registerMessage,
+  WrongMessageTypeSpecified,
+} from '../ts/index.js';
+import { Dial, Ready } from './fixtures/net/messages.js';
+import {
+  connectPair,
+  eachTransport,
+  freePort,
+  manager,
+  pumpFor,
+  pumpUntil,
+  pumpUntilThrows,
+  pumpWhile,
+  recordEvents,
+  waitDead,
+} from './helpers/net.js';
+import { withTimeout } from './helpers/wait.js';
+
+const Note = defineMessage('Note', { n: 'i', text: 'S' }, { packetType: 101 });
+type Note = InstanceType<typeof Note>;
+/** No packetType: local only. */
+class LocalOnly extends Message {
+  static override properties = ['n'];
+  static override types = ['i'];
+}
+/** A packetType but no types. */
+class Untyped extends Message {
+  static override properties = ['n'];
+  static override packetType = 110;
+}
+/** Statics out of range: found at the send. */
+class BadChannel extends Message {
+  static override properties = ['n'];
+  static override types = ['i'];
+  static override packetType = 111;
+  static override channel = 32;
+}
+class BadReliability extends Message {
+  static override properties = ['n'];
+  static override types = ['i'];
+  static override packetType = 112;
+  static override reliability = 'sometimes' as never;
+}
+/** Main's Clash: packet type 151 with an int; the clash fixture's has a string. */
+const Clash = defineMessage('Clash', { a: 'i' }, { packetType: 151 });
+registerMessage(Note, Ready, Clash);
+
+const clashFixture = new URL('./fixtures/net/clash.ts', import.meta.url);
+const NOT_CONNECTED = { instanceOf: NotConnected, code: 'ERR_TSAGE_NOT_CONNECTED' };
+const INVALID = { instanceOf: InvalidOption, code: 'ERR_TSAGE_INVALID_OPTION' };
+
+test('before listen or connect, sends throw NotConnected', (t) => {
+  const mgr = new ActorManager();
+  t.is(mgr.transport, undefined);
+  t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' })), NOT_CONNECTED);
+  t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' }), '127.0.0.1:9'), NOT_CONNECTED);
+  t.throws(() => mgr.broadcastMessage(new Note({ n: 1, text: '' })), NOT_CONNECTED);
+  t.throws(() => mgr.setLinkConditioner({ loss: 0.5 }), NOT_CONNECTED);
+});
+
+eachTransport(
+  test,
+  'a server has no default peer, and unknown peers throw NotConnected',
+  async (t, transport) => {
+    const p = await connectPair(t, transport);
+    const note = new Note({ n: 1, text: '' });
+    t.throws(() => p.server.sendMessage(note), { ...NOT_CONNECTED, message: /no peer given/ });
+    t.throws(() => p.server.sendMessage(note, '127.0.0.1:1'), {
+      ...NOT_CONNECTED,
+      message: /127\.0\.0\.1:1/,
+    });
+    t.throws(() => p.server.sendMessage(note, 'not an address'), NOT_CONNECTED);
+    t.throws(() => p.client.sendMessage(note, p.clientAddr), NOT_CONNECTED);
+    // The right address works.
+    p.server.sendMessage(note, p.clientAddr);
+    await pumpUntil([p.server, p.client], () => p.clientInbox.received.length === 1, 5000, 'the Note');
+    t.is(p.clientInbox.of<Note>('Note')[0]!.n, 1);
+  },
+);
+
+eachTransport(
+  test,
+  'bad messages and send options throw synchronously and send nothing',
+  async (t, transport) => {
+    const p = await connectPair(t, transport);
+    const c = p.client;
+    t.throws(() => c.sendMessage(new LocalOnly({ n: 1 })), {
+      instanceOf: PacketTypeError,
+      code: 'ERR_TSAGE_PACKET_TYPE',
+      message: /LocalOnly has no static packetType/,
+    });
+    t.throws(() => c.broadcastMessage(new LocalOnly({ n: 1 })), { instanceOf: PacketTypeError });
+    t.throws(() => c.sendMessage(new Untyped({ n: 1 })), {
+      instanceOf: WrongMessageTypeSpecified,
+      code: 'ERR_TSAGE_WRONG_MESSAGE_TYPE',
+      message: /Untyped has no static types/,
+    });
+    t.throws(() => c.broadcastMessage(new Untyped({ n: 1 })), { instanceOf: WrongMessageTypeSpecified });
+    const note = new Note({ n: 1, text: '' });
+    for (const channel of [32, -1, 1.5, Number.NaN, '1' as never]) {
+      t.throws(() => c.sendMessage(note, undefined, { channel }), { ...INVALID, message: /channel/ });
+      t.throws(() => c.broadcastMessage(note, { channel }), INVALID);
+    }
+    for (const reliability of ['sometimes', 'RELIABLE', '', 3] as never[]) {
+      t.throws(() => c.sendMessage(note, undefined, { reliability }), { ...INVALID, message: /reliability/ });
+    }
+    t.throws(() => c.sendMessage(new BadChannel({ n: 1 })), { ...INVALID, message: /BadChannel: channel/ });
+    t.throws(() => c.sendMessage(new BadReliability({ n: 1 })), {
+      ...INVALID,
+      message: /BadReliability: reliability/,
+    });
+    // Not a Message at all.
+    t.throws(() => c.sendMessage({ n: 1 } as never), INVALID);
+    t.throws(() => c.broadcastMessage(null as never), INVALID);
+    // A value that does not fit its type throws PacketError at the send.
+    t.throws(() => c.sendMessage(new Note({ n: 2 ** 40, text: '' })), {
+      instanceOf: PacketError,
+      code: 'ERR_TSAGE_PACKET',
+    });
+
+    // None of those left anything behind: only the next good messages arrive (valid options override bad statics).
+    c.sendMessage(new Note({ n: 7, text: 'good' }), undefined, { channel: 31, reliability: 'reliable' });
+    c.sendMessage(new BadChannel({ n: 8 }), undefined, { channel: 3 });
+    c.sendMessage(new BadReliability({ n: 9 }), undefined, { reliability: 'unreliable-sequenced' });
+    await pumpUntil([p.server, c], () => p.serverInbox.received.length === 3, 5000, 'the good messages');
+    await pumpFor([p.server, c], 100);
+    t.deepEqual(p.serverInbox.received.map((m) => `${m.messageType} ${(m as Note).n}`).sort(), [
+      'BadChannel 8',
+      'BadReliability 9',
+      'Note 7',
+    ]);
+  },
+);
+
+eachTransport(test, 'a message over maxMessageBytes throws PacketError at the send', async (t, transport) => {
+  const p = await connectPair(t, transport, { client: { maxMessageBytes: 1000 } });
+  t.throws(() => p.client.sendMessage(new Note({ n: 1, text: 'x'.repeat(2000) })), {
+    instanceOf: PacketError,
+    message: /maxMessageBytes \(1000\)/,
+  });
+  p.client.sendMessage(new Note({ n: 2, text: 'x'.repeat(900) }));
+  await pumpUntil([p.server, p.client], () => p.serverInbox.received.length === 1, 5000, 'the small Note');
+  await pumpFor([p.server, p.client], 50);
+  t.deepEqual(
+    p.serverInbox.of<Note>('Note').map((m) => m.n),
+    [2],
+  );
+});
+
+test('invalid NetOptions are refused with InvalidOption', async (t) => {
+  const { mgr } = manager(t);
+  const bad: Record<string, unknown>[] = [
+    { port: 70_000 },
+    { port: -1 },
+    { port: 1.5 },
+    { transport: 'sctp' },
+    { host: '' },
+    { host: 42 },
+    { mtu: 10 },
+    { maxPeers: 0 },
+    { timeoutMs: 0 },
+    { maxMessageBytes: 0 },
+    { conditioner: { loss: 2 } },
+    { conditioner: { duplicate: -0.1 } },
+    { conditioner: { seed: -1 } },
+    { conditioner: 'lossy' },
+  ];
+  for (const o of bad) {
+    await t.throwsAsync(mgr.listen(o as never), INVALID, JSON.stringify(o));
+  }
+  await t.throwsAsync(mgr.connect({ host: '127.0.0.1' }), { ...INVALID, message: /port is required/ });
+  await t.throwsAsync(mgr.connect({ host: '127.0.0.1', port: 0 }), INVALID);
+  await t.throwsAsync(mgr.listen(null as never), INVALID);
+  t.is(mgr.transport, undefined, 'nothing was opened');
+
+  await mgr.listen({ host: '127.0.0.1', port: 0 });
+  await t.throwsAsync(mgr.listen({ host: '127.0.0.1', port: 0 }), { ...INVALID, message: /already/ });
+  await t.throwsAsync(mgr.connect({ host: '127.0.0.1', port: 9, transport: 'tcp' }), {
+    ...INVALID,
+    message: /already has a udp transport/,
+  });
+  t.throws(() => mgr.setLinkConditioner({ reorder: 1.5 }), INVALID);
+  t.notThrows(() => mgr.setLinkConditioner({ loss: 0.5, seed: 3 }));
+  t.notThrows(() => mgr.setLinkConditioner(null));
+  await mgr.disconnect();
+
+  await mgr.listen({ host: '127.0.0.1', port: 0, transport: 'tcp' });
+  t.throws(() => mgr.setLinkConditioner({ loss: 0.1 }), { ...NOT_CONNECTED, message: /UDP/ });
+  await mgr.disconnect();
+});
+
+eachTransport(
+  test.serial,
+  'connecting to a port nobody listens on rejects with NotConnected within the timeout',
+  async (t, transport) => {
+    const { mgr } = manager(t);
+    const events = recordEvents(mgr);
+    const port = await freePort(transport);
+    const timeoutMs = 500;
+    const started = performance.now();
+    const err = await withTimeout(
+      t.throwsAsync(mgr.connect({ host: '127.0.0.1', port, transport, timeoutMs }), NOT_CONNECTED),
+      5000,
+      'connect to reject',
+    );
+    const ms = performance.now() - started;
+    t.log(`${transport}: ${err?.message} after ${ms.toFixed(0)} ms`);
+    if (transport === 'udp') {
+      t.regex(err!.message, /timeout/);
+      t.true(ms >= timeoutMs * 0.8 && ms < timeoutMs + 2000, `${ms} ms`);
+      t.deepEqual(events.disconnected, [[`127.0.0.1:${port}`, 'timeout']]);
+    } else {
+      t.regex(err!.message, /ECONNREFUSED/);
+      t.true(ms < timeoutMs + 1000, `${ms} ms`);
+    }
+    t.deepEqual(events.connected, []);
+    t.is(mgr.transport?.peers.size ?? 0, 0, 'no half-made peer is kept');
+    t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' })), NOT_CONNECTED);
+  },
+);
+
+eachTransport(
+  test,
+  'maxPeers refuses the client past the cap; a freed slot is reusable',
+  async (t, transport) => {
+    const { mgr: server } = manager(t);
+    const serverEvents = recordEvents(server);
+    await server.listen({ host: '127.0.0.1', port: 0, transport, maxPeers: 1 });
+    const { port } = server.transport!.address;
+    const a = manager(t);
+    await pumpWhile(
+      server,
+      a.mgr.connect({ host: '127.0.0.1', port, transport }),
+      10_000,
+      'the first client',
+    );
+    await pumpUntil(server, () => serverEvents.connected.length === 1, 5000, 'the server to see it');
+
+    const b = manager(t);
+    const bEvents = recordEvents(b.mgr);
+    const attempt = b.mgr.connect({ host: '127.0.0.1', port, transport, timeoutMs: 3000 });
+    if (transport === 'udp') {
+      // The listener answers REJECT; the client's connect fails at once, well before its timeout.
+      const started = performance.now();
+      const err = await pumpWhile(
+        server,
+        attempt.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        5000,
+        'a refusal',
+      );
+      t.true(performance.now() - started < 2000);
+      t.true(err instanceof NotConnected, String(err));
+      t.regex((err as Error).message, /refused/);
+      t.deepEqual(bEvents.disconnected, [[`127.0.0.1:${port}`, 'refused']]);
+    } else {
+      // The kernel completes the TCP handshake; the server then closes the connection at once.
+      await pumpWhile(server, attempt, 5000, 'the TCP connect');
+      await pumpUntil([server, b.mgr], () => bEvents.disconnected.length === 1, 5000, 'the close');
+      t.deepEqual(bEvents.disconnected, [[`127.0.0.1:${port}`, 'remote']]);
+    }
+    t.is(server.stats.network!.droppedPeerCap, 1);
+    t.is(serverEvents.connected.length, 1, 'the server never reported the refused client');
+    t.is(server.transport!.peers.size, 1);
+
+    // The first client leaves; another one fits.
+    await a.mgr.disconnect();
+    await pumpUntil(server, () => serverEvents.disconnected.length === 1, 5000, 'the first client to leave');
+    const c = manager(t);
+    await pumpWhile(server, c.mgr.connect({ host: '127.0.0.1', port, transport }), 10_000, 'a third client');
+    await pumpUntil(server, () => serverEvents.connected.length === 2, 5000, 'the server to see it');
+    t.is(server.transport!.peers.size, 1);
+  },
+);
+
+eachTransport(
+  test,
+  'peers that disagree on a schema: PacketTypeError thrown by the next tick, or emitted as error',
+  async (t, transport) => {
+    const { mgr, inbox } = manager(t);
+    await mgr.listen({ host: '127.0.0.1', port: 0, transport });
+    const { port } = mgr.transport!.address;
+    const names = ['x', 'y'].map((s) => `net-clash-${transport}-${s}-${process.pid}`);
+    for (const name of names) await mgr.addProcessGroup(name, clashFixture, { intervalMs: 1 });
+    await pumpUntil(mgr, () => inbox.of('Ready').length === 2, 15_000, 'both clash groups');
+    const pids = inbox.of<Ready>('Ready').map((r) => r.pid);
+
+    // Without an 'error' listener the receiver's tick throws.
+    mgr.queueMessageToGroup(names[0]!, new Dial({ host: '127.0.0.1', port, transport }));
+    const thrown = await pumpUntilThrows(mgr, 10_000, 'the clash');
+    t.true(thrown instanceof PacketTypeError, String(thrown));
+    t.is((thrown as PacketTypeError).code, 'ERR_TSAGE_PACKET_TYPE');
+    t.regex((thrown as Error).message, /packet type 151 as Clash\(a:"p"\).*defines it as Clash\(a:"i"\)/);
+    t.regex((thrown as Error).message, /peer 127\.0\.0\.1:\d+/);
+
+    // With a listener it is emitted instead, and ticking goes on.
+    const errors: unknown[] = [];
+    mgr.on('error', (e: unknown) => errors.push(e));
+    mgr.queueMessageToGroup(names[1]!, new Dial({ host: '127.0.0.1', port, transport }));
+    await pumpUntil(mgr, () => errors.length === 1, 10_000, 'the emitted clash');
+    t.true(errors[0] instanceof PacketTypeError);
+    t.regex((errors[0] as Error).message, /packet type 151/);
+    t.is(inbox.of('Clash').length, 0, 'no clashing message was dispatched');
+
+    await mgr.clearProcessGroups();
+    for (const pid of pids) t.true(await waitDead(pid, 10_000), `group process ${pid} outlived the test`);
+  },
+);
+
+eachTransport(
+  test,
+  'listening on a port in use rejects, leaves no transport, and the manager can listen elsewhere',
+  async (t, transport) => {
+    const first = manager(t);
+    await first.mgr.listen({ host: '127.0.0.1', port: 0, transport });
+    const { port } = first.mgr.transport!.address;
+    const { mgr } = manager(t);
+    const err = await t.throwsAsync(mgr.listen({ host: '127.0.0.1', port, transport }));
+    t.regex(err!.message, /in use/i);
+    t.is(mgr.transport, undefined);
+    await mgr.listen({ host: '127.0.0.1', port: 0, transport });
+    t.not(mgr.transport!.address.port, port);
+  },
+);
+
+test('disconnect() during a pending UDP handshake rejects the connect with NotConnected at once', async (t) => {
+  const { mgr } = manager(t);
+  const events = recordEvents(mgr);
+  const port = await freePort('udp');
+  const pending = mgr.connect({ host: '127.0.0.1', port, timeoutMs: 10_000 });
+  await new Promise((r) => setTimeout(r, 50));
+  const started = performance.now();
+  await mgr.disconnect();
+  await withTimeout(t.throwsAsync(pending, NOT_CONNECTED), 1000, 'the pending connect to reject');
+  t.true(performance.now() - started < 500);
+  t.deepEqual(events.disconnected, [[`127.0.0.1:${port}`, 'local']]);
+  t.is(mgr.transport, undefined);
+});
