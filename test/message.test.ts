@@ -199,6 +199,7 @@ const ERROR_CODES: Record<string, string> = {
   NotConnected: 'ERR_TSAGE_NOT_CONNECTED',
   BackpressureError: 'ERR_TSAGE_BACKPRESSURE',
   InvalidOption: 'ERR_TSAGE_INVALID_OPTION',
+  ListenFailed: 'ERR_TSAGE_LISTEN',
   NativeLoadError: 'ERR_TSAGE_NATIVE_LOAD',
   UnknownActor: 'ERR_TSAGE_UNKNOWN_ACTOR',
 };

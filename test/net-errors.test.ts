@@ -10,6 +10,7 @@ import {
   ActorManager,
   defineMessage,
   InvalidOption,
+  ListenFailed,
   Message,
   NotConnected,
   PacketError,
@@ -333,7 +334,10 @@ eachTransport(
     await first.mgr.listen({ host: '127.0.0.1', port: 0, transport });
     const { port } = first.mgr.transport!.address;
     const { mgr } = manager(t);
-    const err = await t.throwsAsync(mgr.listen({ host: '127.0.0.1', port, transport }));
+    const err = await t.throwsAsync(mgr.listen({ host: '127.0.0.1', port, transport }), {
+      instanceOf: ListenFailed,
+      code: 'ERR_TSAGE_LISTEN',
+    });
     t.regex(err!.message, /in use/i);
     t.is(mgr.transport, undefined);
     await mgr.listen({ host: '127.0.0.1', port: 0, transport });

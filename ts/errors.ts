@@ -85,6 +85,13 @@ export class NotConnected extends TsageError {
   }
 }
 
+/** `listen` could not bind its address (in use, not local, no permission). */
+export class ListenFailed extends TsageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_LISTEN', message, options);
+  }
+}
+
 /** A send could not be accepted now because a bounded queue is full; retry after ticking. */
 export class BackpressureError extends TsageError {
   constructor(message: string) {

@@ -22,6 +22,7 @@ export {
   GroupFailed,
   InvalidMessageProperty,
   InvalidOption,
+  ListenFailed,
   NativeLoadError,
   NotConnected,
   PacketError,
@@ -43,4 +44,6 @@ export {
   schemaForPacketType,
   schemaOf,
 } from './message.js';
+export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
+export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
 export type { TypeCode } from './types.js';

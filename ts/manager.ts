@@ -18,7 +18,7 @@ import {
   type SendOptions,
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
-import { UdpTransport } from './net/udp.js';
+import { resolveHost, UdpTransport } from './net/udp.js';
 
 /** Something polled at the start of every tick (process groups, then the network). */
 export interface Poller {
@@ -47,6 +47,14 @@ export interface TickLoop {
 }
 
 const MAIN_GROUP = '__MAIN_GROUP__';
+
+/** Where a client binds: the loopback address when it connects to loopback, else any address of the family. */
+async function clientBindAddress(host: string): Promise<string> {
+  const ip = await resolveHost(host);
+  if (ip === '::1') return '::1';
+  if (ip.startsWith('127.')) return '127.0.0.1';
+  return ip.includes(':') ? '::' : '0.0.0.0';
+}
 let singleton: ActorManager | undefined;
 
 export class ActorManager extends Dispatcher {
@@ -304,7 +312,7 @@ export class ActorManager extends Dispatcher {
     } else {
       t = await UdpTransport.open(
         this,
-        listening ? o : { ...o, port: 0, host: o.host.includes(':') ? '::' : '0.0.0.0' },
+        listening ? o : { ...o, port: 0, host: await clientBindAddress(o.host) },
         listening,
       );
     }

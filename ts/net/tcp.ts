@@ -5,7 +5,7 @@
  * during a tick go out in one write per peer.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
-import { NotConnected } from '../errors.js';
+import { ListenFailed, NotConnected } from '../errors.js';
 import { type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
 import type { ResolvedNetOptions } from './options.js';
 import { resolveHost } from './udp.js';
@@ -68,9 +68,15 @@ export class TcpTransport extends NetTransport {
     });
     this.server_ = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) =>
+        reject(
+          new ListenFailed(`cannot listen on TCP ${formatAddr(ip, this.options.port)}: ${err.message}`, {
+            cause: err,
+          }),
+        ),
+      );
       server.listen(this.options.port, ip, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         resolve();
       });
     });

@@ -7,7 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { NotConnected, TsageError } from '../errors.js';
+import { ListenFailed, NotConnected, TsageError } from '../errors.js';
 import { native } from '../native.js';
 import {
   type DisconnectReason,
@@ -133,7 +133,14 @@ export class UdpTransport extends NetTransport {
       Number.NaN,
       accept ? 1 : 0,
     ]);
-    const handle = native().netOpen(ip, options.port, config, randomSeed());
+    let handle: number;
+    try {
+      handle = native().netOpen(ip, options.port, config, randomSeed());
+    } catch (err) {
+      throw new ListenFailed(`cannot bind UDP ${formatAddr(ip, options.port)}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
     return new UdpTransport(mgr, options, handle);
   }
 
