@@ -140,6 +140,9 @@ pub(crate) struct Peer {
     largest_acked: Option<u16>,
     queue: Vec<u8>,
     queue_head: usize,
+    /// (length, reliable id, reliable) of each command in `queue` from `queue_head` on,
+    /// so that `flush` need not parse what `queue_message` just wrote.
+    queue_meta: VecDeque<(u32, u32, bool)>,
     resend: Vec<u8>,
     resend_head: usize,
     next_rel_id: u64,
@@ -188,6 +191,7 @@ impl Peer {
             largest_acked: None,
             queue: Vec::new(),
             queue_head: 0,
+            queue_meta: VecDeque::new(),
             resend: Vec::new(),
             resend_head: 0,
             next_rel_id: 0,
@@ -279,6 +283,7 @@ impl Peer {
         *stream = stream.wrapping_add(1);
         let len = payload.len();
         if DATA_HEADER_LEN + packet::max_wire_header_len(false, len) + len <= cfg.mtu {
+            let before = self.queue.len();
             packet::encode_canonical(
                 &mut self.queue,
                 rel,
@@ -288,6 +293,9 @@ impl Peer {
                 None,
                 payload,
             );
+            let clen = (self.queue.len() - before) as u32;
+            let id = if rel.is_reliable() { self.next_rel_id as u32 } else { 0 };
+            self.queue_meta.push_back((clen, id, rel.is_reliable()));
             if rel.is_reliable() {
                 self.next_rel_id += 1;
             }
@@ -303,6 +311,7 @@ impl Peer {
                 count: count as u32,
                 index: i as u32,
             };
+            let before = self.queue.len();
             packet::encode_canonical(
                 &mut self.queue,
                 rel,
@@ -312,6 +321,9 @@ impl Peer {
                 Some(frag),
                 chunk,
             );
+            let clen = (self.queue.len() - before) as u32;
+            let id = if rel.is_reliable() { self.next_rel_id as u32 } else { 0 };
+            self.queue_meta.push_back((clen, id, rel.is_reliable()));
             if rel.is_reliable() {
                 self.next_rel_id += 1;
             }
@@ -338,16 +350,22 @@ impl Peer {
             } else {
                 break;
             };
-            let Some(cmd) = packet::parse_cmd(&src[head..], true, &mut None) else {
-                // Cannot happen (we wrote it); drop the rest rather than loop.
-                if from_resend {
+            let (clen, reliable, id) = if from_resend {
+                let Some(cmd) = packet::parse_cmd(&src[head..], true, &mut None) else {
+                    // Cannot happen (we wrote it); drop the rest rather than loop.
                     self.resend_head = self.resend.len();
-                } else {
+                    continue;
+                };
+                (cmd.len, cmd.rel.is_reliable(), cmd.id)
+            } else {
+                let Some(&(clen, id, reliable)) = self.queue_meta.front() else {
+                    // Cannot happen (one entry per queued command); drop the rest rather than loop.
                     self.queue_head = self.queue.len();
-                }
-                continue;
+                    self.queue_meta.clear();
+                    continue;
+                };
+                (clen as usize, reliable, id)
             };
-            let (clen, reliable, id) = (cmd.len, cmd.rel.is_reliable(), cmd.id);
             let full = extend32(self.oldest_unacked, id);
             if from_resend {
                 if full < self.oldest_unacked || bit_get(&self.acked, full) {
@@ -393,6 +411,7 @@ impl Peer {
                 ctx.stats.retransmissions += 1;
             } else {
                 self.queue_head += clen;
+                self.queue_meta.pop_front();
                 if reliable && full >= self.max_sent_id {
                     self.max_sent_id = full + 1;
                 }
