@@ -28,6 +28,7 @@ const SUITES: ReadonlyMap<string, Suite> = new Map([
   ['dispatch', dispatch],
   ['codec', codec],
   ['groups', groups],
+  ['net', (h) => import('./net.js').then((m) => m.run(h))],
 ]);
 
 interface Args {

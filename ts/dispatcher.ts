@@ -338,7 +338,22 @@ export class Dispatcher {
     try {
       // `i` counts a message as taken before dispatching it, so one whose handler throws is not queued again.
       if (deadline === undefined) {
-        while (i < n) this.dispatch(batch[i++]!);
+        while (i < n) {
+          const m = batch[i++]!;
+          // The common case inline: no wildcard receivers, no designated receiver.
+          if (this.wild.length !== 0 || m.receiverId !== null) {
+            this.dispatch(m);
+            continue;
+          }
+          const list = this.byTid[m._tid];
+          if (list === undefined) continue;
+          for (let j = 0; j < list.length; j++) {
+            const rc = list[j]!;
+            const r = rc.fn.call(rc.actor, m);
+            if (r === true) break;
+            if (r !== undefined && r !== false) this.adopt(r);
+          }
+        }
       } else {
         while (i < n) {
           this.dispatch(batch[i++]!);

@@ -1,0 +1,544 @@
+/**
+ * Network: reliable-ordered 64-byte messages between two processes on
+ * loopback. tsage's reliable UDP (and its TCP transport, for reference)
+ * against Node's `net` with length-prefixed frames and zeromq PUSH/PULL over
+ * tcp://: throughput of N messages, ping/pong round-trip latency, and tsage
+ * UDP's throughput with 5% of the datagrams lost in each direction.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { type Socket, connect as tcpConnect } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import * as zmq from 'zeromq';
+import { Actor, ActorManager, BackpressureError } from '../ts/index.js';
+import { NetData, NetPing, NetPong, valueAt } from './fixtures/net-messages.js';
+import {
+  fmtInt,
+  fmtRange,
+  fmtRate,
+  fmtRatio,
+  type Harness,
+  type Measured,
+  type Section,
+  type Target,
+} from './harness.js';
+
+const N = Number(process.env.TSAGE_BENCH_NET_MESSAGES ?? 1_000_000);
+const RUNS = Number(process.env.TSAGE_BENCH_NET_RUNS ?? 3);
+const PINGS = Number(process.env.TSAGE_BENCH_NET_PINGS ?? 5_000);
+const WARM_PINGS = 500;
+/** Messages per tick (tsage) and frames per write (net): the sender's batch. */
+const BATCH = Number(process.env.TSAGE_BENCH_NET_BATCH ?? 1024);
+/** Bound on one throughput run; a run past it fails the suite. */
+const RUN_TIMEOUT_MS = Number(process.env.TSAGE_BENCH_NET_TIMEOUT_MS ?? 120_000);
+/** Bound on one round trip. */
+const PING_TIMEOUT_MS = 5_000;
+const LOSS = 0.05;
+const LOSS_SEED = Number(process.env.TSAGE_BENCH_NET_SEED ?? 20_261_121);
+const HOST = '127.0.0.1';
+/** Frame of the `net` peer: u32 BE length (64), then type u8, seq i32, value i32, 55 zero bytes. */
+const FRAME = 68;
+
+const fixture = (f: string) => new URL(`./fixtures/${f}`, import.meta.url).pathname;
+const immediate = () => new Promise<void>((r) => setImmediate(r));
+
+/** A full GC between runs, so one run's garbage is not collected on the next run's clock. */
+const gc: () => void = (() => {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (typeof g === 'function') return g;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+function expectedSum(n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += valueAt(i);
+  return s;
+}
+
+async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`bench: ${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Report {
+  count: number;
+  sum: number;
+  ordered: boolean;
+}
+
+/** A receiver process: started, asked for its address, told how many messages to expect. */
+class Receiver {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly hello: Record<string, unknown>,
+  ) {}
+
+  /** `tsx` carries over through `process.execArgv` for .ts receivers; .mjs ones run on plain node. */
+  static async start(file: string, args: string[]): Promise<Receiver> {
+    const execArgv = file.endsWith('.mjs') ? [] : process.execArgv;
+    const child = spawn(process.execPath, [...execArgv, fixture(file), ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const exited = once(child, 'exit').then(([code]) => {
+      throw new Error(`bench: receiver ${file} exited with ${code} before it was ready`);
+    });
+    const [hello] = (await withDeadline(
+      Promise.race([once(child, 'message'), exited]),
+      30_000,
+      `starting ${file}`,
+    )) as [Record<string, unknown>];
+    exited.catch(() => undefined);
+    return new Receiver(child, hello);
+  }
+
+  /** Tells the receiver to expect `n` messages; resolves with the promise of its report. */
+  async expect(n: number): Promise<{ report: Promise<Report> }> {
+    const c = this.child;
+    const ready = once(c, 'message');
+    c.send({ expect: n });
+    await withDeadline(ready, 10_000, 'the receiver to get ready');
+    const report = new Promise<Report>((res, rej) => {
+      const onMessage = (m: Partial<Report>) => {
+        if (m.count === undefined) return;
+        c.off('message', onMessage);
+        c.off('exit', onExit);
+        res(m as Report);
+      };
+      const onExit = (code: number | null) => rej(new Error(`bench: receiver exited with ${code}`));
+      c.on('message', onMessage);
+      c.on('exit', onExit);
+    });
+    return { report };
+  }
+
+  /** Switches a tsage receiver's tick loop between setImmediate (measuring) and 30 ms (idle). */
+  async setFast(on: boolean): Promise<void> {
+    const ack = once(this.child, 'message');
+    this.child.send({ fast: on });
+    await withDeadline(ack, 10_000, 'the receiver to switch its tick loop');
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const gone = once(this.child, 'exit');
+    if (this.child.connected) this.child.disconnect();
+    const timer = setTimeout(() => this.child.kill(), 3_000);
+    await gone;
+    clearTimeout(timer);
+  }
+}
+
+interface Peer {
+  readonly name: string;
+  /** Sends n messages; resolves with [elapsed ms, receiver's report]. */
+  throughput(n: number): Promise<[number, Report]>;
+  /** `warm` then `count` round trips of a 64-byte message; the timed ones in ms. Absent: no latency run. */
+  latency?(warm: number, count: number): Promise<number[]>;
+  /** Counters worth printing (tsage's transport stats), or undefined. */
+  stats?(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+/** tsage, over its UDP transport (optionally with the link conditioner on both ends) or its TCP one. */
+async function tsagePeer(transport: 'udp' | 'tcp', loss: number): Promise<Peer> {
+  const rx = await Receiver.start('net-tsage-sink.ts', [transport, String(loss), String(LOSS_SEED + 1)]);
+  const mgr = new ActorManager();
+  let pong = -1;
+  let backpressured = 0;
+  class Sender extends Actor {
+    static override subscriptions = [NetPong];
+    handleNetPong(m: NetPong): boolean {
+      pong = m.seq;
+      return true;
+    }
+  }
+  mgr.registerActor(new Sender());
+  try {
+    await mgr.connect({
+      host: HOST,
+      port: rx.hello.port as number,
+      transport,
+      conditioner: loss > 0 ? { loss, seed: LOSS_SEED } : null,
+    });
+  } catch (err) {
+    await rx.stop();
+    throw err;
+  }
+  // Between its turns the peer ticks every 30 ms (keepalives flow, nothing spins); measuring, it ticks by hand.
+  let idle = mgr.start({ intervalMs: 30 });
+  const busy = async <T>(f: () => Promise<T>): Promise<T> => {
+    idle.stop();
+    try {
+      return await f();
+    } finally {
+      idle = mgr.start({ intervalMs: 30 });
+    }
+  };
+  const name =
+    transport === 'tcp'
+      ? 'tsage TCP transport (reference)'
+      : loss > 0
+        ? `tsage UDP reliable-ordered, ${loss * 100}% loss each way`
+        : 'tsage UDP reliable-ordered';
+  return {
+    name,
+    throughput: (n) => busy(() => sendAll(n)),
+    latency: (warm, count) =>
+      busy(async () => {
+        await rx.setFast(true);
+        try {
+          const lat: number[] = [];
+          for (let k = 0; k < warm + count; k++) {
+            const ms = await ping(k);
+            if (k >= warm) lat.push(ms);
+          }
+          return lat;
+        } finally {
+          await rx.setFast(false);
+        }
+      }),
+    stats: () => ({ ...mgr.stats.network, backpressured }),
+    async close() {
+      idle.stop();
+      await mgr.reset();
+      await rx.stop();
+    },
+  };
+
+  async function sendAll(n: number): Promise<[number, Report]> {
+    const { report } = await rx.expect(n);
+    let done: Report | undefined;
+    let failed: unknown;
+    report.then(
+      (r) => {
+        done = r;
+      },
+      (e: unknown) => {
+        failed = e;
+      },
+    );
+    const deadline = performance.now() + RUN_TIMEOUT_MS;
+    const t0 = performance.now();
+    let i = 0;
+    while (i < n) {
+      const stop = Math.min(n, i + BATCH);
+      try {
+        for (; i < stop; i++) mgr.sendMessage(new NetData({ seq: i, value: valueAt(i), pad: '' }));
+      } catch (err) {
+        // The same message i is retried after the tick below.
+        if (!(err instanceof BackpressureError)) throw err;
+        backpressured++;
+      }
+      mgr.tick();
+      await immediate();
+      if (failed !== undefined) throw failed;
+      if (performance.now() > deadline) throw new Error(`bench: ${name}: sent only ${i} of ${n} in time`);
+    }
+    while (done === undefined) {
+      mgr.tick();
+      await immediate();
+      if (failed !== undefined) throw failed;
+      if (performance.now() > deadline) {
+        throw new Error(`bench: ${name}: the receiver did not report all ${n} in ${RUN_TIMEOUT_MS} ms`);
+      }
+    }
+    return [performance.now() - t0, done];
+  }
+
+  async function ping(k: number): Promise<number> {
+    pong = -1;
+    const t0 = performance.now();
+    mgr.sendMessage(new NetPing({ seq: k, value: valueAt(k), pad: '' }));
+    mgr.tick();
+    while (pong !== k) {
+      await immediate();
+      mgr.tick();
+      if (performance.now() - t0 > PING_TIMEOUT_MS) throw new Error(`bench: ${name}: no pong ${k}`);
+    }
+    return performance.now() - t0;
+  }
+}
+
+/**
+ * Node's `net`: 68-byte frames, BATCH frames per `socket.write`, waiting for 'drain' when it says so.
+ * With `objects`, each message is a `{ seq, value, pad }` object encoded into its frame by a
+ * hand-written encoder and decoded back into one on the other side, as an application moving
+ * messages would: the same work per message as tsage's message objects.
+ */
+const NET_OBJECTS = 'node net (TCP frames, message objects)';
+const NET_RAW = 'node net (TCP frames, raw bytes)';
+
+async function netPeer(objects: boolean): Promise<Peer> {
+  const rx = await Receiver.start('net-tcp-sink.mjs', objects ? ['objects'] : []);
+  const socket: Socket = tcpConnect({ host: HOST, port: rx.hello.port as number, noDelay: true });
+  await once(socket, 'connect');
+  let onPong: ((seq: number) => void) | undefined;
+  // Pongs come back as whole 68-byte frames; reassemble across chunks.
+  let rxBuf: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    rxBuf = rxBuf.length === 0 ? chunk : Buffer.concat([rxBuf, chunk]);
+    let p = 0;
+    while (p + FRAME <= rxBuf.length) {
+      if (rxBuf.readUInt32BE(p) !== FRAME - 4) throw new Error('bench: net pong frame of the wrong size');
+      onPong?.(rxBuf.readInt32BE(p + 5));
+      p += FRAME;
+    }
+    rxBuf = rxBuf.subarray(p);
+  });
+  const frame = (buf: Buffer, at: number, type: number, seq: number): void => {
+    buf.writeUInt32BE(FRAME - 4, at);
+    buf[at + 4] = type;
+    buf.writeInt32BE(seq, at + 5);
+    buf.writeInt32BE(valueAt(seq), at + 9);
+  };
+  const encode = (buf: Buffer, at: number, m: { seq: number; value: number; pad: string }): void => {
+    buf.writeUInt32BE(FRAME - 4, at);
+    buf[at + 4] = 1;
+    buf.writeInt32BE(m.seq, at + 5);
+    buf.writeInt32BE(m.value, at + 9);
+    if (m.pad.length !== 0) buf.write(m.pad, at + 13, 55, 'latin1');
+  };
+  return {
+    name: objects ? NET_OBJECTS : NET_RAW,
+    async throughput(n) {
+      const { report } = await rx.expect(n);
+      const t0 = performance.now();
+      for (let i = 0; i < n; ) {
+        const k = Math.min(BATCH, n - i);
+        // One zero-filled buffer per write (the padding), written in place; the socket owns it after.
+        const buf = Buffer.alloc(k * FRAME);
+        if (objects)
+          for (let j = 0; j < k; j++, i++) encode(buf, j * FRAME, { seq: i, value: valueAt(i), pad: '' });
+        else for (let j = 0; j < k; j++, i++) frame(buf, j * FRAME, 1, i);
+        if (!socket.write(buf)) await once(socket, 'drain');
+      }
+      const r = await withDeadline(report, RUN_TIMEOUT_MS, 'node net');
+      return [performance.now() - t0, r];
+    },
+    async latency(warm, count) {
+      const lat: number[] = [];
+      for (let k = 0; k < warm + count; k++) {
+        const ms = await ping(k);
+        if (k >= warm) lat.push(ms);
+      }
+      return lat;
+    },
+    async close() {
+      socket.destroy();
+      await rx.stop();
+    },
+  };
+
+  function ping(k: number): Promise<number> {
+    return withDeadline(
+      new Promise<number>((res, rej) => {
+        const t0 = performance.now();
+        onPong = (seq) => {
+          onPong = undefined;
+          if (seq !== k) rej(new Error(`bench: net pong ${seq}, expected ${k}`));
+          else res(performance.now() - t0);
+        };
+        const buf = Buffer.alloc(FRAME);
+        frame(buf, 0, 2, k);
+        socket.write(buf);
+      }),
+      PING_TIMEOUT_MS,
+      'a net round trip',
+    );
+  }
+}
+
+/** zeromq PUSH/PULL over tcp://127.0.0.1: `await push.send(buf)` per 64-byte message. */
+async function zmqPeer(): Promise<Peer> {
+  const rx = await Receiver.start('net-zmq-sink.mjs', []);
+  const push = new zmq.Push();
+  push.connect(rx.hello.endpoint as string);
+  return {
+    name: 'zeromq PUSH/PULL (tcp://)',
+    async throughput(n) {
+      const { report } = await rx.expect(n);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const b = Buffer.alloc(64);
+        b[0] = 1;
+        b.writeInt32BE(i, 1);
+        b.writeInt32BE(valueAt(i), 5);
+        await push.send(b);
+      }
+      const r = await withDeadline(report, RUN_TIMEOUT_MS, 'zeromq');
+      return [performance.now() - t0, r];
+    },
+    async close() {
+      push.close();
+      await rx.stop();
+    },
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const fmtUs = (ms: number | undefined) => (ms === undefined ? 'n/a' : `${(ms * 1000).toFixed(0)} µs`);
+
+interface Result {
+  peer: Peer;
+  samples: number[];
+  measured?: Measured;
+  p50?: number;
+  p99?: number;
+  stats?: Record<string, number>;
+}
+
+function summarise(r: Result, want: number): Measured {
+  const sorted = [...r.samples].sort((a, b) => a - b);
+  const med = sorted[sorted.length >> 1]!;
+  return {
+    name: r.peer.name,
+    ops: N,
+    samplesMs: r.samples,
+    medianMs: med,
+    rate: (N * 1000) / med,
+    minRate: (N * 1000) / sorted[sorted.length - 1]!,
+    maxRate: (N * 1000) / sorted[0]!,
+    checksum: want,
+  };
+}
+
+/** One throughput run of N, checked for count, order and checksum. */
+async function timedRun(r: Result, want: number): Promise<number> {
+  gc();
+  const [ms, rep] = await withDeadline(r.peer.throughput(N), RUN_TIMEOUT_MS + 10_000, r.peer.name);
+  if (rep.count !== N || rep.sum !== want || !rep.ordered) {
+    throw new Error(
+      `bench: ${r.peer.name}: the receiver reported ${rep.count} messages, sum ${rep.sum}, ordered ${rep.ordered}; expected ${N}, ${want}, true`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * Starts every peer, warms each up, then times them in RUNS rounds of one
+ * run each (the starting peer rotating every round, as the harness does), so
+ * a slow spell of the machine is shared out rather than landing on one peer;
+ * then the latency runs.
+ */
+async function measureAll(h: Harness, makers: (() => Promise<Peer>)[], want: number): Promise<Result[]> {
+  const results: Result[] = [];
+  try {
+    for (const make of makers) results.push({ peer: await make(), samples: [] });
+    for (const r of results) {
+      h.note(`net: ${r.peer.name}: warm-up`);
+      await withDeadline(r.peer.throughput(Math.min(N, 100_000)), RUN_TIMEOUT_MS + 10_000, r.peer.name);
+    }
+    const before = results.map((r) => r.peer.stats?.());
+    const n = results.length;
+    for (let round = 0; round < RUNS; round++) {
+      for (let k = 0; k < n; k++) {
+        const r = results[(k + round) % n]!;
+        const ms = await timedRun(r, want);
+        r.samples.push(ms);
+        h.note(`net: ${r.peer.name}: run ${round + 1}/${RUNS}: ${ms.toFixed(0)} ms`);
+      }
+    }
+    results.forEach((r, i) => {
+      r.measured = summarise(r, want);
+      const b = before[i];
+      const a = r.peer.stats?.();
+      if (a && b) {
+        r.stats = {};
+        for (const key of Object.keys(a)) r.stats[key] = a[key]! - (b[key] ?? 0);
+      }
+    });
+    for (const r of results) {
+      if (!r.peer.latency) continue;
+      h.note(`net: ${r.peer.name}: ${fmtInt(PINGS)} round trips`);
+      const lat = await r.peer.latency(WARM_PINGS, PINGS);
+      lat.sort((a, b) => a - b);
+      r.p50 = percentile(lat, 50);
+      r.p99 = percentile(lat, 99);
+    }
+    return results;
+  } finally {
+    for (const r of results) await r.peer.close();
+  }
+}
+
+export async function run(h: Harness): Promise<Section> {
+  const want = expectedSum(N);
+  const results = await measureAll(
+    h,
+    [
+      () => tsagePeer('udp', 0),
+      () => tsagePeer('udp', LOSS),
+      () => tsagePeer('tcp', 0),
+      () => netPeer(true),
+      () => netPeer(false),
+      zmqPeer,
+    ],
+    want,
+  );
+  const [udp, lossy, , net, raw] = results.map((r) => r.measured!) as [
+    Measured,
+    Measured,
+    Measured,
+    Measured,
+    Measured,
+  ];
+  const rows = results.map((r) => [
+    r.peer.name,
+    fmtRate(r.measured!.rate),
+    fmtRange(r.measured!),
+    fmtRatio(r.measured!.rate / net.rate),
+    fmtRatio(r.measured!.rate / udp.rate),
+    fmtUs(r.p50),
+    fmtUs(r.p99),
+  ]);
+  const u = results[0]!.stats ?? {};
+  const s = results[1]!.stats ?? {};
+  const perRun = (x: number | undefined) => fmtInt(Math.round((x ?? 0) / RUNS));
+  const targets: Target[] = [
+    {
+      name: 'net: tsage UDP / node net with message objects (no loss)',
+      ratio: udp.rate / net.rate,
+      min: 1,
+    },
+    {
+      name: 'net: tsage UDP at 5% loss / lossless tsage UDP',
+      ratio: lossy.rate / udp.rate,
+      min: 0.5,
+    },
+  ];
+  return {
+    title: `network: ${fmtInt(N)} reliable-ordered 64-byte messages between two processes on loopback`,
+    intro: [
+      `Throughput: the sender (this process) times from the first send until the receiver (a child process, so each side has a core) reports over IPC that it has all ${fmtInt(N)} messages, in order, with the right sum of values; median of ${RUNS} runs after a 100,000-message warm-up, on 127.0.0.1. Latency: one 64-byte message out and one back, ${fmtInt(PINGS)} round trips after ${WARM_PINGS} warm-up.`,
+      `tsage: \`mgr.sendMessage(new NetData({ seq, value, pad: '' }))\`, reliable-ordered, channel 0; NetData packs to 64 bytes: packet type (1) + seq \`'i'\` (4) + value \`'i'\` (4) + pad \`'55s'\` (55 zero bytes). On UDP that is a 69-byte command, 17 to a 1200-byte datagram. The sender sends ${fmtInt(BATCH)} messages, ticks, and yields to the event loop (setImmediate); on \`BackpressureError\` it ticks, yields and retries the same message. The receiver is an actor in a manager ticking on setImmediate (\`mgr.start({ intervalMs: 0 })\`); the latency loop ticks on setImmediate too. The loss row runs the seeded link conditioner on both ends (\`conditioner: { loss: ${LOSS}, seed }\`): data and acks are both lost.`,
+      `node net: 68-byte frames (u32 length, then type u8, seq i32, value i32, 55 zero bytes), ${fmtInt(BATCH)} frames in one buffer per \`socket.write\`, awaiting 'drain' when write returns false; noDelay on both ends. The receiver parses frames in place out of each chunk (completing only a frame cut by a chunk boundary), checks the order and sums the values. Two variants: *message objects* does per message what an application moving messages does, and what tsage does: the sender builds a \`{ seq, value, pad }\` object and a hand-written encoder writes it into the frame; the receiver decodes each frame into such an object and hands it to a handler. *Raw bytes* writes the fields straight into the frame and reads them straight out, with no message objects: the floor of framed TCP. The no-loss target compares tsage with the first, which does the same work per message; the ratio to raw bytes is in the table. zeromq: the same 64-byte payload, a new Buffer and \`await push.send(buf)\` per message, PULL counting with \`for await\`.`,
+    ],
+    headers: [
+      'transport',
+      'messages/s (median)',
+      'range (min–max)',
+      'vs node net (objects)',
+      'vs tsage UDP',
+      'round trip p50',
+      'round trip p99',
+    ],
+    rows,
+    notes: [
+      `tsage UDP against framed TCP with no message objects at all (raw bytes): ${fmtRatio(udp.rate / raw.rate)}.`,
+      `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Every run delivered every message in order with the right sum.`,
+    ],
+    targets,
+  };
+}
