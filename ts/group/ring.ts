@@ -329,8 +329,9 @@ export class RingReader {
    * handled and released by the ring). The run is released by {@link commitWith},
    * together with the writer's publish, so that a process killed mid-tick
    * reads the same records again after a restart. Does nothing while a run is held.
+   * Takes about `budgetBytes` at most, so that one tick's messages are few enough to die young.
    */
-  readHeld(onRecord: RecordHandler, maxMessages = 64): void {
+  readHeld(onRecord: RecordHandler, maxMessages = 64, budgetBytes = 256 * 1024): void {
     if (this.held !== 0) return;
     const n = native();
     this.empty = false;
@@ -341,7 +342,7 @@ export class RingReader {
         return;
       }
       if (r === 1) {
-        this.held = this.readRun(onRecord);
+        this.held = this.readRun(onRecord, budgetBytes);
         return;
       }
       const u8 = new Uint8Array(r);
@@ -361,13 +362,14 @@ export class RingReader {
     return this.held !== 0;
   }
 
-  private readRun(onRecord: RecordHandler): number {
+  /** Reads the polled run (at most about `budget` bytes of it); returns the bytes read. */
+  private readRun(onRecord: RecordHandler, budget = Number.POSITIVE_INFINITY): number {
     const off = this.out[0]!;
     const len = this.out[1]!;
     const u8 = this.u8;
     const dv = this.dv;
     let p = off;
-    const stop = off + len;
+    const stop = off + Math.min(len, budget);
     try {
       while (p < stop) {
         const n = dv.getUint32(p, true);
@@ -377,6 +379,7 @@ export class RingReader {
         if (onRecord(kind, u8, dv, body, body + n) === false) return p - off;
         p = next;
       }
+      if (p < off + len) return p - off;
     } catch (err) {
       p = (p + RECORD_HEADER + dv.getUint32(p, true) + 7) & ~7;
       // Skip the bad record and everything before it; keep the rest for later.
