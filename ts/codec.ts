@@ -194,8 +194,10 @@ function shortAscii(b: Uint8Array, p: number, n: number): string {
   }
 }
 
-function readFixed(u8: Uint8Array, p: number, size: number): string {
+function readFixed(u8: Uint8Array, dv: DataView, p: number, size: number): string {
+  // Strip the NUL padding from the end, a word at a time while it is all zero.
   let n = size;
+  while (n >= 4 && dv.getUint32(p + n - 4) === 0) n -= 4;
   while (n > 0 && u8[p + n - 1] === 0) n--;
   return readUtf8(u8, p, n);
 }
@@ -324,7 +326,7 @@ function decField(t: FieldType, x: string, trunc: string): string {
     case 'char':
       return `if (p + ${t.size} > end) ${trunc}; ${decScalar(t, x)}`;
     case 'fixstr':
-      return `if (p + ${t.size} > end) ${trunc}; ${x} = readFixed(u8, p, ${t.size}); p += ${t.size};`;
+      return `if (p + ${t.size} > end) ${trunc}; ${x} = readFixed(u8, dv, p, ${t.size}); p += ${t.size};`;
     case 'pstr':
       return `{ if (p + 1 > end) ${trunc}; const n = u8[p++]; if (p + n > end) ${trunc}; ${x} = readUtf8(u8, p, n); p += n; }`;
     case 'lstr':

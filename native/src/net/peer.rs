@@ -36,8 +36,14 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// A cleared buffer from the pool.
     pub(crate) fn buf(&mut self) -> Vec<u8> {
-        let mut b = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(self.cfg.mtu));
+        // Twice the MTU: a packet's record of reliable commands in canonical form (4-byte ids)
+        // is a little longer than the packet itself, and must not regrow on every packet.
+        let want = 2 * self.cfg.mtu;
+        let mut b = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(want));
         b.clear();
+        if b.capacity() < want {
+            b.reserve(want);
+        }
         b
     }
 
