@@ -14,7 +14,15 @@ import {
   WILDCARD,
 } from './actor.js';
 import { ConcreteMessageAlreadyDefined, InvalidOption, TsageError } from './errors.js';
-import { adhocClass, Message, type MessageClass, schemaForName, schemaOf, typeId } from './message.js';
+import {
+  adhocClass,
+  isMessage,
+  type Message,
+  type MessageClass,
+  schemaForName,
+  schemaOf,
+  typeId,
+} from './message.js';
 
 /** One subscriber of one type: the actor and its handler for that type, resolved once. */
 interface Receiver {
@@ -197,15 +205,14 @@ export class Dispatcher {
 
   /** Queues a message for the next tick. Returns true. */
   queueMessage(msg: Message): boolean {
-    if (!(msg instanceof Message))
-      throw new InvalidOption(`queueMessage: expected a Message, got ${typeof msg}`);
+    if (!isMessage(msg)) throw new InvalidOption(`queueMessage: expected a Message, got ${typeof msg}`);
     this.active.push(msg);
     return true;
   }
 
   /** Queues a message that only the actor with `gid` will receive. */
   queueMessageToActor(gid: number, msg: Message): boolean {
-    if (!(msg instanceof Message))
+    if (!isMessage(msg))
       throw new InvalidOption(`queueMessageToActor: expected a Message, got ${typeof msg}`);
     msg.receiverId = gid;
     this.active.push(msg);
@@ -237,7 +244,7 @@ export class Dispatcher {
 
   /** Dispatches a message now, bypassing the queue. Returns whether a subscriber consumed it. */
   trigger(msg: Message): boolean {
-    if (!(msg instanceof Message)) throw new InvalidOption(`trigger: expected a Message, got ${typeof msg}`);
+    if (!isMessage(msg)) throw new InvalidOption(`trigger: expected a Message, got ${typeof msg}`);
     return this.dispatch(msg);
   }
 
@@ -254,8 +261,7 @@ export class Dispatcher {
       }
       msg = new (adhocClass(msg))();
     }
-    if (!(msg instanceof Message))
-      throw new InvalidOption('triggerToActor: expected a Message or a type name');
+    if (!isMessage(msg)) throw new InvalidOption('triggerToActor: expected a Message or a type name');
     const actor = this.actorsByGid.get(gid);
     if (actor === undefined) throw new UnknownActor(`triggerToActor: no actor with gid ${gid}`);
     this.notifyWild(msg);
