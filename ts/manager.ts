@@ -9,7 +9,7 @@ import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
 import type { GroupOptions } from './group/options.js';
-import { Message } from './message.js';
+import { isMessage, type Message } from './message.js';
 import type { NetTransport } from './net/base.js';
 import {
   type ConditionerOptions,
@@ -268,7 +268,7 @@ export class ActorManager extends Dispatcher {
    * is not taken: tick (or await) and retry.
    */
   queueMessageToGroup(group: string, msg: Message): void {
-    if (!(msg instanceof Message)) throw new InvalidOption('queueMessageToGroup: expected a Message');
+    if (!isMessage(msg)) throw new InvalidOption('queueMessageToGroup: expected a Message');
     if (group === this.groupName) {
       this.queueMessage(msg);
       return;
@@ -349,14 +349,14 @@ export class ActorManager extends Dispatcher {
    * and `BackpressureError` when too much is waiting for that peer.
    */
   sendMessage(msg: Message, peer?: string, options?: SendOptions): void {
-    if (!(msg instanceof Message)) throw new InvalidOption('sendMessage: expected a Message');
+    if (!isMessage(msg)) throw new InvalidOption('sendMessage: expected a Message');
     if (this.net === undefined) throw new NotConnected('sendMessage: call listen() or connect() first');
     this.net.send(msg, peer, options);
   }
 
   /** Sends a message to every connected peer; returns how many. */
   broadcastMessage(msg: Message, options?: SendOptions): number {
-    if (!(msg instanceof Message)) throw new InvalidOption('broadcastMessage: expected a Message');
+    if (!isMessage(msg)) throw new InvalidOption('broadcastMessage: expected a Message');
     if (this.net === undefined) throw new NotConnected('broadcastMessage: call listen() or connect() first');
     return this.net.broadcast(msg, options);
   }

@@ -146,15 +146,17 @@ export abstract class NetTransport implements Poller {
   send(msg: Message, to: string | undefined, opts: SendOptions | undefined): void {
     const peer = this.resolvePeer(to, 'sendMessage');
     const schema = packable(msg);
-    const [channel, rel] = sendParams(schema.cls, opts);
-    this.pack(peer, schema, msg, channel, rel);
+    const params = opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+    this.pack(peer, schema, msg, params >> 3, params & 7);
     this.scheduleFlush();
   }
 
   /** Packs a message for every connected peer. Returns how many. */
   broadcast(msg: Message, opts: SendOptions | undefined): number {
     const schema = packable(msg);
-    const [channel, rel] = sendParams(schema.cls, opts);
+    const params = opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+    const channel = params >> 3;
+    const rel = params & 7;
     // All or nothing: if one peer pushes back, no peer takes it, so retrying the broadcast sends no duplicates.
     for (const peer of this.peers.values()) if (peer.connected) this.checkRoom(peer, 'broadcastMessage');
     let n = 0;
@@ -323,7 +325,20 @@ function packable(msg: Message): Schema {
   return schema;
 }
 
-function sendParams(cls: MessageClass, opts: SendOptions | undefined): [number, number] {
+/** A class's own channel and reliability, validated once per class: `channel << 3 | reliability`. */
+const defaultParams = new WeakMap<Schema, number>();
+
+function classParams(schema: Schema): number {
+  let p = defaultParams.get(schema);
+  if (p === undefined) {
+    p = sendParams(schema.cls, undefined);
+    defaultParams.set(schema, p);
+  }
+  return p;
+}
+
+/** Channel and reliability of one send, validated: `channel << 3 | reliability`. */
+function sendParams(cls: MessageClass, opts: SendOptions | undefined): number {
   const reliability: Reliability = opts?.reliability ?? cls.reliability ?? 'reliable-ordered';
   const rel = RELIABILITY_CODES[reliability];
   if (rel === undefined) {
@@ -337,7 +352,7 @@ function sendParams(cls: MessageClass, opts: SendOptions | undefined): [number, 
       `${cls.name}: channel must be an integer from 0 to ${CHANNELS - 1}, got ${String(channel)}`,
     );
   }
-  return [channel, rel];
+  return (channel << 3) | rel;
 }
 
 function grow(sink: Sink, size: number): void {

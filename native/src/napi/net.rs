@@ -211,14 +211,37 @@ pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         if !send.is_empty() {
             queue_sends(s, now, send)?;
         }
+        let mut n = 0.0;
         if fresh {
             s.driver
                 .service(now, max_datagrams)
                 .map_err(|e| JsError::io("UDP socket", e))?;
-            let stage = &mut s.stage;
-            s.driver.endpoint().drain_events(|ev| stage_event(stage, ev));
+            // Refusals staged by queue_sends go first; then events are written straight into
+            // `out` while they fit, and staged (in order) from the first one that does not.
+            n = copy_events(s, out);
+            if n >= 0.0 && s.cursor >= s.stage.len() {
+                let mut w = n as usize;
+                let mut spilled = false;
+                let stage = &mut s.stage;
+                s.driver.endpoint().drain_events(|ev| {
+                    if !spilled {
+                        if let Some(end) = write_event(out, w, &ev) {
+                            w = end;
+                            return;
+                        }
+                        spilled = true;
+                    }
+                    stage_event(stage, ev);
+                });
+                n = w as f64;
+            } else {
+                let stage = &mut s.stage;
+                s.driver.endpoint().drain_events(|ev| stage_event(stage, ev));
+            }
         }
-        let n = copy_events(s, out);
+        if n == 0.0 {
+            n = copy_events(s, out);
+        }
         write_stats(s, stats);
         Ok(n)
     })?;
@@ -292,6 +315,24 @@ fn stage_event(stage: &mut Vec<u8>, ev: EventRef<'_>) {
             stage.extend_from_slice(data);
         }
     }
+}
+
+/// Writes a message event straight into `out` at `w` if it fits; returns the new end.
+/// Other events (rare) always go through the stage.
+fn write_event(out: &mut [u8], w: usize, ev: &EventRef<'_>) -> Option<usize> {
+    let EventRef::Message { peer, channel, data } = ev else {
+        return None;
+    };
+    let end = w + 10 + data.len();
+    if end > out.len() {
+        return None;
+    }
+    out[w] = EV_MESSAGE;
+    out[w + 1..w + 5].copy_from_slice(&peer.to_le_bytes());
+    out[w + 5] = *channel;
+    out[w + 6..w + 10].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    out[w + 10..end].copy_from_slice(data);
+    Some(end)
 }
 
 /// Size of the staged event at `p`.
