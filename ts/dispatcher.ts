@@ -353,6 +353,12 @@ export class Dispatcher {
           }
           const list = this.byTid[m._tid];
           if (list === undefined) continue;
+          if (list.length === 1) {
+            const rc = list[0]!;
+            const r = rc.fn.call(rc.actor, m);
+            if (r !== undefined && typeof r !== 'boolean') this.adopt(r);
+            continue;
+          }
           for (let j = 0; j < list.length; j++) {
             const rc = list[j]!;
             const r = rc.fn.call(rc.actor, m);
