@@ -4,11 +4,14 @@
  * test file leaves no group process and no shared-memory file behind.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext, TestFn } from 'ava';
 import { Actor, ActorManager, type Message, registerMessage } from '../../ts/index.js';
 import { Hello } from '../fixtures/groups/messages.js';
+import { isAlive, waitDead } from './process.js';
+
+export { isAlive, waitDead };
 
 // Received messages decode as their class only where it is registered (by constructing,
 // subscribing or registerMessage); Inbox subscribes to '*', so register Hello here.
@@ -94,32 +97,6 @@ export async function waitHello(mgr: ActorManager, inbox: Inbox, name: string, n
   const hellos = (): Hello[] => inbox.of<Hello>('Hello').filter((m) => m.sender === name);
   await pumpUntil(mgr, () => hellos().length >= nth, 15_000, `Hello #${nth} from group ${name}`);
   return hellos()[nth - 1]!.pid;
-}
-
-/** Whether a process exists and is not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Waits (bounded) until `pid` is gone; returns whether it went. */
-export async function waitDead(pid: number, timeoutMs: number): Promise<boolean> {
-  const until = performance.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (performance.now() > until) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 /** Pids of live group processes whose command line contains `pattern` (e.g. this file's group name tag). */

@@ -6,11 +6,13 @@
  * chooses its own packet types.
  */
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext, SerialFn, TestFn } from 'ava';
 import { Actor, ActorManager, BackpressureError, type Message, type Reliability } from '../../ts/index.js';
+import { isAlive, waitDead } from './process.js';
+
+export { isAlive, waitDead };
 
 export type Transport = 'udp' | 'tcp';
 export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
@@ -237,32 +239,6 @@ export async function freePort(transport: Transport, host = '127.0.0.1'): Promis
   const port = a !== null && typeof a === 'object' ? a.port : 0;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
-}
-
-/** Whether a process exists and is not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Waits (bounded) until `pid` is gone; returns whether it went. */
-export async function waitDead(pid: number, timeoutMs: number): Promise<boolean> {
-  const until = performance.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (performance.now() > until) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 /** FNV-1a over bytes, or over the UTF-16 code units of a string. */
