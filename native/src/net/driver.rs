@@ -32,71 +32,84 @@ pub struct Driver {
     buf: Vec<u8>,
     send_errors: u64,
     tx: Tx,
+    /// Sent datagram buffers on their way back to the endpoint's pool.
+    done: Vec<Vec<u8>>,
 }
 
 /// Outgoing datagrams gathered into one segmented send (`UDP_SEGMENT`) while
-/// they go to one address with one size (a shorter one may end the run).
+/// they go to one address with one size (a shorter one may end the run). The
+/// datagram buffers themselves are handed to the kernel (scatter-gather), then
+/// returned for reuse.
 #[derive(Debug)]
 struct Tx {
-    buf: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
     addr: Option<SocketAddr>,
     seg: usize,
-    count: usize,
     /// The run ended with a shorter datagram: nothing more may join it.
     closed: bool,
     /// Segmentation offload works here (cleared on the first refusal).
     gso: bool,
 }
 
+/// Counters a send updates.
+struct Sent<'a> {
+    sent: &'a mut usize,
+    errors: &'a mut u64,
+}
+
 impl Tx {
-    fn push(&mut self, socket: &UdpSocket, sent: &mut usize, errors: &mut u64, a: SocketAddr, d: &[u8]) {
-        if self.count > 0
+    /// Adds a datagram to the run (sending the run first if it cannot join); buffers that
+    /// have been sent come back through `done`.
+    fn push(&mut self, socket: &UdpSocket, out: &mut Sent<'_>, a: SocketAddr, d: Vec<u8>, done: &mut Vec<Vec<u8>>) {
+        if !self.bufs.is_empty()
             && (self.addr != Some(a)
                 || d.len() > self.seg
                 || self.closed
-                || self.buf.len() + d.len() > udp_sys::MAX_GSO_BYTES
-                || self.count >= udp_sys::MAX_SEGMENTS)
+                || self.bytes + d.len() > udp_sys::MAX_GSO_BYTES
+                || self.bufs.len() >= udp_sys::MAX_SEGMENTS)
         {
-            self.flush(socket, sent, errors);
+            self.flush(socket, out, done);
         }
-        if self.count == 0 {
+        if self.bufs.is_empty() {
             self.addr = Some(a);
             self.seg = d.len();
             self.closed = false;
         } else if d.len() < self.seg {
             self.closed = true;
         }
-        self.buf.extend_from_slice(d);
-        self.count += 1;
+        self.bytes += d.len();
+        self.bufs.push(d);
     }
 
-    fn flush(&mut self, socket: &UdpSocket, sent: &mut usize, errors: &mut u64) {
+    fn flush(&mut self, socket: &UdpSocket, out: &mut Sent<'_>, done: &mut Vec<Vec<u8>>) {
         let Some(addr) = self.addr else { return };
-        if self.count == 0 {
+        if self.bufs.is_empty() {
             return;
         }
-        let mut one_by_one = self.count == 1 || !self.gso;
+        let n = self.bufs.len();
+        let mut one_by_one = n == 1 || !self.gso;
         if !one_by_one {
-            match udp_sys::send_segments(socket.as_raw_fd(), &addr, &self.buf, self.seg) {
-                Ok(()) => *sent += self.count,
+            match udp_sys::send_segments(socket.as_raw_fd(), &addr, &self.bufs, self.seg) {
+                Ok(()) => *out.sent += n,
                 Err(e) if matches!(e.raw_os_error(), Some(5 | 22 | 92 | 95)) => {
                     // EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP: no offload here; send them one by one from now on.
                     self.gso = false;
                     one_by_one = true;
                 }
-                Err(_) => *errors += self.count as u64,
+                Err(_) => *out.errors += n as u64,
             }
         }
         if one_by_one {
-            for d in self.buf.chunks(self.seg) {
+            for d in &self.bufs {
                 match socket.send_to(d, addr) {
-                    Ok(_) => *sent += 1,
-                    Err(_) => *errors += 1,
+                    Ok(_) => *out.sent += 1,
+                    Err(_) => *out.errors += 1,
                 }
             }
         }
-        self.buf.clear();
-        self.count = 0;
+        done.append(&mut self.bufs);
+        self.bytes = 0;
         self.addr = None;
     }
 }
@@ -117,13 +130,14 @@ impl Driver {
             buf: vec![0; 65_536],
             send_errors: 0,
             tx: Tx {
-                buf: Vec::with_capacity(udp_sys::MAX_GSO_BYTES),
+                bufs: Vec::with_capacity(udp_sys::MAX_SEGMENTS),
+                bytes: 0,
                 addr: None,
                 seg: 0,
-                count: 0,
                 closed: false,
                 gso: true,
             },
+            done: Vec::with_capacity(udp_sys::MAX_SEGMENTS),
         })
     }
 
@@ -191,18 +205,33 @@ impl Driver {
             conditioner,
             send_errors,
             tx,
+            done,
             ..
         } = self;
-        let sent = &mut rep.sent;
-        let mut emit = |addr: SocketAddr, d: &[u8]| tx.push(socket, sent, send_errors, addr, d);
+        let mut out = Sent {
+            sent: &mut rep.sent,
+            errors: send_errors,
+        };
         match conditioner.as_mut() {
             Some(c) => {
                 endpoint.drain_transmits(|a, d| c.push(now, a, d));
-                c.drain_due(now, &mut emit);
+                while let Some((a, d)) = c.pop_due(now) {
+                    tx.push(socket, &mut out, a, d, done);
+                }
             }
-            None => endpoint.drain_transmits(&mut emit),
+            None => {
+                while let Some((a, d)) = endpoint.poll_transmit() {
+                    tx.push(socket, &mut out, a, d, done);
+                    for b in done.drain(..) {
+                        endpoint.recycle(b);
+                    }
+                }
+            }
         }
-        tx.flush(socket, &mut rep.sent, send_errors);
+        tx.flush(socket, &mut out, done);
+        for b in done.drain(..) {
+            endpoint.recycle(b);
+        }
         Ok(rep)
     }
 }

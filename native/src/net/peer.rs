@@ -700,26 +700,24 @@ impl Peer {
                 }
             }
         }
-        // Validate the whole packet before acting on any of it.
+        // Parse (and so validate) the whole packet before acting on any of it.
+        let mut cmds: Vec<packet::Cmd<'_>> = Vec::with_capacity(32);
         let mut pos = 0;
         let mut prev = None;
         while pos < body.len() {
             match packet::parse_cmd(&body[pos..], false, &mut prev) {
-                Some(c) => pos += c.len,
+                Some(c) => {
+                    pos += c.len;
+                    cmds.push(c);
+                }
                 None => {
                     ctx.stats.drop_garbled += 1;
                     return;
                 }
             }
         }
-        let mut pos = 0;
-        let mut prev = None;
-        while pos < body.len() {
-            let Some(cmd) = packet::parse_cmd(&body[pos..], false, &mut prev) else {
-                return;
-            };
-            pos += cmd.len;
-            if self.on_cmd(now, &cmd, ctx) == Verdict::Refuse {
+        for cmd in &cmds {
+            if self.on_cmd(now, cmd, ctx) == Verdict::Refuse {
                 return;
             }
         }

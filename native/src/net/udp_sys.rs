@@ -109,14 +109,25 @@ fn decode_addr(b: &[u8]) -> Option<SocketAddr> {
     }
 }
 
-/// Sends `buf` to `addr` as datagrams of `seg` bytes (the last may be shorter) in one call.
-pub fn send_segments(fd: c_int, addr: &SocketAddr, buf: &[u8], seg: usize) -> io::Result<()> {
+/// Sends the concatenation of `bufs` to `addr` as datagrams of `seg` bytes (the last may be
+/// shorter) in one call, gathering straight from the buffers (no copy into one).
+pub fn send_segments(fd: c_int, addr: &SocketAddr, bufs: &[Vec<u8>], seg: usize) -> io::Result<()> {
+    if bufs.is_empty() || bufs.len() > MAX_SEGMENTS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "1..=64 buffers per segmented send",
+        ));
+    }
     let mut name = [0u8; 28];
     let namelen = encode_addr(addr, &mut name);
-    let mut iov = IoVec {
-        base: buf.as_ptr() as *mut c_void,
-        len: buf.len(),
-    };
+    let mut iov: [IoVec; MAX_SEGMENTS] = std::array::from_fn(|_| IoVec {
+        base: std::ptr::null_mut(),
+        len: 0,
+    });
+    for (v, b) in iov.iter_mut().zip(bufs) {
+        v.base = b.as_ptr() as *mut c_void;
+        v.len = b.len();
+    }
     // CMSG_SPACE(sizeof(u16)) = 24, 8-byte aligned.
     let mut control = [0u64; 3];
     let hdr = CmsgHdr {
@@ -132,13 +143,14 @@ pub fn send_segments(fd: c_int, addr: &SocketAddr, buf: &[u8], seg: usize) -> io
     let msg = MsgHdr {
         name: name.as_mut_ptr() as *mut c_void,
         namelen,
-        iov: &mut iov,
-        iovlen: 1,
+        iov: iov.as_mut_ptr(),
+        iovlen: bufs.len(),
         control: control.as_mut_ptr() as *mut c_void,
         controllen: 24,
         flags: 0,
     };
-    // SAFETY: every pointer in msg refers to a local that outlives the call; the kernel only reads them.
+    // SAFETY: every pointer in msg refers to a local or to `bufs`, all outliving the call; the
+    // kernel only reads them.
     let n = unsafe { sendmsg(fd, &msg, MSG_DONTWAIT) };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -218,8 +230,9 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         let gro = enable_gro(b.as_raw_fd());
         let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
-        // 1000 bytes as 300-byte segments: 300, 300, 300, 100.
-        send_segments(a.as_raw_fd(), &b.local_addr().unwrap(), &data, 300).unwrap();
+        // 1000 bytes as 300-byte segments: 300, 300, 300, 100, gathered from uneven buffers.
+        let bufs = vec![data[..300].to_vec(), data[300..700].to_vec(), data[700..].to_vec()];
+        send_segments(a.as_raw_fd(), &b.local_addr().unwrap(), &bufs, 300).unwrap();
         let mut got = Vec::new();
         let mut buf = vec![0u8; 65536];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
