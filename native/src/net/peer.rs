@@ -82,6 +82,34 @@ struct Record {
     sent_at: u64,
     rel: Vec<u8>,
     live: bool,
+    /// The reliable ids in `rel`, when they run without a gap (as almost always):
+    /// an ack then marks them without parsing `rel`.
+    ids: IdRun,
+}
+
+/// Reliable ids `first..first + count` (wire ids, wrapping), or not contiguous.
+#[derive(Clone, Copy, Debug)]
+struct IdRun {
+    first: u32,
+    count: u32,
+    contiguous: bool,
+}
+
+impl IdRun {
+    const EMPTY: IdRun = IdRun {
+        first: 0,
+        count: 0,
+        contiguous: true,
+    };
+
+    fn add(&mut self, id: u32) {
+        if self.count == 0 {
+            self.first = id;
+        } else if id != self.first.wrapping_add(self.count) {
+            self.contiguous = false;
+        }
+        self.count += 1;
+    }
 }
 
 /// Outcome of handling one received command.
@@ -345,6 +373,7 @@ impl Peer {
         }
         let mtu = ctx.cfg.mtu;
         let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut ids = IdRun::EMPTY;
         let mut prev_id: Option<u16> = None;
         loop {
             // Pick the next command: retransmissions first, then new data.
@@ -391,7 +420,8 @@ impl Peer {
             if let Some((dg, _)) = &cur {
                 if dg.len() + wlen > mtu {
                     let (dg, rec) = cur.take().unwrap_or_default();
-                    self.finish_packet(now, dg, rec, ctx);
+                    self.finish_packet(now, dg, rec, ids, ctx);
+                    ids = IdRun::EMPTY;
                     prev_id = None;
                 }
             }
@@ -410,6 +440,7 @@ impl Peer {
             packet::write_wire(dg, c, reliable, id, next);
             if reliable {
                 rec.extend_from_slice(c);
+                ids.add(id);
                 prev_id = Some(id as u16);
             }
             if from_resend {
@@ -426,7 +457,7 @@ impl Peer {
         if let Some((mut dg, rec)) = cur.take() {
             // Last packet of this burst: ask for an immediate ack.
             dg[1] |= FLAG_ACK_NOW;
-            self.finish_packet(now, dg, rec, ctx);
+            self.finish_packet(now, dg, rec, ids, ctx);
         }
         if self.resend_head == self.resend.len() {
             self.resend.clear();
@@ -449,7 +480,7 @@ impl Peer {
             dg.resize(DATA_HEADER_LEN, 0);
             let rec = ctx.buf();
             ctx.stats.pings_sent += 1;
-            self.finish_packet(now, dg, rec, ctx);
+            self.finish_packet(now, dg, rec, IdRun::EMPTY, ctx);
         }
     }
 
@@ -465,7 +496,7 @@ impl Peer {
         }
     }
 
-    fn finish_packet(&mut self, now: u64, mut dg: Vec<u8>, rec: Vec<u8>, ctx: &mut Ctx<'_>) {
+    fn finish_packet(&mut self, now: u64, mut dg: Vec<u8>, rec: Vec<u8>, ids: IdRun, ctx: &mut Ctx<'_>) {
         let seq = self.next_seq;
         let extra = dg[1] & FLAG_ACK_NOW;
         self.header(seq).write(T_DATA, &mut dg);
@@ -479,6 +510,7 @@ impl Peer {
             sent_at: now,
             rel: rec,
             live: true,
+            ids,
         });
         self.ack_pending = 0;
         self.last_send = now;
@@ -577,13 +609,22 @@ impl Peer {
         let rec = &mut self.records[idx];
         rec.live = false;
         let rel = std::mem::take(&mut rec.rel);
+        let ids = rec.ids;
         self.in_flight_bytes -= rel.len();
-        let mut pos = 0;
-        while let Some(cmd) = packet::parse_cmd(&rel[pos..], true, &mut None) {
-            pos += cmd.len;
-            let full = extend32(self.oldest_unacked, cmd.id);
+        let mut mark = |full: u64| {
             if full >= self.oldest_unacked && full < self.max_sent_id {
                 bit_set(&mut self.acked, full, true);
+            }
+        };
+        if ids.contiguous {
+            for k in 0..ids.count {
+                mark(extend32(self.oldest_unacked, ids.first.wrapping_add(k)));
+            }
+        } else {
+            let mut pos = 0;
+            while let Some(cmd) = packet::parse_cmd(&rel[pos..], true, &mut None) {
+                pos += cmd.len;
+                mark(extend32(self.oldest_unacked, cmd.id));
             }
         }
         self.advance_oldest();
@@ -639,7 +680,7 @@ impl Peer {
                 dg[1] = FLAG_ACK_NOW;
                 let rec = ctx.buf();
                 ctx.stats.pings_sent += 1;
-                self.finish_packet(now, dg, rec, ctx);
+                self.finish_packet(now, dg, rec, IdRun::EMPTY, ctx);
             }
         }
         // Retransmission timeout: everything out longer than the RTO is lost. Only
