@@ -6,12 +6,13 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ExecutionContext, TestFn } from 'ava';
-import { Actor, ActorManager, type Message, registerMessage } from '../../ts/index.js';
+import type { TestFn } from 'ava';
+import { type ActorManager, registerMessage } from '../../ts/index.js';
 import { Hello } from '../fixtures/groups/messages.js';
+import { Inbox, managerWithInbox } from './inbox.js';
 import { isAlive, waitDead } from './process.js';
 
-export { isAlive, waitDead };
+export { Inbox, isAlive, managerWithInbox as setup, waitDead };
 
 // Received messages decode as their class only where it is registered (by constructing,
 // subscribing or registerMessage); Inbox subscribes to '*', so register Hello here.
@@ -67,29 +68,6 @@ export async function pumpFor(mgr: ActorManager, ms: number): Promise<void> {
     mgr.tick();
     await yieldOnce(i);
   }
-}
-
-/** Records every message the main process receives. */
-export class Inbox extends Actor {
-  static override subscriptions = ['*'];
-  readonly received: Message[] = [];
-
-  handleMessage(msg: Message): void {
-    this.received.push(msg);
-  }
-
-  /** The messages received of one type, in order. */
-  of<M extends Message = Message>(messageType: string): M[] {
-    return this.received.filter((m) => m.messageType === messageType) as M[];
-  }
-}
-
-/** A fresh manager in the main process with an Inbox; `reset()` when the test ends stops its groups. */
-export function setup(t: ExecutionContext): { mgr: ActorManager; inbox: Inbox } {
-  const mgr = new ActorManager();
-  const inbox = mgr.registerActor(new Inbox());
-  t.teardown(() => mgr.reset());
-  return { mgr, inbox };
 }
 
 /** Pumps until group `name` has said Hello `nth` times (once per process start); returns that process's pid. */

@@ -9,10 +9,11 @@ import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext, SerialFn, TestFn } from 'ava';
-import { Actor, ActorManager, BackpressureError, type Message, type Reliability } from '../../ts/index.js';
+import { ActorManager, BackpressureError, type Message, type Reliability } from '../../ts/index.js';
+import { Inbox, managerWithInbox } from './inbox.js';
 import { isAlive, waitDead } from './process.js';
 
-export { isAlive, waitDead };
+export { Inbox, isAlive, managerWithInbox as manager, waitDead };
 
 export type Transport = 'udp' | 'tcp';
 export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
@@ -25,29 +26,6 @@ export function eachTransport(
   transports: readonly Transport[] = TRANSPORTS,
 ): void {
   for (const tr of transports) test(`${title} [${tr}]`, (t) => body(t, tr));
-}
-
-/** Records every message a manager dispatches. */
-export class Inbox extends Actor {
-  static override subscriptions = ['*'];
-  readonly received: Message[] = [];
-
-  handleMessage(msg: Message): void {
-    this.received.push(msg);
-  }
-
-  /** The messages received of one type, in order. */
-  of<M extends Message = Message>(messageType: string): M[] {
-    return this.received.filter((m) => m.messageType === messageType) as M[];
-  }
-}
-
-/** A fresh manager with an Inbox, reset (network closed, groups stopped) when the test ends. */
-export function manager(t: ExecutionContext): { mgr: ActorManager; inbox: Inbox } {
-  const mgr = new ActorManager();
-  const inbox = mgr.registerActor(new Inbox());
-  t.teardown(() => mgr.reset());
-  return { mgr, inbox };
 }
 
 /** Lets the event loop run (I/O, timers); now and then sleeps a millisecond so other processes get a core. */
@@ -169,8 +147,8 @@ export async function connectPair(
   options: PairOptions = {},
 ): Promise<Pair> {
   const host = options.host ?? '127.0.0.1';
-  const s = manager(t);
-  const c = manager(t);
+  const s = managerWithInbox(t);
+  const c = managerWithInbox(t);
   const serverEvents = recordEvents(s.mgr);
   const clientEvents = recordEvents(c.mgr);
   await s.mgr.listen({ host, port: 0, transport, ...options.server });
