@@ -296,7 +296,7 @@ impl Endpoint {
 
     /// Returns a buffer obtained from `poll_transmit` for reuse.
     pub fn recycle(&mut self, buf: Vec<u8>) {
-        if self.pool.len() < 4096 && buf.capacity() <= 1 << 16 {
+        if self.pool.len() < 4096 && buf.capacity() >= self.cfg.mtu && buf.capacity() <= 1 << 16 {
             self.pool.push(buf);
         }
     }

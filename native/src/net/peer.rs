@@ -54,9 +54,11 @@ impl Ctx<'_> {
         self.out.push_back((addr, dg));
     }
 
-    /// Returns a buffer to the pool (bounded).
+    /// Returns a buffer to the pool (bounded). Buffers without room for a packet (such as
+    /// the empty `Vec` a record's bytes were taken out of) are not worth keeping: one
+    /// would push out a useful buffer and cost an allocation when popped.
     pub(crate) fn recycle(&mut self, b: Vec<u8>) {
-        if self.pool.len() < 4096 && b.capacity() <= 1 << 16 {
+        if self.pool.len() < 4096 && b.capacity() >= self.cfg.mtu && b.capacity() <= 1 << 16 {
             self.pool.push(b);
         }
     }
@@ -616,7 +618,16 @@ impl Peer {
                 bit_set(&mut self.acked, full, true);
             }
         };
-        if ids.contiguous {
+        let first = extend32(self.oldest_unacked, ids.first);
+        if ids.contiguous
+            && ids.count > 0
+            && first == self.oldest_unacked
+            && first + ids.count as u64 <= self.max_sent_id
+        {
+            // In order (the usual case): the ids are the oldest unacknowledged ones, so the
+            // window's start moves past them; their bits were never set (one live record per id).
+            self.oldest_unacked += ids.count as u64;
+        } else if ids.contiguous {
             for k in 0..ids.count {
                 mark(extend32(self.oldest_unacked, ids.first.wrapping_add(k)));
             }
