@@ -3,6 +3,8 @@
  * and consuming subscribers, receiverId, dropping, time limits, update()
  * order, throwing handlers, and stats.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import test from 'ava';
 import { Actor, ActorManager, Message } from '../ts/index.js';
 import { busyWait } from './helpers/actors.js';
@@ -210,6 +212,39 @@ test('a throwing handler propagates out of tick and the unprocessed messages sta
   t.deepEqual(seen, [1, 2, 3, 4, -1, -2]);
   t.true(mgr.tick());
   t.deepEqual(seen, [1, 2, 3, 4, -1, -2, -3, -4]);
+});
+
+test('the queue lets go of dispatched messages (its storage is reused, not the messages)', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const mgr = new ActorManager();
+  let handled = 0;
+  class Counter extends Actor {
+    static override subscriptions = ['Ping'];
+    handlePing(): void {
+      handled++;
+    }
+  }
+  mgr.registerActor(new Counter());
+  // Made in a function of its own, so no local of this async test keeps one alive.
+  const queue = (n: number): WeakRef<Ping> => {
+    const m = new Ping({ n });
+    mgr.queueMessage(m);
+    return new WeakRef(m);
+  };
+  const refs: WeakRef<Ping>[] = [];
+  for (let n = 0; n < 100; n++) refs.push(queue(n));
+  t.true(mgr.tick());
+  t.is(handled, 100);
+  // Queue and dispatch again, so the queue's arrays have both been through a tick since.
+  queue(100);
+  t.true(mgr.tick());
+  // WeakRefs are cleared only after the current job ends.
+  for (let k = 0; k < 20 && refs.some((r) => r.deref() !== undefined); k++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  t.is(refs.filter((r) => r.deref() !== undefined).length, 0, 'no dispatched message is still reachable');
 });
 
 test('stats count ticks and dispatched messages and time the last tick', (t) => {

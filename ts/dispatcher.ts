@@ -60,13 +60,20 @@ export class UnknownActor extends TsageError {
 }
 
 const EMPTY: readonly Receiver[] = [];
+/** Queue storage kept between ticks, in messages; a longer burst's array is let go. */
+const MAX_KEPT_QUEUE = 1 << 16;
 
 export class Dispatcher {
   /** Subscribers per interned type id. Lists are copy-on-write, so dispatch may iterate while handlers (un)subscribe. */
   private byTid: (readonly Receiver[] | undefined)[] = [];
   private wild: readonly WildReceiver[] = [];
-  private active: Message[] = [];
-  private spare: Message[] = [];
+  /**
+   * The queue: `active[0..activeLen)`. Counted rather than emptied with `length = 0`, which
+   * would free the array's storage and make every tick grow it again from nothing.
+   */
+  private active: (Message | undefined)[] = [];
+  private activeLen = 0;
+  private spare: (Message | undefined)[] = [];
   private readonly actorsByGid = new Map<number, Actor>();
   private readonly names = new Map<string, Actor>();
   private sorted: Actor[] = [];
@@ -206,7 +213,7 @@ export class Dispatcher {
   /** Queues a message for the next tick. Returns true. */
   queueMessage(msg: Message): boolean {
     if (!isMessage(msg)) throw new InvalidOption(`queueMessage: expected a Message, got ${typeof msg}`);
-    this.active.push(msg);
+    this.active[this.activeLen++] = msg;
     return true;
   }
 
@@ -215,13 +222,13 @@ export class Dispatcher {
     if (!isMessage(msg))
       throw new InvalidOption(`queueMessageToActor: expected a Message, got ${typeof msg}`);
     msg.receiverId = gid;
-    this.active.push(msg);
+    this.active[this.activeLen++] = msg;
     return true;
   }
 
   /** Number of messages waiting for the next tick. */
   getMessageCount(): number {
-    return this.active.length;
+    return this.activeLen;
   }
 
   /** Removes queued messages of a type; the first only unless `abortAll`. Returns whether any was removed. */
@@ -230,7 +237,8 @@ export class Dispatcher {
     const q = this.active;
     let removed = false;
     let w = 0;
-    for (let r = 0; r < q.length; r++) {
+    const n = this.activeLen;
+    for (let r = 0; r < n; r++) {
       const m = q[r]!;
       if ((abortAll || !removed) && m.messageType === name) {
         removed = true;
@@ -238,7 +246,8 @@ export class Dispatcher {
       }
       q[w++] = m;
     }
-    q.length = w;
+    q.fill(undefined, w, n);
+    this.activeLen = w;
     return removed;
   }
 
@@ -338,8 +347,9 @@ export class Dispatcher {
     if (this.started !== undefined) for (const g of this.started) this.running.push(g);
     this.started = [];
     const batch = this.active;
+    const n = this.activeLen;
     this.active = this.spare;
-    const n = batch.length;
+    this.activeLen = 0;
     let i = 0;
     try {
       // `i` counts a message as taken before dispatching it, so one whose handler throws is not queued again.
@@ -376,12 +386,18 @@ export class Dispatcher {
       this.stats.messagesDispatched += i;
       if (i < n) {
         // Cut short (deadline or a throwing handler): what is left goes back in front, in order.
-        const rest = batch.slice(i);
-        for (const m of this.active) rest.push(m);
+        const rest = batch.slice(i, n);
+        for (let j = 0; j < this.activeLen; j++) rest.push(this.active[j]);
+        this.active.fill(undefined, 0, this.activeLen);
+        this.spare = this.active;
         this.active = rest;
+        this.activeLen = rest.length;
+      } else {
+        // Drop the references (the messages are done), keeping the storage unless a burst made it huge.
+        if (batch.length > MAX_KEPT_QUEUE) batch.length = 0;
+        else batch.fill(undefined, 0, n);
+        this.spare = batch;
       }
-      batch.length = 0;
-      this.spare = batch;
     }
     return i === n;
   }
@@ -419,6 +435,7 @@ export class Dispatcher {
     this.byTid = [];
     this.wild = [];
     this.active = [];
+    this.activeLen = 0;
     this.spare = [];
     this.actorsByGid.clear();
     this.names.clear();
