@@ -67,6 +67,8 @@ export interface Schema {
   readonly init: (m: object, props: Record<string, unknown> | undefined) => void;
   /** The compiled codec, built on first use (a local-only class needs no `types`). */
   codec(): Codec;
+  /** @internal The class's network channel and reliability (`channel << 3 | reliability`), -1 until first sent. */
+  sendParams: number;
 }
 
 const typeIds = new Map<string, number>();
@@ -155,6 +157,7 @@ function compileSchema(cls: MessageClass): Schema {
     packetType,
     index,
     init: makeInit(name, properties),
+    sendParams: -1,
     codec() {
       if (codec === undefined) {
         if (cls.types === undefined) {
@@ -355,6 +358,7 @@ export function adhocClass(name: string, properties: readonly string[] = []): Me
         packetType: undefined,
         index: new Map(properties.map((p, i) => [p, i])),
         init: makeInit(name, properties),
+        sendParams: -1,
         codec() {
           throw new PacketTypeError(`ad-hoc message '${name}' has no packetType and cannot be packed`);
         },

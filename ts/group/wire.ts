@@ -129,9 +129,9 @@ export class SchemaTable {
     };
   }
 
-  /** Whether a packet type's schema is known. */
-  has(packetType: number): boolean {
-    return this.decoders[packetType] !== undefined;
+  /** The decoder for a packet type, or undefined if it was never announced. */
+  peek(packetType: number): Decoder | undefined {
+    return this.decoders[packetType];
   }
 
   /** The decoder for a packet type; throws if it was never announced. */

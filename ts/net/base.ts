@@ -5,7 +5,7 @@
  * peer events.
  */
 import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
-import { describeSchema, SchemaTable } from '../group/wire.js';
+import { type Decoder, describeSchema, SchemaTable } from '../group/wire.js';
 import type { Poller } from '../manager.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
@@ -229,6 +229,12 @@ export abstract class NetTransport implements Poller {
   protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
     try {
       const pt = u8[p]!;
+      // The common case first: a message whose schema is known (never a control payload, below 101).
+      const known = peer.table.peek(pt);
+      if (known !== undefined) {
+        this.deliver(peer, known, u8, dv, p, end);
+        return;
+      }
       if (pt === CTRL_SCHEMA) {
         let announced: any;
         try {
@@ -243,24 +249,20 @@ export abstract class NetTransport implements Poller {
         return;
       }
       if (pt < 101) throw new PacketTypeError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`);
-      if (!peer.table.has(pt)) {
-        if (peer.waiting.length >= MAX_WAITING) {
-          this.stats.messagesDroppedNoSchema!++;
-          throw new PacketTypeError(
-            `peer ${peer.addr} sent more than ${MAX_WAITING} messages of packet type ${pt} without announcing its schema`,
-          );
-        }
-        peer.waiting.push([pt, u8.slice(p, end)]);
-        return;
+      // A message whose schema has not arrived yet: it waits (in order) for the announcement.
+      if (peer.waiting.length >= MAX_WAITING) {
+        this.stats.messagesDroppedNoSchema!++;
+        throw new PacketTypeError(
+          `peer ${peer.addr} sent more than ${MAX_WAITING} messages of packet type ${pt} without announcing its schema`,
+        );
       }
-      this.deliver(peer, u8, dv, p, end);
+      peer.waiting.push([pt, u8.slice(p, end)]);
     } catch (err) {
       this.errors.push(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
-  private deliver(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
-    const dec = peer.table.get(u8[p]!);
+  private deliver(peer: Peer, dec: Decoder, u8: Uint8Array, dv: DataView, p: number, end: number): void {
     const m = new dec.cls() as Message;
     const e = dec.codec.decode(m, u8, dv, p + 1, end);
     if (e !== end)
@@ -274,11 +276,13 @@ export abstract class NetTransport implements Poller {
     if (peer.waiting.length === 0) return;
     const still: [number, Uint8Array][] = [];
     for (const w of peer.waiting) {
-      if (!peer.table.has(w[0])) {
+      const dec = peer.table.peek(w[0]);
+      if (dec === undefined) {
         still.push(w);
         continue;
       }
-      this.deliver(peer, w[1], new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength), 0, w[1].length);
+      const dv = new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength);
+      this.deliver(peer, dec, w[1], dv, 0, w[1].length);
     }
     peer.waiting = still;
   }
@@ -325,16 +329,10 @@ function packable(msg: Message): Schema {
   return schema;
 }
 
-/** A class's own channel and reliability, validated once per class: `channel << 3 | reliability`. */
-const defaultParams = new WeakMap<Schema, number>();
-
+/** A class's own channel and reliability, validated once per class and kept in its schema: `channel << 3 | reliability`. */
 function classParams(schema: Schema): number {
-  let p = defaultParams.get(schema);
-  if (p === undefined) {
-    p = sendParams(schema.cls, undefined);
-    defaultParams.set(schema, p);
-  }
-  return p;
+  if (schema.sendParams < 0) schema.sendParams = sendParams(schema.cls, undefined);
+  return schema.sendParams;
 }
 
 /** Channel and reliability of one send, validated: `channel << 3 | reliability`. */

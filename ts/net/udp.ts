@@ -262,15 +262,24 @@ export class UdpTransport extends NetTransport {
     const u8 = this.out;
     const dv = this.outView;
     let p = 0;
+    // Messages come in runs from one peer: look it up once per run (-1: none looked up since the peers last changed).
+    let lastId = -1;
+    let last: Peer | undefined;
     while (p < len) {
       const tag = u8[p]!;
       const id = dv.getUint32(p + 1, true);
       if (tag === EV_MESSAGE) {
         const n = dv.getUint32(p + 6, true);
-        const peer = this.byId.get(id);
-        if (peer !== undefined) this.receive(peer, u8, dv, p + 10, p + 10 + n);
+        if (id !== lastId) {
+          last = this.byId.get(id);
+          lastId = id;
+        }
+        if (last !== undefined) this.receive(last, u8, dv, p + 10, p + 10 + n);
         p += 10 + n;
-      } else if (tag === EV_CONNECTED) {
+        continue;
+      }
+      lastId = -1;
+      if (tag === EV_CONNECTED) {
         const n = u8[p + 5]!;
         const addr = Buffer.from(u8.buffer, u8.byteOffset + p + 6, n).toString('latin1');
         p += 6 + n;
