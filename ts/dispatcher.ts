@@ -60,20 +60,20 @@ export class UnknownActor extends TsageError {
 }
 
 const EMPTY: readonly Receiver[] = [];
-/** Queue storage kept between ticks, in messages; a longer burst's array is let go. */
-const MAX_KEPT_QUEUE = 1 << 16;
+/** Most slots a tick's new queue is made with (the size of the last batch, up to this). */
+const MAX_PRESIZE = 1 << 14;
 
 export class Dispatcher {
   /** Subscribers per interned type id. Lists are copy-on-write, so dispatch may iterate while handlers (un)subscribe. */
   private byTid: (readonly Receiver[] | undefined)[] = [];
   private wild: readonly WildReceiver[] = [];
   /**
-   * The queue: `active[0..activeLen)`. Counted rather than emptied with `length = 0`, which
-   * would free the array's storage and make every tick grow it again from nothing.
+   * The queue: `active[0..activeLen)`. Each tick starts a new array sized like the last
+   * batch: a young array takes stores without the write barrier's slow path that an old,
+   * reused one pays for every young message, and a presized one does not regrow as it fills.
    */
   private active: (Message | undefined)[] = [];
   private activeLen = 0;
-  private spare: (Message | undefined)[] = [];
   private readonly actorsByGid = new Map<number, Actor>();
   private readonly names = new Map<string, Actor>();
   private sorted: Actor[] = [];
@@ -348,7 +348,7 @@ export class Dispatcher {
     this.started = [];
     const batch = this.active;
     const n = this.activeLen;
-    this.active = this.spare;
+    this.active = new Array(Math.min(n, MAX_PRESIZE));
     this.activeLen = 0;
     let i = 0;
     try {
@@ -388,15 +388,8 @@ export class Dispatcher {
         // Cut short (deadline or a throwing handler): what is left goes back in front, in order.
         const rest = batch.slice(i, n);
         for (let j = 0; j < this.activeLen; j++) rest.push(this.active[j]);
-        this.active.fill(undefined, 0, this.activeLen);
-        this.spare = this.active;
         this.active = rest;
         this.activeLen = rest.length;
-      } else {
-        // Drop the references (the messages are done), keeping the storage unless a burst made it huge.
-        if (batch.length > MAX_KEPT_QUEUE) batch.length = 0;
-        else batch.fill(undefined, 0, n);
-        this.spare = batch;
       }
     }
     return i === n;
@@ -436,7 +429,6 @@ export class Dispatcher {
     this.wild = [];
     this.active = [];
     this.activeLen = 0;
-    this.spare = [];
     this.actorsByGid.clear();
     this.names.clear();
     this.sorted = [];
