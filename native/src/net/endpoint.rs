@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use super::channel::{Ev, Events};
+use super::channel::Events;
 use super::cookie::CookieKey;
 use super::packet::{
     put_prefix, rd16, rd32, rd64, DataHeader, DATA_HEADER_LEN, HANDSHAKE_LEN, PREFIX_LEN, PROTOCOL_VERSION, T_ACCEPT,
@@ -159,7 +159,7 @@ impl Endpoint {
         }
         self.free.push(id);
         self.count -= 1;
-        self.events.q.push_back(Ev::Disconnected { peer: id, reason });
+        self.events.push_disconnected(id, reason);
     }
 
     // ------------------------------------------------------------------ caller API
@@ -207,10 +207,12 @@ impl Endpoint {
         self.remove_peer(peer, DisconnectReason::Local);
     }
 
-    /// Queues a message. Nothing is sent until [`update`](Self::update).
+    /// Takes a message. While the windows are open it goes straight into a packet (full
+    /// ones wait in the outgoing queue); nothing leaves before [`update`](Self::update),
+    /// which also completes the last packet.
     pub fn send(
         &mut self,
-        _now: u64,
+        now: u64,
         peer: PeerId,
         channel: u8,
         rel: Reliability,
@@ -222,14 +224,13 @@ impl Endpoint {
         if payload.len() > self.cfg.max_message_size {
             return Err(SendError::TooLarge);
         }
-        let cfg = &self.cfg;
-        let p = self
-            .peers
+        let (peers, mut ctx) = self.parts();
+        let p = peers
             .get_mut(peer as usize)
             .and_then(|p| p.as_deref_mut())
             .ok_or(SendError::UnknownPeer)?;
-        p.queue_message(rel, channel, payload, cfg)?;
-        self.stats.messages_sent += 1;
+        p.queue_message(now, rel, channel, payload, &mut ctx)?;
+        ctx.stats.messages_sent += 1;
         Ok(())
     }
 
@@ -284,9 +285,9 @@ impl Endpoint {
         self.out.len()
     }
 
-    /// Bytes of undrained message payloads.
+    /// Bytes of undrained events (message payloads and the events' own headers).
     pub fn event_backlog_bytes(&self) -> usize {
-        self.events.arena.len()
+        self.events.backlog()
     }
 
     /// Next datagram to send. Hand the buffer back with [`recycle`](Self::recycle) to avoid allocation.
@@ -309,49 +310,35 @@ impl Endpoint {
         }
     }
 
-    /// Next event (messages are copied out of the internal arena).
+    /// Next event (a message's bytes are copied out).
     pub fn poll_event(&mut self) -> Option<Event> {
-        let ev = self.events.q.pop_front();
-        let out = ev.map(|ev| match ev {
-            Ev::Connected { peer, addr } => Event::Connected { peer, addr },
-            Ev::Disconnected { peer, reason } => Event::Disconnected { peer, reason },
-            Ev::Message {
+        self.events.pop().map(|ev| match ev {
+            EventRef::Connected { peer, addr } => Event::Connected { peer, addr },
+            EventRef::Disconnected { peer, reason } => Event::Disconnected { peer, reason },
+            EventRef::Message { peer, channel, data } => Event::Message {
                 peer,
                 channel,
-                start,
-                len,
-            } => Event::Message {
-                peer,
-                channel,
-                data: self.events.arena[start..start + len].to_vec(),
+                data: data.to_vec(),
             },
-        });
-        if self.events.q.is_empty() {
-            self.events.arena.clear();
-        }
-        out
+        })
     }
 
     /// Passes every pending event to `f` without allocating.
     pub fn drain_events(&mut self, mut f: impl FnMut(EventRef<'_>)) {
-        let Events { q, arena } = &mut self.events;
-        for ev in q.drain(..) {
-            f(match ev {
-                Ev::Connected { peer, addr } => EventRef::Connected { peer, addr },
-                Ev::Disconnected { peer, reason } => EventRef::Disconnected { peer, reason },
-                Ev::Message {
-                    peer,
-                    channel,
-                    start,
-                    len,
-                } => EventRef::Message {
-                    peer,
-                    channel,
-                    data: &arena[start..start + len],
-                },
-            });
+        while let Some(ev) = self.events.pop() {
+            f(ev);
         }
-        arena.clear();
+    }
+
+    /// Copies as many whole pending events as fit into `out`, in the encoded layout
+    /// (see `docs/net-protocol.md`), and returns the bytes written.
+    pub fn drain_encoded(&mut self, out: &mut [u8]) -> usize {
+        self.events.drain_into(out)
+    }
+
+    /// Size of the next pending event in the encoded layout, if any.
+    pub fn next_encoded_len(&self) -> Option<usize> {
+        self.events.next_len()
     }
 
     /// Runs timers (handshake resend, timeout, loss detection, retransmission,
@@ -605,7 +592,7 @@ impl Endpoint {
         }
         let id = self.add_peer(from, nonce, State::Connected, now);
         self.stats.connections += 1;
-        self.events.q.push_back(Ev::Connected { peer: id, addr: from });
+        self.events.push_connected(id, from);
         let (peers, mut ctx) = self.parts();
         if let Some(p) = peers[id as usize].as_deref_mut() {
             p.remote_conn = client_conn;
@@ -634,7 +621,7 @@ impl Endpoint {
             p.last_send = now;
         }
         self.stats.connections += 1;
-        self.events.q.push_back(Ev::Connected { peer: id, addr: from });
+        self.events.push_connected(id, from);
     }
 }
 

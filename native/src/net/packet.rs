@@ -175,6 +175,16 @@ pub(crate) fn max_wire_header_len(frag: bool, payload_len: usize) -> usize {
     2 + 2 + 2 + if frag { FRAG_FIELDS } else { 0 } + varint_len(payload_len)
 }
 
+/// Bytes of a command in canonical form.
+#[inline]
+pub(crate) fn canonical_len(rel: Reliability, frag: bool, payload_len: usize) -> usize {
+    2 + if rel.is_reliable() { 4 } else { 0 }
+        + if has_seq(rel, frag) { 2 } else { 0 }
+        + if frag { FRAG_FIELDS } else { 0 }
+        + varint_len(payload_len)
+        + payload_len
+}
+
 /// Appends a command in canonical form.
 pub(crate) fn encode_canonical(
     out: &mut Vec<u8>,

@@ -89,6 +89,16 @@ struct Record {
     ids: IdRun,
 }
 
+/// The DATA packet being filled: the datagram (header space first), the canonical
+/// copy of its reliable commands for its record, their ids, and the last id written.
+#[derive(Debug)]
+struct Open {
+    dg: Vec<u8>,
+    rec: Vec<u8>,
+    ids: IdRun,
+    prev_id: Option<u16>,
+}
+
 /// Reliable ids `first..first + count` (wire ids, wrapping), or not contiguous.
 #[derive(Clone, Copy, Debug)]
 struct IdRun {
@@ -174,6 +184,9 @@ pub(crate) struct Peer {
     rec_first: u16,
     in_flight_bytes: usize,
     largest_acked: Option<u16>,
+    /// The packet being filled, if any: sends go straight into it while nothing waits in
+    /// `queue` or `resend`; `flush` completes it.
+    open: Option<Open>,
     queue: Vec<u8>,
     queue_head: usize,
     /// (length, reliable id, reliable) of each command in `queue` from `queue_head` on,
@@ -225,6 +238,7 @@ impl Peer {
             rec_first: 0,
             in_flight_bytes: 0,
             largest_acked: None,
+            open: None,
             queue: Vec::new(),
             queue_head: 0,
             queue_meta: VecDeque::new(),
@@ -266,9 +280,10 @@ impl Peer {
         self.queue.len() - self.queue_head
     }
 
-    /// Reliable bytes sent and unacknowledged, including those waiting to be resent.
+    /// Reliable bytes sent and unacknowledged, including those waiting to be resent
+    /// and those in the packet being filled.
     pub(crate) fn unacked_bytes(&self) -> usize {
-        self.in_flight_bytes + (self.resend.len() - self.resend_head)
+        self.in_flight_bytes + (self.resend.len() - self.resend_head) + self.open.as_ref().map_or(0, |o| o.rec.len())
     }
 
     /// Packets sent and not yet resolved.
@@ -299,14 +314,18 @@ impl Peer {
 
     // ------------------------------------------------------------------ send
 
-    /// Encodes a message into the send queue (fragmenting it if needed).
+    /// Takes a message: straight into the packet being filled when nothing waits before
+    /// it and the windows are open (full packets go to `ctx.out`), else into the send
+    /// queue (fragmented if needed) for `flush`.
     pub(crate) fn queue_message(
         &mut self,
+        now: u64,
         rel: Reliability,
         channel: u8,
         payload: &[u8],
-        cfg: &Config,
+        ctx: &mut Ctx<'_>,
     ) -> Result<(), SendError> {
+        let cfg = ctx.cfg;
         if self.queued_bytes() >= cfg.max_queued_bytes {
             return Err(SendError::WindowFull);
         }
@@ -319,6 +338,9 @@ impl Peer {
         *stream = stream.wrapping_add(1);
         let len = payload.len();
         if DATA_HEADER_LEN + packet::max_wire_header_len(false, len) + len <= cfg.mtu {
+            if self.send_direct(now, rel, channel, seq, payload, ctx) {
+                return Ok(());
+            }
             let before = self.queue.len();
             packet::encode_canonical(
                 &mut self.queue,
@@ -367,16 +389,87 @@ impl Peer {
         Ok(())
     }
 
-    /// Builds as many DATA packets as the windows allow, then a standalone ack or a
-    /// keepalive ping if one is due.
+    /// The fast path of `queue_message` for a message that needs no fragmenting: its
+    /// command is encoded straight into the open packet (and, if reliable, its record),
+    /// skipping the queue. Declines (false, nothing changed) while anything waits in the
+    /// queue or for resending, before the handshake, or when a window is closed.
+    fn send_direct(
+        &mut self,
+        now: u64,
+        rel: Reliability,
+        channel: u8,
+        seq: u16,
+        payload: &[u8],
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
+        if !self.is_connected() || self.queue_head != self.queue.len() || self.resend_head != self.resend.len() {
+            return false;
+        }
+        let reliable = rel.is_reliable();
+        let clen = packet::canonical_len(rel, false, payload.len());
+        let id = self.next_rel_id;
+        if reliable {
+            let unacked = self.unacked_bytes();
+            if id >= self.oldest_unacked + REL_WINDOW || (unacked > 0 && unacked + clen > ctx.cfg.max_in_flight_bytes) {
+                return false;
+            }
+        }
+        if !self.room_for(now, clen, reliable, id as u32, ctx) {
+            return false;
+        }
+        let Some(o) = self.open.as_mut() else { return false };
+        if reliable {
+            let start = o.rec.len();
+            packet::encode_canonical(&mut o.rec, rel, channel, id as u32, seq, None, payload);
+            let (_, next) = packet::wire_len(clen, true, id as u32, o.prev_id);
+            packet::write_wire(&mut o.dg, &o.rec[start..], true, id as u32, next);
+            o.ids.add(id as u32);
+            o.prev_id = Some(id as u16);
+            self.next_rel_id += 1;
+            if id >= self.max_sent_id {
+                self.max_sent_id = id + 1;
+            }
+        } else {
+            // Without a reliable id the canonical and wire forms are the same.
+            packet::encode_canonical(&mut o.dg, rel, channel, 0, seq, None, payload);
+        }
+        true
+    }
+
+    /// Makes sure the open packet can take a command of canonical length `clen`: finishes
+    /// it if the command would not fit, and opens a new one if needed. False when a new
+    /// packet is needed but `max_in_flight_packets` are out.
+    fn room_for(&mut self, now: u64, clen: usize, reliable: bool, id: u32, ctx: &mut Ctx<'_>) -> bool {
+        if let Some(o) = &self.open {
+            let (wlen, _) = packet::wire_len(clen, reliable, id, o.prev_id);
+            if o.dg.len() + wlen <= ctx.cfg.mtu {
+                return true;
+            }
+            if let Some(o) = self.open.take() {
+                self.finish_packet(now, o.dg, o.rec, o.ids, ctx);
+            }
+        }
+        if self.records.len() >= ctx.cfg.max_in_flight_packets {
+            return false;
+        }
+        let mut dg = ctx.buf();
+        dg.resize(DATA_HEADER_LEN, 0);
+        self.open = Some(Open {
+            dg,
+            rec: ctx.buf(),
+            ids: IdRun::EMPTY,
+            prev_id: None,
+        });
+        true
+    }
+
+    /// Builds as many DATA packets as the windows allow (retransmissions first, then the
+    /// queue, continuing the open packet), sends the last with an ack request, then a
+    /// standalone ack or a keepalive ping if one is due.
     pub(crate) fn flush(&mut self, now: u64, ctx: &mut Ctx<'_>) {
         if !self.is_connected() {
             return;
         }
-        let mtu = ctx.cfg.mtu;
-        let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
-        let mut ids = IdRun::EMPTY;
-        let mut prev_id: Option<u16> = None;
         loop {
             // Pick the next command: retransmissions first, then new data.
             let from_resend = self.resend_head < self.resend.len();
@@ -410,40 +503,25 @@ impl Peer {
                     continue;
                 }
             } else if reliable {
-                let building = cur.as_ref().map_or(0, |c| c.1.len());
-                let unacked = self.unacked_bytes() + building;
+                let unacked = self.unacked_bytes();
                 if full >= self.oldest_unacked + REL_WINDOW
                     || (unacked > 0 && unacked + clen > ctx.cfg.max_in_flight_bytes)
                 {
                     break;
                 }
             }
-            let (wlen, _) = packet::wire_len(clen, reliable, id, prev_id);
-            if let Some((dg, _)) = &cur {
-                if dg.len() + wlen > mtu {
-                    let (dg, rec) = cur.take().unwrap_or_default();
-                    self.finish_packet(now, dg, rec, ids, ctx);
-                    ids = IdRun::EMPTY;
-                    prev_id = None;
-                }
+            if !self.room_for(now, clen, reliable, id, ctx) {
+                break;
             }
-            if cur.is_none() {
-                if self.records.len() >= ctx.cfg.max_in_flight_packets {
-                    break;
-                }
-                let mut dg = ctx.buf();
-                dg.resize(DATA_HEADER_LEN, 0);
-                cur = Some((dg, ctx.buf()));
-            }
-            let Some((dg, rec)) = cur.as_mut() else { break };
+            let Some(o) = self.open.as_mut() else { break };
             let src = if from_resend { &self.resend } else { &self.queue };
             let c = &src[head..head + clen];
-            let (_, next) = packet::wire_len(clen, reliable, id, prev_id);
-            packet::write_wire(dg, c, reliable, id, next);
+            let (_, next) = packet::wire_len(clen, reliable, id, o.prev_id);
+            packet::write_wire(&mut o.dg, c, reliable, id, next);
             if reliable {
-                rec.extend_from_slice(c);
-                ids.add(id);
-                prev_id = Some(id as u16);
+                o.rec.extend_from_slice(c);
+                o.ids.add(id);
+                o.prev_id = Some(id as u16);
             }
             if from_resend {
                 self.resend_head += clen;
@@ -456,10 +534,10 @@ impl Peer {
                 }
             }
         }
-        if let Some((mut dg, rec)) = cur.take() {
+        if let Some(mut o) = self.open.take() {
             // Last packet of this burst: ask for an immediate ack.
-            dg[1] |= FLAG_ACK_NOW;
-            self.finish_packet(now, dg, rec, ids, ctx);
+            o.dg[1] |= FLAG_ACK_NOW;
+            self.finish_packet(now, o.dg, o.rec, o.ids, ctx);
         }
         if self.resend_head == self.resend.len() {
             self.resend.clear();
