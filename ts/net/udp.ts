@@ -100,7 +100,8 @@ export class UdpTransport extends NetTransport {
   private handle: number;
   private local: { address: string; port: number; family: string };
   private readonly sink: Sink = newSink(64 * 1024);
-  private out = new Uint8Array(256 * 1024);
+  /** Events out of one service: room for a full read of MAX_DATAGRAMS datagrams of 1200 bytes, so one call hands over all. */
+  private out = new Uint8Array(1024 * 1024);
   private outView = new DataView(this.out.buffer);
   private readonly nativeStats = new Float64Array(32);
   private readonly connecting = new Map<

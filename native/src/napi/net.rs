@@ -11,22 +11,23 @@ use std::time::Instant;
 use super::handles::Handles;
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
-use crate::net::{ConditionerConfig, Config, DisconnectReason, Driver, EventRef, Reliability, SendError};
+use crate::net::{ConditionerConfig, Config, Driver, Reliability, SendError};
 
-/// Event tags written to the out buffer (see ts/net/udp.ts).
-const EV_CONNECTED: u8 = 1;
-const EV_DISCONNECTED: u8 = 2;
-const EV_MESSAGE: u8 = 3;
+/// Tag of a refusal event in the out buffer (the endpoint encodes tags 1 to 3; see ts/net/udp.ts).
 const EV_REJECTED: u8 = 4;
+/// Bytes of a refusal event: tag, u32 offset of the entry, u8 why.
+const REJECTED_LEN: usize = 6;
 
 /// Bytes of a send entry's header: u32 peer, u8 channel, u8 reliability, u16 0, u32 length.
 const SEND_HEADER: usize = 12;
 
 struct Slot {
     driver: Driver,
-    /// Events drained from the endpoint but not yet handed to JavaScript.
+    /// Refusals of the last send batch not yet handed to JavaScript, from `cursor` on.
     stage: Vec<u8>,
     cursor: usize,
+    /// The last call left events for the next one (which then only hands them out).
+    draining: bool,
 }
 
 thread_local! {
@@ -93,6 +94,7 @@ pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         driver,
         stage: Vec::new(),
         cursor: 0,
+        draining: false,
     };
     let h = SLOTS.with(|s| s.insert(slot));
     env.double(h as f64)
@@ -157,15 +159,6 @@ fn put_u32(v: &mut Vec<u8>, x: u32) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
-fn reason_code(r: DisconnectReason) -> u8 {
-    match r {
-        DisconnectReason::Local => 0,
-        DisconnectReason::Remote => 1,
-        DisconnectReason::Timeout => 2,
-        DisconnectReason::Refused => 3,
-    }
-}
-
 /// Number of counters `service` writes into `stats`.
 const STAT_COUNT: usize = 30;
 
@@ -202,8 +195,8 @@ pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     };
     let written = with_slot(env, arg(args, 0, "h")?, |s| {
         let now = now_ms();
-        // Only a call that finds no events left over runs the socket; the others hand out what is staged.
-        let fresh = s.cursor >= s.stage.len();
+        // Only a call that finds nothing left over runs the socket; the others hand out what is left.
+        let fresh = !s.draining;
         if fresh {
             s.stage.clear();
             s.cursor = 0;
@@ -211,39 +204,32 @@ pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         if !send.is_empty() {
             queue_sends(s, now, send)?;
         }
-        let mut n = 0.0;
         if fresh {
             s.driver
                 .service(now, max_datagrams)
                 .map_err(|e| JsError::io("UDP socket", e))?;
-            // Refusals staged by queue_sends go first; then events are written straight into
-            // `out` while they fit, and staged (in order) from the first one that does not.
-            n = copy_events(s, out);
-            if n >= 0.0 && s.cursor >= s.stage.len() {
-                let mut w = n as usize;
-                let mut spilled = false;
-                let stage = &mut s.stage;
-                s.driver.endpoint().drain_events(|ev| {
-                    if !spilled {
-                        if let Some(end) = write_event(out, w, &ev) {
-                            w = end;
-                            return;
-                        }
-                        spilled = true;
-                    }
-                    stage_event(stage, ev);
-                });
-                n = w as f64;
-            } else {
-                let stage = &mut s.stage;
-                s.driver.endpoint().drain_events(|ev| stage_event(stage, ev));
-            }
         }
-        if n == 0.0 {
-            n = copy_events(s, out);
+        // Refusals of this batch first, then the endpoint's events, whole ones only.
+        let staged = (s.stage.len() - s.cursor) / REJECTED_LEN * REJECTED_LEN;
+        let take = staged.min(out.len() / REJECTED_LEN * REJECTED_LEN);
+        out[..take].copy_from_slice(&s.stage[s.cursor..s.cursor + take]);
+        s.cursor += take;
+        let mut w = take;
+        if s.cursor == s.stage.len() {
+            w += s.driver.endpoint().drain_encoded(&mut out[w..]);
         }
+        let next = if s.cursor < s.stage.len() {
+            Some(REJECTED_LEN)
+        } else {
+            s.driver.endpoint().next_encoded_len()
+        };
+        s.draining = next.is_some();
         write_stats(s, stats);
-        Ok(n)
+        Ok(match next {
+            // Nothing fits: the caller needs a buffer of at least this size.
+            Some(n) if w == 0 => -(n as f64),
+            _ => w as f64,
+        })
     })?;
     env.double(written)
 }
@@ -293,79 +279,8 @@ fn queue_sends(s: &mut Slot, now: u64, send: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn stage_event(stage: &mut Vec<u8>, ev: EventRef<'_>) {
-    match ev {
-        EventRef::Connected { peer, addr } => {
-            let a = addr.to_string();
-            stage.push(EV_CONNECTED);
-            put_u32(stage, peer);
-            stage.push(a.len() as u8);
-            stage.extend_from_slice(a.as_bytes());
-        }
-        EventRef::Disconnected { peer, reason } => {
-            stage.push(EV_DISCONNECTED);
-            put_u32(stage, peer);
-            stage.push(reason_code(reason));
-        }
-        EventRef::Message { peer, channel, data } => {
-            stage.push(EV_MESSAGE);
-            put_u32(stage, peer);
-            stage.push(channel);
-            put_u32(stage, data.len() as u32);
-            stage.extend_from_slice(data);
-        }
-    }
-}
-
-/// Writes a message event straight into `out` at `w` if it fits; returns the new end.
-/// Other events (rare) always go through the stage.
-fn write_event(out: &mut [u8], w: usize, ev: &EventRef<'_>) -> Option<usize> {
-    let EventRef::Message { peer, channel, data } = ev else {
-        return None;
-    };
-    let end = w + 10 + data.len();
-    if end > out.len() {
-        return None;
-    }
-    out[w] = EV_MESSAGE;
-    out[w + 1..w + 5].copy_from_slice(&peer.to_le_bytes());
-    out[w + 5] = *channel;
-    out[w + 6..w + 10].copy_from_slice(&(data.len() as u32).to_le_bytes());
-    out[w + 10..end].copy_from_slice(data);
-    Some(end)
-}
-
-/// Size of the staged event at `p`.
-fn event_len(stage: &[u8], p: usize) -> usize {
-    match stage[p] {
-        EV_CONNECTED => 6 + stage[p + 5] as usize,
-        EV_DISCONNECTED => 6,
-        EV_MESSAGE => 10 + u32::from_le_bytes(stage[p + 6..p + 10].try_into().expect("4 bytes")) as usize,
-        _ => 6,
-    }
-}
-
-/// Copies whole staged events into `out`; minus the next event's size if none fits.
-fn copy_events(s: &mut Slot, out: &mut [u8]) -> f64 {
-    let start = s.cursor;
-    let mut p = s.cursor;
-    while p < s.stage.len() {
-        let n = event_len(&s.stage, p);
-        if p + n - start > out.len() {
-            if p == start {
-                return -(n as f64);
-            }
-            break;
-        }
-        p += n;
-    }
-    out[..p - start].copy_from_slice(&s.stage[start..p]);
-    s.cursor = p;
-    (p - start) as f64
-}
-
 fn write_stats(s: &mut Slot, st: &mut [f64]) {
-    st[0] = if s.cursor < s.stage.len() { 1.0 } else { 0.0 };
+    st[0] = if s.draining { 1.0 } else { 0.0 };
     let send_errors = s.driver.send_errors();
     let (lost, dup, reord) = s
         .driver

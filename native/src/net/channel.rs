@@ -3,52 +3,156 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use super::endpoint::EventRef;
 use super::seq::gt16;
 use super::{DisconnectReason, PeerId};
 
-/// An event as queued; message bytes live in [`Events::arena`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Ev {
-    Connected {
-        peer: PeerId,
-        addr: SocketAddr,
-    },
-    Disconnected {
-        peer: PeerId,
-        reason: DisconnectReason,
-    },
-    Message {
-        peer: PeerId,
-        channel: u8,
-        start: usize,
-        len: usize,
-    },
-}
+/// Event tags of the encoded log.
+pub(crate) const EV_CONNECTED: u8 = 1;
+pub(crate) const EV_DISCONNECTED: u8 = 2;
+pub(crate) const EV_MESSAGE: u8 = 3;
 
-/// Pending events plus one byte arena for all their payloads (cleared once drained),
-/// so delivering a message costs a copy, not an allocation.
+/// Pending events, encoded one after another in one buffer, in the layout the
+/// addon hands to JavaScript, so draining them is a single copy (integers
+/// little-endian):
+/// - message: `3`, peer u32, channel u8, length u32, the bytes;
+/// - connected: `1`, peer u32, length u8, the address as text;
+/// - disconnected: `2`, peer u32, reason u8 (local 0, remote 1, timeout 2, refused 3).
+///
+/// Delivering a message costs one copy and no allocation once the buffer has grown.
 #[derive(Debug, Default)]
 pub(crate) struct Events {
-    pub q: VecDeque<Ev>,
-    pub arena: Vec<u8>,
+    buf: Vec<u8>,
+    /// Start of the first undrained event.
+    head: usize,
 }
 
 impl Events {
-    /// Queues a message, copying its bytes into the arena.
+    /// Queues a message, copying its bytes.
     pub(crate) fn push_message(&mut self, peer: PeerId, channel: u8, data: &[u8]) {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(data);
-        self.q.push_back(Ev::Message {
-            peer,
-            channel,
-            start,
-            len: data.len(),
+        self.reuse_if_drained();
+        self.buf.push(EV_MESSAGE);
+        self.buf.extend_from_slice(&peer.to_le_bytes());
+        self.buf.push(channel);
+        self.buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Queues a completed handshake.
+    pub(crate) fn push_connected(&mut self, peer: PeerId, addr: SocketAddr) {
+        let text = addr.to_string();
+        self.reuse_if_drained();
+        self.buf.push(EV_CONNECTED);
+        self.buf.extend_from_slice(&peer.to_le_bytes());
+        // An IPv6 address with scope and port is at most 56 characters.
+        self.buf.push(text.len() as u8);
+        self.buf.extend_from_slice(text.as_bytes());
+    }
+
+    /// Queues a departure.
+    pub(crate) fn push_disconnected(&mut self, peer: PeerId, reason: DisconnectReason) {
+        self.reuse_if_drained();
+        self.buf.push(EV_DISCONNECTED);
+        self.buf.extend_from_slice(&peer.to_le_bytes());
+        self.buf.push(match reason {
+            DisconnectReason::Local => 0,
+            DisconnectReason::Remote => 1,
+            DisconnectReason::Timeout => 2,
+            DisconnectReason::Refused => 3,
         });
     }
 
-    /// Whether `len` more bytes would push the arena past `cap` (an empty arena takes anything).
+    /// Undrained bytes.
+    pub(crate) fn backlog(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    /// Whether `len` more bytes would push the backlog past `cap` (an empty log takes anything).
     pub(crate) fn over(&self, len: usize, cap: usize) -> bool {
-        !self.arena.is_empty() && self.arena.len() + len > cap
+        self.backlog() != 0 && self.backlog() + len > cap
+    }
+
+    /// Size of the encoded event at `p`.
+    fn len_at(&self, p: usize) -> usize {
+        let b = &self.buf;
+        match b[p] {
+            EV_MESSAGE => 10 + u32::from_le_bytes([b[p + 6], b[p + 7], b[p + 8], b[p + 9]]) as usize,
+            EV_CONNECTED => 6 + b[p + 5] as usize,
+            _ => 6,
+        }
+    }
+
+    /// Size of the next undrained event, if any.
+    pub(crate) fn next_len(&self) -> Option<usize> {
+        (self.head < self.buf.len()).then(|| self.len_at(self.head))
+    }
+
+    /// Copies as many whole events as fit into `out`, marks them drained, and returns the bytes copied.
+    pub(crate) fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        // Usually everything fits: then there is no need to walk the events.
+        let mut end = if self.backlog() <= out.len() {
+            self.buf.len()
+        } else {
+            self.head
+        };
+        while end < self.buf.len() {
+            let n = self.len_at(end);
+            if end + n - self.head > out.len() {
+                break;
+            }
+            end += n;
+        }
+        let n = end - self.head;
+        out[..n].copy_from_slice(&self.buf[self.head..end]);
+        self.advance(end);
+        self.reuse_if_drained();
+        n
+    }
+
+    /// Decodes the next event and marks it drained.
+    pub(crate) fn pop(&mut self) -> Option<EventRef<'_>> {
+        let p = self.head;
+        let n = self.next_len()?;
+        self.advance(p + n);
+        let b = &self.buf[p..p + n];
+        let peer = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+        Some(match b[0] {
+            EV_MESSAGE => EventRef::Message {
+                peer,
+                channel: b[5],
+                data: &b[10..],
+            },
+            EV_CONNECTED => EventRef::Connected {
+                peer,
+                addr: std::str::from_utf8(&b[6..])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .expect("an address this log encoded"),
+            },
+            _ => EventRef::Disconnected {
+                peer,
+                reason: match b[5] {
+                    0 => DisconnectReason::Local,
+                    1 => DisconnectReason::Remote,
+                    2 => DisconnectReason::Timeout,
+                    _ => DisconnectReason::Refused,
+                },
+            },
+        })
+    }
+
+    /// Moves the drain point. A drained buffer starts over at the next push (a view
+    /// `pop` returned may still be reading it until then).
+    fn advance(&mut self, to: usize) {
+        self.head = to;
+    }
+
+    /// Starts the buffer over if everything in it was drained.
+    fn reuse_if_drained(&mut self) {
+        if self.head != 0 && self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        }
     }
 }
 
@@ -202,7 +306,73 @@ impl Held {
 
 #[cfg(test)]
 mod tests {
-    use super::Held;
+    use super::{Events, Held};
+    use crate::net::endpoint::EventRef;
+    use crate::net::DisconnectReason;
+
+    #[test]
+    fn should_hand_out_whole_events_in_order_and_decode_them() {
+        let mut ev = Events::default();
+        let addr = "[::1]:4000".parse().expect("address");
+        ev.push_connected(7, addr);
+        ev.push_message(7, 3, &[9; 20]);
+        ev.push_disconnected(7, DisconnectReason::Timeout);
+        let sizes = [6 + "[::1]:4000".len(), 10 + 20, 6];
+        assert_eq!(ev.backlog(), sizes.iter().sum::<usize>());
+        assert_eq!(ev.next_len(), Some(sizes[0]));
+
+        // A buffer one byte short of the first two events takes only the first.
+        let mut out = vec![0u8; sizes[0] + sizes[1] - 1];
+        assert_eq!(ev.drain_into(&mut out), sizes[0]);
+        assert_eq!(out[0], 1);
+        assert_eq!(&out[1..5], &7u32.to_le_bytes());
+        assert_eq!(&out[6..sizes[0]], b"[::1]:4000");
+        assert_eq!(ev.next_len(), Some(sizes[1]));
+        // Too small for the next one: nothing moves.
+        assert_eq!(ev.drain_into(&mut out[..sizes[1] - 1]), 0);
+
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Message {
+                peer: 7,
+                channel: 3,
+                data: &[9; 20]
+            })
+        );
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Disconnected {
+                peer: 7,
+                reason: DisconnectReason::Timeout
+            })
+        );
+        assert_eq!(ev.pop(), None);
+        assert_eq!(ev.backlog(), 0);
+
+        // Drained, the log starts over rather than growing.
+        ev.push_connected(1, "127.0.0.1:9".parse().expect("address"));
+        assert_eq!(ev.backlog(), 6 + "127.0.0.1:9".len());
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Connected {
+                peer: 1,
+                addr: "127.0.0.1:9".parse().expect("address")
+            })
+        );
+        ev.push_message(2, 0, &[]);
+        let mut all = vec![0u8; 64];
+        assert_eq!(ev.drain_into(&mut all), 10);
+        assert_eq!(ev.buf.len(), 0, "a full drain empties the buffer");
+    }
+
+    #[test]
+    fn should_refuse_more_once_the_backlog_reaches_the_cap() {
+        let mut ev = Events::default();
+        assert!(!ev.over(1000, 100), "an empty log takes anything");
+        ev.push_message(0, 0, &[0; 50]);
+        assert!(!ev.over(40, 100));
+        assert!(ev.over(41, 100));
+    }
 
     #[test]
     fn should_release_held_messages_in_order_and_reuse_memory() {
