@@ -8,8 +8,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import * as zmq from 'zeromq';
 import { Actor, ActorManager, BackpressureError } from '../ts/index.js';
 import { NetData, NetPing, NetPong, valueAt } from './fixtures/net-messages.js';
@@ -42,14 +40,6 @@ const FRAME = 68;
 
 const fixture = (f: string) => new URL(`./fixtures/${f}`, import.meta.url).pathname;
 const immediate = () => new Promise<void>((r) => setImmediate(r));
-
-/** A full GC between runs, so one run's garbage is not collected on the next run's clock. */
-const gc: () => void = (() => {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g === 'function') return g;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
 
 function expectedSum(n: number): number {
   let s = 0;
@@ -416,7 +406,6 @@ function summarise(r: Result, want: number): Measured {
 
 /** One throughput run of N, checked for count, order and checksum. */
 async function timedRun(r: Result, want: number): Promise<number> {
-  gc();
   const [ms, rep] = await withDeadline(r.peer.throughput(N), RUN_TIMEOUT_MS + 10_000, r.peer.name);
   if (rep.count !== N || rep.sum !== want || !rep.ordered) {
     throw new Error(
