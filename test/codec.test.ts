@@ -85,6 +85,31 @@ test('known-answer vectors for every kind of type code', (t) => {
   }
 });
 
+test("a fixed-width 's' overwrites every byte of its field, whatever the buffer held", (t) => {
+  const enc = new TextEncoder();
+  // Sizes on both sides of the inline path's limit (64), each with ASCII, UTF-8, bytes and ''.
+  for (const size of [1, 5, 55, 64, 65, 200]) {
+    const { props, codec } = codecOf([`${size}s` as TypeCode]);
+    for (const value of ['', 'a', 'hé', new Uint8Array([1, 2, 3]), 'x'.repeat(size)]) {
+      const raw = typeof value === 'string' ? enc.encode(value) : value;
+      if (raw.length > size) continue;
+      const buf = new Uint8Array(size + 20).fill(0xff);
+      const end = codec.encode({ [props[0]!]: value }, buf, new DataView(buf.buffer), 10, size + 10);
+      const label = `${size}s ${JSON.stringify(typeof value === 'string' ? value : [...value])}`;
+      t.is(end, 10 + size, label);
+      const want = new Uint8Array(size);
+      want.set(raw);
+      t.is(toHex(buf.subarray(10, 10 + size)), toHex(want), label);
+      t.true(
+        buf.subarray(0, 10).every((b) => b === 0xff) && buf.subarray(10 + size).every((b) => b === 0xff),
+        `${label}: nothing outside the field is touched`,
+      );
+      // One byte short of room: the encoder asks for more instead of writing past `end`.
+      t.is(codec.encode({ [props[0]!]: value }, buf, new DataView(buf.buffer), 10, size + 9), -1, label);
+    }
+  }
+});
+
 test("a fixed-width 's' decodes with trailing NULs stripped, inner NULs kept", (t) => {
   t.deepEqual(unpackValues(['6s'], hex('61 00 62 00 00 00')), ['a\u0000b']);
   t.deepEqual(unpackValues(['4s'], hex('00 00 00 00')), ['']);

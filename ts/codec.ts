@@ -275,6 +275,39 @@ function decScalar(t: ScalarType, x: string): string {
 
 let tmpCounter = 0;
 
+/** Fixed-size string fields up to this many bytes get the inline ASCII path. */
+const INLINE_FIXED_MAX = 64;
+
+/**
+ * Code that, when `x` is a string of at most `size` ASCII characters, zeroes the
+ * `size`-byte field at `p` with unrolled stores, writes the characters, and sets
+ * `r` to the end of the field; otherwise leaves `r` at -4 (the caller then uses
+ * `writeFixed`, which also handles bytes and UTF-8).
+ */
+function fixedAsciiInline(size: number, x: string, r: string): string {
+  const zero: string[] = [];
+  let k = 0;
+  for (; k + 8 <= size; k += 8) zero.push(`dv.setFloat64(p + ${k}, 0, true);`);
+  if (k + 4 <= size) {
+    zero.push(`dv.setInt32(p + ${k}, 0, true);`);
+    k += 4;
+  }
+  if (k + 2 <= size) {
+    zero.push(`dv.setInt16(p + ${k}, 0, true);`);
+    k += 2;
+  }
+  if (k < size) zero.push(`u8[p + ${k}] = 0;`);
+  const len = `l${tmpCounter++}`;
+  const j = `j${tmpCounter++}`;
+  return `if (typeof ${x} === 'string' && ${x}.length <= ${size}) {
+    if (p + ${size} > end) return -1;
+    ${zero.join(' ')}
+    const ${len} = ${x}.length; let ${j} = 0;
+    for (; ${j} < ${len}; ${j}++) { const c = ${x}.charCodeAt(${j}); if (c > 127) break; u8[p + ${j}] = c; }
+    if (${j} === ${len}) ${r} = p + ${size};
+  }`;
+}
+
 function encField(t: FieldType, x: string, fail: (why: string) => string): string {
   switch (t.kind) {
     case 'num':
@@ -296,6 +329,13 @@ function encField(t: FieldType, x: string, fail: (why: string) => string): strin
             ? '255 bytes'
             : `${MAX_VARIABLE_BYTES} bytes`;
       const code = t.kind === 'fixstr' ? `${t.size}s` : t.kind === 'pstr' ? 'p' : 'S';
+      // A short fixed field holding short ASCII (padding, tags) is written inline: the field
+      // zeroed with unrolled stores, then the characters; anything else goes through the helper.
+      const r = `r${tmpCounter++}`;
+      const inline = t.kind === 'fixstr' && t.size <= INLINE_FIXED_MAX ? fixedAsciiInline(t.size, x, r) : '';
+      if (inline !== '') {
+        return `{ let ${r} = -4; ${inline} if (${r} === -4) ${r} = ${call}; if (${r} === -1) return -1; if (${r} === -2) ${fail(`'is longer than the ${limit} type \\'${code}\\' holds'`)}; if (${r} === -3) ${fail(`'must be a string or Uint8Array for type \\'${code}\\''`)}; p = ${r}; }`;
+      }
       return `{ const r = ${call}; if (r === -1) return -1; if (r === -2) ${fail(`'is longer than the ${limit} type \\'${code}\\' holds'`)}; if (r === -3) ${fail(`'must be a string or Uint8Array for type \\'${code}\\''`)}; p = r; }`;
     }
     case 'arr': {
