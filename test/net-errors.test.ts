@@ -8,6 +8,7 @@
 import test from 'ava';
 import {
   ActorManager,
+  BackpressureError,
   defineMessage,
   InvalidOption,
   ListenFailed,
@@ -357,4 +358,55 @@ test('disconnect() during a pending UDP handshake rejects the connect with NotCo
   t.true(performance.now() - started < 500);
   t.deepEqual(events.disconnected, [[`127.0.0.1:${port}`, 'local']]);
   t.is(mgr.transport, undefined);
+});
+
+/** Records a manager's 'undeliverable' events. */
+function recordUndeliverable(mgr: ActorManager): { peer: string; reason: string; count: number }[] {
+  const seen: { peer: string; reason: string; count: number }[] = [];
+  mgr.on('undeliverable', (e: { peer: string; reason: string; count: number }) => seen.push(e));
+  return seen;
+}
+
+test('UDP: messages still waiting for a peer that times out are reported undeliverable, every one counted', async (t) => {
+  // The client goes silent after connecting (it never ticks again), so the server's windows fill and its
+  // later sends wait in the transport until the peer times out.
+  const p = await connectPair(t, 'udp', { server: { timeoutMs: 600, keepaliveMs: 100 } });
+  const lost = recordUndeliverable(p.server);
+  const text = 'x'.repeat(1000);
+  let accepted = 0;
+  for (let i = 0; i < 20_000; i++) {
+    try {
+      p.server.sendMessage(new Note({ n: i, text }), p.clientAddr);
+      accepted++;
+    } catch (err) {
+      if (!(err instanceof BackpressureError)) throw err;
+      break;
+    }
+    if (i % 256 === 255) p.server.tick();
+  }
+  t.true(accepted < 20_000, 'the sends met backpressure');
+  await pumpUntil(p.server, () => p.serverEvents.disconnected.length === 1, 5000, 'the timeout');
+  t.deepEqual(p.serverEvents.disconnected, [[p.clientAddr, 'timeout']]);
+  t.is(lost.length, 1);
+  t.like(lost[0], { peer: p.clientAddr, reason: 'the peer is gone' });
+  t.true(lost[0]!.count > 0);
+  const stats = p.server.stats.network!;
+  t.is(stats.messagesUndeliverable, lost[0]!.count);
+  // Every accepted send was either taken by the protocol (the schema announcement is one more) or reported.
+  t.is(stats.messagesSent! - 1 + lost[0]!.count, accepted);
+  t.throws(() => p.server.sendMessage(new Note({ n: 0, text: '' }), p.clientAddr), NOT_CONNECTED);
+});
+
+test('TCP: frames packed for a peer whose connection closes before they are written are reported undeliverable', async (t) => {
+  const p = await connectPair(t, 'tcp');
+  const lost = recordUndeliverable(p.server);
+  for (let i = 0; i < 10; i++) p.server.sendMessage(new Note({ n: i, text: 'hello' }), p.clientAddr);
+  // The connection dies under the packed frames (as a reset would) before the transport writes them.
+  const conns = (p.server.transport as unknown as { conns: Map<unknown, { socket: { destroy(): void } }> })
+    .conns;
+  t.is(conns.size, 1);
+  for (const c of conns.values()) c.socket.destroy();
+  await pumpUntil(p.server, () => p.serverEvents.disconnected.length === 1, 5000, 'the close');
+  t.deepEqual(lost, [{ peer: p.clientAddr, reason: 'the peer is gone', count: 10 }]);
+  t.is(p.server.stats.network!.messagesUndeliverable, 10);
 });

@@ -67,7 +67,7 @@ export abstract class NetTransport implements Poller {
   protected server: Peer | undefined;
   /** Errors met while reading (a peer's schema disagreeing, a packet that does not decode): thrown by the next tick. */
   protected readonly errors: Error[] = [];
-  readonly stats: NetStats = { messagesDroppedNoSchema: 0 };
+  readonly stats: NetStats = { messagesDroppedNoSchema: 0, messagesUndeliverable: 0 };
   private flushScheduled = false;
   protected closed = false;
 
@@ -114,6 +114,15 @@ export abstract class NetTransport implements Poller {
     this.peers.set(addr, peer);
     this.byId.set(id, peer);
     return peer;
+  }
+
+  /**
+   * Messages packed for a peer that can never reach it (it went away first): counted in
+   * `messagesUndeliverable` and reported as one `'undeliverable'` event per peer, never dropped silently.
+   */
+  protected undeliverable(peer: string, reason: string, count: number): void {
+    this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + count;
+    this.mgr.emit('undeliverable', { peer, reason, count });
   }
 
   protected removePeer(peer: Peer, reason: DisconnectReason): void {

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { ListenFailed, NotConnected } from '../errors.js';
-import { type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
+import { CTRL_SCHEMA, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
 import type { ResolvedNetOptions } from './options.js';
 import { resolveHost } from './udp.js';
 
@@ -135,6 +135,10 @@ export class TcpTransport extends NetTransport {
       this.readFrames(c);
       this.conns.delete(peer);
       this.removePeer(peer, c.closing ? 'local' : 'remote');
+      // Frames packed since the last service can no longer be written.
+      const unsent = countFrames(c.sink);
+      c.sink.len = 0;
+      if (unsent !== 0) this.undeliverable(peer.addr, 'the peer is gone', unsent);
     });
     this.peerConnected(peer);
     return c;
@@ -194,7 +198,8 @@ export class TcpTransport extends NetTransport {
     for (const c of this.conns.values()) {
       this.readFrames(c);
       if (c.rxLen < this.rxLimit && c.socket.isPaused()) c.socket.resume();
-      if (c.sink.len !== 0 && !c.socket.destroyed) {
+      // A socket that can no longer be written keeps its frames until 'close' reports them undeliverable.
+      if (c.sink.len !== 0 && c.socket.writable) {
         const bytes = Buffer.from(c.sink.u8.subarray(0, c.sink.len));
         this.stats.bytesOut! += bytes.length;
         c.socket.write(bytes);
@@ -221,4 +226,12 @@ export class TcpTransport extends NetTransport {
     this.conns.clear();
     if (this.server_) await new Promise<void>((r) => this.server_!.close(() => r()));
   }
+}
+
+/** Messages in a sink of frames (u32 big-endian length, then the payload); schema announcements are not messages. */
+function countFrames(sink: Sink): number {
+  let n = 0;
+  for (let off = 0; off < sink.len; off += 4 + sink.dv.getUint32(off))
+    if (sink.u8[off + 4] !== CTRL_SCHEMA) n++;
+  return n;
 }

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { ListenFailed, NotConnected, TsageError } from '../errors.js';
 import { native } from '../native.js';
 import {
+  CTRL_SCHEMA,
   type DisconnectReason,
   type NetManager,
   NetTransport,
@@ -226,37 +227,71 @@ export class UdpTransport extends NetTransport {
       if (this.nativeStats[0] === 0) break;
     }
     if (sendLen !== 0) this.settleSends(sendLen);
+    this.gone.clear();
     for (let i = 0; i < STAT_NAMES.length; i++) this.stats[STAT_NAMES[i]!] = this.nativeStats[i + 1]!;
   }
 
   /** First refused entry offset per peer id in the last batch: it and every later entry to that peer stay. */
   private rejected = new Map<number, number>();
+  /** Per peer id, the first entry of the last batch the protocol can never take, and why: it and the later ones are dropped and reported. */
+  private refusedForGood = new Map<number, { from: number; why: string }>();
+  /** Peers that went away during this service: id to address. */
+  private readonly gone = new Map<number, string>();
 
-  /** After a send batch: entries the protocol refused (window full) stay, in order, for the next service. */
+  /**
+   * After a send batch (`sink[0..sendLen)`): entries the protocol refused for now (window
+   * full) stay, in order, for the next service, unless their peer went away meanwhile;
+   * those that can never be sent are counted and reported. Entries packed during the
+   * service (by event listeners) follow them.
+   */
   private settleSends(sendLen: number): void {
     for (const p of this.peers.values()) p.pendingBytes = 0;
     const refused = this.rejected;
-    if (refused.size === 0) {
-      this.sink.len = 0;
-      return;
-    }
+    const forGood = this.refusedForGood;
     this.rejected = new Map();
+    this.refusedForGood = new Map();
     const u8 = this.sink.u8;
     const dv = this.sink.dv;
+    const lost = new Map<number, number>();
     let w = 0;
-    for (let off = 0; off < sendLen; ) {
-      const len = SEND_HEADER + dv.getUint32(off + 8, true);
-      const id = dv.getUint32(off, true);
-      const first = refused.get(id);
-      if (first !== undefined && off >= first) {
-        if (w !== off) u8.copyWithin(w, off, off + len);
-        const peer = this.byId.get(id);
-        if (peer) peer.pendingBytes += len;
-        w += len;
+    if (refused.size !== 0 || forGood.size !== 0) {
+      for (let off = 0; off < sendLen; ) {
+        const len = SEND_HEADER + dv.getUint32(off + 8, true);
+        const id = dv.getUint32(off, true);
+        const first = refused.get(id);
+        const bad = forGood.get(id);
+        if (first !== undefined && off >= first && !this.gone.has(id)) {
+          if (w !== off) u8.copyWithin(w, off, off + len);
+          const peer = this.byId.get(id);
+          if (peer) peer.pendingBytes += len;
+          w += len;
+        } else if ((first !== undefined && off >= first) || (bad !== undefined && off >= bad.from)) {
+          // Schema announcements are not messages: only messages are counted.
+          if (u8[off + SEND_HEADER] !== CTRL_SCHEMA) lost.set(id, (lost.get(id) ?? 0) + 1);
+        }
+        off += len;
       }
-      off += len;
+    }
+    if (this.sink.len > sendLen) {
+      for (let off = sendLen; off < this.sink.len; ) {
+        const len = SEND_HEADER + dv.getUint32(off + 8, true);
+        const peer = this.byId.get(dv.getUint32(off, true));
+        if (peer) peer.pendingBytes += len;
+        off += len;
+      }
+      u8.copyWithin(w, sendLen, this.sink.len);
+      w += this.sink.len - sendLen;
     }
     this.sink.len = w;
+    for (const [id, count] of lost) {
+      const why = forGood.get(id)?.why ?? 'the peer is gone';
+      this.undeliverable(this.gone.get(id) ?? this.byId.get(id)?.addr ?? `peer ${id}`, why, count);
+    }
+  }
+
+  protected override removePeer(peer: Peer, reason: DisconnectReason): void {
+    super.removePeer(peer, reason);
+    this.gone.set(peer.id, peer.addr);
   }
 
   private readEvents(len: number): void {
@@ -310,20 +345,17 @@ export class UdpTransport extends NetTransport {
       } else if (tag === EV_REJECTED) {
         const code = u8[p + 5]!;
         p += 6;
-        if (code === 1) this.rejected.set(this.sink.dv.getUint32(id, true), id);
-        else this.dropRejected(id, code);
+        const peerId = this.sink.dv.getUint32(id, true);
+        if (code === 1) this.rejected.set(peerId, id);
+        else
+          this.refusedForGood.set(peerId, {
+            from: id,
+            why: code === 2 ? 'the peer is gone' : code === 3 ? 'it is too large' : 'it was refused',
+          });
       } else {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
       }
     }
-  }
-
-  /** A send the protocol can never take (its peer is gone): reported, not silently lost. */
-  private dropRejected(off: number, code: number): void {
-    const peerId = this.sink.dv.getUint32(off, true);
-    const why = code === 2 ? 'the peer is gone' : code === 3 ? 'it is too large' : 'it was refused';
-    this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + 1;
-    this.mgr.emit('undeliverable', { peer: this.byId.get(peerId)?.addr ?? `peer ${peerId}`, reason: why });
   }
 
   /** Disconnects every peer (they are told) and closes the socket. */
