@@ -18,7 +18,10 @@ const MAX_WAITING = 4096;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/** Why a peer went away. */
+/**
+ * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
+ * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt.
+ */
 export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
 
 /** A growable outgoing byte buffer. */
@@ -131,7 +134,8 @@ export abstract class NetTransport implements Poller {
     this.byId.delete(peer.id);
     if (this.server === peer) this.server = undefined;
     if (peer.waiting.length !== 0) this.stats.messagesDroppedNoSchema! += peer.waiting.length;
-    this.mgr.emit('peerDisconnected', peer.addr, reason);
+    // Peer events pair up: a peer that never connected (a failed attempt) is reported by its connect() rejecting.
+    if (peer.connected) this.mgr.emit('peerDisconnected', peer.addr, reason);
   }
 
   protected peerConnected(peer: Peer): void {
@@ -148,6 +152,9 @@ export abstract class NetTransport implements Poller {
     }
     const peer = this.peers.get(String(to));
     if (peer === undefined) throw new NotConnected(`${what}: no connected peer '${String(to)}'`);
+    if (!peer.connected) {
+      throw new NotConnected(`${what}: peer '${peer.addr}' is still connecting (await connect() first)`);
+    }
     return peer;
   }
 
