@@ -214,7 +214,7 @@ test('a throwing handler propagates out of tick and the unprocessed messages sta
   t.deepEqual(seen, [1, 2, 3, 4, -1, -2, -3, -4]);
 });
 
-test('the queue lets go of dispatched messages (its storage is reused, not the messages)', async (t) => {
+test('the queue lets go of dispatched messages once they are dispatched', async (t) => {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const mgr = new ActorManager();
