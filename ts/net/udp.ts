@@ -118,10 +118,7 @@ export class UdpTransport extends NetTransport {
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
     this.local = { address: ip, port: Number(a.slice(i + 1)), family: ip.includes(':') ? 'IPv6' : 'IPv4' };
-    // The addon writes its counters into nativeStats on every service; the stats object reads them from there.
-    STAT_NAMES.forEach((n, i) => {
-      Object.defineProperty(this.stats, n, { get: () => this.nativeStats[i + 1]!, enumerable: true });
-    });
+    for (const n of STAT_NAMES) this.stats[n] = 0;
     if (options.conditioner) this.setConditioner(options.conditioner);
   }
 
@@ -215,7 +212,7 @@ export class UdpTransport extends NetTransport {
     const n = native();
     const sendLen = this.sink.len;
     let passLen = sendLen;
-    // Each call hands out whole events as far as `out` holds them; loop until the addon has none left.
+    // Each call hands out whole events; loop until none are left staged (the stage is finite).
     for (let round = 0; ; round++) {
       if (round > 1_000_000)
         throw new TsageError('ERR_TSAGE_NATIVE', 'netService kept reporting more events');
@@ -231,6 +228,7 @@ export class UdpTransport extends NetTransport {
     }
     if (sendLen !== 0) this.settleSends(sendLen);
     this.gone.clear();
+    for (let i = 0; i < STAT_NAMES.length; i++) this.stats[STAT_NAMES[i]!] = this.nativeStats[i + 1]!;
   }
 
   /** First refused entry offset per peer id in the last batch: it and every later entry to that peer stay. */
