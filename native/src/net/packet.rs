@@ -185,20 +185,29 @@ pub(crate) fn canonical_len(rel: Reliability, frag: bool, payload_len: usize) ->
         + payload_len
 }
 
-/// Appends a command in canonical form.
-pub(crate) fn encode_canonical(
-    out: &mut Vec<u8>,
-    rel: Reliability,
-    channel: u8,
-    id: u32,
-    seq: u16,
-    frag: Option<Frag>,
-    payload: &[u8],
-) {
-    out.push(rel as u8 | if frag.is_some() { K_FRAG } else { 0 });
+/// How a command's reliable id is written.
+#[derive(Clone, Copy)]
+enum IdField {
+    /// Not reliable: no id.
+    None,
+    /// Canonical: the id as a u32.
+    Full(u32),
+    /// Wire: the low 16 bits.
+    Low(u16),
+    /// Wire: nothing, `K_ID_NEXT` says it follows the previous one.
+    Next,
+}
+
+/// Appends one command; `id` chooses the form.
+#[inline]
+fn encode(out: &mut Vec<u8>, rel: Reliability, channel: u8, id: IdField, seq: u16, frag: Option<Frag>, payload: &[u8]) {
+    let next = if matches!(id, IdField::Next) { K_ID_NEXT } else { 0 };
+    out.push(rel as u8 | if frag.is_some() { K_FRAG } else { 0 } | next);
     out.push(channel);
-    if rel.is_reliable() {
-        out.extend_from_slice(&id.to_le_bytes());
+    match id {
+        IdField::Full(v) => out.extend_from_slice(&v.to_le_bytes()),
+        IdField::Low(v) => out.extend_from_slice(&v.to_le_bytes()),
+        IdField::None | IdField::Next => {}
     }
     if has_seq(rel, frag.is_some()) {
         out.extend_from_slice(&seq.to_le_bytes());
@@ -210,6 +219,48 @@ pub(crate) fn encode_canonical(
     }
     put_varint(out, payload.len());
     out.extend_from_slice(payload);
+}
+
+/// Appends a command in canonical form (the reliable id as a u32).
+pub(crate) fn encode_canonical(
+    out: &mut Vec<u8>,
+    rel: Reliability,
+    channel: u8,
+    id: u32,
+    seq: u16,
+    frag: Option<Frag>,
+    payload: &[u8],
+) {
+    let id = if rel.is_reliable() {
+        IdField::Full(id)
+    } else {
+        IdField::None
+    };
+    encode(out, rel, channel, id, seq, frag, payload);
+}
+
+/// Appends a command in wire form: the reliable id as its low 16 bits, or nothing
+/// (`K_ID_NEXT`) when it is `prev_id + 1`. Returns whether it used `K_ID_NEXT`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_wire(
+    out: &mut Vec<u8>,
+    rel: Reliability,
+    channel: u8,
+    id: u32,
+    prev_id: Option<u16>,
+    seq: u16,
+    frag: Option<Frag>,
+    payload: &[u8],
+) -> bool {
+    let field = if !rel.is_reliable() {
+        IdField::None
+    } else if prev_id.map(|p| p.wrapping_add(1)) == Some(id as u16) {
+        IdField::Next
+    } else {
+        IdField::Low(id as u16)
+    };
+    encode(out, rel, channel, field, seq, frag, payload);
+    matches!(field, IdField::Next)
 }
 
 /// Parses one command at the start of `b`. `canonical` selects the id width;
@@ -299,4 +350,55 @@ pub(crate) fn write_wire(out: &mut Vec<u8>, c: &[u8], reliable: bool, id: u32, n
         out.extend_from_slice(&(id as u16).to_le_bytes());
     }
     out.extend_from_slice(&c[6..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODES: [Reliability; 5] = [
+        Reliability::Unreliable,
+        Reliability::UnreliableSequenced,
+        Reliability::Reliable,
+        Reliability::ReliableOrdered,
+        Reliability::ReliableSequenced,
+    ];
+
+    #[test]
+    fn should_encode_wire_form_as_canonical_form_converted() {
+        let payload: Vec<u8> = (0..200u8).collect();
+        let frag = Frag {
+            total: 1000,
+            count: 5,
+            index: 2,
+        };
+        for rel in MODES {
+            for frag in [None, Some(frag)] {
+                for prev in [None, Some(41u16), Some(7)] {
+                    let id = 0x0001_002a; // low 16 bits 42: the next after 41
+                    let mut canonical = Vec::new();
+                    encode_canonical(&mut canonical, rel, 3, id, 9, frag, &payload);
+                    assert_eq!(canonical.len(), canonical_len(rel, frag.is_some(), payload.len()));
+                    let (wlen, next) = wire_len(canonical.len(), rel.is_reliable(), id, prev);
+                    let mut via = Vec::new();
+                    write_wire(&mut via, &canonical, rel.is_reliable(), id, next);
+                    let mut direct = Vec::new();
+                    assert_eq!(encode_wire(&mut direct, rel, 3, id, prev, 9, frag, &payload), next);
+                    assert_eq!(direct, via, "{rel:?} {frag:?} {prev:?}");
+                    assert_eq!(direct.len(), wlen);
+                    // And it parses back to the same command.
+                    let mut p = prev;
+                    let cmd = parse_cmd(&direct, false, &mut p).expect("parses");
+                    assert_eq!(
+                        (cmd.rel, cmd.channel, cmd.frag, cmd.payload),
+                        (rel, 3, frag, &payload[..])
+                    );
+                    if rel.is_reliable() {
+                        assert_eq!(cmd.id, 42);
+                    }
+                    assert_eq!(cmd.len, direct.len());
+                }
+            }
+        }
+    }
 }

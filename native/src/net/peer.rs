@@ -77,50 +77,80 @@ pub(crate) enum State {
     Connected,
 }
 
-/// A sent DATA packet awaiting acknowledgement; `rel` holds its reliable commands
-/// in canonical form so they can be resent if the packet is lost.
+/// A sent DATA packet awaiting acknowledgement. `body` is a copy of the packet's
+/// commands in wire form (taken in one piece when the packet is finished, and only
+/// if it carries reliable ones), parsed again only if the packet is lost.
 #[derive(Debug)]
 struct Record {
     sent_at: u64,
-    rel: Vec<u8>,
+    body: Vec<u8>,
+    /// Canonical bytes of its reliable commands: what it counts against the in-flight window.
+    rel_bytes: usize,
     live: bool,
-    /// The reliable ids in `rel`, when they run without a gap (as almost always):
-    /// an ack then marks them without parsing `rel`.
-    ids: IdRun,
+    /// The reliable ids in the packet, in order: an ack marks them without parsing `body`.
+    ids: Ids,
 }
 
-/// The DATA packet being filled: the datagram (header space first), the canonical
-/// copy of its reliable commands for its record, their ids, and the last id written.
+/// The DATA packet being filled: the datagram (header space first), its reliable ids,
+/// the last one written, and the canonical bytes of its reliable commands.
 #[derive(Debug)]
 struct Open {
     dg: Vec<u8>,
-    rec: Vec<u8>,
-    ids: IdRun,
+    ids: Ids,
     prev_id: Option<u16>,
+    rel_bytes: usize,
 }
 
-/// Reliable ids `first..first + count` (wire ids, wrapping), or not contiguous.
-#[derive(Clone, Copy, Debug)]
-struct IdRun {
+impl Open {
+    /// A packet with room for its header and no commands yet; `flags` go in the header.
+    fn empty(ctx: &mut Ctx<'_>, flags: u8) -> Open {
+        let mut dg = ctx.buf();
+        dg.resize(DATA_HEADER_LEN, 0);
+        dg[1] = flags;
+        Open {
+            dg,
+            ids: Ids::EMPTY,
+            prev_id: None,
+            rel_bytes: 0,
+        }
+    }
+}
+
+/// The reliable ids of one packet, in order: `first..first + count` (wrapping) while they
+/// run without a gap, as almost always; a list once they do not (after retransmissions).
+#[derive(Clone, Debug)]
+struct Ids {
     first: u32,
     count: u32,
-    contiguous: bool,
+    list: Option<Vec<u32>>,
 }
 
-impl IdRun {
-    const EMPTY: IdRun = IdRun {
+impl Ids {
+    const EMPTY: Ids = Ids {
         first: 0,
         count: 0,
-        contiguous: true,
+        list: None,
     };
 
     fn add(&mut self, id: u32) {
-        if self.count == 0 {
+        if let Some(list) = &mut self.list {
+            list.push(id);
+        } else if self.count == 0 {
             self.first = id;
         } else if id != self.first.wrapping_add(self.count) {
-            self.contiguous = false;
+            let mut list: Vec<u32> = (0..self.count).map(|k| self.first.wrapping_add(k)).collect();
+            list.push(id);
+            self.list = Some(list);
         }
         self.count += 1;
+    }
+
+    /// The `k`-th id.
+    fn get(&self, k: u32) -> u32 {
+        match &self.list {
+            Some(list) => list[k as usize],
+            None => self.first.wrapping_add(k),
+        }
     }
 }
 
@@ -283,7 +313,7 @@ impl Peer {
     /// Reliable bytes sent and unacknowledged, including those waiting to be resent
     /// and those in the packet being filled.
     pub(crate) fn unacked_bytes(&self) -> usize {
-        self.in_flight_bytes + (self.resend.len() - self.resend_head) + self.open.as_ref().map_or(0, |o| o.rec.len())
+        self.in_flight_bytes + (self.resend.len() - self.resend_head) + self.open.as_ref().map_or(0, |o| o.rel_bytes)
     }
 
     /// Packets sent and not yet resolved.
@@ -418,20 +448,15 @@ impl Peer {
             return false;
         }
         let Some(o) = self.open.as_mut() else { return false };
+        packet::encode_wire(&mut o.dg, rel, channel, id as u32, o.prev_id, seq, None, payload);
         if reliable {
-            let start = o.rec.len();
-            packet::encode_canonical(&mut o.rec, rel, channel, id as u32, seq, None, payload);
-            let (_, next) = packet::wire_len(clen, true, id as u32, o.prev_id);
-            packet::write_wire(&mut o.dg, &o.rec[start..], true, id as u32, next);
             o.ids.add(id as u32);
             o.prev_id = Some(id as u16);
+            o.rel_bytes += clen;
             self.next_rel_id += 1;
             if id >= self.max_sent_id {
                 self.max_sent_id = id + 1;
             }
-        } else {
-            // Without a reliable id the canonical and wire forms are the same.
-            packet::encode_canonical(&mut o.dg, rel, channel, 0, seq, None, payload);
         }
         true
     }
@@ -446,20 +471,13 @@ impl Peer {
                 return true;
             }
             if let Some(o) = self.open.take() {
-                self.finish_packet(now, o.dg, o.rec, o.ids, ctx);
+                self.finish_packet(now, o, ctx);
             }
         }
         if self.records.len() >= ctx.cfg.max_in_flight_packets {
             return false;
         }
-        let mut dg = ctx.buf();
-        dg.resize(DATA_HEADER_LEN, 0);
-        self.open = Some(Open {
-            dg,
-            rec: ctx.buf(),
-            ids: IdRun::EMPTY,
-            prev_id: None,
-        });
+        self.open = Some(Open::empty(ctx, 0));
         true
     }
 
@@ -519,9 +537,9 @@ impl Peer {
             let (_, next) = packet::wire_len(clen, reliable, id, o.prev_id);
             packet::write_wire(&mut o.dg, c, reliable, id, next);
             if reliable {
-                o.rec.extend_from_slice(c);
                 o.ids.add(id);
                 o.prev_id = Some(id as u16);
+                o.rel_bytes += clen;
             }
             if from_resend {
                 self.resend_head += clen;
@@ -537,7 +555,7 @@ impl Peer {
         if let Some(mut o) = self.open.take() {
             // Last packet of this burst: ask for an immediate ack.
             o.dg[1] |= FLAG_ACK_NOW;
-            self.finish_packet(now, o.dg, o.rec, o.ids, ctx);
+            self.finish_packet(now, o, ctx);
         }
         if self.resend_head == self.resend.len() {
             self.resend.clear();
@@ -556,11 +574,9 @@ impl Peer {
         if now.saturating_sub(self.last_send) >= ctx.cfg.keepalive_ms
             && self.records.len() < ctx.cfg.max_in_flight_packets
         {
-            let mut dg = ctx.buf();
-            dg.resize(DATA_HEADER_LEN, 0);
-            let rec = ctx.buf();
             ctx.stats.pings_sent += 1;
-            self.finish_packet(now, dg, rec, IdRun::EMPTY, ctx);
+            let ping = Open::empty(ctx, 0);
+            self.finish_packet(now, ping, ctx);
         }
     }
 
@@ -576,7 +592,12 @@ impl Peer {
         }
     }
 
-    fn finish_packet(&mut self, now: u64, mut dg: Vec<u8>, rec: Vec<u8>, ids: IdRun, ctx: &mut Ctx<'_>) {
+    /// Writes the header, records the packet (with a copy of its commands if any is
+    /// reliable, to resend them should it be lost) and queues it for sending.
+    fn finish_packet(&mut self, now: u64, o: Open, ctx: &mut Ctx<'_>) {
+        let Open {
+            mut dg, ids, rel_bytes, ..
+        } = o;
         let seq = self.next_seq;
         let extra = dg[1] & FLAG_ACK_NOW;
         self.header(seq).write(T_DATA, &mut dg);
@@ -585,10 +606,18 @@ impl Peer {
         if self.records.is_empty() {
             self.rec_first = seq;
         }
-        self.in_flight_bytes += rec.len();
+        let body = if ids.count == 0 {
+            Vec::new()
+        } else {
+            let mut b = ctx.buf();
+            b.extend_from_slice(&dg[DATA_HEADER_LEN..]);
+            b
+        };
+        self.in_flight_bytes += rel_bytes;
         self.records.push_back(Record {
             sent_at: now,
-            rel: rec,
+            body,
+            rel_bytes,
             live: true,
             ids,
         });
@@ -688,16 +717,11 @@ impl Peer {
     fn ack_record(&mut self, idx: usize, ctx: &mut Ctx<'_>) {
         let rec = &mut self.records[idx];
         rec.live = false;
-        let rel = std::mem::take(&mut rec.rel);
-        let ids = rec.ids;
-        self.in_flight_bytes -= rel.len();
-        let mut mark = |full: u64| {
-            if full >= self.oldest_unacked && full < self.max_sent_id {
-                bit_set(&mut self.acked, full, true);
-            }
-        };
+        let body = std::mem::take(&mut rec.body);
+        let ids = std::mem::replace(&mut rec.ids, Ids::EMPTY);
+        self.in_flight_bytes -= rec.rel_bytes;
         let first = extend32(self.oldest_unacked, ids.first);
-        if ids.contiguous
+        if ids.list.is_none()
             && ids.count > 0
             && first == self.oldest_unacked
             && first + ids.count as u64 <= self.max_sent_id
@@ -705,19 +729,16 @@ impl Peer {
             // In order (the usual case): the ids are the oldest unacknowledged ones, so the
             // window's start moves past them; their bits were never set (one live record per id).
             self.oldest_unacked += ids.count as u64;
-        } else if ids.contiguous {
-            for k in 0..ids.count {
-                mark(extend32(self.oldest_unacked, ids.first.wrapping_add(k)));
-            }
         } else {
-            let mut pos = 0;
-            while let Some(cmd) = packet::parse_cmd(&rel[pos..], true, &mut None) {
-                pos += cmd.len;
-                mark(extend32(self.oldest_unacked, cmd.id));
+            for k in 0..ids.count {
+                let full = extend32(self.oldest_unacked, ids.get(k));
+                if full >= self.oldest_unacked && full < self.max_sent_id {
+                    bit_set(&mut self.acked, full, true);
+                }
             }
         }
         self.advance_oldest();
-        ctx.recycle(rel);
+        ctx.recycle(body);
     }
 
     fn advance_oldest(&mut self) {
@@ -730,23 +751,42 @@ impl Peer {
     fn declare_lost(&mut self, idx: usize, ctx: &mut Ctx<'_>) {
         let rec = &mut self.records[idx];
         rec.live = false;
-        let rel = std::mem::take(&mut rec.rel);
-        self.in_flight_bytes -= rel.len();
-        let mut pos = 0;
-        while let Some(cmd) = packet::parse_cmd(&rel[pos..], true, &mut None) {
-            let full = extend32(self.oldest_unacked, cmd.id);
-            if full >= self.oldest_unacked && !bit_get(&self.acked, full) {
-                self.resend.extend_from_slice(&rel[pos..pos + cmd.len]);
-            }
+        let body = std::mem::take(&mut rec.body);
+        let ids = std::mem::replace(&mut rec.ids, Ids::EMPTY);
+        self.in_flight_bytes -= rec.rel_bytes;
+        // The packet's reliable commands that are still unacknowledged go back, in canonical
+        // form with their own ids, to the resend queue; its unreliable ones are gone.
+        let (mut pos, mut prev, mut k) = (0, None, 0);
+        while pos < body.len() {
+            let Some(cmd) = packet::parse_cmd(&body[pos..], false, &mut prev) else {
+                break; // Cannot happen: we wrote it.
+            };
             pos += cmd.len;
+            if !cmd.rel.is_reliable() || k >= ids.count {
+                continue;
+            }
+            let id = ids.get(k);
+            k += 1;
+            let full = extend32(self.oldest_unacked, id);
+            if full >= self.oldest_unacked && !bit_get(&self.acked, full) {
+                packet::encode_canonical(
+                    &mut self.resend,
+                    cmd.rel,
+                    cmd.channel,
+                    id,
+                    cmd.seq,
+                    cmd.frag,
+                    cmd.payload,
+                );
+            }
         }
-        ctx.recycle(rel);
+        ctx.recycle(body);
     }
 
     fn pop_resolved(&mut self, ctx: &mut Ctx<'_>) {
         while self.records.front().is_some_and(|r| !r.live) {
             if let Some(r) = self.records.pop_front() {
-                ctx.recycle(r.rel);
+                ctx.recycle(r.body);
             }
             self.rec_first = self.rec_first.wrapping_add(1);
         }
@@ -764,12 +804,9 @@ impl Peer {
             let since = self.last_ack_at.max(self.records.front().map_or(0, |r| r.sent_at));
             if now.saturating_sub(since) >= pto && self.records.len() < ctx.cfg.max_in_flight_packets {
                 self.probes += 1;
-                let mut dg = ctx.buf();
-                dg.resize(DATA_HEADER_LEN, 0);
-                dg[1] = FLAG_ACK_NOW;
-                let rec = ctx.buf();
                 ctx.stats.pings_sent += 1;
-                self.finish_packet(now, dg, rec, IdRun::EMPTY, ctx);
+                let probe = Open::empty(ctx, FLAG_ACK_NOW);
+                self.finish_packet(now, probe, ctx);
             }
         }
         // Retransmission timeout: everything out longer than the RTO is lost. Only
@@ -783,7 +820,7 @@ impl Peer {
             if self.records[i].live {
                 // Resend only the oldest reliable packet (as TCP does); the rest are
                 // left to ack-driven detection once acks flow again.
-                let reliable = !self.records[i].rel.is_empty();
+                let reliable = self.records[i].ids.count != 0;
                 if reliable && fired {
                     continue;
                 }
@@ -1125,5 +1162,31 @@ impl Peer {
         ctx.events.push_message(self.id, ch, data.bytes());
         ctx.stats.messages_delivered += 1;
         Verdict::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ids;
+
+    #[test]
+    fn should_keep_a_packets_ids_in_order_as_a_run_or_a_list() {
+        let mut ids = Ids::EMPTY;
+        for id in [u32::MAX - 1, u32::MAX, 0, 1] {
+            ids.add(id);
+        }
+        assert!(ids.list.is_none(), "a run across the wrap is still a run");
+        assert_eq!(
+            (0..4).map(|k| ids.get(k)).collect::<Vec<_>>(),
+            [u32::MAX - 1, u32::MAX, 0, 1]
+        );
+        // A gap (a retransmitted id among new ones) turns it into a list.
+        ids.add(70);
+        ids.add(2);
+        assert_eq!(ids.count, 6);
+        assert_eq!(
+            (0..6).map(|k| ids.get(k)).collect::<Vec<_>>(),
+            [u32::MAX - 1, u32::MAX, 0, 1, 70, 2]
+        );
     }
 }
