@@ -23,7 +23,7 @@ import {
 } from './harness.js';
 
 const N = Number(process.env.TSAGE_BENCH_NET_MESSAGES ?? 1_000_000);
-const RUNS = Number(process.env.TSAGE_BENCH_NET_RUNS ?? 3);
+const RUNS = Number(process.env.TSAGE_BENCH_NET_RUNS ?? 5);
 const PINGS = Number(process.env.TSAGE_BENCH_NET_PINGS ?? 5_000);
 const WARM_PINGS = 500;
 /** Messages per tick (tsage) and frames per write (net): the sender's batch. */
