@@ -417,3 +417,50 @@ test('TCP: frames packed for a peer whose connection closes before they are writ
   t.deepEqual(lost, [{ peer: p.clientAddr, reason: 'the peer is gone', count: 10 }]);
   t.is(p.server.stats.network!.messagesUndeliverable, 10);
 });
+
+eachTransport(
+  test,
+  'a peer-event listener that throws is reported by the next tick; nothing is lost or sent twice',
+  async (t, transport) => {
+    const { mgr: server, inbox } = manager(t);
+    let calls = 0;
+    server.on('peerConnected', () => {
+      calls++;
+      throw new RangeError('listener failed');
+    });
+    await server.listen({ host: '127.0.0.1', port: 0, transport });
+    const { port } = server.transport!.address;
+    const client = manager(t);
+    // The listener throws while the server handles the handshake; the connection is made all the same,
+    // and the error comes out of the server's tick.
+    const errors: unknown[] = [];
+    let connected = false;
+    const connecting = client.mgr.connect({ host: '127.0.0.1', port, transport }).then(() => {
+      connected = true;
+    });
+    const until = performance.now() + 10_000;
+    while (!(connected && errors.length > 0) && performance.now() < until) {
+      try {
+        server.tick();
+      } catch (err) {
+        errors.push(err);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await connecting;
+    t.is(errors.length, 1);
+    t.true(
+      errors[0] instanceof RangeError && (errors[0] as Error).message === 'listener failed',
+      String(errors[0]),
+    );
+    t.is(calls, 1);
+    for (let n = 0; n < 50; n++) client.mgr.sendMessage(new Note({ n, text: '' }));
+    await pumpUntil([server, client.mgr], () => inbox.of('Note').length === 50, 5000, '50 notes');
+    await pumpFor([server, client.mgr], 100);
+    t.deepEqual(
+      inbox.of<Note>('Note').map((m) => m.n),
+      Array.from({ length: 50 }, (_, n) => n),
+      'each note once, in order',
+    );
+  },
+);

@@ -390,7 +390,16 @@ export class ActorManager extends Dispatcher {
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;
     this.net = undefined;
-    for (const p of pollers) await p.close();
+    // Everything is closed even if one close throws (say, a listener's error it reports); the first error is rethrown.
+    let failure: unknown;
+    for (const p of pollers) {
+      try {
+        await p.close();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
     this.clear();
+    if (failure !== undefined) throw failure;
   }
 }

@@ -120,12 +120,25 @@ export abstract class NetTransport implements Poller {
   }
 
   /**
+   * Emits a peer event. A listener that throws does not cut the transport's work short
+   * (a service half done would lose or repeat messages): its error is kept and thrown by
+   * the next tick, or emitted as `'error'`, like other errors met while reading.
+   */
+  protected notify(event: string, ...args: unknown[]): void {
+    try {
+      this.mgr.emit(event, ...args);
+    } catch (err) {
+      this.errors.push(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /**
    * Messages packed for a peer that can never reach it (it went away first): counted in
    * `messagesUndeliverable` and reported as one `'undeliverable'` event per peer, never dropped silently.
    */
   protected undeliverable(peer: string, reason: string, count: number): void {
     this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + count;
-    this.mgr.emit('undeliverable', { peer, reason, count });
+    this.notify('undeliverable', { peer, reason, count });
   }
 
   protected removePeer(peer: Peer, reason: DisconnectReason): void {
@@ -135,12 +148,12 @@ export abstract class NetTransport implements Poller {
     if (this.server === peer) this.server = undefined;
     if (peer.waiting.length !== 0) this.stats.messagesDroppedNoSchema! += peer.waiting.length;
     // Peer events pair up: a peer that never connected (a failed attempt) is reported by its connect() rejecting.
-    if (peer.connected) this.mgr.emit('peerDisconnected', peer.addr, reason);
+    if (peer.connected) this.notify('peerDisconnected', peer.addr, reason);
   }
 
   protected peerConnected(peer: Peer): void {
     peer.connected = true;
-    this.mgr.emit('peerConnected', peer.addr);
+    this.notify('peerConnected', peer.addr);
   }
 
   private resolvePeer(to: string | undefined, what: string): Peer {

@@ -225,6 +225,8 @@ export class TcpTransport extends NetTransport {
     for (const c of this.conns.values()) this.removePeer(c.peer, 'local');
     this.conns.clear();
     if (this.server_) await new Promise<void>((r) => this.server_!.close(() => r()));
+    // A peer-event listener that threw while the peers were told goodbye: reported now that all is closed.
+    this.throwErrors();
   }
 }
 

@@ -226,72 +226,85 @@ export class UdpTransport extends NetTransport {
       this.readEvents(w);
       if (this.nativeStats[0] === 0) break;
     }
-    if (sendLen !== 0) this.settleSends(sendLen);
+    const lost = sendLen !== 0 || this.gone.size !== 0 ? this.settleSends(sendLen) : undefined;
     this.gone.clear();
     for (let i = 0; i < STAT_NAMES.length; i++) this.stats[STAT_NAMES[i]!] = this.nativeStats[i + 1]!;
+    if (lost !== undefined) for (const [addr, why, count] of lost) this.undeliverable(addr, why, count);
   }
 
   /** First refused entry offset per peer id in the last batch: it and every later entry to that peer stay. */
   private rejected = new Map<number, number>();
-  /** Per peer id, the first entry of the last batch the protocol can never take, and why: it and the later ones are dropped and reported. */
-  private refusedForGood = new Map<number, { from: number; why: string }>();
-  /** Peers that went away during this service: id to address. */
-  private readonly gone = new Map<number, string>();
+  /** First entry offset per peer id in the last batch refused because the protocol no longer knows the peer: it and every later entry to that peer are lost. */
+  private unknown = new Map<number, number>();
+  /** Single entries of the last batch the protocol can never take (too large, refused), by offset, and why. */
+  private refusedAlone = new Map<number, string>();
+  /** Peers that went away during this service: id to address, and how far the send buffer reached then (entries before that were packed for them). */
+  private readonly gone = new Map<number, { addr: string; at: number }>();
 
   /**
-   * After a send batch (`sink[0..sendLen)`): entries the protocol refused for now (window
-   * full) stay, in order, for the next service, unless their peer went away meanwhile;
-   * those that can never be sent are counted and reported. Entries packed during the
-   * service (by event listeners) follow them.
+   * After a service, settles the send buffer: of the batch handed over
+   * (`sink[0..sendLen)`), entries the protocol refused for now (window full) stay,
+   * in order, for the next service, unless their peer went away meanwhile; entries
+   * packed during the service (by event listeners) follow them, unless packed for a
+   * peer that went away before its id could be reused. Returns what can never be
+   * sent, per peer, to be reported: [address, why, messages].
    */
-  private settleSends(sendLen: number): void {
+  private settleSends(sendLen: number): [string, string, number][] {
     for (const p of this.peers.values()) p.pendingBytes = 0;
     const refused = this.rejected;
-    const forGood = this.refusedForGood;
+    const unknown = this.unknown;
+    const alone = this.refusedAlone;
     this.rejected = new Map();
-    this.refusedForGood = new Map();
+    this.unknown = new Map();
+    this.refusedAlone = new Map();
     const u8 = this.sink.u8;
     const dv = this.sink.dv;
-    const lost = new Map<number, number>();
+    // Per peer id: [address, why, count].
+    const lost = new Map<number, [string, string, number]>();
+    const lose = (off: number, id: number, why: string): void => {
+      // Schema announcements are not messages: only messages are counted.
+      if (u8[off + SEND_HEADER] === CTRL_SCHEMA) return;
+      const l = lost.get(id);
+      if (l !== undefined) l[2]++;
+      else lost.set(id, [this.gone.get(id)?.addr ?? this.byId.get(id)?.addr ?? `peer ${id}`, why, 1]);
+    };
     let w = 0;
-    if (refused.size !== 0 || forGood.size !== 0) {
-      for (let off = 0; off < sendLen; ) {
-        const len = SEND_HEADER + dv.getUint32(off + 8, true);
-        const id = dv.getUint32(off, true);
+    for (let off = 0; off < this.sink.len; ) {
+      const len = SEND_HEADER + dv.getUint32(off + 8, true);
+      const id = dv.getUint32(off, true);
+      let keep: boolean;
+      if (off < sendLen) {
         const first = refused.get(id);
-        const bad = forGood.get(id);
-        if (first !== undefined && off >= first && !this.gone.has(id)) {
-          if (w !== off) u8.copyWithin(w, off, off + len);
-          const peer = this.byId.get(id);
-          if (peer) peer.pendingBytes += len;
-          w += len;
-        } else if ((first !== undefined && off >= first) || (bad !== undefined && off >= bad.from)) {
-          // Schema announcements are not messages: only messages are counted.
-          if (u8[off + SEND_HEADER] !== CTRL_SCHEMA) lost.set(id, (lost.get(id) ?? 0) + 1);
+        const from = unknown.get(id);
+        keep = first !== undefined && off >= first && !this.gone.has(id);
+        if (!keep) {
+          if ((first !== undefined && off >= first) || (from !== undefined && off >= from)) {
+            lose(off, id, 'the peer is gone');
+          } else {
+            const why = alone.get(off);
+            if (why !== undefined) lose(off, id, why);
+          }
         }
-        off += len;
+      } else {
+        const g = this.gone.get(id);
+        keep = g === undefined || off >= g.at;
+        if (!keep) lose(off, id, 'the peer is gone');
       }
-    }
-    if (this.sink.len > sendLen) {
-      for (let off = sendLen; off < this.sink.len; ) {
-        const len = SEND_HEADER + dv.getUint32(off + 8, true);
-        const peer = this.byId.get(dv.getUint32(off, true));
+      if (keep) {
+        if (w !== off) u8.copyWithin(w, off, off + len);
+        const peer = this.byId.get(id);
         if (peer) peer.pendingBytes += len;
-        off += len;
+        w += len;
       }
-      u8.copyWithin(w, sendLen, this.sink.len);
-      w += this.sink.len - sendLen;
+      off += len;
     }
     this.sink.len = w;
-    for (const [id, count] of lost) {
-      const why = forGood.get(id)?.why ?? 'the peer is gone';
-      this.undeliverable(this.gone.get(id) ?? this.byId.get(id)?.addr ?? `peer ${id}`, why, count);
-    }
+    return [...lost.values()];
   }
 
   protected override removePeer(peer: Peer, reason: DisconnectReason): void {
+    this.gone.set(peer.id, { addr: peer.addr, at: this.sink.len });
     super.removePeer(peer, reason);
-    this.gone.set(peer.id, peer.addr);
   }
 
   private readEvents(len: number): void {
@@ -347,11 +360,8 @@ export class UdpTransport extends NetTransport {
         p += 6;
         const peerId = this.sink.dv.getUint32(id, true);
         if (code === 1) this.rejected.set(peerId, id);
-        else
-          this.refusedForGood.set(peerId, {
-            from: id,
-            why: code === 2 ? 'the peer is gone' : code === 3 ? 'it is too large' : 'it was refused',
-          });
+        else if (code === 2) this.unknown.set(peerId, id);
+        else this.refusedAlone.set(id, code === 3 ? 'it is too large' : 'it was refused');
       } else {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
       }
@@ -373,5 +383,7 @@ export class UdpTransport extends NetTransport {
     this.connecting.clear();
     n.netClose(this.handle);
     this.handle = -1;
+    // A peer-event listener that threw while the peers were told goodbye: reported now that all is closed.
+    this.throwErrors();
   }
 }

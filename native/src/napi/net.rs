@@ -167,10 +167,10 @@ const STAT_COUNT: usize = 30;
 /// Queues the packed messages in `send[0..sendLen]` (entries of u32 peer, u8
 /// channel, u8 reliability, u16 0, u32 length, then the bytes; little-endian),
 /// reads up to `maxDatagrams` datagrams, runs timers and sends what is due,
-/// then copies whole events into `out`. The first refused entry to a peer
-/// (window full, unknown peer, too large) comes back as a REJECTED event with
-/// its offset; every later entry to that peer in the batch is refused too (and
-/// not reported again), so order is kept. Returns the bytes written to `out`, or minus the size of
+/// then copies whole events into `out`. A refused entry comes back as a REJECTED
+/// event with its offset and why (1 window full, 2 unknown peer, 3 too large, 4
+/// other). After a code 1 or 2 every later entry to that peer in the batch is
+/// refused too (and not reported again), so order is kept. Returns the bytes written to `out`, or minus the size of
 /// the next event when `out` is empty and too small for it. `stats[0]` is 1
 /// when more events wait (call again with `sendLen` 0), then the counters.
 pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
@@ -264,7 +264,11 @@ fn queue_sends(s: &mut Slot, now: u64, send: &[u8]) -> Result<()> {
                 p = body + len;
                 continue;
             }
-            blocked.push(peer);
+            // A full window or a gone peer refuses every later entry to that peer as well (so
+            // order is kept); a message refused for itself (too large, bad channel) is alone.
+            if matches!(e, SendError::WindowFull | SendError::UnknownPeer) {
+                blocked.push(peer);
+            }
             s.stage.push(EV_REJECTED);
             put_u32(&mut s.stage, p as u32);
             s.stage.push(match e {
