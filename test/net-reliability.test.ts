@@ -233,3 +233,59 @@ test.serial(
     t.is(server.transport!.peers.size, 0);
   },
 );
+
+/** A message type first sent in a burst, so its schema announcement can be overtaken. */
+const Burst = defineMessage('Burst', { n: 'I' }, { packetType: 103 });
+type Burst = InstanceType<typeof Burst>;
+
+class BurstCounter extends Actor {
+  static override subscriptions = [Burst];
+  readonly seen = new Set<number>();
+  duplicates = 0;
+
+  handleBurst(m: Burst): void {
+    if (this.seen.has(m.n)) this.duplicates++;
+    this.seen.add(m.n);
+  }
+}
+
+test('reliable messages of a new type that overtake its lost schema announcement all arrive, once', async (t) => {
+  // Heavy loss on the sender's side only, and a type nobody has sent yet, sent unordered in big bursts:
+  // its announcement (one reliable datagram) is lost at times, and thousands of messages get ahead of it.
+  const { seed } = seededRng(t);
+  const p = await connectPair(t, 'udp', { client: { conditioner: { loss: 0.3, seed } } });
+  const counter = p.server.registerActor(new BurstCounter());
+  const N = 30_000;
+  // The first datagram, with the announcement, is lost for sure; then 30% of them.
+  p.client.setLinkConditioner({ loss: 1, seed });
+  p.client.sendMessage(new Burst({ n: 0 }), undefined, { reliability: 'reliable', channel: 4 });
+  p.client.tick();
+  p.client.setLinkConditioner({ loss: 0.3, seed });
+  let i = 1;
+  for (let round = 0; i < N && round < 100_000; round++) {
+    // The first burst alone is more than unreliable messages may wait: all of it arrives before the resend.
+    for (let k = 0; k < (round === 0 ? 10_000 : 6000) && i < N; k++, i++) {
+      try {
+        p.client.sendMessage(new Burst({ n: i }), undefined, { reliability: 'reliable', channel: 4 });
+      } catch (err) {
+        if (!(err instanceof BackpressureError)) throw err;
+        break;
+      }
+    }
+    p.client.tick();
+    p.server.tick();
+    await new Promise((r) => setImmediate(r));
+  }
+  t.is(i, N, 'everything was sent');
+  await pumpUntil([p.client, p.server], () => counter.seen.size === N, 30_000, `${N} Bursts`);
+  await pumpFor([p.client, p.server], 200);
+  t.is(counter.seen.size, N);
+  t.is(counter.duplicates, 0);
+  const stats = p.server.stats.network!;
+  t.is(stats.messagesDroppedNoSchema, 0);
+  t.log(
+    `${stats.messagesHeldForSchema} held for the schema; ${p.client.stats.network!.conditionerLost} datagrams lost`,
+  );
+  // About 70% of the first burst's 10,000 arrive ahead of the resent announcement: well past 4,096.
+  t.true(stats.messagesHeldForSchema! >= 5000, 'the first burst overtook the announcement');
+});

@@ -12,8 +12,15 @@ import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions 
 
 /** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
 export const CTRL_SCHEMA = 1;
-/** Messages held per peer while their schema announcement is still on its way. */
-const MAX_WAITING = 4096;
+/**
+ * Messages held per peer while their schema announcement is still on its way (it can be
+ * overtaken by messages sent in a mode other than reliable-ordered, say when it is lost
+ * and resent). Reliable ones are held up to this many bytes: the protocol has acknowledged
+ * them, so past it the peer is misbehaving and that is an error. Unreliable ones are held
+ * up to a count; past it they are dropped (and counted), as a lost datagram would be.
+ */
+const MAX_WAITING_BYTES = 32 * 1024 * 1024;
+const MAX_WAITING_UNRELIABLE = 4096;
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
@@ -47,8 +54,12 @@ export interface Peer {
   readonly announced: boolean[];
   /** Schemas this peer announced. */
   readonly table: SchemaTable;
-  /** Received messages waiting for their schema: [packetType, bytes]. */
-  waiting: [number, Uint8Array][];
+  /** Received messages waiting for their schema: [packetType, bytes, came reliably]. */
+  waiting: [number, Uint8Array, boolean][];
+  /** Bytes in `waiting`. */
+  waitingBytes: number;
+  /** Unreliable messages in `waiting`. */
+  waitingUnreliable: number;
   /** Bytes packed for this peer and not yet accepted by the transport. */
   pendingBytes: number;
 }
@@ -70,7 +81,11 @@ export abstract class NetTransport implements Poller {
   protected server: Peer | undefined;
   /** Errors met while reading (a peer's schema disagreeing, a packet that does not decode): thrown by the next tick. */
   protected readonly errors: Error[] = [];
-  readonly stats: NetStats = { messagesDroppedNoSchema: 0, messagesUndeliverable: 0 };
+  readonly stats: NetStats = {
+    messagesHeldForSchema: 0,
+    messagesDroppedNoSchema: 0,
+    messagesUndeliverable: 0,
+  };
   private flushScheduled = false;
   protected closed = false;
 
@@ -112,6 +127,8 @@ export abstract class NetTransport implements Poller {
       announced: new Array(256).fill(false),
       table: new SchemaTable(() => `peer ${addr}`),
       waiting: [],
+      waitingBytes: 0,
+      waitingUnreliable: 0,
       pendingBytes: 0,
     };
     this.peers.set(addr, peer);
@@ -254,8 +271,11 @@ export abstract class NetTransport implements Poller {
     peer.pendingBytes += need - at;
   }
 
-  /** Handles one received payload from a peer. Errors are kept for the next tick, so later payloads still arrive. */
-  protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
+  /**
+   * Handles one received payload from a peer (`reliable`: it was sent in a reliable mode).
+   * Errors are kept for the next tick, so later payloads still arrive.
+   */
+  protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number, reliable = true): void {
     try {
       const pt = u8[p]!;
       // The common case first: a message whose schema is known (never a control payload, below 101).
@@ -279,13 +299,20 @@ export abstract class NetTransport implements Poller {
       }
       if (pt < 101) throw new PacketTypeError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`);
       // A message whose schema has not arrived yet: it waits (in order) for the announcement.
-      if (peer.waiting.length >= MAX_WAITING) {
+      if (!reliable && peer.waitingUnreliable >= MAX_WAITING_UNRELIABLE) {
+        this.stats.messagesDroppedNoSchema!++;
+        return;
+      }
+      if (peer.waitingBytes + (end - p) > MAX_WAITING_BYTES) {
         this.stats.messagesDroppedNoSchema!++;
         throw new PacketTypeError(
-          `peer ${peer.addr} sent more than ${MAX_WAITING} messages of packet type ${pt} without announcing its schema`,
+          `peer ${peer.addr} sent more than ${MAX_WAITING_BYTES} bytes of messages without announcing their schema (packet type ${pt})`,
         );
       }
-      peer.waiting.push([pt, u8.slice(p, end)]);
+      peer.waiting.push([pt, u8.slice(p, end), reliable]);
+      this.stats.messagesHeldForSchema!++;
+      peer.waitingBytes += end - p;
+      if (!reliable) peer.waitingUnreliable++;
     } catch (err) {
       this.errors.push(err instanceof Error ? err : new Error(String(err)));
     }
@@ -300,20 +327,36 @@ export abstract class NetTransport implements Poller {
     this.mgr.queueMessage(m);
   }
 
-  /** Delivers messages that were waiting for a schema that has now arrived. */
+  /** Delivers messages that were waiting for a schema that has now arrived (one that does not decode is reported, not kept). */
   private release(peer: Peer): void {
     if (peer.waiting.length === 0) return;
-    const still: [number, Uint8Array][] = [];
+    const still: [number, Uint8Array, boolean][] = [];
+    let bytes = 0;
+    let unreliable = 0;
     for (const w of peer.waiting) {
       const dec = peer.table.peek(w[0]);
       if (dec === undefined) {
         still.push(w);
+        bytes += w[1].length;
+        if (!w[2]) unreliable++;
         continue;
       }
-      const dv = new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength);
-      this.deliver(peer, dec, w[1], dv, 0, w[1].length);
+      try {
+        this.deliver(
+          peer,
+          dec,
+          w[1],
+          new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength),
+          0,
+          w[1].length,
+        );
+      } catch (err) {
+        this.errors.push(err instanceof Error ? err : new Error(String(err)));
+      }
     }
     peer.waiting = still;
+    peer.waitingBytes = bytes;
+    peer.waitingUnreliable = unreliable;
   }
 
   /** Publishes soon even if nobody ticks. */

@@ -323,7 +323,8 @@ export class UdpTransport extends NetTransport {
           last = this.byId.get(id);
           lastId = id;
         }
-        if (last !== undefined) this.receive(last, u8, dv, p + 10, p + 10 + n);
+        // Bit 7 of the channel byte: sent in a reliable mode.
+        if (last !== undefined) this.receive(last, u8, dv, p + 10, p + 10 + n, u8[p + 5]! >= 0x80);
         p += 10 + n;
         continue;
       }

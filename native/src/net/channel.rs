@@ -11,11 +11,13 @@ use super::{DisconnectReason, PeerId};
 pub(crate) const EV_CONNECTED: u8 = 1;
 pub(crate) const EV_DISCONNECTED: u8 = 2;
 pub(crate) const EV_MESSAGE: u8 = 3;
+/// Set in a message event's channel byte when the message was sent in a reliable mode.
+pub(crate) const EV_RELIABLE: u8 = 0x80;
 
 /// Pending events, encoded one after another in one buffer, in the layout the
 /// addon hands to JavaScript, so draining them is a single copy (integers
 /// little-endian):
-/// - message: `3`, peer u32, channel u8, length u32, the bytes;
+/// - message: `3`, peer u32, channel u8 (plus [`EV_RELIABLE`] if it came reliably), length u32, the bytes;
 /// - connected: `1`, peer u32, length u8, the address as text;
 /// - disconnected: `2`, peer u32, reason u8 (local 0, remote 1, timeout 2, refused 3).
 ///
@@ -29,11 +31,11 @@ pub(crate) struct Events {
 
 impl Events {
     /// Queues a message, copying its bytes.
-    pub(crate) fn push_message(&mut self, peer: PeerId, channel: u8, data: &[u8]) {
+    pub(crate) fn push_message(&mut self, peer: PeerId, channel: u8, reliable: bool, data: &[u8]) {
         self.reuse_if_drained();
         self.buf.push(EV_MESSAGE);
         self.buf.extend_from_slice(&peer.to_le_bytes());
-        self.buf.push(channel);
+        self.buf.push(channel | if reliable { EV_RELIABLE } else { 0 });
         self.buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(data);
     }
@@ -119,7 +121,7 @@ impl Events {
         Some(match b[0] {
             EV_MESSAGE => EventRef::Message {
                 peer,
-                channel: b[5],
+                channel: b[5] & !EV_RELIABLE,
                 data: &b[10..],
             },
             EV_CONNECTED => EventRef::Connected {
@@ -315,7 +317,7 @@ mod tests {
         let mut ev = Events::default();
         let addr = "[::1]:4000".parse().expect("address");
         ev.push_connected(7, addr);
-        ev.push_message(7, 3, &[9; 20]);
+        ev.push_message(7, 3, true, &[9; 20]);
         ev.push_disconnected(7, DisconnectReason::Timeout);
         let sizes = [6 + "[::1]:4000".len(), 10 + 20, 6];
         assert_eq!(ev.backlog(), sizes.iter().sum::<usize>());
@@ -359,17 +361,36 @@ mod tests {
                 addr: "127.0.0.1:9".parse().expect("address")
             })
         );
-        ev.push_message(2, 0, &[]);
+        ev.push_message(2, 0, false, &[]);
         let mut all = vec![0u8; 64];
         assert_eq!(ev.drain_into(&mut all), 10);
         assert_eq!(ev.buf.len(), 0, "a full drain empties the buffer");
     }
 
     #[test]
+    fn should_mark_reliable_messages_in_the_channel_byte() {
+        let mut ev = Events::default();
+        ev.push_message(1, 5, true, &[1]);
+        ev.push_message(1, 31, false, &[2]);
+        let mut out = [0u8; 22];
+        assert_eq!(ev.drain_into(&mut out), 22);
+        assert_eq!((out[5], out[16]), (5 | super::EV_RELIABLE, 31));
+        ev.push_message(1, 5, true, &[1]);
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Message {
+                peer: 1,
+                channel: 5,
+                data: &[1]
+            })
+        );
+    }
+
+    #[test]
     fn should_refuse_more_once_the_backlog_reaches_the_cap() {
         let mut ev = Events::default();
         assert!(!ev.over(1000, 100), "an empty log takes anything");
-        ev.push_message(0, 0, &[0; 50]);
+        ev.push_message(0, 0, false, &[0; 50]);
         assert!(!ev.over(40, 100));
         assert!(ev.over(41, 100));
     }

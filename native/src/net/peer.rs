@@ -1125,14 +1125,14 @@ impl Peer {
             }
             Reliability::ReliableOrdered => match c.ordered_slot(seq) {
                 Slot::Now => {
-                    ctx.events.push_message(self.id, ch, data.bytes());
+                    ctx.events.push_message(self.id, ch, true, data.bytes());
                     ctx.stats.messages_delivered += 1;
                     c.ordered_next += 1;
                     let id = self.id;
                     let mut freed = 0;
                     while c.held.take_front(c.ordered_next, |v| {
                         freed += v.len();
-                        ctx.events.push_message(id, ch, v);
+                        ctx.events.push_message(id, ch, true, v);
                     }) {
                         ctx.stats.messages_delivered += 1;
                         c.ordered_next += 1;
@@ -1159,7 +1159,7 @@ impl Peer {
                 }
             },
         }
-        ctx.events.push_message(self.id, ch, data.bytes());
+        ctx.events.push_message(self.id, ch, rel.is_reliable(), data.bytes());
         ctx.stats.messages_delivered += 1;
         Verdict::Done
     }
