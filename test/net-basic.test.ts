@@ -234,6 +234,27 @@ eachTransport(
   },
 );
 
+eachTransport(
+  test,
+  "a peer's last messages are dispatched before its 'peerDisconnected'",
+  async (t, transport) => {
+    const p = await connectPair(t, transport);
+    const log: string[] = [];
+    class Log extends Actor {
+      static override subscriptions = [Note];
+      handleNote(m: Note): void {
+        log.push(`note ${m.n}`);
+      }
+    }
+    p.server.registerActor(new Log());
+    p.server.on('peerDisconnected', (_addr: string, reason: string) => log.push(`left (${reason})`));
+    for (let n = 0; n < 3; n++) p.client.sendMessage(new Note({ n, text: 'bye' }));
+    await p.client.disconnect();
+    await pumpUntil(p.server, () => log.length === 4, 5000, 'the notes and the departure');
+    t.deepEqual(log, ['note 0', 'note 1', 'note 2', 'left (remote)']);
+  },
+);
+
 eachTransport(test, 'received messages are queued and dispatched only on tick', async (t, transport) => {
   const p = await connectPair(t, transport);
   for (let n = 0; n < 5; n++) p.client.sendMessage(new Note({ n, text: '' }));

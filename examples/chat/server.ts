@@ -18,7 +18,7 @@ export class ChatServer extends Actor {
   }
 
   handleChatMessage(msg: ChatMessage): boolean {
-    // Peer events come as they happen; a message is dispatched on the next tick, so the sender may be gone by then.
+    // A peer's 'peerDisconnected' comes after its last messages are dispatched, so its nick is still known here.
     const nick = this.nicks.get(String(msg.sender)) ?? msg.nick;
     console.log(`server: <${nick}> ${msg.text}`);
     for (const peer of this.nicks.keys()) {

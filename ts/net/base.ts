@@ -165,7 +165,8 @@ export abstract class NetTransport implements Poller {
     if (this.server === peer) this.server = undefined;
     if (peer.waiting.length !== 0) this.stats.messagesDroppedNoSchema! += peer.waiting.length;
     // Peer events pair up: a peer that never connected (a failed attempt) is reported by its connect() rejecting.
-    if (peer.connected) this.notify('peerDisconnected', peer.addr, reason);
+    // A departure is reported at the end of the tick, after the messages that came before it are dispatched.
+    if (peer.connected) this.departures.push([peer.addr, reason]);
   }
 
   protected peerConnected(peer: Peer): void {
@@ -386,8 +387,24 @@ export abstract class NetTransport implements Poller {
     throw first;
   }
 
-  /** End of tick: send what was packed (polling already serviced timers this tick). */
+  /** Departures seen since the last tick ended: [address, reason]. */
+  private departures: [string, DisconnectReason][] = [];
+
+  /** Emits the departures seen so far, in order. */
+  protected reportDepartures(): void {
+    while (this.departures.length !== 0) {
+      const batch = this.departures;
+      this.departures = [];
+      for (const [addr, reason] of batch) this.notify('peerDisconnected', addr, reason);
+    }
+  }
+
+  /**
+   * End of tick: reports the peers that left (after their last messages were dispatched
+   * this tick), then sends what was packed (polling already serviced timers this tick).
+   */
   flush(): void {
+    this.reportDepartures();
     if (!this.closed && this.hasOutgoing) this.service();
   }
 }

@@ -225,7 +225,8 @@ export class TcpTransport extends NetTransport {
     for (const c of this.conns.values()) this.removePeer(c.peer, 'local');
     this.conns.clear();
     if (this.server_) await new Promise<void>((r) => this.server_!.close(() => r()));
-    // A peer-event listener that threw while the peers were told goodbye: reported now that all is closed.
+    // The departures (this side's goodbyes among them), then any error a peer-event listener threw.
+    this.reportDepartures();
     this.throwErrors();
   }
 }

@@ -384,7 +384,8 @@ export class UdpTransport extends NetTransport {
     this.connecting.clear();
     n.netClose(this.handle);
     this.handle = -1;
-    // A peer-event listener that threw while the peers were told goodbye: reported now that all is closed.
+    // The departures (this side's goodbyes among them), then any error a peer-event listener threw.
+    this.reportDepartures();
     this.throwErrors();
   }
 }
