@@ -255,6 +255,54 @@ eachTransport(
   },
 );
 
+test("[udp] a tick cut short by its time limit keeps a departure until the peer's messages are dispatched", async (t) => {
+  const p = await connectPair(t, 'udp');
+  const log: string[] = [];
+  class Slow extends Actor {
+    static override subscriptions = [Note];
+    handleNote(m: Note): void {
+      log.push(`note ${m.n}`);
+      const until = performance.now() + 3;
+      while (performance.now() < until) {
+        // each note takes 3 ms, so a 1 ms tick dispatches one
+      }
+    }
+  }
+  p.server.registerActor(new Slow());
+  p.server.on('peerDisconnected', () => log.push('left'));
+  for (let n = 0; n < 4; n++) p.client.sendMessage(new Note({ n, text: '' }));
+  await p.client.disconnect();
+  for (let i = 0; i < 2000 && log.length < 5; i++) {
+    p.server.tick(1);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  t.deepEqual(log, ['note 0', 'note 1', 'note 2', 'note 3', 'left']);
+});
+
+test('[udp] a peer back from the same address: the old one is reported gone before the new one arrives', async (t) => {
+  const { mgr: server } = manager(t);
+  const events: string[] = [];
+  server.on('peerConnected', (a: string) => events.push(`connected ${a}`));
+  server.on('peerDisconnected', (a: string, r: string) => events.push(`disconnected ${a} ${r}`));
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = server.transport!.address;
+  // The client binds a port of its own (it listens, then connects out from it) so it can come back on it.
+  const first = manager(t);
+  await first.mgr.listen({ host: '127.0.0.1', port: 0 });
+  const clientPort = first.mgr.transport!.address.port;
+  await pumpWhile(server, first.mgr.connect({ host: '127.0.0.1', port }), 10_000, 'the first session');
+  await pumpUntil(server, () => events.length === 1, 5000, 'the first session at the server');
+  // It goes without a word (its goodbye is lost), and a new session comes from the same address.
+  first.mgr.setLinkConditioner({ loss: 1 });
+  await first.mgr.disconnect();
+  const again = manager(t);
+  await again.mgr.listen({ host: '127.0.0.1', port: clientPort });
+  await pumpWhile(server, again.mgr.connect({ host: '127.0.0.1', port }), 10_000, 'the second session');
+  await pumpUntil(server, () => events.length === 3, 5000, 'the second session at the server');
+  const addr = `127.0.0.1:${clientPort}`;
+  t.deepEqual(events, [`connected ${addr}`, `disconnected ${addr} remote`, `connected ${addr}`]);
+});
+
 eachTransport(test, 'received messages are queued and dispatched only on tick', async (t, transport) => {
   const p = await connectPair(t, transport);
   for (let n = 0; n < 5; n++) p.client.sendMessage(new Note({ n, text: '' }));

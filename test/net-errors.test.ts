@@ -150,6 +150,21 @@ eachTransport(
   },
 );
 
+eachTransport(
+  test,
+  'a schema announcement over maxMessageBytes throws PacketError at the first send, naming the class',
+  async (t, transport) => {
+    // Note packs to a few bytes, but its announcement (JSON of its schema) is longer than 40.
+    const p = await connectPair(t, transport, { client: { maxMessageBytes: 40 } });
+    t.throws(() => p.client.sendMessage(new Note({ n: 1, text: '' })), {
+      instanceOf: PacketError,
+      message: /^Note: its schema announcement is \d+ bytes, more than maxMessageBytes \(40\)/,
+    });
+    // Nothing was taken: the next send says the same, rather than sending an unannounced Note.
+    t.throws(() => p.client.sendMessage(new Note({ n: 2, text: '' })), { instanceOf: PacketError });
+  },
+);
+
 eachTransport(test, 'a message over maxMessageBytes throws PacketError at the send', async (t, transport) => {
   const p = await connectPair(t, transport, { client: { maxMessageBytes: 1000 } });
   t.throws(() => p.client.sendMessage(new Note({ n: 1, text: 'x'.repeat(2000) })), {

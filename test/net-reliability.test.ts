@@ -289,3 +289,35 @@ test('reliable messages of a new type that overtake its lost schema announcement
   // About 70% of the first burst's 10,000 arrive ahead of the resent announcement: well past 4,096.
   t.true(stats.messagesHeldForSchema! >= 5000, 'the first burst overtook the announcement');
 });
+
+test('unreliable messages that overtake their lost schema announcement wait up to a cap, then are dropped and counted', async (t) => {
+  const { seed } = seededRng(t);
+  const p = await connectPair(t, 'udp');
+  const counter = p.server.registerActor(new BurstCounter());
+  // The first datagram, with the announcement, is lost; nothing else is.
+  p.client.setLinkConditioner({ loss: 1, seed });
+  p.client.sendMessage(new Burst({ n: 0 }), undefined, { reliability: 'unreliable', channel: 2 });
+  p.client.tick();
+  p.client.setLinkConditioner(null);
+  const N = 10_000;
+  for (let n = 1; n < N; n++) {
+    p.client.sendMessage(new Burst({ n }), undefined, { reliability: 'unreliable', channel: 2 });
+  }
+  p.client.tick();
+  await pumpUntil(
+    [p.client, p.server],
+    () => counter.seen.size > 0 && p.server.stats.network!.messagesHeldForSchema === counter.seen.size,
+    10_000,
+    'the announcement to be resent and the held messages released',
+  );
+  await pumpFor([p.client, p.server], 100);
+  const stats = p.server.stats.network!;
+  t.log(`${counter.seen.size} delivered, ${stats.messagesDroppedNoSchema} dropped waiting for the schema`);
+  t.is(stats.messagesHeldForSchema, 4096, 'held up to the cap');
+  t.is(
+    counter.seen.size + stats.messagesDroppedNoSchema!,
+    N - 1,
+    'every one that arrived is delivered or counted',
+  );
+  t.is(counter.duplicates, 0);
+});

@@ -21,6 +21,9 @@ export const CTRL_SCHEMA = 1;
  */
 const MAX_WAITING_BYTES = 32 * 1024 * 1024;
 const MAX_WAITING_UNRELIABLE = 4096;
+const MAX_WAITING_UNRELIABLE_BYTES = 4 * 1024 * 1024;
+/** What one waiting message is counted as beyond its bytes (its array and its copy), so tiny ones cannot pile up unbounded. */
+const WAITING_OVERHEAD = 64;
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
@@ -56,10 +59,11 @@ export interface Peer {
   readonly table: SchemaTable;
   /** Received messages waiting for their schema: [packetType, bytes, came reliably]. */
   waiting: [number, Uint8Array, boolean][];
-  /** Bytes in `waiting`. */
+  /** Bytes (with a fixed overhead per message) of the reliable messages in `waiting`. */
   waitingBytes: number;
-  /** Unreliable messages in `waiting`. */
+  /** Unreliable messages in `waiting`, and their bytes likewise. */
   waitingUnreliable: number;
+  waitingUnreliableBytes: number;
   /** Bytes packed for this peer and not yet accepted by the transport. */
   pendingBytes: number;
 }
@@ -129,6 +133,7 @@ export abstract class NetTransport implements Poller {
       waiting: [],
       waitingBytes: 0,
       waitingUnreliable: 0,
+      waitingUnreliableBytes: 0,
       pendingBytes: 0,
     };
     this.peers.set(addr, peer);
@@ -170,6 +175,8 @@ export abstract class NetTransport implements Poller {
   }
 
   protected peerConnected(peer: Peer): void {
+    // A peer back from the same address before the old one's departure was reported: that goes first.
+    if (this.departures.some((d) => d[0] === peer.addr)) this.reportDepartures();
     peer.connected = true;
     this.notify('peerConnected', peer.addr);
   }
@@ -230,6 +237,11 @@ export abstract class NetTransport implements Poller {
     if (!peer.announced[pt]) {
       // Reliable and ordered on the message's channel, so an ordered message never overtakes its schema.
       const json = utf8.encode(JSON.stringify(describeSchema(schema)));
+      if (json.length + 1 > this.options.maxMessageBytes) {
+        throw new PacketError(
+          `${schema.name}: its schema announcement is ${json.length + 1} bytes, more than maxMessageBytes (${this.options.maxMessageBytes})`,
+        );
+      }
       const bytes = new Uint8Array(json.length + 1);
       bytes[0] = CTRL_SCHEMA;
       bytes.set(json, 1);
@@ -300,20 +312,28 @@ export abstract class NetTransport implements Poller {
       }
       if (pt < 101) throw new PacketTypeError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`);
       // A message whose schema has not arrived yet: it waits (in order) for the announcement.
-      if (!reliable && peer.waitingUnreliable >= MAX_WAITING_UNRELIABLE) {
-        this.stats.messagesDroppedNoSchema!++;
-        return;
-      }
-      if (peer.waitingBytes + (end - p) > MAX_WAITING_BYTES) {
-        this.stats.messagesDroppedNoSchema!++;
-        throw new PacketTypeError(
-          `peer ${peer.addr} sent more than ${MAX_WAITING_BYTES} bytes of messages without announcing their schema (packet type ${pt})`,
-        );
+      const cost = end - p + WAITING_OVERHEAD;
+      if (!reliable) {
+        if (
+          peer.waitingUnreliable >= MAX_WAITING_UNRELIABLE ||
+          peer.waitingUnreliableBytes + cost > MAX_WAITING_UNRELIABLE_BYTES
+        ) {
+          this.stats.messagesDroppedNoSchema!++;
+          return;
+        }
+        peer.waitingUnreliable++;
+        peer.waitingUnreliableBytes += cost;
+      } else {
+        if (peer.waitingBytes + cost > MAX_WAITING_BYTES) {
+          this.stats.messagesDroppedNoSchema!++;
+          throw new PacketTypeError(
+            `peer ${peer.addr} sent more than ${MAX_WAITING_BYTES} bytes of reliable messages without announcing their schema (packet type ${pt})`,
+          );
+        }
+        peer.waitingBytes += cost;
       }
       peer.waiting.push([pt, u8.slice(p, end), reliable]);
       this.stats.messagesHeldForSchema!++;
-      peer.waitingBytes += end - p;
-      if (!reliable) peer.waitingUnreliable++;
     } catch (err) {
       this.errors.push(err instanceof Error ? err : new Error(String(err)));
     }
@@ -334,12 +354,17 @@ export abstract class NetTransport implements Poller {
     const still: [number, Uint8Array, boolean][] = [];
     let bytes = 0;
     let unreliable = 0;
+    let unreliableBytes = 0;
     for (const w of peer.waiting) {
       const dec = peer.table.peek(w[0]);
       if (dec === undefined) {
         still.push(w);
-        bytes += w[1].length;
-        if (!w[2]) unreliable++;
+        if (w[2]) {
+          bytes += w[1].length + WAITING_OVERHEAD;
+        } else {
+          unreliable++;
+          unreliableBytes += w[1].length + WAITING_OVERHEAD;
+        }
         continue;
       }
       try {
@@ -358,6 +383,7 @@ export abstract class NetTransport implements Poller {
     peer.waiting = still;
     peer.waitingBytes = bytes;
     peer.waitingUnreliable = unreliable;
+    peer.waitingUnreliableBytes = unreliableBytes;
   }
 
   /** Publishes soon even if nobody ticks. */
@@ -390,21 +416,20 @@ export abstract class NetTransport implements Poller {
   /** Departures seen since the last tick ended: [address, reason]. */
   private departures: [string, DisconnectReason][] = [];
 
-  /** Emits the departures seen so far, in order. */
+  /** Emits the departures seen so far, in order (one at a time, so a listener that closes the transport cannot reorder them). */
   protected reportDepartures(): void {
-    while (this.departures.length !== 0) {
-      const batch = this.departures;
-      this.departures = [];
-      for (const [addr, reason] of batch) this.notify('peerDisconnected', addr, reason);
+    for (let d = this.departures.shift(); d !== undefined; d = this.departures.shift()) {
+      this.notify('peerDisconnected', d[0], d[1]);
     }
   }
 
   /**
-   * End of tick: reports the peers that left (after their last messages were dispatched
-   * this tick), then sends what was packed (polling already serviced timers this tick).
+   * End of tick: reports the peers that left, once the tick has dispatched everything
+   * queued (their last messages among it; a tick cut short by its time limit leaves them
+   * for a later one), then sends what was packed (polling already serviced timers this tick).
    */
-  flush(): void {
-    this.reportDepartures();
+  flush(queueFlushed = true): void {
+    if (queueFlushed) this.reportDepartures();
     if (!this.closed && this.hasOutgoing) this.service();
   }
 }
