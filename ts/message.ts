@@ -254,7 +254,7 @@ export class Message {
       this.receiverId = options.receiverId ?? null;
     }
     this.gid = ++nextMessageGid;
-    schemaOf(this.constructor as MessageClass).init(this, props);
+    schemaOf(new.target as MessageClass).init(this, props);
   }
 
   /** The value of a declared property, or `fallback` when it is unset or null. */
