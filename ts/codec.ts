@@ -425,30 +425,28 @@ export function compileCodec(
       `${className}.${properties[i]}: bytes end before the property does (truncated packet)`,
     );
   };
-  const helpers = { bad, trunc, writeVar, writeFixed, readUtf8, readFixed };
+  /** A decoding error that is not ours: the strict UTF-8 decoder's becomes a PacketError naming the class. */
+  const decodeFailed = (err: unknown): never => {
+    if (err instanceof PacketError) throw err;
+    if (err instanceof TypeError && /decode|encoded/i.test(err.message)) {
+      throw new PacketError(`${className}: a string property holds bytes that are not valid UTF-8`, {
+        cause: err,
+      });
+    }
+    throw err;
+  };
+  const helpers = { bad, trunc, writeVar, writeFixed, readUtf8, readFixed, decodeFailed };
   const names = Object.keys(helpers);
   const values = Object.values(helpers);
   const encode = new Function(
     ...names,
     `return function encode_${safeIdent(className)}(m, u8, dv, p, end) {\n${enc.join('\n')}\nreturn p;\n};`,
   )(...values) as EncodeFn;
-  const decodeRaw = new Function(
+  // One function, its try/catch included: no wrapper call per message.
+  const decode = new Function(
     ...names,
-    `return function decode_${safeIdent(className)}(m, u8, dv, p, end) {\n${dec.join('\n')}\nreturn p;\n};`,
+    `return function decode_${safeIdent(className)}(m, u8, dv, p, end) {\ntry {\n${dec.join('\n')}\n} catch (err) { decodeFailed(err); }\nreturn p;\n};`,
   )(...values) as DecodeFn;
-  const decode: DecodeFn = (m, u8, dv, p, end) => {
-    try {
-      return decodeRaw(m, u8, dv, p, end);
-    } catch (err) {
-      if (err instanceof PacketError) throw err;
-      if (err instanceof TypeError && /decode|encoded/i.test(err.message)) {
-        throw new PacketError(`${className}: a string property holds bytes that are not valid UTF-8`, {
-          cause: err,
-        });
-      }
-      throw err;
-    }
-  };
   let total = 0;
   for (const t of fields) {
     const s = fixedSize(t);
