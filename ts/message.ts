@@ -106,6 +106,8 @@ function makeInit(name: string, properties: readonly string[]): Schema['init'] {
 const byPacketType: (Schema | undefined)[] = new Array(256).fill(undefined);
 const byName = new Map<string, Schema>();
 let nextMessageGid = 0;
+/** Message ids, given on first read (see `Message.gid`). */
+const gids = new WeakMap<object, number>();
 
 function validateClass(cls: MessageClass, name: string): readonly string[] {
   const props = cls.properties;
@@ -238,8 +240,22 @@ export class Message {
   declare sender: unknown;
   /** When set, only the actor with this gid receives the message. */
   declare receiverId: number | null;
-  /** This message's id, unique within the process. */
-  declare gid: number;
+  /**
+   * This message's id, unique within the process. It is given when first read, so
+   * the many messages nobody asks carry no id and cost nothing for it.
+   */
+  get gid(): number {
+    let g = gids.get(this);
+    if (g === undefined) {
+      g = ++nextMessageGid;
+      gids.set(this, g);
+    }
+    return g;
+  }
+
+  set gid(value: number) {
+    gids.set(this, value);
+  }
   /** The message's type name: its class name unless the class sets `static messageType`. */
   declare readonly messageType: string;
   /** @internal interned type id */
@@ -253,7 +269,6 @@ export class Message {
       this.sender = options.sender ?? null;
       this.receiverId = options.receiverId ?? null;
     }
-    this.gid = ++nextMessageGid;
     schemaOf(new.target as MessageClass).init(this, props);
   }
 
