@@ -143,15 +143,22 @@ pub(crate) fn varint_len(n: usize) -> usize {
     }
 }
 
+/// Writes `n` as a varint (1 to 3 bytes) at the start of `out`; returns its length.
 #[inline]
-fn put_varint(out: &mut Vec<u8>, n: usize) {
+fn put_varint(out: &mut [u8], n: usize) -> usize {
     debug_assert!(n < 1 << 21);
     if n < 0x80 {
-        out.push(n as u8);
+        out[0] = n as u8;
+        1
     } else if n < 0x4000 {
-        out.extend_from_slice(&[(n as u8) | 0x80, (n >> 7) as u8]);
+        out[0] = (n as u8) | 0x80;
+        out[1] = (n >> 7) as u8;
+        2
     } else {
-        out.extend_from_slice(&[(n as u8) | 0x80, ((n >> 7) as u8) | 0x80, (n >> 14) as u8]);
+        out[0] = (n as u8) | 0x80;
+        out[1] = ((n >> 7) as u8) | 0x80;
+        out[2] = (n >> 14) as u8;
+        3
     }
 }
 
@@ -198,26 +205,45 @@ enum IdField {
     Next,
 }
 
-/// Appends one command; `id` chooses the form.
+/// Appends one command; `id` chooses the form. The header is assembled on the
+/// stack and appended with the payload in two copies (not a push per field).
 #[inline]
 fn encode(out: &mut Vec<u8>, rel: Reliability, channel: u8, id: IdField, seq: u16, frag: Option<Frag>, payload: &[u8]) {
+    // kind, channel, id (4), seq (2), fragment fields (12), varint (3): at most 24 bytes.
+    let mut h = [0u8; 24];
     let next = if matches!(id, IdField::Next) { K_ID_NEXT } else { 0 };
-    out.push(rel as u8 | if frag.is_some() { K_FRAG } else { 0 } | next);
-    out.push(channel);
+    h[0] = rel as u8 | if frag.is_some() { K_FRAG } else { 0 } | next;
+    h[1] = channel;
+    let mut n = 2;
     match id {
-        IdField::Full(v) => out.extend_from_slice(&v.to_le_bytes()),
-        IdField::Low(v) => out.extend_from_slice(&v.to_le_bytes()),
+        IdField::Full(v) => {
+            h[n..n + 4].copy_from_slice(&v.to_le_bytes());
+            n += 4;
+        }
+        IdField::Low(v) => {
+            h[n..n + 2].copy_from_slice(&v.to_le_bytes());
+            n += 2;
+        }
         IdField::None | IdField::Next => {}
     }
     if has_seq(rel, frag.is_some()) {
-        out.extend_from_slice(&seq.to_le_bytes());
+        h[n..n + 2].copy_from_slice(&seq.to_le_bytes());
+        n += 2;
     }
     if let Some(f) = frag {
-        out.extend_from_slice(&f.total.to_le_bytes());
-        out.extend_from_slice(&f.count.to_le_bytes());
-        out.extend_from_slice(&f.index.to_le_bytes());
+        h[n..n + 4].copy_from_slice(&f.total.to_le_bytes());
+        h[n + 4..n + 8].copy_from_slice(&f.count.to_le_bytes());
+        h[n + 8..n + 12].copy_from_slice(&f.index.to_le_bytes());
+        n += FRAG_FIELDS;
     }
-    put_varint(out, payload.len());
+    let len = payload.len();
+    n += put_varint(&mut h[n..], len);
+    // The whole fixed-size array goes in (a few register moves, where a slice of
+    // variable length would be a call to memcpy), then the unused tail is dropped.
+    let start = out.len();
+    out.reserve(h.len() + len);
+    out.extend_from_slice(&h);
+    out.truncate(start + n);
     out.extend_from_slice(payload);
 }
 
