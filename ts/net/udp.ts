@@ -212,7 +212,7 @@ export class UdpTransport extends NetTransport {
     const n = native();
     const sendLen = this.sink.len;
     let passLen = sendLen;
-    // Each call hands out whole events; loop until none are left staged (the stage is finite).
+    // Each call hands out whole events as far as `out` holds them; loop until the addon has none left.
     for (let round = 0; ; round++) {
       if (round > 1_000_000)
         throw new TsageError('ERR_TSAGE_NATIVE', 'netService kept reporting more events');
