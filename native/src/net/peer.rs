@@ -420,8 +420,8 @@ impl Peer {
     }
 
     /// The fast path of `queue_message` for a message that needs no fragmenting: its
-    /// command is encoded straight into the open packet (and, if reliable, its record),
-    /// skipping the queue. Declines (false, nothing changed) while anything waits in the
+    /// command is encoded once, in wire form, straight into the open packet, skipping
+    /// the queue. Declines (false, nothing changed) while anything waits in the
     /// queue or for resending, before the handshake, or when a window is closed.
     fn send_direct(
         &mut self,
