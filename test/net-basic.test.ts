@@ -303,6 +303,39 @@ test('[udp] a peer back from the same address: the old one is reported gone befo
   t.deepEqual(events, [`connected ${addr}`, `disconnected ${addr} remote`, `connected ${addr}`]);
 });
 
+eachTransport(
+  test,
+  'a departure listener that disconnects the manager keeps the remaining departures in order',
+  async (t, transport) => {
+    const { mgr: server } = manager(t);
+    await server.listen({ host: '127.0.0.1', port: 0, transport });
+    const { port } = server.transport!.address;
+    const seen: string[] = [];
+    server.on('peerConnected', (a: string) => seen.push(a));
+    const clients = [manager(t), manager(t), manager(t), manager(t)];
+    for (const c of clients) {
+      await pumpWhile(server, c.mgr.connect({ host: '127.0.0.1', port, transport }), 10_000, 'a client');
+    }
+    await pumpUntil(server, () => seen.length === 4, 5000, 'the server to see four clients');
+    const [a, b, c, d] = seen as [string, string, string, string];
+    const log: string[] = [];
+    let closing: Promise<void> | undefined;
+    server.on('peerDisconnected', (addr: string, reason: string) => {
+      log.push(`${[a, b, c, d].indexOf(addr)} ${reason}`);
+      // The first departure's listener takes the whole manager down.
+      closing ??= server.disconnect();
+    });
+    // The first two clients leave, one after the other, before the server's next tick.
+    for (const gone of [a, b]) {
+      await clients[seen.indexOf(gone)]!.mgr.disconnect();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    server.tick();
+    await closing;
+    t.deepEqual(log, ['0 remote', '1 remote', '2 local', '3 local']);
+  },
+);
+
 eachTransport(test, 'received messages are queued and dispatched only on tick', async (t, transport) => {
   const p = await connectPair(t, transport);
   for (let n = 0; n < 5; n++) p.client.sendMessage(new Note({ n, text: '' }));
