@@ -233,11 +233,11 @@ export class UdpTransport extends NetTransport {
   }
 
   /** First refused entry offset per peer id in the last batch: it and every later entry to that peer stay. */
-  private rejected = new Map<number, number>();
+  private readonly rejected = new Map<number, number>();
   /** First entry offset per peer id in the last batch refused because the protocol no longer knows the peer: it and every later entry to that peer are lost. */
-  private unknown = new Map<number, number>();
+  private readonly unknown = new Map<number, number>();
   /** Single entries of the last batch the protocol can never take (too large, refused), by offset, and why. */
-  private refusedAlone = new Map<number, string>();
+  private readonly refusedAlone = new Map<number, string>();
   /** Peers that went away during this service: id to address, and how far the send buffer reached then (entries before that were packed for them). */
   private readonly gone = new Map<number, { addr: string; at: number }>();
 
@@ -249,14 +249,17 @@ export class UdpTransport extends NetTransport {
    * peer that went away before its id could be reused. Returns what can never be
    * sent, per peer, to be reported: [address, why, messages].
    */
-  private settleSends(sendLen: number): [string, string, number][] {
+  private settleSends(sendLen: number): [string, string, number][] | undefined {
     for (const p of this.peers.values()) p.pendingBytes = 0;
     const refused = this.rejected;
     const unknown = this.unknown;
     const alone = this.refusedAlone;
-    this.rejected = new Map();
-    this.unknown = new Map();
-    this.refusedAlone = new Map();
+    // The usual case, with no walk over the entries: the protocol took the whole batch,
+    // nobody left, and nothing was packed meanwhile.
+    if (refused.size + unknown.size + alone.size + this.gone.size === 0 && this.sink.len === sendLen) {
+      this.sink.len = 0;
+      return undefined;
+    }
     const u8 = this.sink.u8;
     const dv = this.sink.dv;
     // Per peer id: [address, why, count].
@@ -299,6 +302,9 @@ export class UdpTransport extends NetTransport {
       off += len;
     }
     this.sink.len = w;
+    refused.clear();
+    unknown.clear();
+    alone.clear();
     return [...lost.values()];
   }
 
