@@ -8,7 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::handles::Handles;
+use super::buf::check_disjoint;
+use super::handles::{Handles, MAX_HANDLE};
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
 use crate::net::{ConditionerConfig, Config, Driver, Reliability, SendError};
@@ -40,7 +41,7 @@ fn now_ms() -> u64 {
 }
 
 fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    let h = env.get_uint(h, "net handle", u32::MAX as f64)? as usize;
+    let h = env.get_uint(h, "net handle", MAX_HANDLE)?;
     SLOTS.with(|s| s.with(h, "net", f))
 }
 
@@ -53,12 +54,9 @@ fn parse_addr(host: &str, port: u64) -> Result<SocketAddr> {
 
 /// Reads a Float64Array of numbers; NaN means "keep the default".
 fn numbers(env: &Env, v: napi_value, what: &str) -> Result<Vec<f64>> {
-    let (p, len) = env.get_bytes(v, what)?;
-    if !(p as usize).is_multiple_of(8) {
-        return Err(JsError::arg(format!("{what} must be a Float64Array")));
-    }
-    // SAFETY: p..p+len is the typed array's memory, alive for this call, 8-byte aligned (checked).
-    Ok(unsafe { std::slice::from_raw_parts(p as *const f64, len / 8) }.to_vec())
+    let m = env.float64_array(v, what, 0)?;
+    // SAFETY: the typed array's memory, alive for this call and not written during it.
+    Ok(unsafe { m.as_slice() }.to_vec())
 }
 
 fn pick<T: Copy>(xs: &[f64], i: usize, default: T, conv: impl Fn(f64) -> T) -> T {
@@ -96,7 +94,7 @@ pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         cursor: 0,
         draining: false,
     };
-    let h = SLOTS.with(|s| s.insert(slot));
+    let h = SLOTS.with(|s| s.insert(slot))?;
     env.double(h as f64)
 }
 
@@ -133,7 +131,7 @@ pub fn disconnect(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 /// `netSetConditioner(h, cfg | null)`: cfg = [loss, duplicate, reorder, delayMs, jitterMs, seed].
 pub fn set_conditioner(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let cfg = match args.get(1) {
-        Some(&v) if env.get_bytes(v, "conditioner").is_ok() => {
+        Some(&v) if !env.is_nullish(v)? => {
             let c = numbers(env, v, "conditioner")?;
             let d = ConditionerConfig::default();
             Some(ConditionerConfig {
@@ -174,25 +172,22 @@ const STAT_COUNT: usize = 30;
 /// the next event when `out` is empty and too small for it. `stats[0]` is 1
 /// when more events wait (call again with `sendLen` 0), then the counters.
 pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let (sp, slen) = env.get_bytes(arg(args, 1, "send")?, "send")?;
-    let send_len = env.get_uint(arg(args, 2, "sendLen")?, "sendLen", slen as f64)? as usize;
-    let (op, olen) = env.get_bytes(arg(args, 3, "out")?, "out")?;
+    let send = env.uint8_array(arg(args, 1, "send")?, "send")?;
+    let send_len = env.get_uint(arg(args, 2, "sendLen")?, "sendLen", send.len() as f64)? as usize;
+    let send = send.prefix(send_len);
+    let out = env.uint8_array(arg(args, 3, "out")?, "out")?;
     let max_datagrams = env.get_uint(arg(args, 4, "maxDatagrams")?, "maxDatagrams", 1e9)? as usize;
-    let (stp, stlen) = env.get_bytes(arg(args, 5, "stats")?, "stats")?;
-    if stlen < STAT_COUNT * 8 || !(stp as usize).is_multiple_of(8) {
-        return Err(JsError::arg(format!(
-            "stats must be a Float64Array of at least {STAT_COUNT}"
-        )));
-    }
-    // SAFETY: the three buffers are distinct typed arrays alive for this call;
-    // send is only read, out and stats only written, within their lengths.
-    let (send, out, stats) = unsafe {
-        (
-            std::slice::from_raw_parts(sp as *const u8, send_len),
-            std::slice::from_raw_parts_mut(op, olen),
-            std::slice::from_raw_parts_mut(stp as *mut f64, STAT_COUNT),
-        )
-    };
+    let stats = env
+        .float64_array(arg(args, 5, "stats")?, "stats", STAT_COUNT)?
+        .prefix(STAT_COUNT);
+    check_disjoint(&[
+        ("send", send.byte_range()),
+        ("out", out.byte_range()),
+        ("stats", stats.byte_range()),
+    ])?;
+    // SAFETY: the three are typed arrays alive for this call, pairwise disjoint (checked), and
+    // nothing else reads or writes them during it: send is only read, out and stats only written.
+    let (send, out, stats) = unsafe { (send.as_slice(), out.as_mut_slice(), stats.as_mut_slice()) };
     let written = with_slot(env, arg(args, 0, "h")?, |s| {
         let now = now_ms();
         // Only a call that finds nothing left over runs the socket; the others hand out what is left.
@@ -333,9 +328,11 @@ fn write_stats(s: &mut Slot, st: &mut [f64]) {
     }
 }
 
-/// `netClose(h)`: closes the socket (peers are not told; disconnect them first).
+/// `netClose(h)`: closes the socket (peers are not told; disconnect them first). Safe to
+/// call again, or from a finalizer after an explicit close: a closed handle is ignored.
 pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let h = env.get_uint(arg(args, 0, "h")?, "net handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| s.take(h));
+    let h = env.get_uint(arg(args, 0, "h")?, "net handle", MAX_HANDLE)?;
+    // A handle that is not open (closed already) is left alone: closing is idempotent.
+    drop(SLOTS.with(|s| s.take(h)));
     env.undefined()
 }

@@ -4,10 +4,15 @@
 //! calls only move the positions (claim/commit, poll/release) and handle
 //! fragmented messages, once per batch. Results that are more than one number
 //! go into a caller-registered `Float64Array` (`out`), so no call allocates.
+//!
+//! A handle keeps raw pointers into two JavaScript buffers between calls (the
+//! region and `out`). References keep the buffers alive, and every call first
+//! checks that neither was detached meanwhile (a transferred `ArrayBuffer`
+//! keeps its object but loses its memory), so the pointers are never used
+//! after the memory went away.
 
-use std::ptr;
-
-use super::handles::Handles;
+use super::buf::Mem;
+use super::handles::{Handles, MAX_HANDLE};
 use super::sys::*;
 use super::{arg, Env, JsError, Result};
 use crate::ring::{Consumer, Polled, Producer, Ring, RingError};
@@ -21,8 +26,29 @@ struct Slot {
     side: Side,
     /// Keeps the region's ArrayBuffer and the `out` array alive while the handle is open.
     refs: [napi_ref; 2],
-    out: *mut f64,
+    region: Mem<u8>,
+    out: Mem<f64>,
 }
+
+impl Slot {
+    /// Fails when the region or `out` no longer has the memory this handle points into.
+    fn check_attached(&self, env: &Env) -> Result<()> {
+        let region = env.array_buffer(env.deref(self.refs[0])?, "region")?;
+        let out = env.float64_array(env.deref(self.refs[1])?, "out", 0)?;
+        if region.byte_range() != self.region.byte_range() {
+            return Err(JsError::arg(
+                "the ring's region was detached or replaced; close the handle",
+            ));
+        }
+        if out.as_ptr() != self.out.as_ptr() || out.len() < OUT_LEN {
+            return Err(JsError::arg("the ring's out array was detached; close the handle"));
+        }
+        Ok(())
+    }
+}
+
+/// Elements of `out` a handle writes.
+const OUT_LEN: usize = 4;
 
 thread_local! {
     static SLOTS: Handles<Slot> = const { Handles::new() };
@@ -32,13 +58,15 @@ fn ring_err(e: RingError) -> JsError {
     JsError::new("ERR_TSAGE_RING", e.to_string())
 }
 
+/// Runs `f` on an open handle whose buffers are still attached.
 fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    let h = env.get_uint(h, "ring handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| s.with(h, "ring", f))
-}
-
-fn region(env: &Env, v: napi_value) -> Result<(*mut u8, usize)> {
-    env.get_bytes(v, "region")
+    let h = env.get_uint(h, "ring handle", MAX_HANDLE)?;
+    SLOTS.with(|s| {
+        s.with(h, "ring", |slot| {
+            slot.check_attached(env)?;
+            f(slot)
+        })
+    })
 }
 
 /// `ringRegionLen(capacity) -> number`: bytes a region needs for a ring of this capacity.
@@ -49,49 +77,60 @@ pub fn region_len(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 
 /// `ringInit(region, capacity, maxRecord)`: lays out a fresh ring in a region (version written last).
 pub fn init(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let (base, len) = region(env, arg(args, 0, "region")?)?;
+    let region = env.array_buffer(arg(args, 0, "region")?, "region")?;
     let cap = env.get_uint(arg(args, 1, "capacity")?, "capacity", (1u64 << 39) as f64)? as usize;
     let max_record = env.get_uint(arg(args, 2, "maxRecord")?, "maxRecord", (1u64 << 30) as f64)? as usize;
-    // SAFETY: base..base+len is the ArrayBuffer's memory, alive for this call; the
+    // SAFETY: the region is the ArrayBuffer's memory, alive for this call; the
     // ring is only laid out here, and the Ring value is dropped before returning.
-    unsafe { Ring::init(base, len, cap, max_record) }.map_err(ring_err)?;
+    unsafe { Ring::init(region.as_ptr(), region.len(), cap, max_record) }.map_err(ring_err)?;
     env.undefined()
 }
 
 /// `ringOpen(region, role, out, maxMessage) -> handle`: role 0 = producer, 1 = consumer.
 pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let buf = arg(args, 0, "region")?;
-    let (base, len) = region(env, buf)?;
+    let region = env.array_buffer(buf, "region")?;
     let role = env.get_uint(arg(args, 1, "role")?, "role", 1.0)?;
     let out_v = arg(args, 2, "out")?;
-    let (out, out_len) = env.get_bytes(out_v, "out")?;
-    if out_len < 4 * 8 || !(out as usize).is_multiple_of(8) {
-        return Err(JsError::arg("out must be a Float64Array of at least 4 elements"));
+    let out = env.float64_array(out_v, "out", OUT_LEN)?;
+    if out.overlaps(&region) {
+        return Err(JsError::arg("out must not lie inside the region"));
     }
     let max_message = env.get_uint(arg(args, 3, "maxMessage")?, "maxMessage", u32::MAX as f64)? as usize;
     // SAFETY: the region ArrayBuffer is kept alive by the reference taken below
-    // until ringClose; JavaScript touches the shared bytes only in claimed or
-    // polled spans, as the ring protocol requires.
-    let ring = unsafe { Ring::attach(base, len) }.map_err(ring_err)?;
+    // until ringClose, and every later call checks it is still attached before
+    // the ring touches it. The ring reads and writes it only through atomics
+    // and raw copies (never a Rust reference), and expects the other process
+    // (and JavaScript) to write any of it at any time.
+    let ring = unsafe { Ring::attach(region.as_ptr(), region.len()) }.map_err(ring_err)?;
     let side = if role == 0 {
         Side::Producer(Producer::new(ring).map_err(ring_err)?)
     } else {
         Side::Consumer(Consumer::new(ring, max_message).map_err(ring_err)?)
     };
-    let mut refs = [ptr::null_mut(); 2];
-    for (i, v) in [buf, out_v].into_iter().enumerate() {
-        // SAFETY: live env and handle; refs[i] is a valid out pointer.
-        let st = unsafe { napi_create_reference(env.0, v, 1, &mut refs[i]) };
-        if st != NAPI_OK {
-            return Err(JsError::new("ERR_TSAGE_NAPI", "napi_create_reference failed"));
+    let first = env.reference(buf)?;
+    let second = match env.reference(out_v) {
+        Ok(r) => r,
+        Err(e) => {
+            // The first reference must not outlive a handle that was never made.
+            env.unref(first);
+            return Err(e);
         }
-    }
+    };
     let slot = Slot {
         side,
-        refs,
-        out: out as *mut f64,
+        refs: [first, second],
+        region,
+        out,
     };
-    let h = SLOTS.with(|s| s.insert(slot));
+    let h = match SLOTS.with(|s| s.insert(slot)) {
+        Ok(h) => h,
+        Err(e) => {
+            env.unref(first);
+            env.unref(second);
+            return Err(e);
+        }
+    };
     env.double(h as f64)
 }
 
@@ -110,8 +149,10 @@ fn consumer(slot: &mut Slot) -> Result<&mut Consumer> {
 }
 
 fn set_out(slot: &Slot, i: usize, v: f64) {
-    // SAFETY: out points to at least 4 f64s (checked at open), kept alive by refs[1].
-    unsafe { slot.out.add(i).write(v) };
+    assert!(i < OUT_LEN, "ring glue bug: out[{i}]");
+    // SAFETY: out holds at least OUT_LEN f64s (checked at open), kept alive by refs[1] and still
+    // attached (checked by with_slot at the start of this call); it lies outside the region.
+    unsafe { slot.out.as_ptr().add(i).write(v) };
 }
 
 /// `ringCommitClaim(h, used, min, publish) -> boolean`: commits `used` bytes
@@ -148,11 +189,15 @@ pub fn commit_claim(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 /// a large message as fits now, as fragment records, and publishes.
 pub fn write_fragments(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let kind = env.get_uint(arg(args, 1, "kind")?, "kind", u32::MAX as f64)? as u32;
-    let (data, len) = env.get_bytes(arg(args, 2, "data")?, "data")?;
+    let data = env.uint8_array(arg(args, 2, "data")?, "data")?;
     let progress = env.get_uint(arg(args, 3, "progress")?, "progress", u32::MAX as f64)? as usize;
     let p = with_slot(env, arg(args, 0, "h")?, |slot| {
-        // SAFETY: data..data+len is the typed array's memory, alive for this call and not shared.
-        let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
+        if data.overlaps(&slot.region) {
+            return Err(JsError::arg("data must not lie inside the ring's region"));
+        }
+        // SAFETY: data is the typed array's memory, alive for this call; it lies outside the
+        // region (checked), the only memory the producer writes, so it is not written meanwhile.
+        let bytes = unsafe { data.as_slice() };
         producer(slot)?.write_fragments(kind, bytes, progress).map_err(ring_err)
     })?;
     env.double(p as f64)
@@ -208,14 +253,14 @@ pub fn sync(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     env.undefined()
 }
 
-/// `ringClose(h)`: forgets a handle and lets its region be collected.
+/// `ringClose(h)`: forgets a handle and lets its region be collected. Safe to call
+/// again, or from a finalizer after an explicit close: a closed handle is ignored.
 pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let h = env.get_uint(arg(args, 0, "h")?, "ring handle", u32::MAX as f64)? as usize;
-    let slot = SLOTS.with(|s| s.take(h));
-    if let Some(slot) = slot {
+    let h = env.get_uint(arg(args, 0, "h")?, "ring handle", MAX_HANDLE)?;
+    // A handle that is not open (closed already) is left alone: closing is idempotent.
+    if let Some(slot) = SLOTS.with(|s| s.take(h)) {
         for r in slot.refs {
-            // SAFETY: r was created by napi_create_reference in this env and is deleted once.
-            unsafe { napi_delete_reference(env.0, r) };
+            env.unref(r);
         }
     }
     env.undefined()

@@ -39,8 +39,12 @@ pub fn map(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     if len == 0 {
         return Err(JsError::arg("len must be at least 1 byte"));
     }
-    // SAFETY: the JavaScript side reads and writes this memory only through the
-    // ring protocol and Atomics, as Region::map requires.
+    // SAFETY: no Rust reference to this memory is ever formed, as Region::map
+    // requires: it goes to JavaScript as an external ArrayBuffer, whose plain
+    // typed-array loads and stores are defined even while another process
+    // writes the same bytes (a racing read may see a mix of old and new bytes,
+    // which the ring protocol and its readers' checks must and do allow for),
+    // and native code reaches it only through `ring`, with atomics and raw copies.
     let region = unsafe { Region::map(fd, len) }.map_err(|e| JsError::io("mmap", e))?;
     let ptr = region.as_ptr();
     env.external_arraybuffer(ptr, len, Box::new(region))

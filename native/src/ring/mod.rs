@@ -186,9 +186,10 @@ pub struct Ring {
     max_record: usize,
 }
 
-// SAFETY: a Ring is a pointer into a shared mapping that every process and
-// thread accesses only through atomics and raw copies; the constructor's
-// contract keeps the mapping alive for as long as any Ring exists.
+// SAFETY: a Ring is a pointer into a shared mapping that this code accesses
+// only through atomics and raw copies (never a reference), from whichever
+// thread holds the Ring; the constructor's contract keeps the mapping alive for
+// as long as any Ring exists.
 unsafe impl Send for Ring {}
 
 impl Ring {
