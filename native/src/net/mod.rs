@@ -7,23 +7,32 @@
 //! [`Conditioner`] can sit between the two to simulate loss, duplication,
 //! reordering and delay. The wire format is described in `docs/net-protocol.md`.
 //!
+//! The layers, top down: [`Endpoint`] (the peer table, dispatch, the caller's
+//! API) over `peer` (one peer's reliability: `peer::send`, `peer::recv` and
+//! their helpers), over `link` (framing and the handshake: everything between
+//! a peer's payloads and the socket), over [`Driver`] (the socket).
+//!
 //! Files, one concern each: [`seq`] (wraparound-safe sequence arithmetic),
-//! `packet` (wire encoding), `cookie` (stateless handshake MAC), `rng`,
-//! `stats`, `fragment` (reassembly), `channel` (per-channel delivery order),
-//! `peer` (per-connection send/ack/retransmit state), `endpoint`,
-//! `conditioner` and `driver`.
+//! `packet` (wire formats as types), `events` (the one event log and the
+//! layout JavaScript reads), `outbox` (outgoing datagrams, buffer pool,
+//! counters), `table` (the peers), `link`, `peer`, `fragment` (reassembly),
+//! `cookie` (stateless handshake MAC), `rng`, `stats`, `conditioner`,
+//! `driver` and `udp_sys`.
 
-mod channel;
 pub mod conditioner;
 mod cookie;
 pub mod driver;
 mod endpoint;
+pub mod events;
 mod fragment;
+mod link;
+mod outbox;
 mod packet;
 mod peer;
 mod rng;
 pub mod seq;
 mod stats;
+mod table;
 #[cfg(test)]
 mod tests;
 mod udp_sys;
@@ -33,7 +42,8 @@ use std::net::SocketAddr;
 
 pub use conditioner::{Conditioner, ConditionerConfig, ConditionerStats};
 pub use driver::{Driver, ServiceReport};
-pub use endpoint::{Endpoint, EventRef, PeerInfo};
+pub use endpoint::{Endpoint, PeerInfo};
+pub use events::EventRef;
 pub use stats::Stats;
 
 /// Number of independent ordering channels (numbered `0..CHANNELS`).
