@@ -15,7 +15,7 @@ const ARG = 'ERR_TSAGE_NATIVE_ARG';
 
 /** A UDP socket on loopback, closed when the test ends (closing twice is part of what is tested). */
 function openSocket(t: ExecutionContext): number {
-  const h = n.netOpen('127.0.0.1', 0, new Float64Array(8).fill(Number.NaN), 1);
+  const h = n.netOpen('127.0.0.1', 0, {}, 1);
   t.teardown(() => n.netClose(h));
   return h;
 }
@@ -46,23 +46,23 @@ function views(): Record<string, ArrayBufferView> {
   };
 }
 
-test('netService takes exactly a Uint8Array for send and out and a Float64Array for stats', (t) => {
+test('netService takes exactly a Uint8Array for send and out and a Float64Array for its result', (t) => {
   const h = openSocket(t);
   const send = new Uint8Array(64);
   const out = new Uint8Array(4096);
-  const stats = new Float64Array(64);
-  t.true(n.netService(h, send, 0, out, 16, stats) >= 0, 'the right kinds work');
+  const result = new Float64Array(64);
+  t.true(n.netService(h, send, 0, out, 16, result) >= 0, 'the right kinds work');
   t.true(
-    n.netService(h, Buffer.alloc(64), 0, Buffer.alloc(4096), 16, stats) >= 0,
+    n.netService(h, Buffer.alloc(64), 0, Buffer.alloc(4096), 16, result) >= 0,
     'a Buffer is a Uint8Array',
   );
   for (const [kind, v] of Object.entries(views())) {
     if (kind !== 'Uint8Array') {
-      t.throws(() => any.netService(h, v, 0, out, 16, stats), {
+      t.throws(() => any.netService(h, v, 0, out, 16, result), {
         code: ARG,
         message: `send must be a Uint8Array, got a ${kind}`,
       });
-      t.throws(() => any.netService(h, send, 0, v, 16, stats), {
+      t.throws(() => any.netService(h, send, 0, v, 16, result), {
         code: ARG,
         message: `out must be a Uint8Array, got a ${kind}`,
       });
@@ -70,53 +70,53 @@ test('netService takes exactly a Uint8Array for send and out and a Float64Array 
     if (kind !== 'Float64Array') {
       t.throws(() => any.netService(h, send, 0, out, 16, v), {
         code: ARG,
-        message: new RegExp(`^stats must be a Float64Array.*got a ${kind}$`),
+        message: new RegExp(`^result must be a Float64Array.*got a ${kind}$`),
       });
     }
   }
-  t.throws(() => any.netService(h, new ArrayBuffer(64), 0, out, 16, stats), {
+  t.throws(() => any.netService(h, new ArrayBuffer(64), 0, out, 16, result), {
     code: ARG,
     message: 'send must be a Uint8Array, got an ArrayBuffer',
   });
   t.throws(() => any.netService(h, send, 0, out, 16, new Float64Array(2)), {
     code: ARG,
-    message: /stats must be a Float64Array of at least \d+ elements, got 2/,
+    message: /result must be a Float64Array of at least \d+ elements, got 2/,
   });
-  t.throws(() => any.netService(h, send, 65, out, 16, stats), {
+  t.throws(() => any.netService(h, send, 65, out, 16, result), {
     code: ARG,
     message: /sendLen must be an integer from 0 to 64/,
   });
 });
 
-test('netService refuses send, out and stats that overlap, and takes disjoint views of one buffer', (t) => {
+test('netService refuses send, out and result that overlap, and takes disjoint views of one buffer', (t) => {
   const h = openSocket(t);
   const mem = new ArrayBuffer(1 << 16);
-  const stats = new Float64Array(mem, 0, 64);
+  const result = new Float64Array(mem, 0, 64);
   const out = new Uint8Array(mem, 1024, 8192);
   const send = new Uint8Array(mem, 1024 + 8192, 1024);
-  t.true(n.netService(h, send, 0, out, 16, stats) >= 0, 'touching but disjoint views are fine');
-  t.throws(() => n.netService(h, new Uint8Array(mem, 1024 + 8191, 16), 16, out, 16, stats), {
+  t.true(n.netService(h, send, 0, out, 16, result) >= 0, 'touching but disjoint views are fine');
+  t.throws(() => n.netService(h, new Uint8Array(mem, 1024 + 8191, 16), 16, out, 16, result), {
     code: ARG,
     message: 'send and out must not overlap',
   });
-  t.throws(() => n.netService(h, send, 0, new Uint8Array(mem, 0, 4096), 16, stats), {
+  t.throws(() => n.netService(h, send, 0, new Uint8Array(mem, 0, 4096), 16, result), {
     code: ARG,
-    message: 'out and stats must not overlap',
+    message: 'out and result must not overlap',
   });
-  t.throws(() => n.netService(h, out, 12, out, 16, stats), {
+  t.throws(() => n.netService(h, out, 12, out, 16, result), {
     code: ARG,
     message: 'send and out must not overlap',
   });
   // Only what is used counts: send beyond sendLen, and an empty send, overlap nothing.
-  t.true(n.netService(h, new Uint8Array(mem, 1024 + 8192 - 4, 64), 0, out, 16, stats) >= 0);
-  t.true(n.netService(h, new Uint8Array(mem, 1024, 0), 0, out, 16, stats) >= 0);
+  t.true(n.netService(h, new Uint8Array(mem, 1024 + 8192 - 4, 64), 0, out, 16, result) >= 0);
+  t.true(n.netService(h, new Uint8Array(mem, 1024, 0), 0, out, 16, result) >= 0);
 });
 
 test('empty buffers are empty slices: a zero-length send works and an empty fragment write reaches the ring', (t) => {
   const h = openSocket(t);
-  const stats = new Float64Array(64);
-  t.true(n.netService(h, new Uint8Array(0), 0, new Uint8Array(4096), 16, stats) >= 0);
-  t.true(n.netService(h, new Uint8Array(new ArrayBuffer(0)), 0, new Uint8Array(4096), 16, stats) >= 0);
+  const result = new Float64Array(64);
+  t.true(n.netService(h, new Uint8Array(0), 0, new Uint8Array(4096), 16, result) >= 0);
+  t.true(n.netService(h, new Uint8Array(new ArrayBuffer(0)), 0, new Uint8Array(4096), 16, result) >= 0);
   const w = n.ringOpen(ringRegion(), 0, new Float64Array(4), 1 << 20);
   t.teardown(() => n.ringClose(w));
   // The ring itself refuses an empty fragmented message, with its own error: the empty slice got there.
@@ -189,7 +189,7 @@ test('a ring handle whose region was detached refuses to touch it', (t) => {
 });
 
 test('closing a socket twice is harmless and never closes the socket that reuses its slot', (t) => {
-  const a = n.netOpen('127.0.0.1', 0, new Float64Array(8).fill(Number.NaN), 1);
+  const a = n.netOpen('127.0.0.1', 0, {}, 1);
   n.netClose(a);
   n.netClose(a);
   const b = openSocket(t);

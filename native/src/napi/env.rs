@@ -51,6 +51,65 @@ impl Env {
         Ok(v)
     }
 
+    /// A new array of the given values.
+    pub fn array(&self, items: &[napi_value]) -> Result<napi_value> {
+        let mut a = ptr::null_mut();
+        // SAFETY: live env, valid out pointer.
+        let st = unsafe { napi_create_array_with_length(self.0, items.len(), &mut a) };
+        check(st, "napi_create_array_with_length")?;
+        for (i, &v) in items.iter().enumerate() {
+            let i = u32::try_from(i).map_err(|_| JsError::arg("array too long"))?;
+            // SAFETY: a and v are live handles of this call.
+            let st = unsafe { napi_set_element(self.0, a, i, v) };
+            check(st, "napi_set_element")?;
+        }
+        Ok(a)
+    }
+
+    /// Property `name` of a plain-object argument, `None` when it is `undefined`.
+    pub fn get(&self, obj: napi_value, name: &str) -> Result<Option<napi_value>> {
+        let cname = CString::new(name).map_err(|_| JsError::arg("property name has a NUL"))?;
+        let mut v = ptr::null_mut();
+        // SAFETY: obj is a live handle; cname is NUL-terminated; v is a valid out pointer.
+        let st = unsafe { napi_get_named_property(self.0, obj, cname.as_ptr(), &mut v) };
+        check(st, "napi_get_named_property")?;
+        Ok((self.type_of(v)? != NAPI_UNDEFINED).then_some(v))
+    }
+
+    /// The own enumerable string keys of an object argument; `what` names it in errors.
+    pub fn keys(&self, obj: napi_value, what: &str) -> Result<Vec<String>> {
+        if self.type_of(obj)? != NAPI_OBJECT {
+            return Err(JsError::arg(format!("{what} must be an object")));
+        }
+        let mut names = ptr::null_mut();
+        // SAFETY: obj is a live object handle; names is a valid out pointer.
+        let st = unsafe { napi_get_property_names(self.0, obj, &mut names) };
+        check(st, "napi_get_property_names")?;
+        let mut n = 0u32;
+        // SAFETY: names is the array Node just returned.
+        let st = unsafe { napi_get_array_length(self.0, names, &mut n) };
+        check(st, "napi_get_array_length")?;
+        let mut keys = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let mut k = ptr::null_mut();
+            // SAFETY: i < the array's length; k is a valid out pointer.
+            let st = unsafe { napi_get_element(self.0, names, i, &mut k) };
+            check(st, "napi_get_element")?;
+            keys.push(self.get_string(k, what)?);
+        }
+        Ok(keys)
+    }
+
+    /// A JavaScript boolean argument.
+    pub fn get_bool(&self, v: napi_value, what: &str) -> Result<bool> {
+        let mut b = false;
+        // SAFETY: live env and handle; b is a valid out pointer.
+        if unsafe { napi_get_value_bool(self.0, v, &mut b) } != NAPI_OK {
+            return Err(JsError::arg(format!("{what} must be a boolean")));
+        }
+        Ok(b)
+    }
+
     pub fn set(&self, obj: napi_value, name: &str, value: napi_value) -> Result<()> {
         let name = CString::new(name).map_err(|_| JsError::arg("property name has a NUL"))?;
         // SAFETY: obj and value are live handles of this call; name is NUL-terminated.

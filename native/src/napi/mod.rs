@@ -142,6 +142,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("ringSync", ring::sync),
         ("ringClose", ring::close),
         ("setParentDeathSignal", ring::parent_death_signal),
+        ("netLayout", net::layout),
         ("netOpen", net::open),
         ("netLocalAddress", net::local_address),
         ("netConnect", net::connect),

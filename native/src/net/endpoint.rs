@@ -179,6 +179,11 @@ impl Endpoint {
         self.table.get(peer).map(|e| e.serial)
     }
 
+    /// One past the highest peer id given out so far (every id ever returned is below it).
+    pub fn peer_id_bound(&self) -> PeerId {
+        self.table.id_bound()
+    }
+
     /// Ids of all peers (connecting or connected).
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.table.iter().map(|e| e.id)

@@ -5,7 +5,8 @@
 //! peer id (u32, little-endian, like every integer here); [`LAYOUT`] lists
 //! each kind's tag and field offsets, and the addon exports that list
 //! (`netLayout()`), so TypeScript reads offsets from here instead of keeping a
-//! copy of its own.
+//! copy of its own. The endpoint produces the first three kinds; the addon's
+//! send path produces [`Tag::Refused`] and [`Tag::Pending`] in a log of its own.
 
 use std::net::SocketAddr;
 
@@ -34,6 +35,15 @@ pub const CONNECTED_ADDR: usize = AT_FIELDS + 1;
 pub const DISCONNECTED_REASON: usize = AT_FIELDS;
 /// Disconnected: event size.
 const DISCONNECTED_LEN: usize = AT_FIELDS + 1;
+/// Refused: reason u8 (index into [`REFUSAL_REASONS`]).
+pub const REFUSED_REASON: usize = AT_FIELDS;
+/// Refused: number of send entries refused, not counting those flagged as control entries (u32).
+pub const REFUSED_COUNT: usize = AT_FIELDS + 1;
+const REFUSED_LEN: usize = AT_FIELDS + 5;
+/// Pending: bytes (u32) of the peer's send entries left in the send buffer for the next service.
+pub const PENDING_BYTES: usize = AT_FIELDS;
+const PENDING_LEN: usize = AT_FIELDS + 4;
+
 /// The kinds of event.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +54,29 @@ pub enum Tag {
     Disconnected = 2,
     /// A message arrived.
     Message = 3,
+    /// Send entries that can never be sent (their peer is gone, or they are not valid), dropped.
+    Refused = 4,
+    /// How much of a peer's sends wait in the send buffer: the backpressure the caller sees.
+    Pending = 5,
 }
 
 /// Names of [`DisconnectReason`]s, by their code in a disconnected event.
 pub const DISCONNECT_REASONS: [&str; 4] = ["local", "remote", "timeout", "refused"];
+
+/// Why a send entry was refused for good.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is gone (or never existed).
+    Gone = 0,
+    /// Larger than the largest message.
+    TooLarge = 1,
+    /// Not a valid entry for the protocol (a channel out of range).
+    Invalid = 2,
+}
+
+/// Names of [`Refusal`]s, by code.
+pub const REFUSAL_REASONS: [&str; 3] = ["gone", "too-large", "invalid"];
 
 fn reason_code(r: DisconnectReason) -> u8 {
     match r {
@@ -82,7 +111,7 @@ pub struct EventLayout {
 }
 
 /// Every kind of event: the source of `netLayout().events`.
-pub const LAYOUT: [EventLayout; 3] = [
+pub const LAYOUT: [EventLayout; 5] = [
     EventLayout {
         name: "connected",
         tag: Tag::Connected,
@@ -109,6 +138,18 @@ pub const LAYOUT: [EventLayout; 3] = [
             ("length", MESSAGE_LENGTH),
             ("payload", MESSAGE_PAYLOAD),
         ],
+    },
+    EventLayout {
+        name: "refused",
+        tag: Tag::Refused,
+        fixed: REFUSED_LEN,
+        fields: &[("peer", AT_PEER), ("reason", REFUSED_REASON), ("count", REFUSED_COUNT)],
+    },
+    EventLayout {
+        name: "pending",
+        tag: Tag::Pending,
+        fixed: PENDING_LEN,
+        fields: &[("peer", AT_PEER), ("bytes", PENDING_BYTES)],
     },
 ];
 
@@ -179,6 +220,19 @@ impl Events {
         self.buf.push(reason_code(reason));
     }
 
+    /// Queues a refusal of `count` send entries to `peer`.
+    pub(crate) fn push_refused(&mut self, peer: PeerId, reason: Refusal, count: u32) {
+        self.start(Tag::Refused, peer);
+        self.buf.push(reason as u8);
+        self.buf.extend_from_slice(&count.to_le_bytes());
+    }
+
+    /// Queues how many bytes of `peer`'s send entries wait.
+    pub(crate) fn push_pending(&mut self, peer: PeerId, bytes: u32) {
+        self.start(Tag::Pending, peer);
+        self.buf.extend_from_slice(&bytes.to_le_bytes());
+    }
+
     /// Undrained bytes.
     pub(crate) fn backlog(&self) -> usize {
         self.buf.len() - self.head
@@ -199,6 +253,8 @@ impl Events {
         match b[p] {
             t if t == Tag::Message as u8 => MESSAGE_PAYLOAD + self.u32_at(p + MESSAGE_LENGTH) as usize,
             t if t == Tag::Connected as u8 => CONNECTED_ADDR + b[p + CONNECTED_ADDR_LENGTH] as usize,
+            t if t == Tag::Refused as u8 => REFUSED_LEN,
+            t if t == Tag::Pending as u8 => PENDING_LEN,
             _ => DISCONNECTED_LEN,
         }
     }
@@ -230,32 +286,40 @@ impl Events {
         n
     }
 
-    /// Decodes the next event and marks it drained. A drained buffer starts over at the
-    /// next push (so the view returned here stays valid until then).
+    /// Decodes the next endpoint event and marks it drained. A drained buffer starts over at
+    /// the next push (so the view returned here stays valid until then). The send path's
+    /// own events ([`Tag::Refused`], [`Tag::Pending`]) are only ever drained, never decoded
+    /// here: they are skipped.
     pub(crate) fn pop(&mut self) -> Option<EventRef<'_>> {
-        let p = self.head;
-        let n = self.next_len()?;
-        self.head = p + n;
-        let peer = self.u32_at(p + AT_PEER);
-        let b = &self.buf[p..p + n];
-        Some(match b[AT_TAG] {
-            t if t == Tag::Message as u8 => EventRef::Message {
-                peer,
-                channel: b[MESSAGE_CHANNEL] & !RELIABLE_BIT,
-                data: &b[MESSAGE_PAYLOAD..],
-            },
-            t if t == Tag::Connected as u8 => EventRef::Connected {
-                peer,
-                addr: std::str::from_utf8(&b[CONNECTED_ADDR..])
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .expect("an address this log encoded"),
-            },
-            _ => EventRef::Disconnected {
-                peer,
-                reason: reason_of(b[DISCONNECTED_REASON]),
-            },
-        })
+        loop {
+            let p = self.head;
+            let n = self.next_len()?;
+            self.head = p + n;
+            let tag = self.buf[p + AT_TAG];
+            if tag == Tag::Refused as u8 || tag == Tag::Pending as u8 {
+                continue;
+            }
+            let peer = self.u32_at(p + AT_PEER);
+            let b = &self.buf[p..p + n];
+            return Some(match tag {
+                t if t == Tag::Message as u8 => EventRef::Message {
+                    peer,
+                    channel: b[MESSAGE_CHANNEL] & !RELIABLE_BIT,
+                    data: &b[MESSAGE_PAYLOAD..],
+                },
+                t if t == Tag::Connected as u8 => EventRef::Connected {
+                    peer,
+                    addr: std::str::from_utf8(&b[CONNECTED_ADDR..])
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .expect("an address this log encoded"),
+                },
+                _ => EventRef::Disconnected {
+                    peer,
+                    reason: reason_of(b[DISCONNECTED_REASON]),
+                },
+            });
+        }
     }
 
     /// Starts the buffer over if everything in it was drained.
@@ -370,6 +434,8 @@ mod tests {
         ev.push_connected(9, addr);
         ev.push_disconnected(9, DisconnectReason::Refused);
         ev.push_message(9, 4, true, b"hello");
+        ev.push_refused(9, Refusal::TooLarge, 70_000);
+        ev.push_pending(9, 123_456);
         let mut out = vec![0u8; 256];
         let n = ev.drain_into(&mut out);
         let mut p = 0;
@@ -395,15 +461,49 @@ mod tests {
                     assert_eq!(&b[l.fixed..l.fixed + len], b"hello");
                     l.fixed + len
                 }
+                Tag::Refused => {
+                    assert_eq!(REFUSAL_REASONS[field(b, l.tag, "reason", 1) as usize], "too-large");
+                    assert_eq!(field(b, l.tag, "count", 4), 70_000);
+                    l.fixed
+                }
+                Tag::Pending => {
+                    assert_eq!(field(b, l.tag, "bytes", 4), 123_456);
+                    l.fixed
+                }
             };
             p += size;
         }
         assert_eq!(p, n, "the sizes the layout implies add up to what was written");
-        assert_eq!(tags, [Tag::Connected, Tag::Disconnected, Tag::Message]);
+        assert_eq!(
+            tags,
+            [
+                Tag::Connected,
+                Tag::Disconnected,
+                Tag::Message,
+                Tag::Refused,
+                Tag::Pending
+            ]
+        );
         // Each kind has its own tag; every field lies inside the fixed part or starts the variable one.
         for (i, l) in LAYOUT.iter().enumerate() {
             assert!(LAYOUT[i + 1..].iter().all(|o| o.tag != l.tag && o.name != l.name));
             assert!(l.fields.iter().all(|f| f.1 <= l.fixed), "{}", l.name);
         }
+    }
+
+    #[test]
+    fn should_skip_send_report_events_when_decoding() {
+        let mut ev = Events::default();
+        ev.push_refused(3, Refusal::Gone, 2);
+        ev.push_pending(3, 0);
+        ev.push_disconnected(3, DisconnectReason::Local);
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Disconnected {
+                peer: 3,
+                reason: DisconnectReason::Local
+            })
+        );
+        assert_eq!(ev.pop(), None);
     }
 }

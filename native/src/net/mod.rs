@@ -12,13 +12,15 @@
 //! their helpers), over `link` (framing and the handshake: everything between
 //! a peer's payloads and the socket), over [`Driver`] (the socket).
 //!
-//! Files, one concern each: [`seq`] (wraparound-safe sequence arithmetic),
+//! Files, one concern each: [`batch`] (the caller's send batches and their
+//! backpressure), [`seq`] (wraparound-safe sequence arithmetic),
 //! `packet` (wire formats as types), `events` (the one event log and the
 //! layout JavaScript reads), `outbox` (outgoing datagrams, buffer pool,
 //! counters), `table` (the peers), `link`, `peer`, `fragment` (reassembly),
 //! `cookie` (stateless handshake MAC), `rng`, `stats`, `conditioner`,
 //! `driver` and `udp_sys`.
 
+pub(crate) mod batch;
 pub mod conditioner;
 mod cookie;
 pub mod driver;
@@ -71,6 +73,26 @@ pub enum Reliability {
 }
 
 impl Reliability {
+    /// Every mode, by its wire/JS value.
+    pub const ALL: [Reliability; 5] = [
+        Self::Unreliable,
+        Self::UnreliableSequenced,
+        Self::Reliable,
+        Self::ReliableOrdered,
+        Self::ReliableSequenced,
+    ];
+
+    /// The name JavaScript gives the mode (`'reliable-ordered'`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unreliable => "unreliable",
+            Self::UnreliableSequenced => "unreliable-sequenced",
+            Self::Reliable => "reliable",
+            Self::ReliableOrdered => "reliable-ordered",
+            Self::ReliableSequenced => "reliable-sequenced",
+        }
+    }
+
     /// Decodes the wire/JS value; `None` for anything but 0..=4.
     pub fn from_u8(v: u8) -> Option<Self> {
         match v {
