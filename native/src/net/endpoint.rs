@@ -291,11 +291,15 @@ impl Endpoint {
         self.out.stats.bytes_in += b.len() as u64;
         let mut cx = Cx {
             cfg: &self.cfg,
-            table: &mut self.table,
             out: &mut self.out,
             rng: &mut self.rng,
         };
-        match self.link.input(now, from, b, &mut cx) {
+        let known = self
+            .table
+            .find(from)
+            .and_then(|id| self.table.get_mut(id))
+            .map(|e| (e.id, &mut e.session));
+        match self.link.input(now, from, b, known, &mut cx) {
             Input::Done => {}
             Input::Payload(peer, payload) => {
                 let Some(e) = self.table.get_mut(peer) else { return };

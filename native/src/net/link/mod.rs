@@ -4,9 +4,11 @@
 //! encryption) and makes and ends connections (the handshake). The endpoint
 //! owns one [`Link`] and talks to it through this narrow interface:
 //!
-//! - [`Link::input`] reads a datagram and says what it is for the endpoint: a
+//! - [`Link::input`] reads a datagram, given the session of the peer at its
+//!   source address if there is one, and says what it is for the endpoint: a
 //!   payload for a peer, a new connection to admit, an established or ended
-//!   one, or nothing (answered or dropped here, and counted);
+//!   one, or nothing (answered or dropped here, and counted). The link never
+//!   sees the peer table;
 //! - [`Link::frame`] turns a payload a peer wrote, after the link's
 //!   [`Link::headroom`] bytes, into the datagram to send, in place;
 //! - [`Link::start`], [`Link::tick`], [`Link::accept`], [`Link::refuse`] and
@@ -26,7 +28,6 @@ use std::net::SocketAddr;
 use super::outbox::Outbox;
 use super::packet::Payload;
 use super::rng::Rng;
-use super::table::Table;
 use super::{Config, DisconnectReason, PeerId, Stats};
 
 /// The kinds of link an endpoint can run.
@@ -80,14 +81,16 @@ pub(crate) enum Tick {
     Connected,
 }
 
-/// What the link may look at and change while it reads a datagram: the peer table (for
-/// sessions and addresses only), the outbox (for replies), the counters and the random source.
+/// What the link may use while it reads a datagram: the configuration, the outbox (for
+/// replies and the counters) and the random source.
 pub(crate) struct Cx<'a> {
     pub cfg: &'a Config,
-    pub table: &'a mut Table,
     pub out: &'a mut Outbox,
     pub rng: &'a mut Rng,
 }
+
+/// The peer already known at a datagram's source address: its id and its session.
+pub(crate) type Known<'s> = Option<(PeerId, &'s mut Session)>;
 
 impl Cx<'_> {
     pub(crate) fn stats(&mut self) -> &mut Stats {
@@ -115,10 +118,17 @@ impl Link {
         }
     }
 
-    /// Reads one datagram from `from`.
-    pub(crate) fn input<'a>(&mut self, now: u64, from: SocketAddr, b: &'a [u8], cx: &mut Cx<'_>) -> Input<'a> {
+    /// Reads one datagram from `from`, where `known` is the peer there, if any.
+    pub(crate) fn input<'a>(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        b: &'a [u8],
+        known: Known<'_>,
+        cx: &mut Cx<'_>,
+    ) -> Input<'a> {
         match self {
-            Link::Plain(l) => l.input(now, from, b, cx),
+            Link::Plain(l) => l.input(now, from, b, known, cx),
         }
     }
 

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Cx, Input, Tick};
+use super::{Cx, Input, Known, Tick};
 use crate::net::cookie::CookieKey;
 use crate::net::outbox::Outbox;
 use crate::net::packet::{
@@ -103,22 +103,33 @@ impl Plain {
         }
     }
 
-    pub(crate) fn input<'a>(&mut self, now: u64, from: SocketAddr, b: &'a [u8], cx: &mut Cx<'_>) -> Input<'a> {
+    pub(crate) fn input<'a>(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        b: &'a [u8],
+        known: Known<'_>,
+        cx: &mut Cx<'_>,
+    ) -> Input<'a> {
         let Some(p) = Prefix::parse(b) else {
             cx.stats().drop_garbled += 1;
             return Input::Done;
         };
+        let known = known.map(|(id, s)| {
+            let super::Session::Plain(s) = s;
+            (id, s)
+        });
         match p.ty {
             T_HELLO => self.on_hello(now, from, b, cx),
-            T_COOKIE => self.on_cookie(now, from, b, cx),
-            T_CONNECT => return self.on_connect(now, from, b, cx),
-            T_ACCEPT => return self.on_accept(from, p.conn, b, cx),
+            T_COOKIE => on_cookie(now, from, b, known, cx),
+            T_CONNECT => return self.on_connect(now, from, b, known, cx),
+            T_ACCEPT => return on_accept(p.conn, b, known, cx),
             T_REJECT => {
                 let Some(r) = Reject::parse(b) else {
                     cx.stats().drop_garbled += 1;
                     return Input::Done;
                 };
-                if let Some(id) = connecting_peer(from, r.conn, r.nonce, cx) {
+                if let Some(id) = connecting_peer(known, r.conn, r.nonce, cx) {
                     return Input::Gone(id, DisconnectReason::Refused);
                 }
             }
@@ -127,7 +138,7 @@ impl Plain {
                     cx.stats().drop_garbled += 1;
                     return Input::Done;
                 }
-                if let Some(peer) = connected_peer(from, p.conn, cx) {
+                if let Some(peer) = connected_peer(known, p.conn, cx) {
                     let payload = Payload {
                         kind: p.ty,
                         flags: p.flags,
@@ -137,7 +148,7 @@ impl Plain {
                 }
             }
             T_DISCONNECT => {
-                if let Some(id) = connected_peer(from, p.conn, cx) {
+                if let Some(id) = connected_peer(known, p.conn, cx) {
                     return Input::Gone(id, DisconnectReason::Remote);
                 }
             }
@@ -167,28 +178,14 @@ impl Plain {
         cx.out.send(from, r);
     }
 
-    fn on_cookie(&mut self, now: u64, from: SocketAddr, b: &[u8], cx: &mut Cx<'_>) {
-        let Some(cookie) = Cookie::parse(b) else {
-            cx.stats().drop_garbled += 1;
-            return;
-        };
-        let Some(e) = cx.table.find(from).and_then(|id| cx.table.get_mut(id)) else {
-            cx.stats().drop_stranger += 1;
-            return;
-        };
-        let super::Session::Plain(s) = &mut e.session;
-        match &mut s.state {
-            State::Connecting(hs) if hs.cookie.is_none() && s.nonce == cookie.nonce => {
-                hs.last_sent = now;
-                hs.cookie = Some(HeldCookie { cookie, received: now });
-                let addr = e.addr;
-                send_connect(s, addr, cx.out);
-            }
-            _ => cx.stats().drop_stranger += 1,
-        }
-    }
-
-    fn on_connect<'a>(&mut self, now: u64, from: SocketAddr, b: &[u8], cx: &mut Cx<'_>) -> Input<'a> {
+    fn on_connect<'a>(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        b: &[u8],
+        known: Option<(PeerId, &mut Session)>,
+        cx: &mut Cx<'_>,
+    ) -> Input<'a> {
         if !cx.cfg.accept_incoming {
             cx.stats().drop_stranger += 1;
             return Input::Done;
@@ -209,9 +206,7 @@ impl Plain {
             return Input::Done;
         }
         let mut replaces = None;
-        if let Some(id) = cx.table.find(from) {
-            let Some(e) = cx.table.get(id) else { return Input::Done };
-            let super::Session::Plain(s) = &e.session;
+        if let Some((id, s)) = known {
             if !s.is_connected() {
                 // We are connecting out to that address ourselves.
                 cx.stats().drop_stranger += 1;
@@ -235,29 +230,6 @@ impl Plain {
             session: super::Session::Plain(session),
             replaces,
         }
-    }
-
-    fn on_accept<'a>(&mut self, from: SocketAddr, conn: u32, b: &[u8], cx: &mut Cx<'_>) -> Input<'a> {
-        let Some(a) = Accept::parse(b).filter(|a| a.server_conn != 0) else {
-            cx.stats().drop_garbled += 1;
-            return Input::Done;
-        };
-        if let Some(e) = cx.table.find(from).and_then(|id| cx.table.get(id)) {
-            let super::Session::Plain(s) = &e.session;
-            if s.is_connected() && s.local_conn == conn {
-                cx.stats().drop_duplicate += 1;
-                return Input::Done;
-            }
-        }
-        let Some(id) = connecting_peer(from, conn, a.nonce, cx) else {
-            return Input::Done;
-        };
-        if let Some(e) = cx.table.get_mut(id) {
-            let super::Session::Plain(s) = &mut e.session;
-            s.remote_conn = a.server_conn;
-            s.state = State::Connected;
-        }
-        Input::Established(id)
     }
 
     /// A session connecting to `addr`: a fresh nonce and connection id, and HELLO sent.
@@ -324,13 +296,57 @@ impl Plain {
     }
 }
 
-/// The connected peer at `from` whose connection id is `conn`, counting drops otherwise.
-fn connected_peer(from: SocketAddr, conn: u32, cx: &mut Cx<'_>) -> Option<PeerId> {
-    let Some(id) = cx.table.find(from) else {
+/// COOKIE: the listener answered our HELLO; CONNECT with it.
+fn on_cookie(now: u64, from: SocketAddr, b: &[u8], known: Option<(PeerId, &mut Session)>, cx: &mut Cx<'_>) {
+    let Some(cookie) = Cookie::parse(b) else {
+        cx.stats().drop_garbled += 1;
+        return;
+    };
+    let Some((_, s)) = known else {
+        cx.stats().drop_stranger += 1;
+        return;
+    };
+    match &mut s.state {
+        State::Connecting(hs) if hs.cookie.is_none() && s.nonce == cookie.nonce => {
+            hs.last_sent = now;
+            hs.cookie = Some(HeldCookie { cookie, received: now });
+            send_connect(s, from, cx.out);
+        }
+        _ => cx.stats().drop_stranger += 1,
+    }
+}
+
+/// ACCEPT: our connection attempt succeeded.
+fn on_accept<'a>(conn: u32, b: &[u8], known: Option<(PeerId, &mut Session)>, cx: &mut Cx<'_>) -> Input<'a> {
+    let Some(a) = Accept::parse(b).filter(|a| a.server_conn != 0) else {
+        cx.stats().drop_garbled += 1;
+        return Input::Done;
+    };
+    if let Some((_, s)) = &known {
+        if s.is_connected() && s.local_conn == conn {
+            cx.stats().drop_duplicate += 1;
+            return Input::Done;
+        }
+    }
+    let Some((id, s)) = known else {
+        cx.stats().drop_stranger += 1;
+        return Input::Done;
+    };
+    if connecting_peer(Some((id, &mut *s)), conn, a.nonce, cx).is_none() {
+        return Input::Done;
+    }
+    s.remote_conn = a.server_conn;
+    s.state = State::Connected;
+    Input::Established(id)
+}
+
+/// The peer at the source address, if it is connected and `conn` is its connection id;
+/// counts the drop otherwise.
+fn connected_peer(known: Option<(PeerId, &mut Session)>, conn: u32, cx: &mut Cx<'_>) -> Option<PeerId> {
+    let Some((id, s)) = known else {
         cx.stats().drop_stranger += 1;
         return None;
     };
-    let super::Session::Plain(s) = &cx.table.get(id)?.session;
     if !s.is_connected() {
         cx.stats().drop_stranger += 1;
         return None;
@@ -342,14 +358,13 @@ fn connected_peer(from: SocketAddr, conn: u32, cx: &mut Cx<'_>) -> Option<PeerId
     Some(id)
 }
 
-/// The connecting peer at `from` addressed by `conn` whose nonce a reply echoes.
-fn connecting_peer(from: SocketAddr, conn: u32, nonce: u64, cx: &mut Cx<'_>) -> Option<PeerId> {
-    let id = cx.table.find(from);
-    let Some(e) = id.and_then(|id| cx.table.get(id)) else {
+/// The peer at the source address, if it is connecting, `conn` is its connection id and a
+/// reply echoes its `nonce`; counts the drop otherwise.
+fn connecting_peer(known: Option<(PeerId, &mut Session)>, conn: u32, nonce: u64, cx: &mut Cx<'_>) -> Option<PeerId> {
+    let Some((id, s)) = known else {
         cx.stats().drop_stranger += 1;
         return None;
     };
-    let super::Session::Plain(s) = &e.session;
     if s.is_connected() || s.nonce != nonce {
         cx.stats().drop_stranger += 1;
         return None;
@@ -358,7 +373,7 @@ fn connecting_peer(from: SocketAddr, conn: u32, nonce: u64, cx: &mut Cx<'_>) -> 
         cx.stats().drop_wrong_connection_id += 1;
         return None;
     }
-    id
+    Some(id)
 }
 
 fn send_hello(s: &Session, addr: SocketAddr, out: &mut Outbox) {

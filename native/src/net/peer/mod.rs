@@ -25,6 +25,16 @@ use super::outbox::Outbox;
 use super::packet::{Payload, PayloadHeader, T_ACK, T_DATA};
 use super::{Config, PeerId, Reliability, SendError};
 
+/// The acknowledgement fields a payload carries: what the receive side has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AckFields {
+    /// Whether anything was received (else the fields mean nothing).
+    pub any: bool,
+    pub ack: u16,
+    pub ack_bits: u64,
+    pub rel_cum: u16,
+}
+
 /// The reliability state of one peer.
 #[derive(Debug)]
 pub(crate) struct Peer {

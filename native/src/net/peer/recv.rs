@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use super::flight::REL_WINDOW;
 use super::order::{is_fresh, RxChannel, Slot};
-use super::send::AckFields;
 use super::window::BitWindow;
+use super::AckFields;
 use crate::net::events::Events;
 use crate::net::fragment::{self, Reassembly};
 use crate::net::outbox::Outbox;

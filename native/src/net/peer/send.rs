@@ -3,25 +3,17 @@
 //! timeout, keepalive). It takes time, messages and the peer's
 //! acknowledgements, and puts DATA payloads into the outbox; it never sees
 //! events or the link. Every payload carries the acknowledgements it is given
-//! ([`AckFields`]); [`Sender::packets`] tells the caller when one went out.
+//! ([`AckFields`], from the receive side); [`Sender::packets`] tells the caller
+//! when one went out.
 
 use super::flight::{Flight, Ids, REL_WINDOW};
 use super::rtt::Rtt;
+use super::AckFields;
 use crate::net::outbox::Outbox;
 use crate::net::packet::cmd::{self, canonical_len, encode_canonical, encode_wire, max_wire_header_len};
 use crate::net::packet::{Frag, PayloadHeader, FLAG_ACK_NOW, FLAG_HAS_ACK, PAYLOAD_HEADER_LEN, T_DATA};
 use crate::net::seq::diff16;
 use crate::net::{Config, Reliability, SendError, CHANNELS};
-
-/// The acknowledgement fields a payload carries: what the receive side has seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct AckFields {
-    /// Whether anything was received (else the fields mean nothing).
-    pub any: bool,
-    pub ack: u16,
-    pub ack_bits: u64,
-    pub rel_cum: u16,
-}
 
 /// Index of a reliability mode's per-channel send counter.
 #[inline]

@@ -3,7 +3,8 @@
 use super::*;
 use crate::net::packet::cmd::canonical_len;
 use crate::net::packet::FLAG_ACK_NOW;
-use crate::net::peer::send::{AckFields, Sender};
+use crate::net::peer::send::Sender;
+use crate::net::peer::AckFields;
 use crate::net::SendError;
 
 const RO: Reliability = Reliability::ReliableOrdered;
