@@ -95,38 +95,25 @@ export interface NativeBinding {
   netClose(handle: number): void;
 }
 
-/** The fields `netOpen` takes (see `native/src/napi/net.rs`). */
-export interface NetConfig {
-  mtu?: number;
-  maxMessageSize?: number;
-  maxPeers?: number;
-  timeoutMs?: number;
-  keepaliveMs?: number;
-  rtoMinMs?: number;
-  rtoMaxMs?: number;
-  rtoInitialMs?: number;
-  maxInFlightBytes?: number;
-  maxInFlightPackets?: number;
-  maxQueuedBytes?: number;
-  maxReassemblyBytes?: number;
-  maxEventBytes?: number;
-  ackDelayMs?: number;
-  ackEvery?: number;
-  fastRetransmitThreshold?: number;
-  cookieLifetimeMs?: number;
-  acceptIncoming?: boolean;
-}
+/** The config fields this TypeScript passes to `netOpen` (the addon takes more: `netLayout().config`). */
+const CONFIG_FIELDS = [
+  'mtu',
+  'maxMessageSize',
+  'maxPeers',
+  'timeoutMs',
+  'keepaliveMs',
+  'acceptIncoming',
+] as const;
+/** The conditioner fields this TypeScript passes to `netSetConditioner`. */
+const CONDITIONER_FIELDS = ['loss', 'duplicate', 'reorder', 'delayMs', 'jitterMs', 'seed'] as const;
 
-/** The fields `netSetConditioner` takes. */
-export interface NetConditionerConfig {
-  loss?: number;
-  duplicate?: number;
-  reorder?: number;
-  delayMs?: number;
-  jitterMs?: number;
-  seed?: number;
-  maxQueued?: number;
-}
+/** What `netOpen` is given: named fields, each checked by the addon (`native/src/napi/net.rs`). */
+export type NetConfig = {
+  [K in (typeof CONFIG_FIELDS)[number]]?: K extends 'acceptIncoming' ? boolean : number;
+};
+
+/** What `netSetConditioner` is given. */
+export type NetConditionerConfig = { [K in (typeof CONDITIONER_FIELDS)[number]]?: number };
 
 /** One kind of event: its tag, the size of its fixed part, and its fields' offsets. */
 export type EventLayout<F extends string> = { readonly tag: number; readonly fixed: number } & {
@@ -189,24 +176,6 @@ const RESULT_FIELDS = ['more', 'kept', 'counters', 'length'] as const;
 /** The reasons this TypeScript knows how to report. */
 const DISCONNECT_REASONS = ['local', 'remote', 'timeout', 'refused'];
 const REFUSAL_REASONS = ['gone', 'too-large', 'invalid'];
-/** The config fields this TypeScript passes. */
-const CONFIG_FIELDS: readonly (keyof NetConfig)[] = [
-  'mtu',
-  'maxMessageSize',
-  'maxPeers',
-  'timeoutMs',
-  'keepaliveMs',
-  'acceptIncoming',
-];
-const CONDITIONER_FIELDS: readonly (keyof NetConditionerConfig)[] = [
-  'loss',
-  'duplicate',
-  'reorder',
-  'delayMs',
-  'jitterMs',
-  'seed',
-];
-
 function isOffset(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
 }
@@ -248,6 +217,7 @@ export function layoutMismatch(l: any): string | undefined {
     sameNames(l.refusalReasons, REFUSAL_REASONS, 'refusalReasons');
   if (r) return r;
   for (const f of SEND_FIELDS) if (!isOffset(l.send?.[f])) return `send has no field ${f}`;
+  if (l.send.control === 0) return 'send.control is no flag';
   for (const f of SEND_FIELDS) {
     if (f !== 'header' && f !== 'control' && l.send[f] >= l.send.header)
       return `send.${f} lies past the header`;
