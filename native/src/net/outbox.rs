@@ -118,13 +118,15 @@ impl Outbox {
         self.queue.push_back((NOWHERE, dg));
     }
 
-    /// Seals the payloads queued since the last seal: `frame` turns each into its datagram in
-    /// place, and they go to `addr`. Cheap when there are none.
+    /// Whether payloads wait to be sealed.
     #[inline]
+    pub(crate) fn has_unsealed(&self) -> bool {
+        self.unsealed != 0
+    }
+
+    /// Seals the payloads queued since the last seal: `frame` turns each into its datagram in
+    /// place, and they go to `addr`.
     pub(crate) fn seal(&mut self, addr: SocketAddr, mut frame: impl FnMut(&mut Vec<u8>)) {
-        if self.unsealed == 0 {
-            return;
-        }
         let from = self.queue.len() - self.unsealed;
         for (a, dg) in self.queue.range_mut(from..) {
             frame(dg);

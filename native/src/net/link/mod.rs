@@ -46,6 +46,7 @@ pub(crate) enum Session {
 
 impl Session {
     /// Whether the handshake is complete (payloads may flow).
+    #[inline]
     pub(crate) fn is_connected(&self) -> bool {
         match self {
             Session::Plain(s) => s.is_connected(),

@@ -67,8 +67,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    #[inline]
     pub(crate) fn is_connected(&self) -> bool {
-        self.state == State::Connected
+        matches!(self.state, State::Connected)
     }
 }
 

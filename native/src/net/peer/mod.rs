@@ -1,5 +1,5 @@
 //! One peer's reliability: the send side ([`send`]) and the receive side
-//! ([`recv`]), joined only by the acknowledgements every payload carries.
+//! ([`recv`]), joined only by the acknowledgements every payload carries ([`Acks`]).
 //! A peer consumes and produces *payloads*; the link below frames them into
 //! datagrams (`link`), so nothing here knows connection ids or handshakes.
 //!
@@ -22,17 +22,39 @@ use send::Sender;
 
 use super::events::Events;
 use super::outbox::Outbox;
-use super::packet::{Payload, PayloadHeader, T_ACK, T_DATA};
+use super::packet::{Payload, PayloadHeader, FLAG_HAS_ACK, T_ACK, T_DATA};
 use super::{Config, PeerId, Reliability, SendError};
 
-/// The acknowledgement fields a payload carries: what the receive side has seen.
+/// What the receive side has seen and owes the peer: the acknowledgement fields every payload
+/// carries, and how many ack-eliciting packets still wait for one. The receiver keeps it up to
+/// date; whichever side sends a payload stamps these fields into it, which settles what is owed.
+/// It is the only state the two sides share.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct AckFields {
+pub(crate) struct Acks {
     /// Whether anything was received (else the fields mean nothing).
     pub any: bool,
+    /// Newest packet sequence number received.
     pub ack: u16,
+    /// Bit `i` set: packet `ack - 1 - i` was received.
     pub ack_bits: u64,
+    /// Low 16 bits of the reliable base: every reliable id below it was received.
     pub rel_cum: u16,
+    /// Ack-eliciting packets received since a payload last carried these fields.
+    pub pending: u32,
+}
+
+impl Acks {
+    /// Writes the fields into the header of a payload about to leave; nothing is owed after it.
+    #[inline]
+    pub(crate) fn stamp(&mut self, h: &mut PayloadHeader) {
+        if self.any {
+            h.flags |= FLAG_HAS_ACK;
+        }
+        h.ack = self.ack;
+        h.ack_bits = self.ack_bits;
+        h.rel_cum = self.rel_cum;
+        self.pending = 0;
+    }
 }
 
 /// The reliability state of one peer.
@@ -51,17 +73,10 @@ impl Peer {
         }
     }
 
-    /// The receive side learns that the send side's payloads carried its acknowledgements.
-    #[inline]
-    fn sent_since(&mut self, packets: u64) {
-        if self.tx.packets() != packets {
-            self.rx.acks_sent();
-        }
-    }
-
     /// Takes a message to send (see [`Sender::queue_message`]); `linked` says whether the
     /// handshake is done.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn queue_message(
         &mut self,
         now: u64,
@@ -72,13 +87,9 @@ impl Peer {
         cfg: &Config,
         out: &mut Outbox,
     ) -> Result<(), SendError> {
-        let before = self.tx.packets();
-        let acks = self.rx.ack_fields();
-        let r = self
-            .tx
-            .queue_message(now, rel, channel, payload, linked, acks, cfg, out);
-        self.sent_since(before);
-        r
+        let acks = &mut self.rx.acks;
+        self.tx
+            .queue_message(now, rel, channel, payload, linked, acks, cfg, out)
     }
 
     /// Handles a payload from the peer.
@@ -102,21 +113,15 @@ impl Peer {
 
     /// Runs the timers: loss detection, probe and retransmission timeouts, partial expiry.
     pub(crate) fn on_timers(&mut self, now: u64, cfg: &Config, out: &mut Outbox) {
-        let before = self.tx.packets();
-        self.tx.on_timers(now, self.rx.ack_fields(), cfg, out);
-        self.sent_since(before);
+        self.tx.on_timers(now, &mut self.rx.acks, cfg, out);
         self.rx.expire_partials(now, out);
     }
 
     /// Sends what the windows allow, then a standalone ack or a keepalive if one is due.
     pub(crate) fn flush(&mut self, now: u64, cfg: &Config, out: &mut Outbox) {
-        let before = self.tx.packets();
-        self.tx.flush(now, self.rx.ack_fields(), cfg, out);
-        self.sent_since(before);
+        self.tx.flush(now, &mut self.rx.acks, cfg, out);
         self.rx.ack_if_due(now, cfg, out);
-        let before = self.tx.packets();
-        self.tx.keepalive(now, self.rx.ack_fields(), cfg, out);
-        self.sent_since(before);
+        self.tx.keepalive(now, &mut self.rx.acks, cfg, out);
     }
 
     /// The handshake completed at `now`.

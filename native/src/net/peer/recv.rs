@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use super::flight::REL_WINDOW;
 use super::order::{is_fresh, RxChannel, Slot};
 use super::window::BitWindow;
-use super::AckFields;
+use super::Acks;
 use crate::net::events::Events;
 use crate::net::fragment::{self, Reassembly};
 use crate::net::outbox::Outbox;
 use crate::net::packet::cmd::{self, Cmd};
-use crate::net::packet::{Frag, PayloadHeader, FLAG_ACK_NOW, FLAG_HAS_ACK, PAYLOAD_HEADER_LEN, T_ACK};
+use crate::net::packet::{Frag, PayloadHeader, FLAG_ACK_NOW, PAYLOAD_HEADER_LEN, T_ACK};
 use crate::net::seq::diff16;
 use crate::net::{Config, PeerId, Reliability, CHANNELS};
 
@@ -56,11 +56,11 @@ impl Data<'_> {
 pub(crate) struct Receiver {
     /// The peer's id, for the events.
     peer: PeerId,
-    rx_any: bool,
-    rx_latest: u16,
+    /// What has been received and is owed: the newest packet, the bits before it, the
+    /// reliable base's low bits, and how many packets await an ack.
+    pub(crate) acks: Acks,
     rx_bits: BitWindow<{ RX_PKT_WINDOW as usize }>,
-    ack_bits: u64,
-    ack_pending: u32,
+    /// When the owed acknowledgement must go at the latest.
     ack_deadline: u64,
     rel_base: u64,
     rel_bits: BitWindow<{ REL_WINDOW as usize }>,
@@ -74,11 +74,8 @@ impl Receiver {
     pub(crate) fn new(peer: PeerId) -> Self {
         Receiver {
             peer,
-            rx_any: false,
-            rx_latest: 0,
+            acks: Acks::default(),
             rx_bits: BitWindow::new(),
-            ack_bits: 0,
-            ack_pending: 0,
             ack_deadline: 0,
             rel_base: 0,
             rel_bits: BitWindow::new(),
@@ -94,23 +91,6 @@ impl Receiver {
         self.buffered
     }
 
-    /// What a payload sent now acknowledges.
-    #[inline]
-    pub(crate) fn ack_fields(&self) -> AckFields {
-        AckFields {
-            any: self.rx_any,
-            ack: self.rx_latest,
-            ack_bits: self.ack_bits,
-            rel_cum: self.rel_base as u16,
-        }
-    }
-
-    /// A payload carrying [`Receiver::ack_fields`] went out: no acknowledgement is owed.
-    #[inline]
-    pub(crate) fn acks_sent(&mut self) {
-        self.ack_pending = 0;
-    }
-
     /// Handles the commands of a DATA payload whose acknowledgement fields the sender has
     /// already taken.
     pub(crate) fn on_data(
@@ -124,8 +104,8 @@ impl Receiver {
     ) {
         // Duplicate packet?
         let mut recordable = true;
-        if self.rx_any {
-            let d = diff16(h.seq, self.rx_latest);
+        if self.acks.any {
+            let d = diff16(h.seq, self.acks.ack);
             if d <= 0 {
                 if -(d as i32) >= RX_PKT_WINDOW as i32 {
                     recordable = false;
@@ -161,7 +141,7 @@ impl Receiver {
             self.record(h.seq);
         }
         self.need_ack(now, cfg, out);
-        if h.flags & FLAG_ACK_NOW != 0 && self.ack_pending > 0 {
+        if h.flags & FLAG_ACK_NOW != 0 && self.acks.pending > 0 {
             self.send_ack(out);
         }
     }
@@ -170,18 +150,18 @@ impl Receiver {
     /// once (not at the next `update`), so that every packet falls inside the 64-packet
     /// ack bitfield of some acknowledgement even when many arrive between updates.
     fn need_ack(&mut self, now: u64, cfg: &Config, out: &mut Outbox) {
-        if self.ack_pending == 0 {
+        if self.acks.pending == 0 {
             self.ack_deadline = now + cfg.ack_delay_ms;
         }
-        self.ack_pending += 1;
-        if self.ack_pending >= cfg.ack_every {
+        self.acks.pending += 1;
+        if self.acks.pending >= cfg.ack_every {
             self.send_ack(out);
         }
     }
 
     /// Sends a standalone ACK if one is owed and due (`ack_every` pending, or `ack_delay_ms` passed).
     pub(crate) fn ack_if_due(&mut self, now: u64, cfg: &Config, out: &mut Outbox) {
-        if self.ack_pending > 0 && (self.ack_pending >= cfg.ack_every || now >= self.ack_deadline) {
+        if self.acks.pending > 0 && (self.acks.pending >= cfg.ack_every || now >= self.ack_deadline) {
             self.send_ack(out);
         }
     }
@@ -190,51 +170,47 @@ impl Receiver {
         let mut dg = out.payload_buf();
         let h = dg.len();
         dg.resize(h + PAYLOAD_HEADER_LEN, 0);
-        let a = self.ack_fields();
-        PayloadHeader {
+        let mut header = PayloadHeader {
             kind: T_ACK,
-            flags: if a.any { FLAG_HAS_ACK } else { 0 },
-            seq: 0,
-            ack: a.ack,
-            ack_bits: a.ack_bits,
-            rel_cum: a.rel_cum,
-        }
-        .write(&mut dg[h..]);
-        self.ack_pending = 0;
+            ..PayloadHeader::default()
+        };
+        self.acks.stamp(&mut header);
+        header.write(&mut dg[h..]);
         out.stats.acks_sent += 1;
         out.send_payload(dg);
     }
 
     /// Marks packet `seq` received: the dedup window and the ack bits.
     fn record(&mut self, seq: u16) {
-        if !self.rx_any {
-            self.rx_any = true;
-            self.rx_latest = seq;
-            self.ack_bits = 0;
+        let a = &mut self.acks;
+        if !a.any {
+            a.any = true;
+            a.ack = seq;
+            a.ack_bits = 0;
             self.rx_bits.set(seq as u64);
             return;
         }
-        let d = diff16(seq, self.rx_latest);
+        let d = diff16(seq, a.ack);
         if d > 0 {
             if d as u16 >= RX_PKT_WINDOW {
                 self.rx_bits.clear_all();
             } else {
                 for k in 1..=d as u16 {
-                    self.rx_bits.clear(self.rx_latest.wrapping_add(k) as u64);
+                    self.rx_bits.clear(a.ack.wrapping_add(k) as u64);
                 }
             }
-            self.ack_bits = match d {
-                1..=63 => (self.ack_bits << d) | (1 << (d - 1)),
+            a.ack_bits = match d {
+                1..=63 => (a.ack_bits << d) | (1 << (d - 1)),
                 64 => 1 << 63,
                 _ => 0,
             };
-            self.rx_latest = seq;
+            a.ack = seq;
             self.rx_bits.set(seq as u64);
         } else if d < 0 {
             let k = -(d as i32);
             self.rx_bits.set(seq as u64);
             if k <= 64 {
-                self.ack_bits |= 1 << (k - 1);
+                a.ack_bits |= 1 << (k - 1);
             }
         }
     }
@@ -284,11 +260,17 @@ impl Receiver {
             ),
         };
         if v == Verdict::Done {
-            self.rel_bits.set(full);
+            if full == self.rel_base {
+                // In order, as almost always: the base moves past it (its bit is clear and stays so).
+                self.rel_base += 1;
+            } else {
+                self.rel_bits.set(full);
+            }
             while self.rel_bits.get(self.rel_base) {
                 self.rel_bits.clear(self.rel_base);
                 self.rel_base += 1;
             }
+            self.acks.rel_cum = self.rel_base as u16;
         }
         v
     }

@@ -2,13 +2,12 @@
 //! resend queue, loss detection and the send timers (probe, retransmission
 //! timeout, keepalive). It takes time, messages and the peer's
 //! acknowledgements, and puts DATA payloads into the outbox; it never sees
-//! events or the link. Every payload carries the acknowledgements it is given
-//! ([`AckFields`], from the receive side); [`Sender::packets`] tells the caller
-//! when one went out.
+//! events or the link. Every payload carries the receive side's
+//! acknowledgements ([`Acks`]), which settles what it owed.
 
 use super::flight::{Flight, Ids, REL_WINDOW};
 use super::rtt::Rtt;
-use super::AckFields;
+use super::Acks;
 use crate::net::outbox::Outbox;
 use crate::net::packet::cmd::{self, canonical_len, encode_canonical, encode_wire, max_wire_header_len};
 use crate::net::packet::{Frag, PayloadHeader, FLAG_ACK_NOW, FLAG_HAS_ACK, PAYLOAD_HEADER_LEN, T_DATA};
@@ -58,8 +57,6 @@ impl Open {
 #[derive(Debug)]
 pub(crate) struct Sender {
     next_seq: u16,
-    /// DATA payloads finished so far (the caller watches it to know acks went out).
-    packets: u64,
     flight: Flight,
     rtt: Rtt,
     /// The payload being filled, if any: sends go straight into it while nothing waits in
@@ -83,7 +80,6 @@ impl Sender {
     pub(crate) fn new(now: u64) -> Self {
         Sender {
             next_seq: 0,
-            packets: 0,
             flight: Flight::new(),
             rtt: Rtt::default(),
             open: None,
@@ -98,12 +94,6 @@ impl Sender {
             probes: 0,
             last_send: now,
         }
-    }
-
-    /// DATA payloads finished so far.
-    #[inline]
-    pub(crate) fn packets(&self) -> u64 {
-        self.packets
     }
 
     /// Bytes queued but never sent.
@@ -136,6 +126,7 @@ impl Sender {
     /// is done), nothing waits before it and the windows are open (full payloads go to the
     /// outbox), else into the send queue (fragmented if needed) for `flush`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn queue_message(
         &mut self,
         now: u64,
@@ -143,7 +134,7 @@ impl Sender {
         channel: u8,
         payload: &[u8],
         linked: bool,
-        acks: AckFields,
+        acks: &mut Acks,
         cfg: &Config,
         out: &mut Outbox,
     ) -> Result<(), SendError> {
@@ -213,6 +204,7 @@ impl Sender {
     /// the queue. Declines (false, nothing changed) while anything waits in the
     /// queue or for resending, or when a window is closed.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn send_direct(
         &mut self,
         now: u64,
@@ -220,7 +212,7 @@ impl Sender {
         channel: u8,
         seq: u16,
         payload: &[u8],
-        acks: AckFields,
+        acks: &mut Acks,
         cfg: &Config,
         out: &mut Outbox,
     ) -> bool {
@@ -258,7 +250,7 @@ impl Sender {
         clen: usize,
         reliable: bool,
         id: u32,
-        acks: AckFields,
+        acks: &mut Acks,
         cfg: &Config,
         out: &mut Outbox,
     ) -> bool {
@@ -280,7 +272,7 @@ impl Sender {
 
     /// Builds as many DATA payloads as the windows allow (retransmissions first, then the
     /// queue, continuing the open payload) and finishes the last with an ack request.
-    pub(crate) fn flush(&mut self, now: u64, acks: AckFields, cfg: &Config, out: &mut Outbox) {
+    pub(crate) fn flush(&mut self, now: u64, acks: &mut Acks, cfg: &Config, out: &mut Outbox) {
         loop {
             // Pick the next command: retransmissions first, then new data.
             let from_resend = self.resend_head < self.resend.len();
@@ -359,7 +351,7 @@ impl Sender {
     }
 
     /// Sends a ping (an empty DATA payload) after `keepalive_ms` without sending anything.
-    pub(crate) fn keepalive(&mut self, now: u64, acks: AckFields, cfg: &Config, out: &mut Outbox) {
+    pub(crate) fn keepalive(&mut self, now: u64, acks: &mut Acks, cfg: &Config, out: &mut Outbox) {
         if now.saturating_sub(self.last_send) >= cfg.keepalive_ms && self.flight.len() < cfg.max_in_flight_packets {
             out.stats.pings_sent += 1;
             let ping = Open::empty(out, 0);
@@ -369,7 +361,7 @@ impl Sender {
 
     /// Writes the header, records the payload (with a copy of its commands if any is
     /// reliable, to resend them should it be lost) and queues it for sending.
-    fn finish(&mut self, now: u64, o: Open, acks: AckFields, out: &mut Outbox) {
+    fn finish(&mut self, now: u64, o: Open, acks: &mut Acks, out: &mut Outbox) {
         let Open {
             mut dg,
             ids,
@@ -379,17 +371,15 @@ impl Sender {
         } = o;
         let seq = self.next_seq;
         let h = out.headroom();
-        PayloadHeader {
+        let mut header = PayloadHeader {
             kind: T_DATA,
-            flags: flags | if acks.any { FLAG_HAS_ACK } else { 0 },
+            flags,
             seq,
-            ack: acks.ack,
-            ack_bits: acks.ack_bits,
-            rel_cum: acks.rel_cum,
-        }
-        .write(&mut dg[h..h + PAYLOAD_HEADER_LEN]);
+            ..PayloadHeader::default()
+        };
+        acks.stamp(&mut header);
+        header.write(&mut dg[h..h + PAYLOAD_HEADER_LEN]);
         self.next_seq = seq.wrapping_add(1);
-        self.packets += 1;
         let body = if ids.count == 0 {
             Vec::new()
         } else {
@@ -468,7 +458,7 @@ impl Sender {
 
     /// Timer-driven loss detection: time-threshold loss for packets older than the
     /// newest acked one, the probe timeout, and the retransmission timeout (with backoff).
-    pub(crate) fn on_timers(&mut self, now: u64, acks: AckFields, cfg: &Config, out: &mut Outbox) {
+    pub(crate) fn on_timers(&mut self, now: u64, acks: &mut Acks, cfg: &Config, out: &mut Outbox) {
         self.detect_losses(now, cfg, out);
         // Probe timeout: nothing acknowledged for a while although packets are out
         // (e.g. the last packet of a burst was lost). A ping that must be acked at once

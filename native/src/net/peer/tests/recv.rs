@@ -75,7 +75,7 @@ fn should_hold_early_ordered_messages_and_deliver_them_in_order() {
         [(9, 4, b"a".to_vec()), (9, 4, b"b".to_vec()), (9, 4, b"c".to_vec())]
     );
     assert_eq!(r.rx.buffered(), 0);
-    let a = r.rx.ack_fields();
+    let a = r.rx.acks;
     assert_eq!((a.any, a.ack, a.ack_bits, a.rel_cum), (true, 2, 0b11, 3));
 }
 
@@ -100,7 +100,8 @@ fn should_acknowledge_at_once_every_eighth_packet_else_after_the_delay() {
     );
     r.feed_flags(10, 15, FLAG_ACK_NOW, &[(U, 0, 0, 0, None, b"x")]);
     assert_eq!(r.acks().len(), 1, "a packet asking for an ack gets one at once");
-    r.rx.acks_sent();
+    // A DATA payload of ours carries them.
+    r.rx.acks.stamp(&mut PayloadHeader::default());
     r.rx.ack_if_due(100, &r.cfg, &mut r.out);
     assert!(
         r.acks().is_empty(),
@@ -131,13 +132,13 @@ fn should_leave_a_packet_unacknowledged_while_the_event_backlog_is_full() {
     assert_eq!(r.events.backlog(), 50);
     r.feed(0, 1, &[(R, 0, 1, 0, None, &[1; 40])]);
     assert_eq!(r.out.stats.drop_event_backlog, 1);
-    let a = r.rx.ack_fields();
+    let a = r.rx.acks;
     assert_eq!((a.ack, a.rel_cum), (0, 1), "packet 1 and id 1 are not acknowledged");
     assert_eq!(r.messages().len(), 1);
     // Drained, the resent packet is taken.
     r.feed(5, 1, &[(R, 0, 1, 0, None, &[1; 40])]);
     assert_eq!(r.messages(), [(9, 0, vec![1; 40])]);
-    let a = r.rx.ack_fields();
+    let a = r.rx.acks;
     assert_eq!((a.ack, a.rel_cum), (1, 2));
 }
 
@@ -169,10 +170,10 @@ fn should_report_each_received_packet_in_the_ack_bits() {
     for seq in [0, 1, 2, 4, 5] {
         r.feed(0, seq, &[(U, 0, 0, 0, None, b"x")]);
     }
-    let a = r.rx.ack_fields();
+    let a = r.rx.acks;
     // Bit i is packet 5 - 1 - i: 4 yes, 3 no, 2, 1, 0 yes.
     assert_eq!((a.ack, a.ack_bits), (5, 0b11101));
     // A late arrival fills its bit.
     r.feed(0, 3, &[(U, 0, 0, 0, None, b"x")]);
-    assert_eq!(r.rx.ack_fields().ack_bits, 0b11111);
+    assert_eq!(r.rx.acks.ack_bits, 0b11111);
 }
