@@ -122,8 +122,10 @@ pub struct SendBatch {
     strays: Vec<(PeerId, u32)>,
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+/// The four bytes of a header at `at` (a constant, so no bounds check survives).
+#[inline]
+fn field(h: &[u8; ENTRY_HEADER], at: usize) -> [u8; 4] {
+    [h[at], h[at + 1], h[at + 2], h[at + 3]]
 }
 
 impl SendBatch {
@@ -137,18 +139,20 @@ impl SendBatch {
         let mut p = 0;
         while p < send.len() {
             let err = |what: String| BatchError { at: p, what };
-            if p + ENTRY_HEADER > send.len() {
+            // The header as one fixed-size array: its fields are then read without bounds checks.
+            let Some(h) = send.get(p..p + ENTRY_HEADER) else {
                 return Err(err("the buffer ends inside an entry header".into()));
-            }
-            let peer = u32_at(send, p + ENTRY_PEER);
-            let channel = send[p + ENTRY_CHANNEL];
-            let rel = Reliability::from_u8(send[p + ENTRY_RELIABILITY])
-                .ok_or_else(|| err(format!("bad reliability {}", send[p + ENTRY_RELIABILITY])))?;
-            let flags = u16::from_le_bytes([send[p + ENTRY_FLAGS], send[p + ENTRY_FLAGS + 1]]);
+            };
+            let h: &[u8; ENTRY_HEADER] = h.try_into().expect("a header's length");
+            let peer = u32::from_le_bytes(field(h, ENTRY_PEER));
+            let channel = h[ENTRY_CHANNEL];
+            let rel = Reliability::from_u8(h[ENTRY_RELIABILITY])
+                .ok_or_else(|| err(format!("bad reliability {}", h[ENTRY_RELIABILITY])))?;
+            let flags = u16::from_le_bytes([h[ENTRY_FLAGS], h[ENTRY_FLAGS + 1]]);
             if flags & !FLAG_CONTROL != 0 {
                 return Err(err(format!("unknown flags {flags:#x}")));
             }
-            let len = u32_at(send, p + ENTRY_LENGTH) as usize;
+            let len = u32::from_le_bytes(field(h, ENTRY_LENGTH)) as usize;
             let body = p + ENTRY_HEADER;
             if len > send.len() - body {
                 return Err(err("the entry runs past the buffer".into()));
@@ -271,6 +275,10 @@ mod tests {
             }
         }
         v
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
     }
 
     fn addr(i: u16) -> SocketAddr {

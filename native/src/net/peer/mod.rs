@@ -37,8 +37,8 @@ pub(crate) struct Acks {
     pub ack: u16,
     /// Bit `i` set: packet `ack - 1 - i` was received.
     pub ack_bits: u64,
-    /// Low 16 bits of the reliable base: every reliable id below it was received.
-    pub rel_cum: u16,
+    /// The reliable base: every reliable id below it was received (the low 16 bits go on the wire).
+    pub rel_base: u64,
     /// Ack-eliciting packets received since a payload last carried these fields.
     pub pending: u32,
 }
@@ -52,7 +52,7 @@ impl Acks {
         }
         h.ack = self.ack;
         h.ack_bits = self.ack_bits;
-        h.rel_cum = self.rel_cum;
+        h.rel_cum = self.rel_base as u16;
         self.pending = 0;
     }
 }

@@ -57,12 +57,11 @@ pub(crate) struct Receiver {
     /// The peer's id, for the events.
     peer: PeerId,
     /// What has been received and is owed: the newest packet, the bits before it, the
-    /// reliable base's low bits, and how many packets await an ack.
+    /// reliable base, and how many packets await an ack.
     pub(crate) acks: Acks,
     rx_bits: BitWindow<{ RX_PKT_WINDOW as usize }>,
     /// When the owed acknowledgement must go at the latest.
     ack_deadline: u64,
-    rel_base: u64,
     rel_bits: BitWindow<{ REL_WINDOW as usize }>,
     channels: Vec<RxChannel>,
     reasm: HashMap<u64, Reassembly>,
@@ -77,7 +76,6 @@ impl Receiver {
             acks: Acks::default(),
             rx_bits: BitWindow::new(),
             ack_deadline: 0,
-            rel_base: 0,
             rel_bits: BitWindow::new(),
             channels: (0..CHANNELS).map(|_| RxChannel::default()).collect(),
             reasm: HashMap::new(),
@@ -233,7 +231,7 @@ impl Receiver {
             }
             return Verdict::Done;
         }
-        let d = (c.id as u16).wrapping_sub(self.rel_base as u16) as u64;
+        let d = (c.id as u16).wrapping_sub(self.acks.rel_base as u16) as u64;
         if d >= 0x8000 {
             out.stats.drop_duplicate += 1;
             return Verdict::Done;
@@ -241,7 +239,7 @@ impl Receiver {
         if d >= REL_WINDOW {
             return Verdict::Refuse;
         }
-        let full = self.rel_base + d;
+        let full = self.acks.rel_base + d;
         if self.rel_bits.get(full) {
             out.stats.drop_duplicate += 1;
             return Verdict::Done;
@@ -260,17 +258,16 @@ impl Receiver {
             ),
         };
         if v == Verdict::Done {
-            if full == self.rel_base {
+            if full == self.acks.rel_base {
                 // In order, as almost always: the base moves past it (its bit is clear and stays so).
-                self.rel_base += 1;
+                self.acks.rel_base += 1;
             } else {
                 self.rel_bits.set(full);
             }
-            while self.rel_bits.get(self.rel_base) {
-                self.rel_bits.clear(self.rel_base);
-                self.rel_base += 1;
+            while self.rel_bits.get(self.acks.rel_base) {
+                self.rel_bits.clear(self.acks.rel_base);
+                self.acks.rel_base += 1;
             }
-            self.acks.rel_cum = self.rel_base as u16;
         }
         v
     }

@@ -76,7 +76,7 @@ fn should_hold_early_ordered_messages_and_deliver_them_in_order() {
     );
     assert_eq!(r.rx.buffered(), 0);
     let a = r.rx.acks;
-    assert_eq!((a.any, a.ack, a.ack_bits, a.rel_cum), (true, 2, 0b11, 3));
+    assert_eq!((a.any, a.ack, a.ack_bits, a.rel_base), (true, 2, 0b11, 3));
 }
 
 #[test]
@@ -133,13 +133,13 @@ fn should_leave_a_packet_unacknowledged_while_the_event_backlog_is_full() {
     r.feed(0, 1, &[(R, 0, 1, 0, None, &[1; 40])]);
     assert_eq!(r.out.stats.drop_event_backlog, 1);
     let a = r.rx.acks;
-    assert_eq!((a.ack, a.rel_cum), (0, 1), "packet 1 and id 1 are not acknowledged");
+    assert_eq!((a.ack, a.rel_base), (0, 1), "packet 1 and id 1 are not acknowledged");
     assert_eq!(r.messages().len(), 1);
     // Drained, the resent packet is taken.
     r.feed(5, 1, &[(R, 0, 1, 0, None, &[1; 40])]);
     assert_eq!(r.messages(), [(9, 0, vec![1; 40])]);
     let a = r.rx.acks;
-    assert_eq!((a.ack, a.rel_cum), (1, 2));
+    assert_eq!((a.ack, a.rel_base), (1, 2));
 }
 
 #[test]

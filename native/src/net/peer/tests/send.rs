@@ -39,7 +39,7 @@ fn should_pack_messages_into_full_payloads_and_ask_for_an_ack_on_the_last() {
         any: true,
         ack: 7,
         ack_bits: 5,
-        rel_cum: 3,
+        rel_base: 3,
         pending: 2,
     };
     tx.flush(0, &mut acks, &cfg, &mut out);
