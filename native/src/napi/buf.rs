@@ -226,4 +226,27 @@ impl Env {
         check(st, "napi_get_arraybuffer_info")?;
         Mem::new(data.cast(), len, what)
     }
+
+    /// Where the memory of a value already known to be an ArrayBuffer is now: `(start, end)`
+    /// (both 0 once detached).
+    pub fn arraybuffer_memory(&self, v: napi_value) -> Result<(usize, usize)> {
+        let (mut data, mut len) = (ptr::null_mut(), 0usize);
+        // SAFETY: v is an ArrayBuffer (the caller checked it once; a value's type never
+        // changes); the out pointers are valid.
+        let st = unsafe { napi_get_arraybuffer_info(self.0, v, &mut data, &mut len) };
+        check(st, "napi_get_arraybuffer_info")?;
+        let start = if len == 0 { 0 } else { data as usize };
+        Ok((start, start + len))
+    }
+
+    /// Where the elements of a value already known to be a typed array are now, and how many
+    /// there are (0 once detached).
+    pub fn typedarray_memory(&self, v: napi_value) -> Result<(usize, usize)> {
+        let (mut kind, mut len, mut data, mut ab, mut off) = (0, 0, ptr::null_mut(), ptr::null_mut(), 0);
+        // SAFETY: v is a typed array (the caller checked it once; a value's type never
+        // changes); every out pointer is valid.
+        let st = unsafe { napi_get_typedarray_info(self.0, v, &mut kind, &mut len, &mut data, &mut ab, &mut off) };
+        check(st, "napi_get_typedarray_info")?;
+        Ok((data as usize, len))
+    }
 }

@@ -6,10 +6,12 @@
 //! go into a caller-registered `Float64Array` (`out`), so no call allocates.
 //!
 //! A handle keeps raw pointers into two JavaScript buffers between calls (the
-//! region and `out`). References keep the buffers alive, and every call first
-//! checks that neither was detached meanwhile (a transferred `ArrayBuffer`
-//! keeps its object but loses its memory), so the pointers are never used
-//! after the memory went away.
+//! region and `out`). References keep the buffers alive, and the pointers are
+//! used only after checking the memory is still there (a transferred
+//! `ArrayBuffer` keeps its object but loses its memory): `out` right before a
+//! result is written to it, the region at the start of every call unless it
+//! is one of the addon's own shared-memory mappings, which JavaScript cannot
+//! detach (see `shm.rs`).
 
 use super::buf::Mem;
 use super::handles::{Handles, MAX_HANDLE};
@@ -27,21 +29,37 @@ struct Slot {
     /// Keeps the region's ArrayBuffer and the `out` array alive while the handle is open.
     refs: [napi_ref; 2],
     region: Mem<u8>,
+    /// Whether the region could be detached (it is not one of the addon's mappings).
+    detachable: bool,
     out: Mem<f64>,
 }
 
 impl Slot {
-    /// Fails when the region or `out` no longer has the memory this handle points into.
-    fn check_attached(&self, env: &Env) -> Result<()> {
-        let region = env.array_buffer(env.deref(self.refs[0])?, "region")?;
-        let out = env.float64_array(env.deref(self.refs[1])?, "out", 0)?;
-        if region.byte_range() != self.region.byte_range() {
+    /// Fails when the region could have been detached and no longer has the memory this handle
+    /// points into. (The referenced values were checked to be an ArrayBuffer and a Float64Array at
+    /// open, and a value's type never changes: only its memory can go, so only where it is now is
+    /// asked.)
+    fn check_region(&self, env: &Env) -> Result<()> {
+        if self.detachable && env.arraybuffer_memory(env.deref(self.refs[0])?)? != self.region.byte_range() {
             return Err(JsError::arg(
                 "the ring's region was detached or replaced; close the handle",
             ));
         }
-        if out.as_ptr() != self.out.as_ptr() || out.len() < OUT_LEN {
+        Ok(())
+    }
+
+    /// Writes `out[i] = v` for each pair, after checking `out` still has its memory. Only the
+    /// calls that have a result to give pay for the check.
+    fn write_out(&self, env: &Env, vals: &[(usize, f64)]) -> Result<()> {
+        let (out, len) = env.typedarray_memory(env.deref(self.refs[1])?)?;
+        if out != self.out.as_ptr() as usize || len < OUT_LEN {
             return Err(JsError::arg("the ring's out array was detached; close the handle"));
+        }
+        for &(i, v) in vals {
+            assert!(i < OUT_LEN, "ring glue bug: out[{i}]");
+            // SAFETY: out holds at least OUT_LEN f64s (checked at open and just now: it is still
+            // attached, at the same address), kept alive by refs[1]; it lies outside the region.
+            unsafe { self.out.as_ptr().add(i).write(v) };
         }
         Ok(())
     }
@@ -63,7 +81,7 @@ fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>
     let h = env.get_uint(h, "ring handle", MAX_HANDLE)?;
     SLOTS.with(|s| {
         s.with(h, "ring", |slot| {
-            slot.check_attached(env)?;
+            slot.check_region(env)?;
             f(slot)
         })
     })
@@ -121,6 +139,7 @@ pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         side,
         refs: [first, second],
         region,
+        detachable: !super::shm::is_mapping(region.byte_range()),
         out,
     };
     let h = match SLOTS.with(|s| s.insert(slot)) {
@@ -148,13 +167,6 @@ fn consumer(slot: &mut Slot) -> Result<&mut Consumer> {
     }
 }
 
-fn set_out(slot: &Slot, i: usize, v: f64) {
-    assert!(i < OUT_LEN, "ring glue bug: out[{i}]");
-    // SAFETY: out holds at least OUT_LEN f64s (checked at open), kept alive by refs[1] and still
-    // attached (checked by with_slot at the start of this call); it lies outside the region.
-    unsafe { slot.out.as_ptr().add(i).write(v) };
-}
-
 /// `ringCommitClaim(h, used, min, publish) -> boolean`: commits `used` bytes
 /// of the current span (publishing head unless `publish` is false), then (when
 /// `min > 0`) claims a span of at least `min` bytes: out[0] = offset, out[1] =
@@ -175,8 +187,7 @@ pub fn commit_claim(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         }
         match p.claim(min).map_err(ring_err)? {
             Some((off, len)) => {
-                set_out(slot, 0, off as f64);
-                set_out(slot, 1, len as f64);
+                slot.write_out(env, &[(0, off as f64), (1, len as f64)])?;
                 Ok(true)
             }
             None => Ok(false),
@@ -214,10 +225,9 @@ pub fn release_poll(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         c.release(released).map_err(ring_err)?;
         let polled = c.poll().map_err(ring_err)?;
         if let Polled::Records { offset, len } = polled {
-            set_out(slot, 0, offset as f64);
-            set_out(slot, 1, len as f64);
+            slot.write_out(env, &[(0, offset as f64), (1, len as f64)])?;
         } else if let Polled::Message { kind, .. } = polled {
-            set_out(slot, 2, kind as f64);
+            slot.write_out(env, &[(2, kind as f64)])?;
         }
         Ok(polled)
     })?;
