@@ -6,6 +6,7 @@
  * ring handles notice a detached `out`, and closing a handle twice (as a
  * finalizer after an explicit close would) never touches another handle.
  */
+import { MessageChannel } from 'node:worker_threads';
 import test, { type ExecutionContext } from 'ava';
 import { native } from '../ts/native.js';
 
@@ -210,4 +211,24 @@ test('closing a ring handle twice is harmless and never closes the handle that r
   n.ringClose(a);
   t.true(n.ringCommitClaim(b, 0, 64, 1), 'b still works');
   t.throws(() => n.ringCommitClaim(a, 0, 64, 1), { code: ARG, message: /ring handle \d+ is not open/ });
+});
+
+test('a shared-memory region cannot be detached from JavaScript, which the ring calls rely on', (t) => {
+  const len = n.ringRegionLen(4096);
+  const { buffer, fd } = n.shmCreate(len);
+  t.teardown(() => n.closeFd(fd));
+  n.ringInit(buffer, 4096, 256);
+  const w = n.ringOpen(buffer, 0, new Float64Array(4), 1 << 20);
+  t.teardown(() => n.ringClose(w));
+  // Node copies an external buffer instead of transferring it, so the ring's memory stays put.
+  const copy = structuredClone(buffer, { transfer: [buffer] });
+  const { port1, port2 } = new MessageChannel();
+  t.teardown(() => {
+    port1.close();
+    port2.close();
+  });
+  port1.postMessage(buffer, [buffer]);
+  t.is(buffer.byteLength, len, 'still attached');
+  t.not(copy, buffer);
+  t.true(n.ringCommitClaim(w, 0, 64, 1), 'and the ring still works');
 });
