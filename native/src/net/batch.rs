@@ -136,6 +136,8 @@ impl SendBatch {
         self.peers.touched.clear();
         self.kept.clear();
         self.strays.clear();
+        // The peer of the entry before, while its entries are being taken.
+        let mut open: Option<PeerId> = None;
         let mut p = 0;
         while p < send.len() {
             let err = |what: String| BatchError { at: p, what };
@@ -158,43 +160,55 @@ impl SendBatch {
                 return Err(err("the entry runs past the buffer".into()));
             }
             let message = flags & FLAG_CONTROL == 0;
+            let entry = &send[body..body + len];
+            // The usual case: the same peer as the entry before, whose entries the endpoint takes.
+            let refused = if open == Some(peer) {
+                match endpoint.send(now, peer, channel, rel, entry) {
+                    Ok(()) => {
+                        p = body + len;
+                        continue;
+                    }
+                    Err(e) => Some(e),
+                }
+            } else {
+                None
+            };
             let Some(s) = self.peers.get(self.number, endpoint, peer) else {
                 match self.strays.last_mut() {
                     Some((id, n)) if *id == peer => *n += message as u32,
                     _ => self.strays.push((peer, message as u32)),
                 }
+                open = None;
                 p = body + len;
                 continue;
             };
-            match s.fate {
-                Fate::Gone => s.refused[Refusal::Gone as usize] += message as u32,
-                Fate::Waiting => self.kept.push(Kept {
-                    at: p,
-                    len: ENTRY_HEADER + len,
-                    peer,
-                    message,
-                }),
-                Fate::Open => match endpoint.send(now, peer, channel, rel, &send[body..body + len]) {
-                    Ok(()) => {}
-                    Err(SendError::WindowFull) => {
-                        s.fate = Fate::Waiting;
-                        self.kept.push(Kept {
-                            at: p,
-                            len: ENTRY_HEADER + len,
-                            peer,
-                            message,
-                        });
-                    }
-                    Err(SendError::UnknownPeer) => {
-                        s.fate = Fate::Gone;
-                        s.refused[Refusal::Gone as usize] += message as u32;
-                    }
-                    Err(SendError::TooLarge) => s.refused[Refusal::TooLarge as usize] += message as u32,
-                    Err(SendError::BadChannel | SendError::PeerLimit) => {
-                        s.refused[Refusal::Invalid as usize] += message as u32
-                    }
-                },
+            let result = match (s.fate, refused) {
+                (Fate::Open, Some(e)) => Err(e),
+                (Fate::Open, None) => endpoint.send(now, peer, channel, rel, entry),
+                (Fate::Gone, _) => Err(SendError::UnknownPeer),
+                (Fate::Waiting, _) => Err(SendError::WindowFull),
+            };
+            match result {
+                Ok(()) => {}
+                Err(SendError::WindowFull) => {
+                    s.fate = Fate::Waiting;
+                    self.kept.push(Kept {
+                        at: p,
+                        len: ENTRY_HEADER + len,
+                        peer,
+                        message,
+                    });
+                }
+                Err(SendError::UnknownPeer) => {
+                    s.fate = Fate::Gone;
+                    s.refused[Refusal::Gone as usize] += message as u32;
+                }
+                Err(SendError::TooLarge) => s.refused[Refusal::TooLarge as usize] += message as u32,
+                Err(SendError::BadChannel | SendError::PeerLimit) => {
+                    s.refused[Refusal::Invalid as usize] += message as u32
+                }
             }
+            open = (s.fate == Fate::Open).then_some(peer);
             p = body + len;
         }
         Ok(())
