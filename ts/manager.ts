@@ -4,6 +4,10 @@
  * then calls every actor's `update()`.
  */
 import { EventEmitter } from 'node:events';
+import { type GroupClusterConfig, groupConfig, joinAsGroup, joinAsNode } from './cluster/join.js';
+import type { ClusterLink } from './cluster/link.js';
+import type { ClusterNode } from './cluster/members.js';
+import type { ClusterOptions } from './cluster/options.js';
 import { Dispatcher } from './dispatcher.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
@@ -269,6 +273,12 @@ export class ActorManager extends Dispatcher {
    */
   queueMessageToGroup(group: string, msg: Message): void {
     if (!isMessage(msg)) throw new InvalidOption('queueMessageToGroup: expected a Message');
+    if (typeof group === 'string' && group.includes('@')) {
+      if (this.clusterLink === undefined)
+        throw new NotConnected(`queueMessageToGroup('${group}'): call joinCluster() first`);
+      this.clusterLink.send(group, msg);
+      return;
+    }
     if (group === this.groupName) {
       this.queueMessage(msg);
       return;
@@ -377,6 +387,79 @@ export class ActorManager extends Dispatcher {
     await t.close();
   }
 
+  // ---- cluster (docs/cluster.md) ----
+
+  private clusterLink: ClusterLink | undefined;
+  private clusterConfig: GroupClusterConfig | undefined;
+  private clusterChange: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Joins a NATS cluster as node `options.node`: `queueMessageToGroup('group@node', msg)`
+   * and `('group@*', msg)` then reach other nodes, `publish(msg)` reaches every process
+   * subscribed to its type, and `'nodeJoined'`/`'nodeLeft'` report nodes coming and going.
+   * The node's process groups join too, with connections of their own. Rejects with
+   * `ClusterConnectFailed` (naming the cause) or `NodeNameTaken`.
+   */
+  async joinCluster(options: ClusterOptions): Promise<void> {
+    if (!this.isMainGroup) {
+      throw new InvalidOption(`joinCluster: group '${this.groupName}' joins with its node's main process`);
+    }
+    if (this.clusterLink !== undefined)
+      throw new InvalidOption('joinCluster: already in a cluster; leaveCluster() first');
+    const link = await joinAsNode(this, options);
+    this.clusterLink = link;
+    this.addPoller(link);
+    this.clusterConfig = groupConfig(options, link.place.inc);
+    this.groupHost?.tellGroups({ type: 'cluster', config: this.clusterConfig });
+  }
+
+  /** @internal a process group joins (or, with null, leaves) as part of its node */
+  joinClusterAsGroup(config: GroupClusterConfig | null): Promise<unknown> {
+    this.clusterChange = this.clusterChange.then(async () => {
+      if (this.clusterLink !== undefined) await this.leaveCluster();
+      if (config === null) return;
+      this.clusterLink = await joinAsGroup(this, config, this.groupName);
+      this.addPoller(this.clusterLink);
+    });
+    return this.clusterChange;
+  }
+
+  /** @internal what a new process group needs to join the cluster, while in one */
+  groupClusterConfig(): GroupClusterConfig | undefined {
+    return this.clusterConfig;
+  }
+
+  /** Says goodbye to the cluster (others see `'nodeLeft'` with reason `'left'`) and closes the connection. */
+  async leaveCluster(): Promise<void> {
+    const link = this.clusterLink;
+    if (link === undefined) return;
+    this.clusterLink = undefined;
+    this.removePoller(link);
+    if (this.clusterConfig !== undefined) this.groupHost?.tellGroups({ type: 'cluster', config: null });
+    this.clusterConfig = undefined;
+    try {
+      await link.close();
+    } finally {
+      delete this.stats.cluster;
+    }
+  }
+
+  /**
+   * Sends a message to every other process in the cluster with an actor subscribed
+   * to its type (by name or class), batched per type per tick. Throws
+   * `BackpressureError` when too much waits to reach NATS.
+   */
+  publish(msg: Message): void {
+    if (!isMessage(msg)) throw new InvalidOption('publish: expected a Message');
+    if (this.clusterLink === undefined) throw new NotConnected('publish: call joinCluster() first');
+    this.clusterLink.publish(msg);
+  }
+
+  /** Live nodes of the cluster (this one included) and the groups each runs; empty outside a cluster. */
+  get nodes(): ClusterNode[] {
+    return this.clusterLink?.nodes ?? [];
+  }
+
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
     if (this.loop !== undefined) {
@@ -390,6 +473,8 @@ export class ActorManager extends Dispatcher {
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;
     this.net = undefined;
+    this.clusterLink = undefined;
+    this.clusterConfig = undefined;
     // Everything is closed even if one close throws (say, a listener's error it reports); the first error is rethrown.
     let failure: unknown;
     for (const p of pollers) {
@@ -400,6 +485,7 @@ export class ActorManager extends Dispatcher {
       }
     }
     this.clear();
+    delete this.stats.cluster;
     if (failure !== undefined) throw failure;
   }
 }

@@ -33,6 +33,8 @@ export interface GroupHostManager {
   queueMessage(msg: Message): boolean;
   emit(event: string, ...args: unknown[]): boolean;
   readonly stats: { groupRestarts: number; groupMessagesUndeliverable: number };
+  /** While the node is in a cluster: what its groups need to join it. */
+  groupClusterConfig?(): unknown;
 }
 
 /** A marker in the child's argv, so leftover group processes can be found (`pgrep -f tsage-group-child`). */
@@ -165,6 +167,7 @@ export class GroupHost implements Poller {
       maxMessageBytes: o.maxMessageBytes,
       schemas: entry.writer.announcedSchemas(),
       groups: this.table(),
+      cluster: this.mgr.groupClusterConfig?.(),
     };
     const child = spawn(process.execPath, [...process.execArgv, childScript, CHILD_MARKER, entry.name], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', entry.inbound.fd, entry.outbound.fd],
@@ -287,6 +290,13 @@ export class GroupHost implements Poller {
       );
     }
     return Promise.all(acks).then(() => undefined);
+  }
+
+  /** Sends a control message to every running group's process (the cluster's join and leave). */
+  tellGroups(message: object): void {
+    for (const e of this.entries.values()) {
+      if (e.child?.connected) e.child.send(message, () => undefined);
+    }
   }
 
   /** Packs a message for a group (published at the end of the tick, or on the next turn of the event loop). */
