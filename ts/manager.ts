@@ -455,6 +455,12 @@ export class ActorManager extends Dispatcher {
     this.clusterLink.publish(msg);
   }
 
+  /** This process's address in the cluster (`'main@sim-a'`, `'physics@sim-a'`), while in one. */
+  get clusterAddress(): string | undefined {
+    const p = this.clusterLink?.place;
+    return p === undefined ? undefined : `${p.group}@${p.node}`;
+  }
+
   /** Live nodes of the cluster (this one included) and the groups each runs; empty outside a cluster. */
   get nodes(): ClusterNode[] {
     return this.clusterLink?.nodes ?? [];
