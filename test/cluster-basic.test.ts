@@ -62,7 +62,11 @@ test('two nodes see each other, answer through msg.sender, and what a tick sends
 
   const raw = await rawClient(t, nats.url);
   let natsMessages = 0;
-  raw.subscribe('tsage.g.sim-b.main', { callback: () => natsMessages++ });
+  raw.subscribe('tsage.g.sim-b.main', {
+    callback: () => {
+      natsMessages++;
+    },
+  });
   await raw.flush();
   const batchesBefore = a.stats.cluster!.batchesSent!;
   for (let i = 0; i < 100; i++) a.queueMessageToGroup('main@sim-b', new Data({ seq: i, value: i }));
@@ -88,7 +92,7 @@ test('two nodes see each other, answer through msg.sender, and what a tick sends
       }
     })(),
   );
-  a.queueMessageToGroup(ActorManager.MAIN_GROUP + '@sim-b', new Ping({ n: 41 }));
+  a.queueMessageToGroup(`${ActorManager.MAIN_GROUP}@sim-b`, new Ping({ n: 41 }));
   await pumpUntil([a, b], () => ra.of(Pong).length === 1, 5000, 'the Pong');
   const pong = ra.of<Pong>(Pong)[0]!;
   t.is(pong.n, 42);
