@@ -33,6 +33,8 @@ export interface NatsServer {
   readonly port: number;
   readonly url: string;
   readonly pid: number;
+  /** Its monitoring port (cluster servers only; 0 otherwise). */
+  readonly monitor: number;
   /** The server's stderr so far (its log). */
   log(): string;
   /** Kills the server with `signal` (default SIGKILL) and waits for it to exit. */
@@ -50,6 +52,15 @@ export interface NatsServerOptions {
   cluster?: { port: number; routes: number[] };
 }
 
+/** Polls `cond` every 10 ms until it holds; throws `what` after `ms` (the loop itself stops then). */
+async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = performance.now() + ms;
+  while (!(await cond())) {
+    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 /** Starts a nats-server on a free loopback port; it is killed when the test ends. */
 export async function startNats(t: ExecutionContext, options: NatsServerOptions = {}): Promise<NatsServer> {
   requireNatsServer();
@@ -62,7 +73,10 @@ export async function startNats(t: ExecutionContext, options: NatsServerOptions 
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     args.push('-c', file);
   }
+  let monitor = 0;
   if (options.cluster !== undefined) {
+    monitor = await freePort('tcp');
+    args.push('-m', String(monitor));
     args.push('--cluster_name', 'tsage-test', '--cluster', `nats://127.0.0.1:${options.cluster.port}`);
     if (options.cluster.routes.length > 0) {
       args.push('--routes', options.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
@@ -79,18 +93,17 @@ export async function startNats(t: ExecutionContext, options: NatsServerOptions 
     await exited;
   };
   t.teardown(() => kill('SIGKILL'));
-  await withTimeout(
-    (async () => {
-      while (!log.includes('Server is ready')) {
-        if (child.exitCode !== null) throw new Error(`nats-server exited at start:\n${log}`);
-        await sleep(10);
-      }
-    })(),
+  await until(
+    () => {
+      if (child.exitCode !== null) throw new Error(`nats-server exited at start:\n${log}`);
+      return log.includes('Server is ready');
+    },
     10_000,
     `nats-server on port ${port} to be ready`,
   );
   return {
     port,
+    monitor,
     url: `nats://127.0.0.1:${port}`,
     pid: child.pid!,
     log: () => log,
@@ -110,19 +123,16 @@ export async function startNatsCluster(t: ExecutionContext, n = 3): Promise<Nats
       startNats(t, { cluster: { port, routes: clusterPorts.filter((_, j) => j !== i) } }),
     ),
   );
-  await withTimeout(
-    (async () => {
-      // Each server logs one line per route it has; n - 1 each (a route can be logged from both ends).
-      while (!servers.every((s) => new Set(routesOf(s.log())).size >= n - 1)) await sleep(20);
-    })(),
+  const routes = async (s: NatsServer): Promise<number> => {
+    const r = await fetch(`http://127.0.0.1:${s.monitor}/routez`);
+    return ((await r.json()) as { num_routes: number }).num_routes;
+  };
+  await until(
+    async () => (await Promise.all(servers.map(routes))).every((k) => k === n - 1),
     15_000,
     `a ${n}-server NATS cluster to form its routes`,
   );
   return servers;
-}
-
-function routesOf(log: string): string[] {
-  return [...log.matchAll(/Route connection created.*?(\d+\.\d+\.\d+\.\d+:\d+)/g)].map((m) => m[1]!);
 }
 
 /** A new manager joined to the cluster as `node`; it leaves and is reset when the test ends. */
