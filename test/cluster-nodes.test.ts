@@ -111,8 +111,8 @@ test('a SIGKILLed node is reported by nodeLeft on every other node within nodeTi
   const toMe: Uint8Array[] = [];
   const toVictim: Uint8Array[] = [];
   const captures = [
-    raw.subscribe('tsage.g.me.main', { callback: (_e, m) => void toMe.push(m.data.slice()) }),
-    raw.subscribe('tsage.g.victim.main', { callback: (_e, m) => void toVictim.push(m.data.slice()) }),
+    raw.subscribe('tsage.g.me.main', { callback: (_e, m) => void toMe.push(new Uint8Array(m.data)) }),
+    raw.subscribe('tsage.g.victim.main', { callback: (_e, m) => void toVictim.push(new Uint8Array(m.data)) }),
   ];
   await raw.flush();
   me.queueMessageToGroup('main@victim', new Ping({ n: 6 }));

@@ -48,7 +48,8 @@ export class InboundQueue {
     const cost = data.length + ITEM_OVERHEAD;
     if (this.bytes + cost > this.maxBytes) return false;
     this.bytes += cost;
-    this.items.push({ on, token, data: data.slice(), reply });
+    // A copy (not `slice()`, which on a Node Buffer is a view): what is held is what is counted.
+    this.items.push({ on, token, data: new Uint8Array(data), reply });
     return true;
   }
 
