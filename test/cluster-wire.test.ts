@@ -101,19 +101,33 @@ test('a batch cut at every length, or with a byte changed (seeded), is refused w
 
 test('each malformed field is named', (t) => {
   const [b] = batches((o, d) => o.pack(d, new Data({ seq: 0, value: 0 }), schemaOf(Data)));
-  const refuse = (mutate: (u8: Uint8Array, dv: DataView) => Uint8Array | undefined, re: RegExp) => {
+  const refuse = (mutate: (u8: Uint8Array, dv: DataView) => Uint8Array | undefined | void, re: RegExp) => {
     const u8 = b!.slice();
     const got = mutate(u8, view(u8)) ?? u8;
     t.throws(() => parseBatch(got, view(got), 65536), { code: 'ERR_TSAGE_CLUSTER_PROTOCOL', message: re });
   };
-  refuse((u8) => void (u8[0] = 0), /magic is 0x0/);
-  refuse((u8) => void (u8[1] = 9), /version is 9/);
-  refuse((u8) => void (u8[2] = 7), /kind 7 is unknown/);
-  refuse((_u8, dv) => void dv.setUint32(20, 2), /count says 2 messages, the batch ends after 1/);
-  refuse((_u8, dv) => void dv.setUint32(20, 0), /count says 0 messages, \d+ bytes follow/);
-  refuse((u8) => void (u8[FIXED_HEADER + 1] = 0x2e), /source node "\.im-a" is not a name/);
+  refuse((u8) => {
+    u8[0] = 0;
+  }, /magic is 0x0/);
+  refuse((u8) => {
+    u8[1] = 9;
+  }, /version is 9/);
+  refuse((u8) => {
+    u8[2] = 7;
+  }, /kind 7 is unknown/);
+  refuse((_u8, dv) => {
+    dv.setUint32(20, 2);
+  }, /count says 2 messages, the batch ends after 1/);
+  refuse((_u8, dv) => {
+    dv.setUint32(20, 0);
+  }, /count says 0 messages, \d+ bytes follow/);
+  refuse((u8) => {
+    u8[FIXED_HEADER + 1] = 0x2e;
+  }, /source node "\.im-a" is not a name/);
   const typeAt = FIXED_HEADER + 2 + me.node.length + me.group.length;
-  refuse((u8) => void (u8[typeAt] = 100), /type entry 0 has packet type 100/);
+  refuse((u8) => {
+    u8[typeAt] = 100;
+  }, /type entry 0 has packet type 100/);
   refuse((u8, dv) => {
     dv.setUint16(typeAt + 5, 65535);
     return u8;
