@@ -9,8 +9,8 @@
 import { Actor, ActorManager, type ClusterNode } from '../../ts/index.js';
 import { Answer, Job } from './messages.js';
 
-/** Numbers per job. */
-const SPAN = 10_000;
+/** Numbers per job: small enough that every sum, and the total, is an exact integer in a double. */
+const SPAN = 1000;
 
 class Tally extends Actor {
   static override subscriptions = [Answer];
@@ -55,9 +55,9 @@ export async function runServer(
       if (i > 3000) throw new Error(`only ${tally.answers} of ${jobs} answers came back`);
       await new Promise((r) => setTimeout(r, 10));
     }
-    const n = jobs * SPAN;
-    const expected = ((n - 1) * n * (2 * n - 1)) / 6;
-    const ok = Math.abs(tally.total - expected) <= expected * 1e-12;
+    const n = BigInt(jobs * SPAN);
+    const expected = ((n - 1n) * n * (2n * n - 1n)) / 6n;
+    const ok = BigInt(tally.total) === expected;
     for (const [by, count] of [...tally.byWorker].sort()) console.log(`server: ${by} did ${count} jobs`);
     console.log(
       `server: sum of squares below ${n} = ${tally.total} (${ok ? 'correct' : `WRONG, expected ${expected}`})`,
