@@ -52,6 +52,8 @@ export interface Place {
 
 /** Queue batches that may wait for their acknowledgement at once before sends push back. */
 const MAX_UNACKED = 16_384;
+/** Addresses remembered with what they resolved to. */
+const MAX_ROUTES = 4096;
 /** Faults logged without a listener, at most once per kind and sender. */
 const MAX_LOGGED = 1024;
 
@@ -67,6 +69,12 @@ export function clientPendingBytes(nc: NatsConnection): number {
   return (p?.outbound?.size?.() ?? 0) + (p?.transport?.socket?.writableLength ?? 0);
 }
 
+/** What an address resolved to, while the members are as they were (`version`). */
+interface Route {
+  readonly dest: Destination;
+  readonly version: number;
+}
+
 export class ClusterLink implements Poller {
   readonly subjects: Subjects;
   readonly members: Members;
@@ -74,6 +82,7 @@ export class ClusterLink implements Poller {
   private readonly receiver: Receiver;
   private readonly outbox: Outbox;
   private readonly typeSubs = new Map<string, Subscription>();
+  private readonly routes = new Map<string, Route>();
   private subsVersion = -1;
   private readonly events: MemberEvent[] = [];
   private readonly notices: [string, unknown][] = [];
@@ -218,6 +227,22 @@ export class ClusterLink implements Poller {
 
   /** Packs a message for `'group@node'` or `'group@*'`. */
   send(address: string, msg: Message): void {
+    let r = this.routes.get(address);
+    if (r === undefined || r.version !== this.members.version) r = this.route(address);
+    const schema = packable(msg, 'sent to another node');
+    this.checkOpen('queueMessageToGroup');
+    if (r.dest.kind === KIND_QUEUE && this.outbox.acks.size >= MAX_UNACKED) {
+      throw new BackpressureError(
+        `queueMessageToGroup: ${this.outbox.acks.size} batches to queues wait for acknowledgement; tick and retry`,
+      );
+    }
+    this.checkRoom('queueMessageToGroup');
+    this.outbox.pack(r.dest, msg, schema);
+    this.scheduleFlush();
+  }
+
+  /** Resolves an address against the members (throwing as a send to it would), and remembers it until they change. */
+  private route(address: string): Route {
     const at = address.lastIndexOf('@');
     const group = address.slice(0, at);
     const node = address.slice(at + 1);
@@ -227,19 +252,12 @@ export class ClusterLink implements Poller {
         `queueMessageToGroup: '${address}' is not 'group@node' or 'group@*' (names: letters, digits, '_' and '-')`,
       );
     }
-    const schema = packable(msg, 'sent to another node');
-    this.checkOpen('queueMessageToGroup');
-    let d: Destination;
+    let dest: Destination;
     if (node === '*') {
       if (!this.members.hasGroupAnywhere(token)) {
         throw new GroupDoesNotExist(`no live node runs a group '${group}' (sending to '${address}')`);
       }
-      if (this.outbox.acks.size >= MAX_UNACKED) {
-        throw new BackpressureError(
-          `queueMessageToGroup: ${this.outbox.acks.size} batches to queues wait for acknowledgement; tick and retry`,
-        );
-      }
-      d = this.outbox.destination(this.subjects.queue(token), KIND_QUEUE, `${token}@*`, 0, undefined);
+      dest = this.outbox.destination(this.subjects.queue(token), KIND_QUEUE, `${token}@*`, 0, undefined);
     } else {
       const g = this.members.group(node, token);
       if (g === undefined) {
@@ -249,7 +267,7 @@ export class ClusterLink implements Poller {
             : `node '${node}' runs no group '${group}' (sending to '${address}')`,
         );
       }
-      d = this.outbox.destination(
+      dest = this.outbox.destination(
         this.subjects.direct(node, token),
         KIND_DIRECT,
         `${token}@${node}`,
@@ -257,9 +275,10 @@ export class ClusterLink implements Poller {
         node,
       );
     }
-    this.checkRoom('queueMessageToGroup');
-    this.outbox.pack(d, msg, schema);
-    this.scheduleFlush();
+    if (this.routes.size >= MAX_ROUTES) this.routes.clear();
+    const r = { dest, version: this.members.version };
+    this.routes.set(address, r);
+    return r;
   }
 
   /** Packs a message for every other process with an actor subscribed to its type. */

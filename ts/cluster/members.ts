@@ -51,6 +51,8 @@ const MAX_REPLACED = 1024;
 export class Members {
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly replaced = new Set<string>();
+  /** Bumped whenever a node or group comes, goes or changes process: routes resolved before are stale. */
+  version = 0;
 
   /**
    * @param self this process's node and incarnation (never expires here)
@@ -99,6 +101,7 @@ export class Members {
         groups: new Map([[MAIN, { proc: h.proc, lastSeen: now }]]),
       };
       this.nodes.set(h.node, entry);
+      this.version++;
       out.push({ type: 'nodeJoined', node: info(entry) });
       return;
     }
@@ -109,6 +112,7 @@ export class Members {
       if (h.group === MAIN) this.remove(entry, 'left', out);
       else if (g !== undefined && g.proc === h.proc) {
         entry.groups.delete(h.group);
+        this.version++;
         out.push({ type: 'groupLeft', address: `${h.group}@${h.node}`, reason: 'left' });
       }
       return;
@@ -123,10 +127,12 @@ export class Members {
         return;
       }
       entry.groups.set(h.group, { proc: h.proc, lastSeen: now });
+      this.version++;
       if (h.group !== MAIN) out.push({ type: 'groupJoined', address: `${h.group}@${h.node}` });
       return;
     }
     // A restarted group process: its successor's batches count from here, the old one's are refused.
+    if (g.proc !== h.proc) this.version++;
     g.proc = h.proc;
     g.lastSeen = now;
   }
@@ -142,6 +148,7 @@ export class Members {
       for (const [name, g] of entry.groups) {
         if (name === MAIN || now - g.lastSeen <= this.silenceMs) continue;
         entry.groups.delete(name);
+        this.version++;
         out.push({ type: 'groupLeft', address: `${name}@${entry.name}`, reason: 'timeout' });
       }
     }
@@ -149,6 +156,7 @@ export class Members {
 
   private remove(entry: NodeEntry, reason: NodeLeftReason, out: MemberEvent[]): void {
     this.nodes.delete(entry.name);
+    this.version++;
     if (reason === 'replaced') {
       this.replaced.add(key(entry.name, entry.inc));
       if (this.replaced.size > MAX_REPLACED) this.replaced.delete(this.replaced.values().next().value!);

@@ -99,6 +99,7 @@ export class AckTracker {
 
   /** Gives up on batches older than `timeoutMs`, per destination. Map order is send order, so this stops at the first young one. */
   expire(now: number, timeoutMs: number): Unacknowledged[] {
+    if (this.open.size === 0) return [];
     const out = new Map<string, Unacknowledged>();
     for (const [seq, o] of this.open) {
       if (now - o.at < timeoutMs) break;
