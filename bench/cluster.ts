@@ -20,6 +20,7 @@ import {
   fmtRatio,
   type Harness,
   type Measured,
+  markdownTable,
   type Section,
   type Target,
 } from './harness.js';
@@ -470,7 +471,7 @@ export async function run(h: Harness): Promise<Section> {
       notes: [
         `In its timed runs tsage sent ${fmtInt(sent)} messages in ${fmtInt(batches)} NATS messages (about ${fmtInt(Math.round(sent / Math.max(1, batches)))} per batch); BackpressureError was thrown ${fmtInt(pushed.pushedBack)} times in all (the sender ticked and retried).`,
         `Aggregate throughput of node pairs on this machine (${fmtInt(PAIR_MESSAGES)} messages per pair):`,
-        `| pairs | messages/s (median) | range (min–max) | vs 1 pair |\n| --- | ---: | ---: | ---: |\n${pairRows.map((r) => `| ${r.join(' | ')} |`).join('\n')}`,
+        markdownTable(['pairs', 'messages/s (median)', 'range (min–max)', 'vs 1 pair'], pairRows),
       ],
       targets,
     };
