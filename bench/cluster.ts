@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Actor, ActorManager, BackpressureError } from '../ts/index.js';
-import { CPing, CPong, Small, xAt } from './fixtures/cluster-messages.js';
+import { CPing, CPong, Done, GoPing, GoSend, Latencies, Small, xAt } from './fixtures/cluster-messages.js';
 import {
   fmtInt,
   fmtRange,
@@ -304,6 +304,81 @@ async function natsLatency(nc: NatsConnection): Promise<number[]> {
   return lat;
 }
 
+/**
+ * The same sends from a process group of this node, through the group's own cluster
+ * connection: `queueMessageToGroup('main@sink', ...)` in the group's process, 1,024 a tick.
+ * Timed from main's GoSend (over the ring) until the sink reports; round trips are timed in
+ * the group. Returns [throughput samples in ms, sorted round trips in ms].
+ */
+async function fromGroup(h: Harness, mgr: ActorManager, sink: Node): Promise<[number[], number[]]> {
+  let done = false;
+  let lat: number[] | undefined;
+  mgr.registerActor(
+    new (class extends Actor {
+      static override subscriptions = [Done, Latencies];
+      handleDone(): boolean {
+        done = true;
+        return true;
+      }
+      handleLatencies(m: Latencies): boolean {
+        lat = m.ms;
+        return true;
+      }
+    })(),
+  );
+  await mgr.addProcessGroup('gsrc', new URL('./fixtures/cluster-group-source.ts', import.meta.url), {
+    intervalMs: 0,
+  });
+  // Main only relays the order and hears Done: it ticks every 2 ms, leaving the cores to the group and the sink.
+  const until = async (cond: () => boolean, what: string): Promise<void> => {
+    const end = performance.now() + RUN_TIMEOUT_MS;
+    while (!cond()) {
+      if (performance.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
+      mgr.tick();
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  };
+  await until(
+    () => mgr.nodes.some((n) => n.name === 'source' && n.groups.includes('gsrc')),
+    'the group to join',
+  );
+  // The sink answers the group's pings at its own address: let the sink hear of the group too.
+  const settle = performance.now() + 1000;
+  await until(() => performance.now() > settle, 'the group to be heard');
+  const want = expectedSum(N, xAt);
+  const samples: number[] = [];
+  for (let run = -1; run < RUNS; run++) {
+    const n = run < 0 ? Math.min(N, 100_000) : N;
+    h.collect();
+    const { report } = await sink.expect(n, 'tsage');
+    let got: Report | undefined;
+    void report.then((r) => {
+      got = r;
+    });
+    done = false;
+    const t0 = performance.now();
+    mgr.queueMessageToGroup('gsrc', new GoSend({ n, to: 'main@sink' }));
+    await until(() => got !== undefined && done, 'the group’s sends');
+    const ms = performance.now() - t0;
+    if (got!.count !== n || (run >= 0 && got!.sum !== want) || !got!.ordered) {
+      throw new Error(`bench: from a group: the sink reported ${JSON.stringify(got)}`);
+    }
+    if (run >= 0) {
+      samples.push(ms);
+      h.note(`cluster: from a process group: run ${run + 1}/${RUNS}: ${ms.toFixed(0)} ms`);
+    }
+  }
+  await sink.setFast(true);
+  try {
+    mgr.queueMessageToGroup('gsrc', new GoPing({ warm: WARM_PINGS, count: PINGS, to: 'main@sink' }));
+    await until(() => lat !== undefined, 'the group’s round trips');
+  } finally {
+    await sink.setFast(false);
+  }
+  await mgr.removeProcessGroup('gsrc');
+  return [samples, [...lat!].sort((a, b) => a - b)];
+}
+
 /** k source processes each send PAIR_MESSAGES to their own sink process, all at once: the aggregate rate. */
 async function aggregate(h: Harness, url: string): Promise<[number, number[]][]> {
   const max = Math.max(...PAIRS);
@@ -397,6 +472,9 @@ export async function run(h: Harness): Promise<Section> {
     h.note(`cluster: ${fmtInt(PINGS)} round trips each`);
     const tl = (await tsageLatency(mgr, sink, pong)).sort((a, b) => a - b);
     const nl = (await natsLatency(nc)).sort((a, b) => a - b);
+    h.note('cluster: from a process group of this node');
+    const [groupSamples, gl] = await fromGroup(h, mgr, sink);
+    const group = summarise('tsage from a process group (its own connection)', groupSamples, N, wants[0]!);
     await mgr.reset();
     await nc.close();
     nc = undefined;
@@ -415,6 +493,15 @@ export async function run(h: Harness): Promise<Section> {
         i === 0 ? fmtUs(percentile(tl, 50)) : 'n/a',
         i === 0 ? fmtUs(percentile(tl, 99)) : 'n/a',
       ]),
+      [
+        group.name,
+        fmtRate(group.rate),
+        fmtRange(group),
+        fmtRatio(group.rate / json.rate),
+        fmtRatio(group.rate / raw.rate),
+        fmtUs(percentile(gl, 50)),
+        fmtUs(percentile(gl, 99)),
+      ],
       [
         'NATS client request/reply',
         'n/a',
@@ -456,6 +543,7 @@ export async function run(h: Harness): Promise<Section> {
       intro: [
         `Throughput: this process (a tsage node) sends ${fmtInt(N)} messages to a node in a child process, both connected to one nats-server on 127.0.0.1, and times from the first send until the receiver reports over IPC that it has every message, in order, with the right sum; median of ${RUNS} runs, the peers taking turns (the starting peer rotating each round), a forced full GC before each run. tsage: \`queueMessageToGroup('main@sink', new Small({ seq, x }))\` (two \`'I'\` fields: 8 bytes of fields, a 10-byte record), ${fmtInt(BATCH)} per tick, yielding to the event loop (setImmediate) between ticks; what one tick sends to one destination is one NATS message, so a tick is a batch. The receiving node is an actor in a manager ticking on setImmediate. The NATS client peers publish one message per \`publish\` call, yielding every ${fmtInt(BATCH)}: \`JSON.stringify({ seq, x })\`, parsed back with \`JSON.parse(msg.string())\` on the other side, or one of ${fmtInt(BATCH)} ready-made 8-byte payloads, read with a DataView. Every receiver checks the count, the order and the sum of x.`,
         `Round trips: one message out and one back, ${fmtInt(PINGS)} after ${WARM_PINGS} warm-up. tsage: a CPing to \`main@sink\`, answered with a CPong to \`msg.sender\`, both sides ticking on setImmediate. NATS: \`await nc.request(subject, 8 bytes)\`, answered by a subscription calling \`msg.respond(msg.data)\`.`,
+        `From a process group: the same sends made by an actor in a process group of this node (\`addProcessGroup\`, ticking on setImmediate), through the group's own NATS connection: timed from main's order to the group (over the group's ring) until the sink reports, ${RUNS} runs after a warm-up, in rounds of their own after the other peers'. Its round trips are timed inside the group: a CPing to \`main@sink\`, whose CPong comes straight back to \`gsrc@source\`.`,
         `Pairs: k source nodes, each in its own process, send ${fmtInt(PAIR_MESSAGES)} messages each to their own sink node, all at once, through the same nats-server; the rate is all messages over the time until the last sink has them. ${RUNS} runs each.`,
       ],
       headers: [
