@@ -6,7 +6,7 @@
 import test from 'ava';
 import { Actor, type ClusterNode } from '../ts/index.js';
 import { Data } from './fixtures/cluster/messages.js';
-import { joined, startNatsCluster } from './helpers/nats.js';
+import { joined, startNats, startNatsCluster } from './helpers/nats.js';
 import { pumpFor, pumpUntil } from './helpers/net.js';
 
 interface Lost {
@@ -98,4 +98,78 @@ test('killing the server a node is on: it reconnects to another, carries on, and
   );
   t.deepEqual(left, [], 'a reconnection within nodeTimeoutMs is no departure');
   await pumpFor([a, b], 10);
+});
+
+test('nodes that lose each other for longer than nodeTimeoutMs and come back (same incarnations) resume their streams, and account for every message', async (t) => {
+  const nats = await startNats(t);
+  const fast = { nodeTimeoutMs: 600, heartbeatMs: 100 };
+  const a = await joined(t, nats.url, 'a', fast);
+  const b = await joined(t, nats.url, 'b', fast);
+  const seqs: number[] = [];
+  b.registerActor(
+    new (class extends Actor {
+      static override subscriptions = [Data];
+      handleData(m: Data): void {
+        seqs.push(m.seq);
+      }
+    })(),
+  );
+  const events: string[] = [];
+  a.on('nodeLeft', (n: ClusterNode, r: string) => events.push(`a: ${n.name} left (${r})`));
+  a.on('nodeJoined', (n: ClusterNode) => events.push(`a: ${n.name} joined`));
+  b.on('nodeLeft', (n: ClusterNode, r: string) => events.push(`b: ${n.name} left (${r})`));
+  b.on('nodeJoined', (n: ClusterNode) => events.push(`b: ${n.name} joined`));
+  await pumpUntil([a, b], () => a.nodes.length === 2 && b.nodes.length === 2, 5000, 'a and b');
+  const incs = a.nodes.map((n) => n.incarnation);
+  const faults: string[] = [];
+  b.on('clusterError', (f: { error: Error }) => faults.push(f.error.message));
+  let seq = 0;
+  let refused = 0;
+  const send = () => {
+    try {
+      for (let i = 0; i < 10; i++) {
+        a.queueMessageToGroup('main@b', new Data({ seq, value: 1 }));
+        seq++;
+      }
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_TSAGE_GROUP_MISSING') throw err;
+      refused++;
+    }
+  };
+  const phase = async (ms: number, until?: () => boolean) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end || (until !== undefined && !until())) {
+      if (performance.now() > end + 10_000) throw new Error('timed out');
+      send();
+      a.tick();
+      b.tick();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  await phase(200);
+  nats.signal('SIGSTOP');
+  await phase(1000, () => events.includes('a: b left (timeout)') && events.includes('b: a left (timeout)'));
+  nats.signal('SIGCONT');
+  await phase(300, () => a.nodes.length === 2 && b.nodes.length === 2);
+  await phase(300);
+  // What a had packed for b when it took b as gone never left (undeliverable, at a); what a sent
+  // while b took a as gone was refused by b and is found lost when a's stream resumes.
+  const accounted = () =>
+    seqs.length + b.stats.cluster!.messagesLost! + a.stats.cluster!.messagesUndeliverable! === seq;
+  await pumpUntil([a, b], accounted, 5000, `all ${seq} messages a took, delivered or counted`);
+  t.log(events.join('; '), `; ${refused} sends refused while b was gone`);
+  t.true(refused > 0, 'while each took the other as gone, sends to it threw GroupDoesNotExist');
+  t.deepEqual(
+    a.nodes.map((n) => n.incarnation),
+    incs,
+    'the same incarnations came back',
+  );
+  t.true(
+    seqs.every((s, k) => k === 0 || s > seqs[k - 1]!),
+    'in order, none twice',
+  );
+  t.true(seqs.at(-1)! >= seq - 20, 'the stream carried on after the break');
+  t.is(b.stats.cluster!.batchesOutOfSequence, 0, 'the resumed stream was not refused as starting over');
+  t.is(faults.length, b.stats.cluster!.batchesFromNonMembers);
+  t.true(faults.every((m) => /from main@a .* was refused: no such live group/.test(m)));
 });

@@ -332,3 +332,38 @@ test('schema verdicts: the local class decides; an unregistered type, another fi
   Object.defineProperty(Bare, 'types', { value: undefined });
   t.regex((s.resolve(230, 0, undefined) as Error).message, /has no static types/);
 });
+
+test('a destination on a node that went silent resumes its numbering if the same incarnation comes back, and starts over for a new one', (t) => {
+  const out: Uint8Array[] = [];
+  const discarded: [string, number][] = [];
+  const o = new Outbox(
+    me,
+    (_s, data) => out.push(data),
+    'ack',
+    1 << 20,
+    () => 0,
+    (a, n) => discarded.push([a, n]),
+  );
+  const seqOf = (b: Uint8Array) => parseBatch(b, view(b), 65536).seq;
+  let d = o.destination('tsage.g.b.main', KIND_DIRECT, 'main@b', 3, 'b');
+  for (let i = 0; i < 5; i++) o.pack(d, new Data({ seq: i, value: 0 }), schemaOf(Data));
+  o.flush();
+  o.pack(d, new Data({ seq: 5, value: 0 }), schemaOf(Data));
+  t.deepEqual(o.discardNode('b', true), [['main@b', 1]], 'the unsent message is reported');
+  t.is(o.unpublishedBytes, 0);
+  d = o.destination('tsage.g.b.main', KIND_DIRECT, 'main@b', 3, 'b');
+  o.pack(d, new Data({ seq: 6, value: 0 }), schemaOf(Data));
+  o.flush();
+  // The discarded message was never numbered (it is counted undeliverable by the sender instead).
+  t.is(seqOf(out[1]!), 5, 'numbering resumed where the published batches left it');
+  d = o.destination('tsage.g.b.main', KIND_DIRECT, 'main@b', 4, 'b');
+  o.pack(d, new Data({ seq: 0, value: 0 }), schemaOf(Data));
+  o.flush();
+  t.is(seqOf(out[2]!), 0, 'a new incarnation is a new stream');
+  t.deepEqual(discarded, []);
+  o.discardNode('b', false);
+  d = o.destination('tsage.g.b.main', KIND_DIRECT, 'main@b', 4, 'b');
+  o.pack(d, new Data({ seq: 0, value: 0 }), schemaOf(Data));
+  o.flush();
+  t.is(seqOf(out[3]!), 0, 'after a goodbye nothing is kept');
+});

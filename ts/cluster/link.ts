@@ -215,7 +215,9 @@ export class ClusterLink implements Poller {
 
   /** Learns nodes from a roll call's answers. */
   learn(h: Heartbeat): void {
+    const n = this.events.length;
     this.members.heard(h, performance.now(), this.events);
+    this.changed(n);
   }
 
   /** Live nodes and their groups. */
@@ -343,7 +345,9 @@ export class ClusterLink implements Poller {
       if (deadline !== undefined && (++n & 15) === 0 && performance.now() >= deadline) break;
     }
     const now = performance.now();
+    const n0 = this.events.length;
     this.members.expire(now, this.events);
+    this.changed(n0);
     for (const u of this.outbox.acks.expire(now, this.options.nodeTimeoutMs)) {
       this.stats.messagesUnacknowledged! += u.messages;
       this.notices.push([
@@ -368,7 +372,7 @@ export class ClusterLink implements Poller {
       return;
     }
     this.stats.heartbeatsReceived!++;
-    this.members.heard(h, performance.now(), this.events);
+    this.learn(h);
   }
 
   private onAck(data: Uint8Array): void {
@@ -384,18 +388,32 @@ export class ClusterLink implements Poller {
     else this.stats.acksUnmatched!++;
   }
 
+  /**
+   * Applies membership changes from `events[from]` on to the streams, at once: the batches
+   * taken next, in this same poll, must see them. The events themselves are emitted by report().
+   */
+  private changed(from: number): void {
+    for (let i = from; i < this.events.length; i++) {
+      const e = this.events[i]!;
+      if (e.type === 'nodeJoined') {
+        this.receiver.nodeJoined(e.node.name, e.node.incarnation);
+      } else if (e.type === 'nodeLeft') {
+        this.receiver.nodeLeft(e.node.name, e.node.incarnation, e.reason);
+        for (const [dest, n] of this.outbox.discardNode(e.node.name, e.reason === 'timeout')) {
+          this.undeliverable(dest, n, 'its node left');
+        }
+      }
+    }
+  }
+
   /** Emits membership changes and notices, in order. A listener that throws throws out of the tick, as a handler does. */
   private report(): void {
     for (let e = this.events.shift(); e !== undefined; e = this.events.shift()) {
       switch (e.type) {
         case 'nodeJoined':
-          this.receiver.nodeJoined(e.node.name, e.node.incarnation);
           this.mgr.emit('nodeJoined', e.node);
           break;
         case 'nodeLeft':
-          this.receiver.nodeLeft(e.node.name, e.node.incarnation, e.reason);
-          for (const [dest, n] of this.outbox.discardNode(e.node.name))
-            this.undeliverable(dest, n, 'its node left');
           this.mgr.emit('nodeLeft', e.node, e.reason);
           break;
         case 'groupJoined':

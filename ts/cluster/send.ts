@@ -57,9 +57,13 @@ export interface SenderIdentity {
 export type Publish = (subject: string, data: Uint8Array, reply: string | undefined) => void;
 
 const INITIAL = 4096;
+/** Destinations kept for nodes that went silent. */
+const MAX_DEPARTED = 4096;
 
 export class Outbox {
   private readonly dests = new Map<string, Destination>();
+  /** Destinations on nodes that went silent, by subject: a node back with the same incarnation resumes its streams. */
+  private readonly departed = new Map<string, Destination>();
   /** Batches with records in them, to publish at the end of the tick. */
   private readonly filled: Destination[] = [];
   readonly acks = new AckTracker();
@@ -91,6 +95,12 @@ export class Outbox {
   ): Destination {
     let d = this.dests.get(subject);
     if (d !== undefined && d.dstInc === dstInc) return d;
+    const old = this.departed.get(subject);
+    if (d === undefined && old !== undefined && old.dstInc === dstInc) {
+      this.departed.delete(subject);
+      this.dests.set(subject, old);
+      return old;
+    }
     if (d !== undefined) {
       const lost = this.discard(d);
       if (lost > 0) this.onDiscard(d.address, lost);
@@ -118,7 +128,7 @@ export class Outbox {
     return d;
   }
 
-  /** Forgets a destination; returns how many packed messages it held that will now never leave. */
+  /** Forgets a destination and what its batch held; returns how many packed messages will now never leave. */
   discard(d: Destination): number {
     if (this.dests.get(d.subject) !== d) return 0;
     this.dests.delete(d.subject);
@@ -126,16 +136,29 @@ export class Outbox {
     this.unpublishedBytes -= d.len;
     const i = this.filled.indexOf(d);
     if (i >= 0) this.filled.splice(i, 1);
+    d.len = 0;
+    d.count = 0;
+    for (const t of d.types) d.typeIndex[t.pt] = -1;
+    d.types = [];
+    d.typeBytes = 0;
     return lost;
   }
 
-  /** Forgets every destination on a node (it left); returns [address, messages never sent] for those that held some. */
-  discardNode(node: string): [string, number][] {
+  /**
+   * Forgets every destination on a node that left; returns [address, messages never sent] for
+   * those that held some. With `resumable` (it went silent), their stream numbers are kept a
+   * while, so that if the same incarnation comes back its receivers count the gap, not refuse
+   * a stream that started over.
+   */
+  discardNode(node: string, resumable: boolean): [string, number][] {
     const out: [string, number][] = [];
     for (const d of [...this.dests.values()]) {
       if (d.node !== node) continue;
       const n = this.discard(d);
       if (n > 0) out.push([d.address, n]);
+      if (!resumable) continue;
+      this.departed.set(d.subject, d);
+      if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
     }
     return out;
   }
