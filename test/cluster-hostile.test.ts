@@ -20,7 +20,7 @@ import {
 } from '../ts/cluster/wire.js';
 import { Actor, type ActorManager, type Message, schemaOf } from '../ts/index.js';
 import { Data, Ping, Shout } from './fixtures/cluster/messages.js';
-import { joined, startNats } from './helpers/nats.js';
+import { joined, settle, startNats } from './helpers/nats.js';
 import { pumpFor, pumpUntil } from './helpers/net.js';
 import { seededRng } from './helpers/rng.js';
 
@@ -224,7 +224,7 @@ test('a node that does not tick holds at most maxInboundBytes; what was dropped 
   const target: ActorManager = await joined(t, nats.url, 'slow', { maxInboundBytes: 64 * 1024 });
   const source = await joined(t, nats.url, 'fast');
   const rec = target.registerActor(new Recorder());
-  await pumpFor([target, source], 50);
+  await settle([target, source], 2);
   const nc = await raw(t, nats.url);
   const warned: string[] = [];
   const warn = console.warn;

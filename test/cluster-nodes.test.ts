@@ -6,13 +6,7 @@
  */
 import { connect } from '@nats-io/transport-node';
 import test from 'ava';
-import {
-  Actor,
-  type ActorManager,
-  BackpressureError,
-  type ClusterNode,
-  GroupDoesNotExist,
-} from '../ts/index.js';
+import { Actor, ActorManager, BackpressureError, type ClusterNode, GroupDoesNotExist } from '../ts/index.js';
 import { Data, Ping, Pong, Result, Shout, Work } from './fixtures/cluster/messages.js';
 import { joined, startNats, startNode } from './helpers/nats.js';
 import { pumpFor, pumpUntil, waitDead } from './helpers/net.js';
@@ -256,4 +250,45 @@ test('publish reaches the subscribers on several nodes, and not a node without o
   const rq = await quiet.ask({ cmd: 'report' });
   t.is(rq.shouts, 0);
   t.is(rq.stats.batchesReceived, 0);
+});
+
+test('groups started before joinCluster join with it, answer from their own connections, and leave with it', async (t) => {
+  const nats = await startNats(t);
+  const me = await joined(t, nats.url, 'me');
+  const pongs: Pong[] = [];
+  me.registerActor(
+    new (class extends Actor {
+      static override subscriptions = [Pong];
+      handlePong(m: Pong): void {
+        pongs.push(m);
+      }
+    })(),
+  );
+  const other = new ActorManager();
+  t.teardown(() => other.reset());
+  await other.addProcessGroup('physics', new URL('./fixtures/cluster/worker.ts', import.meta.url), {
+    intervalMs: 2,
+  });
+  await other.addProcessGroup('ai', new URL('./fixtures/cluster/worker.ts', import.meta.url), {
+    intervalMs: 2,
+  });
+  await other.joinCluster({ servers: nats.url, node: 'other' });
+  const groupsLeft: string[] = [];
+  me.on('groupLeft', (a: string) => groupsLeft.push(a));
+  await pumpUntil(
+    [me, other],
+    () => me.nodes.find((n) => n.name === 'other')?.groups.length === 3,
+    10_000,
+    "other's groups",
+  );
+  t.deepEqual(me.nodes.find((n) => n.name === 'other')!.groups, ['main', 'ai', 'physics']);
+  me.queueMessageToGroup('physics@other', new Ping({ n: 1 }));
+  me.queueMessageToGroup('ai@other', new Ping({ n: 2 }));
+  await pumpUntil([me, other], () => pongs.length === 2, 5000, 'two Pongs');
+  t.deepEqual(pongs.map((p) => p.sender).sort(), ['ai@other', 'physics@other']);
+  await other.leaveCluster();
+  await pumpUntil(me, () => me.nodes.length === 1, 5000, 'other to leave');
+  await pumpUntil(me, () => groupsLeft.length === 2, 5000, 'its groups to say goodbye');
+  t.deepEqual(groupsLeft.sort(), ['ai@other', 'physics@other']);
+  t.deepEqual(other.groups.sort(), ['ai', 'physics'], 'the groups run on, outside the cluster');
 });

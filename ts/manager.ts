@@ -445,8 +445,9 @@ export class ActorManager extends Dispatcher {
   }
 
   /**
-   * Sends a message to every other process in the cluster with an actor subscribed
-   * to its type (by name or class), batched per type per tick. Throws
+   * Sends a message to every process in the cluster with an actor subscribed to its
+   * type (by name or class), this one included (through NATS, like the others),
+   * batched per type per tick. Throws
    * `BackpressureError` when too much waits to reach NATS.
    */
   publish(msg: Message): void {

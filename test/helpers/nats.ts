@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { ActorManager, type ClusterOptions } from '../../ts/index.js';
-import { freePort } from './net.js';
+import { freePort, pumpUntil } from './net.js';
 import { withTimeout } from './wait.js';
 
 let checked = false;
@@ -216,4 +216,27 @@ export async function startNode(
   const proc: NodeProcess = { pid: child.pid!, child, ask, exited };
   await ask({ cmd: 'ready' }, 30_000);
   return proc;
+}
+
+/**
+ * Ticks the managers until each lists `nodes` nodes, then waits until each one's subscriptions
+ * (as its actors stand now) have reached the server: after this, what one sends the others hear.
+ */
+export async function settle(
+  mgrs: readonly ActorManager[],
+  nodes: number,
+  timeoutMs = 10_000,
+): Promise<void> {
+  await pumpUntil(
+    mgrs,
+    () => mgrs.every((m) => m.nodes.length === nodes),
+    timeoutMs,
+    `every manager to see ${nodes} nodes`,
+  );
+  for (const m of mgrs) m.tick();
+  await Promise.all(
+    mgrs.map((m) =>
+      (m as unknown as { clusterLink: { nc: { flush(): Promise<void> } } }).clusterLink.nc.flush(),
+    ),
+  );
 }

@@ -283,7 +283,7 @@ export class ClusterLink implements Poller {
     return r;
   }
 
-  /** Packs a message for every other process with an actor subscribed to its type. */
+  /** Packs a message for every process with an actor subscribed to its type (this one too, through NATS). */
   publish(msg: Message): void {
     const schema = packable(msg, 'published');
     if (!isToken(schema.name)) {

@@ -155,6 +155,10 @@ export class Members {
   }
 
   private remove(entry: NodeEntry, reason: NodeLeftReason, out: MemberEvent[]): void {
+    // Its groups go with it, each reported first.
+    for (const g of entry.groups.keys()) {
+      if (g !== MAIN) out.push({ type: 'groupLeft', address: `${g}@${entry.name}`, reason });
+    }
     this.nodes.delete(entry.name);
     this.version++;
     if (reason === 'replaced') {

@@ -82,7 +82,7 @@ export interface ReceiverHost {
   lost(info: { from: string; to: string; lost: number; reason: 'gap' }): void;
 }
 
-/** Streams kept per node incarnation (a sender process and destination each). */
+/** Streams kept per node incarnation (a sender process and destination each), and schema tables in all. */
 const MAX_STREAMS = 4096;
 /** Node incarnations whose streams are kept after they time out, in case they come back. */
 const MAX_DEPARTED = 64;
@@ -163,10 +163,6 @@ export class Receiver {
       return;
     }
     const stream = this.stream(b.node, b.srcInc, `${b.srcProc}:${on}:${token}`, on);
-    if (stream === undefined) {
-      this.reject(from, `more than ${MAX_STREAMS} streams from node '${b.node}'`);
-      return;
-    }
     const lost = stream.accept(b.seq, b.count);
     if (lost === BEHIND) {
       this.stats.batchesOutOfSequence++;
@@ -201,6 +197,8 @@ export class Receiver {
     const key = `${b.node}#${b.srcInc}:${b.srcProc}`;
     let table = this.schemas.get(key);
     if (table === undefined) {
+      // Verdicts are cheap to reach again: past the bound, start over rather than grow.
+      if (this.schemas.size >= MAX_STREAMS) this.schemas.clear();
       table = new SenderSchemas(`'${from}'`, this.maxProperties);
       this.schemas.set(key, table);
     }
@@ -249,7 +247,7 @@ export class Receiver {
     }
   }
 
-  private stream(node: string, inc: number, key: string, on: BatchKind): InboundStream | undefined {
+  private stream(node: string, inc: number, key: string, on: BatchKind): InboundStream {
     const nk = `${node}#${inc}`;
     let map = this.streams.get(nk);
     if (map === undefined) {
@@ -258,7 +256,8 @@ export class Receiver {
     }
     let s = map.get(key);
     if (s === undefined) {
-      if (map.size >= MAX_STREAMS) return undefined;
+      // Past the bound the oldest goes (a restarted group's old process leaves its streams behind).
+      if (map.size >= MAX_STREAMS) map.delete(map.keys().next().value!);
       s = new InboundStream(MODES[on]);
       map.set(key, s);
     }
