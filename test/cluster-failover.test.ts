@@ -7,7 +7,7 @@ import test from 'ava';
 import { Actor, type ClusterNode } from '../ts/index.js';
 import { Data } from './fixtures/cluster/messages.js';
 import { joined, startNats, startNatsCluster } from './helpers/nats.js';
-import { pumpFor, pumpUntil } from './helpers/net.js';
+import { pumpUntil } from './helpers/net.js';
 
 interface Lost {
   from: string;
