@@ -243,6 +243,24 @@ test('a token and an nkey seed pass through to NATS', async (t) => {
   t.is(b.clusterAddress, 'main@nk');
 });
 
+test('TLS options pass through to NATS', async (t) => {
+  const dir = new URL('./fixtures/cluster/tls/', import.meta.url).pathname;
+  const secure = await startNats(t, {
+    args: ['--tls', '--tlscert', `${dir}cert.pem`, '--tlskey', `${dir}key.pem`],
+  });
+  await t.throwsAsync(() => joined(t, secure.url, 'untrusting', { maxReconnectAttempts: 0 }), {
+    code: 'ERR_TSAGE_CLUSTER_CONNECT',
+    message: /the TLS handshake with the NATS server failed .*certificate/,
+  });
+  const a = await joined(t, secure.url, 'tls-a', { tls: { caFile: `${dir}cert.pem` } });
+  const b = await joined(t, secure.url, 'tls-b', { tls: { caFile: `${dir}cert.pem` } });
+  const r = b.registerActor(new Recorder());
+  await settle([a, b], 2);
+  a.queueMessageToGroup('main@tls-b', new Ping({ n: 3 }));
+  await pumpUntil([a, b], () => r.of(Ping).length === 1, 5000, 'a Ping over TLS');
+  t.is(r.of(Ping)[0]!.sender, 'main@tls-a');
+});
+
 test('prefixes keep applications apart on one NATS', async (t) => {
   const nats = await startNats(t);
   const a1 = await joined(t, nats.url, 'a', { prefix: 'app1' });
@@ -325,4 +343,24 @@ test('backpressure: while NATS does not read, sends throw BackpressureError past
   t.is(b.stats.cluster!.messagesLost, 0);
   a.queueMessageToGroup('main@b', new Data({ seq: sent, value: 1 }));
   await pumpUntil([a, b], () => r.of(Data).length === sent + 1, 5000, 'the message that was pushed back');
+});
+
+test('a client that gives up is reported by clusterClosed, and sends then throw NotConnected; a second join while joining is refused', async (t) => {
+  const nats = await startNats(t);
+  const m = new ActorManager();
+  t.teardown(() => m.reset());
+  const first = m.joinCluster({ servers: nats.url, node: 'once', maxReconnectAttempts: 0 });
+  await t.throwsAsync(() => m.joinCluster({ servers: nats.url, node: 'twice' }), {
+    message: /already in a cluster \(or joining\)/,
+  });
+  await first;
+  const closed: unknown[] = [];
+  m.on('clusterClosed', (err: unknown) => closed.push(err));
+  await nats.kill();
+  await pumpUntil(m, () => closed.length === 1, 5000, 'clusterClosed');
+  t.throws(() => m.queueMessageToGroup('main@once', new Ping({ n: 1 })), {
+    instanceOf: NotConnected,
+    message: /the cluster connection is closed/,
+  });
+  t.throws(() => m.publish(new Shout({ text: '', n: 0 })), { instanceOf: NotConnected });
 });

@@ -392,6 +392,7 @@ export class ActorManager extends Dispatcher {
   private clusterLink: ClusterLink | undefined;
   private clusterConfig: GroupClusterConfig | undefined;
   private clusterChange: Promise<unknown> = Promise.resolve();
+  private clusterJoining = false;
 
   /**
    * Joins a NATS cluster as node `options.node`: `queueMessageToGroup('group@node', msg)`
@@ -404,9 +405,12 @@ export class ActorManager extends Dispatcher {
     if (!this.isMainGroup) {
       throw new InvalidOption(`joinCluster: group '${this.groupName}' joins with its node's main process`);
     }
-    if (this.clusterLink !== undefined)
-      throw new InvalidOption('joinCluster: already in a cluster; leaveCluster() first');
-    const link = await joinAsNode(this, options);
+    if (this.clusterLink !== undefined || this.clusterJoining)
+      throw new InvalidOption('joinCluster: already in a cluster (or joining); leaveCluster() first');
+    this.clusterJoining = true;
+    const link = await joinAsNode(this, options).finally(() => {
+      this.clusterJoining = false;
+    });
     this.clusterLink = link;
     this.addPoller(link);
     this.clusterConfig = groupConfig(options, link.place.inc);

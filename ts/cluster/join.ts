@@ -43,6 +43,8 @@ async function open(o: ResolvedClusterOptions): Promise<NatsConnection> {
       why = `the NATS server refused authentication (${e.message})`;
     } else if (e.code === 'ERR_INVALID_URL' || e.name === 'InvalidArgumentError' || e.name === 'TypeError') {
       why = `a server URL is not valid (${e.message})`;
+    } else if (/certificate|tls|ssl/i.test(e.message)) {
+      why = `the TLS handshake with the NATS server failed (${e.message})`;
     } else if (e.name === 'TimeoutError') {
       why = `no NATS server answered in time (${e.message})`;
     } else {

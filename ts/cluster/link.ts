@@ -189,6 +189,10 @@ export class ClusterLink implements Poller {
     }, this.options.heartbeatMs);
     this.timer.unref();
     void this.watchStatus();
+    // The client gives up only when told to (maxReconnectAttempts) or when refused authentication again.
+    void this.nc.closed().then((err) => {
+      if (!this.closing) this.notices.push(['clusterClosed', err ?? undefined]);
+    });
   }
 
   heartbeat(t: Heartbeat['t']): Heartbeat {
