@@ -31,7 +31,7 @@ export {
   WrongMessageTypeSpecified,
 } from './errors.js';
 export type { GroupOptions } from './group/options.js';
-export { ActorManager, type Poller, type StartOptions, type TickLoop } from './manager.js';
+export { ActorManager, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,
   Message,
@@ -46,4 +46,5 @@ export {
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export type { Poller } from './poller.js';
 export type { TypeCode } from './types.js';

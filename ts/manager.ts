@@ -19,16 +19,7 @@ import {
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
 import { resolveHost, UdpTransport } from './net/udp.js';
-
-/** Something polled at the start of every tick (process groups, then the network). */
-export interface Poller {
-  /** Moves what has arrived into the manager's queue. `deadline` is a performance.now() time or undefined. */
-  poll(deadline: number | undefined): void;
-  /** Publishes what was sent during the tick; `queueFlushed` says whether the tick's queue was fully dispatched. */
-  flush(queueFlushed: boolean): void;
-  /** Releases everything the poller holds (called by `reset()`). */
-  close(): void | Promise<void>;
-}
+import type { Poller } from './poller.js';
 
 /** Options of {@link ActorManager.start}. */
 export interface StartOptions {

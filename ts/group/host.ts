@@ -15,9 +15,9 @@ import {
   InvalidOption,
   PacketTypeError,
 } from '../errors.js';
-import type { Poller } from '../manager.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { native } from '../native.js';
+import type { Poller } from '../poller.js';
 import {
   type ChildConfig,
   type GroupOptions,

@@ -6,9 +6,9 @@
  * when restarted and its half-finished replies are never seen.
  */
 import { GroupDoesNotExist, PacketTypeError } from '../errors.js';
-import type { Poller } from '../manager.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { native } from '../native.js';
+import type { Poller } from '../poller.js';
 import type { ChildConfig } from './options.js';
 import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
 import { decodeMessage, KIND_MESSAGE, KIND_SCHEMA, SchemaTable } from './wire.js';
