@@ -10,6 +10,7 @@ import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
 import type { GroupOptions } from './group/options.js';
 import { isMessage, type Message } from './message.js';
+import { clientBindAddress } from './net/address.js';
 import type { NetTransport } from './net/base.js';
 import {
   type ConditionerOptions,
@@ -18,7 +19,7 @@ import {
   type SendOptions,
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
-import { resolveHost, UdpTransport } from './net/udp.js';
+import { UdpTransport } from './net/udp.js';
 import type { Poller } from './poller.js';
 
 /** Options of {@link ActorManager.start}. */
@@ -39,13 +40,6 @@ export interface TickLoop {
 
 const MAIN_GROUP = '__MAIN_GROUP__';
 
-/** Where a client binds: the loopback address when it connects to loopback, else any address of the family. */
-async function clientBindAddress(host: string): Promise<string> {
-  const ip = await resolveHost(host);
-  if (ip === '::1') return '::1';
-  if (ip.startsWith('127.')) return '127.0.0.1';
-  return ip.includes(':') ? '::' : '0.0.0.0';
-}
 let singleton: ActorManager | undefined;
 
 export class ActorManager extends Dispatcher {

@@ -5,10 +5,9 @@
  * socket and the protocol, and hands back events in one out buffer.
  */
 import { randomFillSync } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { ListenFailed, NotConnected, TsageError } from '../errors.js';
 import { native } from '../native.js';
+import { formatAddr, resolveHost } from './address.js';
 import {
   CTRL_SCHEMA,
   type DisconnectReason,
@@ -60,17 +59,6 @@ const STAT_NAMES = [
   'conditionerReordered',
   'peers',
 ] as const;
-
-/** Resolves a host name to an IP literal of the wanted family (or any). */
-export async function resolveHost(host: string): Promise<string> {
-  if (isIP(host)) return host;
-  const { address } = await lookup(host);
-  return address;
-}
-
-function formatAddr(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 
 /**
  * 64 random bits for the addon's seed (it keys the handshake cookies and picks connection ids and
