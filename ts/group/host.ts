@@ -18,6 +18,7 @@ import {
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { native } from '../native.js';
 import type { Poller } from '../poller.js';
+import { decodeMessage, SchemaTable } from '../schema-table.js';
 import {
   type ChildConfig,
   type GroupOptions,
@@ -26,7 +27,7 @@ import {
   resolveGroupOptions,
 } from './options.js';
 import { createRingRegion, RingReader, RingWriter, readSchemaRecord } from './ring.js';
-import { decodeMessage, KIND_MESSAGE, KIND_SCHEMA, SchemaTable } from './wire.js';
+import { KIND_MESSAGE, KIND_SCHEMA } from './wire.js';
 
 /** What the host needs from the manager. */
 export interface GroupHostManager {

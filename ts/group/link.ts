@@ -9,9 +9,10 @@ import { GroupDoesNotExist, PacketTypeError } from '../errors.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { native } from '../native.js';
 import type { Poller } from '../poller.js';
+import { decodeMessage, SchemaTable } from '../schema-table.js';
 import type { ChildConfig } from './options.js';
 import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
-import { decodeMessage, KIND_MESSAGE, KIND_SCHEMA, SchemaTable } from './wire.js';
+import { KIND_MESSAGE, KIND_SCHEMA } from './wire.js';
 
 const MAIN_GROUP = '__MAIN_GROUP__';
 

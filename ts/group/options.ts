@@ -1,6 +1,6 @@
 /** Options of process groups, their defaults and validation. */
 import { InvalidOption } from '../errors.js';
-import type { SchemaDescriptor } from './wire.js';
+import type { SchemaDescriptor } from '../schema-table.js';
 
 /** Options of `addProcessGroup`. */
 export interface GroupOptions {

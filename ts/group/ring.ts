@@ -8,14 +8,8 @@
 import { BackpressureError, PacketError } from '../errors.js';
 import type { Message, Schema } from '../message.js';
 import { native } from '../native.js';
-import {
-  describeSchema,
-  KIND_MESSAGE,
-  KIND_SCHEMA,
-  RECORD_HEADER,
-  ROUTE_HEADER,
-  type SchemaDescriptor,
-} from './wire.js';
+import { describeSchema, type SchemaDescriptor } from '../schema-table.js';
+import { KIND_MESSAGE, KIND_SCHEMA, RECORD_HEADER, ROUTE_HEADER } from './wire.js';
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
