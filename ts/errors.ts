@@ -78,6 +78,13 @@ export class DefaultActorFailed extends TsageError {
   }
 }
 
+/** An actor was looked up by a gid the manager does not know. */
+export class UnknownActor extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_UNKNOWN_ACTOR', message);
+  }
+}
+
 /** A network send to an unknown peer, or before `listen`/`connect`. */
 export class NotConnected extends TsageError {
   constructor(message: string) {

@@ -12,7 +12,6 @@ export {
 } from './actor.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
-export { type ManagerStats, UnknownActor } from './dispatcher.js';
 export {
   BackpressureError,
   ConcreteMessageAlreadyDefined,
@@ -28,10 +27,11 @@ export {
   PacketError,
   PacketTypeError,
   TsageError,
+  UnknownActor,
   WrongMessageTypeSpecified,
 } from './errors.js';
 export type { GroupOptions } from './group/options.js';
-export { ActorManager, type StartOptions, type TickLoop } from './manager.js';
+export { ActorManager, type ManagerStats, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,
   Message,

@@ -4,11 +4,12 @@
  * then calls every actor's `update()`.
  */
 import { EventEmitter } from 'node:events';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type DispatchStats } from './dispatcher.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
 import type { GroupOptions } from './group/options.js';
+import { MAIN_GROUP } from './group/wire.js';
 import { isMessage, type Message } from './message.js';
 import { clientBindAddress } from './net/address.js';
 import type { NetTransport } from './net/base.js';
@@ -21,6 +22,20 @@ import {
 import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
 import type { Poller } from './poller.js';
+
+/** Counters kept by the manager (`mgr.stats`). */
+export interface ManagerStats extends DispatchStats {
+  /** Ticks run. */
+  ticks: number;
+  /** Duration of the last tick in milliseconds. */
+  lastTickMs: number;
+  /** Group processes restarted under a restart policy. */
+  groupRestarts: number;
+  /** Group-to-group messages whose destination group was gone when they were relayed. */
+  groupMessagesUndeliverable: number;
+  /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
+  network?: Record<string, number>;
+}
 
 /** Options of {@link ActorManager.start}. */
 export interface StartOptions {
@@ -38,8 +53,6 @@ export interface TickLoop {
   readonly running: boolean;
 }
 
-const MAIN_GROUP = '__MAIN_GROUP__';
-
 let singleton: ActorManager | undefined;
 
 export class ActorManager extends Dispatcher {
@@ -52,8 +65,17 @@ export class ActorManager extends Dispatcher {
   private readonly pollers: Poller[] = [];
   private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
 
+  declare readonly stats: ManagerStats;
+
   constructor() {
-    super();
+    const stats: ManagerStats = {
+      ticks: 0,
+      messagesDispatched: 0,
+      lastTickMs: 0,
+      groupRestarts: 0,
+      groupMessagesUndeliverable: 0,
+    };
+    super(stats);
     this.onAsyncError = undefined;
   }
 
@@ -360,6 +382,16 @@ export class ActorManager extends Dispatcher {
     this.net = undefined;
     this.removePoller(t);
     await t.close();
+  }
+
+  /** Drops every actor, subscription, queued message and running generator, and zeroes the counters. */
+  override clear(): void {
+    super.clear();
+    this.stats.ticks = 0;
+    this.stats.lastTickMs = 0;
+    this.stats.groupRestarts = 0;
+    this.stats.groupMessagesUndeliverable = 0;
+    delete this.stats.network;
   }
 
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */

@@ -27,7 +27,7 @@ import {
   resolveGroupOptions,
 } from './options.js';
 import { createRingRegion, RingReader, RingWriter, readSchemaRecord } from './ring.js';
-import { KIND_MESSAGE, KIND_SCHEMA } from './wire.js';
+import { KIND_MESSAGE, KIND_SCHEMA, MAIN_GROUP, MAIN_INDEX } from './wire.js';
 
 /** What the host needs from the manager. */
 export interface GroupHostManager {
@@ -97,7 +97,7 @@ export class GroupHost implements Poller {
     module: string | URL | undefined,
     options: GroupOptions | undefined,
   ): Promise<void> {
-    if (typeof name !== 'string' || name === '' || name === '__MAIN_GROUP__') {
+    if (typeof name !== 'string' || name === '' || name === MAIN_GROUP) {
       throw new InvalidOption(`addProcessGroup: invalid group name ${JSON.stringify(name)}`);
     }
     if (this.entries.has(name)) throw new GroupAlreadyExists(`group '${name}' already exists`);
@@ -299,7 +299,7 @@ export class GroupHost implements Poller {
     if (schema.packetType === undefined) {
       throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be sent to a group`);
     }
-    entry.writer.send(msg, schema, entry.index, 0);
+    entry.writer.send(msg, schema, entry.index, MAIN_INDEX);
     this.scheduleFlush();
   }
 
@@ -335,7 +335,7 @@ export class GroupHost implements Poller {
     entry.reader.readAll((kind, u8, dv, p, end) => {
       if (kind === KIND_MESSAGE) {
         const dest = dv.getUint16(p, true);
-        if (dest === 0) {
+        if (dest === MAIN_INDEX) {
           const m = decodeMessage(entry.table, u8, dv, p + 4, end);
           m.sender = entry.name;
           this.mgr.queueMessage(m);

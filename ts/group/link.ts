@@ -12,9 +12,7 @@ import type { Poller } from '../poller.js';
 import { decodeMessage, SchemaTable } from '../schema-table.js';
 import type { ChildConfig } from './options.js';
 import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
-import { KIND_MESSAGE, KIND_SCHEMA } from './wire.js';
-
-const MAIN_GROUP = '__MAIN_GROUP__';
+import { KIND_MESSAGE, KIND_SCHEMA, MAIN_GROUP, MAIN_INDEX } from './wire.js';
 
 export interface GroupLinkManager {
   queueMessage(msg: Message): boolean;
@@ -53,8 +51,8 @@ export class GroupLink implements Poller {
   setGroups(groups: [string, number][]): void {
     this.indexByName.clear();
     this.nameByIndex.clear();
-    this.indexByName.set(MAIN_GROUP, 0);
-    this.nameByIndex.set(0, MAIN_GROUP);
+    this.indexByName.set(MAIN_GROUP, MAIN_INDEX);
+    this.nameByIndex.set(MAIN_INDEX, MAIN_GROUP);
     for (const [name, index] of groups) {
       this.indexByName.set(name, index);
       this.nameByIndex.set(index, name);

@@ -1,9 +1,15 @@
 /**
  * What tsage puts in ring records (see docs/groups.md): the record kinds above
- * the ring's own and the message record's route header. What a schema
+ * the ring's own, the message record's route header, and the main process's
+ * name and index in it. What a schema
  * announcement holds, and how a reader learns from it, is `../schema-table.ts`,
  * which the network uses too.
  */
+
+/** The main process's group name (`ActorManager.MAIN_GROUP`, as pysage's `PYSAGE_MAIN_GROUP`). */
+export const MAIN_GROUP = '__MAIN_GROUP__';
+/** The main process's group index in a message record's route header. */
+export const MAIN_INDEX = 0;
 
 /** Record header bytes: u32 payload length, u32 kind (native endianness). */
 export const RECORD_HEADER = 8;
