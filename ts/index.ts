@@ -26,6 +26,7 @@ export {
   NotConnected,
   PacketError,
   PacketTypeError,
+  RingError,
   TsageError,
   UnknownActor,
   WrongMessageTypeSpecified,

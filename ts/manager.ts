@@ -33,6 +33,12 @@ export interface ManagerStats extends DispatchStats {
   groupRestarts: number;
   /** Group-to-group messages whose destination group was gone when they were relayed. */
   groupMessagesUndeliverable: number;
+  /**
+   * Messages a group's process sent in a tick it did not live to finish, published early (the
+   * tick sent a message larger than a ring record, or more than its ring holds) and so held by
+   * main, then dropped: the restarted process handles that tick's input again.
+   */
+  groupMessagesDiscarded: number;
   /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
   network?: Record<string, number>;
 }
@@ -74,6 +80,7 @@ export class ActorManager extends Dispatcher {
       lastTickMs: 0,
       groupRestarts: 0,
       groupMessagesUndeliverable: 0,
+      groupMessagesDiscarded: 0,
     };
     super(stats);
     this.onAsyncError = undefined;
@@ -391,6 +398,7 @@ export class ActorManager extends Dispatcher {
     this.stats.lastTickMs = 0;
     this.stats.groupRestarts = 0;
     this.stats.groupMessagesUndeliverable = 0;
+    this.stats.groupMessagesDiscarded = 0;
     delete this.stats.network;
   }
 

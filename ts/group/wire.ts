@@ -17,5 +17,19 @@ export const RECORD_HEADER = 8;
 export const KIND_MESSAGE = 16;
 /** A schema announcement: UTF-8 JSON of a `SchemaDescriptor` (`../schema-table.ts`). */
 export const KIND_SCHEMA = 17;
+/**
+ * Opens the records one tick of a group's process writes (no payload). They become visible
+ * together with the acknowledgement of the input the tick handled, so main delivers them as they come.
+ */
+export const KIND_TICK = 18;
+/**
+ * What {@link KIND_TICK} becomes when some of the tick's records must be published before its
+ * acknowledgement (a message larger than a ring record streams through the ring as it is written,
+ * or the ring filled up): main holds the tick's records until {@link KIND_COMMIT}, and drops them
+ * if the process dies first (its successor handles the same input again).
+ */
+export const KIND_TICK_HELD = 19;
+/** Closes a held tick; published together with the acknowledgement of the tick's input (no payload). */
+export const KIND_COMMIT = 20;
 /** Bytes before the packet in a message record's payload. */
 export const ROUTE_HEADER = 4;
