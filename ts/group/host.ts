@@ -147,7 +147,7 @@ export class GroupHost implements Poller {
         opts.maxMessageBytes,
         `group '${name}'`,
       ),
-      reader: new RingReader(outbound.buffer, opts.maxMessageBytes, `group '${name}' to main`),
+      reader: new RingReader(outbound.buffer, geometry.maxRecord, opts.maxMessageBytes, `group '${name}' to main`),
       table: new SchemaTable(() => `group '${name}'`),
       held: new HeldTicks(opts.maxHeldBytes, `group '${name}'`),
       child: undefined as unknown as ChildProcess,

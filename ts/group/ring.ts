@@ -395,11 +395,14 @@ export class RingReader {
 
   /**
    * @param region the mapped region (kept alive by the native handle)
+   * @param maxRecord the ring's largest record payload, as this process laid it out or was told
+   *   (never read back from the shared header)
    * @param maxMessage largest reassembled message accepted
    * @param where names the ring in errors ("group 'chefs' to main")
    */
   constructor(
     region: ArrayBuffer,
+    private readonly maxRecord: number,
     maxMessage: number,
     private readonly where: string,
   ) {
@@ -501,7 +504,7 @@ export class RingReader {
         const n = dv.getUint32(p, true);
         const kind = dv.getUint32(p + 4, true);
         const body = p + RECORD_HEADER;
-        if (n > runEnd - body) throw this.overrun(p, n, runEnd - body);
+        if (n > runEnd - body || n > this.maxRecord) throw this.overrun(p, n, runEnd - body);
         next = body + ((n + 7) & ~7);
         if (onRecord(kind, u8, dv, body, body + n) === false) return p - off;
         p = next;
@@ -511,16 +514,27 @@ export class RingReader {
       this.held = 0;
       // A run that breaks the ring's framing cannot be released by record: leave it all.
       if (err instanceof RingError) throw err;
-      // Skip the bad record and everything before it; keep the rest for later.
-      native().ringSync(-1, 0, this.handle, next - off);
+      // Skip the bad record and everything before it; keep the rest for later. The native side
+      // checks the headers it releases again: one rewritten meanwhile makes that a ring error.
+      try {
+        native().ringSync(-1, 0, this.handle, next - off);
+      } catch (releaseErr) {
+        throw new RingError(
+          `${this.where}: ${(releaseErr as Error).message} (releasing a record whose handler failed: ${(err as Error)?.message ?? String(err)})`,
+        );
+      }
       throw err;
     }
     return len;
   }
 
   private overrun(at: number, length: number, left: number): RingError {
+    const why =
+      length > left
+        ? `past the end of the run the ring checked (${left} bytes left)`
+        : `over the ring's largest record (${this.maxRecord})`;
     return new RingError(
-      `${this.where}: RingReader: the record length at region offset ${at} is ${length}, past the end of the run the ring checked (${left} bytes left): the record was rewritten after it was published`,
+      `${this.where}: RingReader: the record length at region offset ${at} is ${length}, ${why}: the record was rewritten after it was published`,
     );
   }
 
