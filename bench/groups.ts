@@ -133,7 +133,7 @@ async function rawRingPeer(): Promise<Peer> {
         );
       });
       await new Promise<void>((res) => c.once('message', () => res()));
-      nat.closeFd(region.fd);
+      region.closeFd();
       const out = new Float64Array(4);
       const h = nat.ringOpen(region.buffer, 0, out, 1 << 20);
       const dv = new DataView(region.buffer);

@@ -18,7 +18,6 @@ import {
   registerMessage,
   schemaOf,
 } from '../ts/index.js';
-import { native } from '../ts/native.js';
 import { decodeMessage, describeSchema, SchemaTable } from '../ts/schema-table.js';
 import { Arm, Ping, Pong, TickNo } from './fixtures/groups/messages.js';
 import {
@@ -53,7 +52,7 @@ function ringWith(t: ExecutionContext, count = 3): { reader: RingReader; dv: Dat
   t.teardown(() => {
     writer.close();
     reader.close();
-    native().closeFd(region.fd);
+    region.closeFd();
   });
   for (let n = 0; n < count; n++) writer.send(new Note({ n, text: `note ${n}` }), schema, 0, 1);
   writer.flush();

@@ -17,7 +17,6 @@ import {
   RingError,
 } from '../errors.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
-import { native } from '../native.js';
 import type { Poller } from '../poller.js';
 import { decodeMessage, SchemaTable } from '../schema-table.js';
 import { HeldTicks } from './held.js';
@@ -28,7 +27,7 @@ import {
   type ResolvedGroupOptions,
   resolveGroupOptions,
 } from './options.js';
-import { createRingRegion, RingReader, RingWriter, readSchemaRecord } from './ring.js';
+import { createRingRegion, RingReader, RingWriter, readSchemaRecord, type SharedRegion } from './ring.js';
 import {
   KIND_COMMIT,
   KIND_MESSAGE,
@@ -61,19 +60,13 @@ const childScript = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './child.ts' : './child.js', import.meta.url),
 );
 
-interface Region {
-  buffer: ArrayBuffer;
-  fd: number;
-  len: number;
-}
-
 interface Entry {
   name: string;
   index: number;
   options: ResolvedGroupOptions;
   module: string | undefined;
-  inbound: Region;
-  outbound: Region;
+  inbound: SharedRegion;
+  outbound: SharedRegion;
   writer: RingWriter;
   reader: RingReader;
   table: SchemaTable;
@@ -125,11 +118,11 @@ export class GroupHost implements Poller {
     const href = module === undefined ? undefined : moduleHref(module);
     const geometry = { capacity: opts.ringBytes, maxRecord: maxRecordFor(opts.ringBytes) };
     const inbound = createRingRegion(geometry);
-    let outbound: Region;
+    let outbound: SharedRegion;
     try {
       outbound = createRingRegion(geometry);
     } catch (err) {
-      native().closeFd(inbound.fd);
+      inbound.closeFd();
       throw err;
     }
     const index = this.nextIndex++;
@@ -147,7 +140,12 @@ export class GroupHost implements Poller {
         opts.maxMessageBytes,
         `group '${name}'`,
       ),
-      reader: new RingReader(outbound.buffer, geometry.maxRecord, opts.maxMessageBytes, `group '${name}' to main`),
+      reader: new RingReader(
+        outbound.buffer,
+        geometry.maxRecord,
+        opts.maxMessageBytes,
+        `group '${name}' to main`,
+      ),
       table: new SchemaTable(() => `group '${name}'`),
       held: new HeldTicks(opts.maxHeldBytes, `group '${name}'`),
       child: undefined as unknown as ChildProcess,
@@ -519,10 +517,8 @@ export class GroupHost implements Poller {
     entry.reader.close();
     // A failed group's unfinished tick, if any, is never finished now.
     this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
-    for (const r of [entry.inbound, entry.outbound]) {
-      if (r.fd >= 0) native().closeFd(r.fd);
-      r.fd = -1;
-    }
+    entry.inbound.closeFd();
+    entry.outbound.closeFd();
   }
 
   async close(): Promise<void> {

@@ -36,7 +36,12 @@ export class GroupLink implements Poller {
     const outbound = n.shmMap(config.outFd, config.regionLen);
     n.closeFd(config.inFd);
     n.closeFd(config.outFd);
-    this.reader = new RingReader(inbound, config.maxRecord, config.maxMessageBytes, `main to group '${config.name}'`);
+    this.reader = new RingReader(
+      inbound,
+      config.maxRecord,
+      config.maxMessageBytes,
+      `main to group '${config.name}'`,
+    );
     this.writer = new RingWriter(
       outbound,
       config.maxRecord,

@@ -30,8 +30,49 @@ export interface RingGeometry {
   maxRecord: number;
 }
 
+/**
+ * Backstops for native resources whose JavaScript owner is collected without being closed:
+ * a ring handle (which holds its region and `out` array alive, so without this the mapping
+ * would never be unmapped) and a region's descriptor. `close()` is the way; these only make
+ * sure that forgetting it leaks nothing for good.
+ */
+const ringHandles = new FinalizationRegistry<number>((handle) => native().ringClose(handle));
+const regionFds = new FinalizationRegistry<number>((fd) => native().closeFd(fd));
+
+/**
+ * A shared-memory region this process created: its mapping (unmapped once `buffer` is
+ * collected) and its descriptor, owned here: closed by {@link closeFd}, or when this object is
+ * collected. Never close `fd` any other way (the backstop would close the number again).
+ */
+export class SharedRegion {
+  private descriptor: number;
+
+  constructor(
+    readonly buffer: ArrayBuffer,
+    fd: number,
+    readonly len: number,
+  ) {
+    this.descriptor = fd;
+    regionFds.register(this, fd, this);
+  }
+
+  /** The descriptor, to hand to a child process; -1 once closed. */
+  get fd(): number {
+    return this.descriptor;
+  }
+
+  /** Closes the descriptor (the mapping stays while `buffer` is reachable). Closing twice is fine. */
+  closeFd(): void {
+    const fd = this.descriptor;
+    if (fd < 0) return;
+    this.descriptor = -1;
+    regionFds.unregister(this);
+    native().closeFd(fd);
+  }
+}
+
 /** Creates and lays out a ring in a new anonymous shared-memory region. */
-export function createRingRegion(geometry: RingGeometry): { buffer: ArrayBuffer; fd: number; len: number } {
+export function createRingRegion(geometry: RingGeometry): SharedRegion {
   const n = native();
   const len = n.ringRegionLen(geometry.capacity);
   const { buffer, fd } = n.shmCreate(len);
@@ -41,7 +82,7 @@ export function createRingRegion(geometry: RingGeometry): { buffer: ArrayBuffer;
     n.closeFd(fd);
     throw err;
   }
-  return { buffer, fd, len };
+  return new SharedRegion(buffer, fd, len);
 }
 
 type Pending =
@@ -97,6 +138,7 @@ export class RingWriter {
     this.u8 = new Uint8Array(region);
     this.dv = new DataView(region);
     this.handle = native().ringOpen(region, 0, this.out, maxMessage);
+    ringHandles.register(this, this.handle, this);
   }
 
   /** Messages waiting in the backlog (not yet in the ring). */
@@ -332,7 +374,10 @@ export class RingWriter {
   }
 
   close(): void {
-    if (this.handle >= 0) native().ringClose(this.handle);
+    if (this.handle >= 0) {
+      ringHandles.unregister(this);
+      native().ringClose(this.handle);
+    }
     this.handle = -1;
   }
 }
@@ -409,6 +454,7 @@ export class RingReader {
     this.u8 = new Uint8Array(region);
     this.dv = new DataView(region);
     this.handle = native().ringOpen(region, 1, this.out, maxMessage);
+    ringHandles.register(this, this.handle, this);
   }
 
   /**
@@ -539,7 +585,10 @@ export class RingReader {
   }
 
   close(): void {
-    if (this.handle >= 0) native().ringClose(this.handle);
+    if (this.handle >= 0) {
+      ringHandles.unregister(this);
+      native().ringClose(this.handle);
+    }
     this.handle = -1;
   }
 }

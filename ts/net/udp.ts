@@ -83,6 +83,9 @@ function conditionerArray(c: ConditionerOptions): Float64Array {
   ]);
 }
 
+/** Closes the socket of a transport collected without `close()` (a backstop: `close()` also tells peers goodbye). */
+const sockets = new FinalizationRegistry<number>((handle) => native().netClose(handle));
+
 export class UdpTransport extends NetTransport {
   readonly kind = 'udp' as const;
   protected readonly headerBytes = SEND_HEADER;
@@ -102,6 +105,7 @@ export class UdpTransport extends NetTransport {
   private constructor(mgr: NetManager, options: ResolvedNetOptions, handle: number) {
     super(mgr, options);
     this.handle = handle;
+    sockets.register(this, handle, this);
     const a = native().netLocalAddress(handle);
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
@@ -376,6 +380,7 @@ export class UdpTransport extends NetTransport {
     this.stopPump();
     for (const c of this.connecting.values()) c.reject(new NotConnected('connect: the transport was closed'));
     this.connecting.clear();
+    sockets.unregister(this);
     n.netClose(this.handle);
     this.handle = -1;
     // The departures (this side's goodbyes among them), then any error a peer-event listener threw.
