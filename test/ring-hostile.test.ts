@@ -8,7 +8,8 @@
  * group without throwing anything else out of tick() or reading out of bounds.
  */
 import test, { type ExecutionContext } from 'ava';
-import { createRingRegion, RingReader, RingWriter } from '../ts/group/ring.js';
+import { createRingRegion } from '../ts/group/region.js';
+import { RingReader, RingWriter } from '../ts/group/ring.js';
 import { KIND_MESSAGE, KIND_SCHEMA, RECORD_HEADER, ROUTE_HEADER } from '../ts/group/wire.js';
 import {
   defineMessage,

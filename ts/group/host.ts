@@ -27,7 +27,8 @@ import {
   type ResolvedGroupOptions,
   resolveGroupOptions,
 } from './options.js';
-import { createRingRegion, RingReader, RingWriter, readSchemaRecord, type SharedRegion } from './ring.js';
+import { createRingRegion, type SharedRegion } from './region.js';
+import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
 import {
   KIND_COMMIT,
   KIND_MESSAGE,

@@ -22,68 +22,12 @@ import {
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/** Ring geometry shared by both sides. */
-export interface RingGeometry {
-  /** Data area bytes (power of two). */
-  capacity: number;
-  /** Largest record payload; larger messages are fragmented. */
-  maxRecord: number;
-}
-
 /**
- * Backstops for native resources whose JavaScript owner is collected without being closed:
- * a ring handle (which holds its region and `out` array alive, so without this the mapping
- * would never be unmapped) and a region's descriptor. `close()` is the way; these only make
- * sure that forgetting it leaks nothing for good.
+ * Closes a ring handle whose RingWriter or RingReader was collected without `close()`: the
+ * handle holds its region and `out` array alive, so without this backstop the mapping would
+ * never be unmapped. `close()` is the way; this only makes forgetting it leak nothing for good.
  */
 const ringHandles = new FinalizationRegistry<number>((handle) => native().ringClose(handle));
-const regionFds = new FinalizationRegistry<number>((fd) => native().closeFd(fd));
-
-/**
- * A shared-memory region this process created: its mapping (unmapped once `buffer` is
- * collected) and its descriptor, owned here: closed by {@link closeFd}, or when this object is
- * collected. Never close `fd` any other way (the backstop would close the number again).
- */
-export class SharedRegion {
-  private descriptor: number;
-
-  constructor(
-    readonly buffer: ArrayBuffer,
-    fd: number,
-    readonly len: number,
-  ) {
-    this.descriptor = fd;
-    regionFds.register(this, fd, this);
-  }
-
-  /** The descriptor, to hand to a child process; -1 once closed. */
-  get fd(): number {
-    return this.descriptor;
-  }
-
-  /** Closes the descriptor (the mapping stays while `buffer` is reachable). Closing twice is fine. */
-  closeFd(): void {
-    const fd = this.descriptor;
-    if (fd < 0) return;
-    this.descriptor = -1;
-    regionFds.unregister(this);
-    native().closeFd(fd);
-  }
-}
-
-/** Creates and lays out a ring in a new anonymous shared-memory region. */
-export function createRingRegion(geometry: RingGeometry): SharedRegion {
-  const n = native();
-  const len = n.ringRegionLen(geometry.capacity);
-  const { buffer, fd } = n.shmCreate(len);
-  try {
-    n.ringInit(buffer, geometry.capacity, geometry.maxRecord);
-  } catch (err) {
-    n.closeFd(fd);
-    throw err;
-  }
-  return new SharedRegion(buffer, fd, len);
-}
 
 type Pending =
   | { kind: 'schema'; desc: SchemaDescriptor }
