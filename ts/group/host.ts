@@ -38,6 +38,7 @@ import {
   MAIN_GROUP,
   MAIN_INDEX,
   ROUTE_HEADER,
+  shortMessage,
 } from './wire.js';
 
 /** What the host needs from the manager. */
@@ -376,11 +377,7 @@ export class GroupHost implements Poller {
 
   /** A message record: queued in main, or relayed to another group (false: that group's backlog is full). */
   private route(entry: Entry, u8: Uint8Array, dv: DataView, p: number, end: number): boolean {
-    if (end - p <= ROUTE_HEADER) {
-      throw new RingError(
-        `group '${entry.name}' wrote a message record of ${end - p} bytes, too short for its route header and packet type`,
-      );
-    }
+    if (end - p <= ROUTE_HEADER) throw shortMessage(`group '${entry.name}'`, end - p);
     const dest = dv.getUint16(p, true);
     if (dest === MAIN_INDEX) {
       const m = decodeMessage(entry.table, u8, dv, p + ROUTE_HEADER, end);

@@ -14,7 +14,7 @@ import type { Poller } from '../poller.js';
 import { decodeMessage, SchemaTable } from '../schema-table.js';
 import type { ChildConfig } from './options.js';
 import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
-import { KIND_MESSAGE, KIND_SCHEMA, MAIN_GROUP, MAIN_INDEX, ROUTE_HEADER } from './wire.js';
+import { KIND_MESSAGE, KIND_SCHEMA, MAIN_GROUP, MAIN_INDEX, ROUTE_HEADER, shortMessage } from './wire.js';
 
 export interface GroupLinkManager {
   queueMessage(msg: Message): boolean;
@@ -84,11 +84,7 @@ export class GroupLink implements Poller {
   poll(): void {
     this.reader.readHeld((kind, u8, dv, p, end) => {
       if (kind === KIND_MESSAGE) {
-        if (end - p <= ROUTE_HEADER) {
-          throw new RingError(
-            `the main process wrote a message record of ${end - p} bytes, too short for its route header`,
-          );
-        }
+        if (end - p <= ROUTE_HEADER) throw shortMessage('the main process', end - p);
         const src = dv.getUint16(p + 2, true);
         const m = decodeMessage(this.table, u8, dv, p + ROUTE_HEADER, end);
         m.sender = this.nameByIndex.get(src) ?? `group #${src}`;

@@ -110,19 +110,22 @@ export class RingWriter {
       schema.codec();
       this.announce(describeSchema(schema));
     }
-    if (this.backlogLength === 0) {
-      if (this.writeInPlace(msg, schema, dest, src)) return;
-      // The first message of a tick finds the span hidden: open the tick, then write in place after all.
-      if (
-        this.tick < 0 &&
-        this.holdUntilFlush &&
-        this.openTick() &&
-        this.writeInPlace(msg, schema, dest, src)
-      )
-        return;
-    }
+    if (
+      this.backlogLength === 0 &&
+      (this.writeInPlace(msg, schema, dest, src) || this.openAndWrite(msg, schema, dest, src))
+    )
+      return;
     const packed = packToScratch(msg, schema, dest, src, this.maxMessage);
     this.sendBytes(packed);
+  }
+
+  /**
+   * The first message of a tick finds the span hidden (`holdUntilFlush`): opens the tick, then
+   * writes in place after all. Kept out of {@link send} so that stays small enough to inline.
+   */
+  private openAndWrite(msg: Message, schema: Schema, dest: number, src: number): boolean {
+    if (this.tick >= 0 || !this.holdUntilFlush) return false;
+    return this.openTick() && this.writeInPlace(msg, schema, dest, src);
   }
 
   /** Copies an already packed message record payload (route header first) into the ring. */
@@ -501,21 +504,29 @@ export class RingReader {
       }
       if (p < runEnd) return p - off;
     } catch (err) {
-      this.held = 0;
-      // A run that breaks the ring's framing cannot be released by record: leave it all.
-      if (err instanceof RingError) throw err;
-      // Skip the bad record and everything before it; keep the rest for later. The native side
-      // checks the headers it releases again: one rewritten meanwhile makes that a ring error.
-      try {
-        native().ringSync(-1, 0, this.handle, next - off);
-      } catch (releaseErr) {
-        throw new RingError(
-          `${this.where}: ${(releaseErr as Error).message} (releasing a record whose handler failed: ${(err as Error)?.message ?? String(err)})`,
-        );
-      }
-      throw err;
+      throw this.failed(err, next - off);
     }
     return len;
+  }
+
+  /**
+   * After a handler threw on the record ending `handled` bytes into the run: releases it and
+   * those before it (the rest stay for later), and returns what to throw. Kept out of
+   * {@link readRun} so that stays small enough to inline.
+   */
+  private failed(err: unknown, handled: number): unknown {
+    this.held = 0;
+    // A run that breaks the ring's framing cannot be released by record: leave it all.
+    if (err instanceof RingError) return err;
+    // The native side checks the headers it releases again: one rewritten meanwhile makes that a ring error.
+    try {
+      native().ringSync(-1, 0, this.handle, handled);
+    } catch (releaseErr) {
+      return new RingError(
+        `${this.where}: ${(releaseErr as Error).message} (releasing a record whose handler failed: ${(err as Error)?.message ?? String(err)})`,
+      );
+    }
+    return err;
   }
 
   private overrun(at: number, length: number, left: number): RingError {

@@ -5,6 +5,7 @@
  * announcement holds, and how a reader learns from it, is `../schema-table.ts`,
  * which the network uses too.
  */
+import { RingError } from '../errors.js';
 
 /** The main process's group name (`ActorManager.MAIN_GROUP`, as pysage's `PYSAGE_MAIN_GROUP`). */
 export const MAIN_GROUP = '__MAIN_GROUP__';
@@ -33,3 +34,10 @@ export const KIND_TICK_HELD = 19;
 export const KIND_COMMIT = 20;
 /** Bytes before the packet in a message record's payload. */
 export const ROUTE_HEADER = 4;
+
+/** The error for a message record too short for its route header and packet type: `who` wrote it. */
+export function shortMessage(who: string, length: number): RingError {
+  return new RingError(
+    `${who} wrote a message record of ${length} bytes, too short for its route header and packet type`,
+  );
+}
