@@ -492,12 +492,13 @@ export class RingReader {
     /** The end of the record being handled (so a handler that throws skips exactly it). */
     let next = off;
     const stop = off + Math.min(len, budget);
+    const maxRecord = this.maxRecord;
     try {
       while (p < stop) {
         const n = dv.getUint32(p, true);
         const kind = dv.getUint32(p + 4, true);
         const body = p + RECORD_HEADER;
-        if (n > runEnd - body || n > this.maxRecord) throw this.overrun(p, n, runEnd - body);
+        if (n > runEnd - body || n > maxRecord) throw this.overrun(p, n, runEnd - body);
         next = body + ((n + 7) & ~7);
         if (onRecord(kind, u8, dv, body, body + n) === false) return p - off;
         p = next;
