@@ -13,7 +13,7 @@ import {
   subscriptionName,
   WILDCARD,
 } from './actor.js';
-import { ConcreteMessageAlreadyDefined, InvalidOption, TsageError } from './errors.js';
+import { ConcreteMessageAlreadyDefined, InvalidOption, UnknownActor } from './errors.js';
 import {
   adhocClass,
   isMessage,
@@ -38,29 +38,10 @@ interface WildReceiver {
   readonly byTid: (Handler | null | undefined)[];
 }
 
-/** Counters kept by the manager. */
-export interface ManagerStats {
-  /** Ticks run. */
-  ticks: number;
+/** Counters kept by the dispatcher; the manager adds its own to the same object. */
+export interface DispatchStats {
   /** Messages taken off the queue and dispatched (whether or not anyone handled them). */
   messagesDispatched: number;
-  /** Duration of the last tick in milliseconds. */
-  lastTickMs: number;
-  /** Group processes restarted under a restart policy. */
-  groupRestarts: number;
-  /** Group-to-group messages whose destination group was gone when they were relayed. */
-  groupMessagesUndeliverable: number;
-  /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
-  network?: Record<string, number>;
-  /** The cluster's counters (batches, messages, loss, refusals by reason...), while in a cluster. */
-  cluster?: Record<string, number>;
-}
-
-/** Raised when an actor is looked up by a gid the manager does not know. */
-export class UnknownActor extends TsageError {
-  constructor(message: string) {
-    super('ERR_TSAGE_UNKNOWN_ACTOR', message);
-  }
 }
 
 const EMPTY: readonly Receiver[] = [];
@@ -88,13 +69,12 @@ export class Dispatcher {
   /** Called with async handler rejections; when unset they are thrown by the next tick. */
   onAsyncError: ((err: unknown) => void) | undefined;
 
-  readonly stats: ManagerStats = {
-    ticks: 0,
-    messagesDispatched: 0,
-    lastTickMs: 0,
-    groupRestarts: 0,
-    groupMessagesUndeliverable: 0,
-  };
+  /** The counters; a subclass passes an object with more of its own (made once, so its shape never changes). */
+  readonly stats: DispatchStats;
+
+  constructor(stats: DispatchStats = { messagesDispatched: 0 }) {
+    this.stats = stats;
+  }
 
   /** Registers an actor: subscribes it to its class's subscriptions and gives it a gid. */
   registerActor<A extends Actor>(actor: A, name?: string): A {
@@ -450,12 +430,7 @@ export class Dispatcher {
     this.running = [];
     this.started = undefined;
     this.asyncErrors.length = 0;
-    this.stats.ticks = 0;
     this.stats.messagesDispatched = 0;
-    this.stats.lastTickMs = 0;
-    this.stats.groupRestarts = 0;
-    this.stats.groupMessagesUndeliverable = 0;
-    delete this.stats.network;
   }
 }
 

@@ -14,7 +14,6 @@ export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
 export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
-export { type ManagerStats, UnknownActor } from './dispatcher.js';
 export {
   BackpressureError,
   ClusterConnectFailed,
@@ -32,11 +31,13 @@ export {
   NotConnected,
   PacketError,
   PacketTypeError,
+  RingError,
   TsageError,
+  UnknownActor,
   WrongMessageTypeSpecified,
 } from './errors.js';
 export type { GroupOptions } from './group/options.js';
-export { ActorManager, type Poller, type StartOptions, type TickLoop } from './manager.js';
+export { ActorManager, type ManagerStats, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,
   Message,
@@ -51,4 +52,5 @@ export {
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export type { Poller } from './poller.js';
 export type { TypeCode } from './types.js';

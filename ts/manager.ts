@@ -8,12 +8,14 @@ import { type GroupClusterConfig, groupConfig, joinAsGroup, joinAsNode } from '.
 import type { ClusterLink } from './cluster/link.js';
 import type { ClusterNode } from './cluster/members.js';
 import type { ClusterOptions } from './cluster/options.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type DispatchStats } from './dispatcher.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
 import type { GroupOptions } from './group/options.js';
+import { MAIN_GROUP } from './group/wire.js';
 import { isMessage, type Message } from './message.js';
+import { clientBindAddress } from './net/address.js';
 import type { NetTransport } from './net/base.js';
 import {
   type ConditionerOptions,
@@ -22,16 +24,29 @@ import {
   type SendOptions,
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
-import { resolveHost, UdpTransport } from './net/udp.js';
+import { UdpTransport } from './net/udp.js';
+import type { Poller } from './poller.js';
 
-/** Something polled at the start of every tick (process groups, then the network). */
-export interface Poller {
-  /** Moves what has arrived into the manager's queue. `deadline` is a performance.now() time or undefined. */
-  poll(deadline: number | undefined): void;
-  /** Publishes what was sent during the tick; `queueFlushed` says whether the tick's queue was fully dispatched. */
-  flush(queueFlushed: boolean): void;
-  /** Releases everything the poller holds (called by `reset()`). */
-  close(): void | Promise<void>;
+/** Counters kept by the manager (`mgr.stats`). */
+export interface ManagerStats extends DispatchStats {
+  /** Ticks run. */
+  ticks: number;
+  /** Duration of the last tick in milliseconds. */
+  lastTickMs: number;
+  /** Group processes restarted under a restart policy. */
+  groupRestarts: number;
+  /** Group-to-group messages whose destination group was gone when they were relayed. */
+  groupMessagesUndeliverable: number;
+  /**
+   * Messages a group's process sent in a tick it did not live to finish, published early (the
+   * tick sent a message larger than a ring record, or more than its ring holds) and so held by
+   * main, then dropped: the restarted process handles that tick's input again.
+   */
+  groupMessagesDiscarded: number;
+  /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
+  network?: Record<string, number>;
+  /** The cluster's counters (batches, messages, loss, refusals by reason...), while in a cluster. */
+  cluster?: Record<string, number>;
 }
 
 /** Options of {@link ActorManager.start}. */
@@ -50,15 +65,6 @@ export interface TickLoop {
   readonly running: boolean;
 }
 
-const MAIN_GROUP = '__MAIN_GROUP__';
-
-/** Where a client binds: the loopback address when it connects to loopback, else any address of the family. */
-async function clientBindAddress(host: string): Promise<string> {
-  const ip = await resolveHost(host);
-  if (ip === '::1') return '::1';
-  if (ip.startsWith('127.')) return '127.0.0.1';
-  return ip.includes(':') ? '::' : '0.0.0.0';
-}
 let singleton: ActorManager | undefined;
 
 export class ActorManager extends Dispatcher {
@@ -71,8 +77,18 @@ export class ActorManager extends Dispatcher {
   private readonly pollers: Poller[] = [];
   private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
 
+  declare readonly stats: ManagerStats;
+
   constructor() {
-    super();
+    const stats: ManagerStats = {
+      ticks: 0,
+      messagesDispatched: 0,
+      lastTickMs: 0,
+      groupRestarts: 0,
+      groupMessagesUndeliverable: 0,
+      groupMessagesDiscarded: 0,
+    };
+    super(stats);
     this.onAsyncError = undefined;
   }
 
@@ -471,6 +487,18 @@ export class ActorManager extends Dispatcher {
     return this.clusterLink?.nodes ?? [];
   }
 
+  /** Drops every actor, subscription, queued message and running generator, and zeroes the counters. */
+  override clear(): void {
+    super.clear();
+    this.stats.ticks = 0;
+    this.stats.lastTickMs = 0;
+    this.stats.groupRestarts = 0;
+    this.stats.groupMessagesUndeliverable = 0;
+    this.stats.groupMessagesDiscarded = 0;
+    delete this.stats.network;
+    delete this.stats.cluster;
+  }
+
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
     if (this.loop !== undefined) {
@@ -496,7 +524,6 @@ export class ActorManager extends Dispatcher {
       }
     }
     this.clear();
-    delete this.stats.cluster;
     if (failure !== undefined) throw failure;
   }
 }

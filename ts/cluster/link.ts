@@ -14,8 +14,9 @@ import {
   PacketTypeError,
   type TsageError,
 } from '../errors.js';
-import type { Poller } from '../manager.js';
+import { MAIN_GROUP } from '../group/wire.js';
 import { type Message, type MessageClass, type Schema, schemaOf } from '../message.js';
+import type { Poller } from '../poller.js';
 import { type ClusterNode, MAIN, type MemberEvent, Members } from './members.js';
 import { isToken, type ResolvedClusterOptions, Subjects } from './options.js';
 import { InboundQueue, Receiver } from './receive.js';
@@ -252,7 +253,7 @@ export class ClusterLink implements Poller {
     const at = address.lastIndexOf('@');
     const group = address.slice(0, at);
     const node = address.slice(at + 1);
-    const token = group === '__MAIN_GROUP__' ? MAIN : group;
+    const token = group === MAIN_GROUP ? MAIN : group;
     if (!isToken(token) || (node !== '*' && !isToken(node))) {
       throw new InvalidOption(
         `queueMessageToGroup: '${address}' is not 'group@node' or 'group@*' (names: letters, digits, '_' and '-')`,

@@ -7,13 +7,13 @@
  * sender's error, and so is a packet type this process never registered.
  * Nothing that arrives can add to or change the registry.
  *
- * This is the one module that uses the schema negotiation of `../group/wire.js`.
+ * This is the one module that uses the schema negotiation of `../schema-table.js`.
  */
 import type { Codec } from '../codec.js';
 import { PacketTypeError } from '../errors.js';
-import { describeSchema, type SchemaDescriptor, sameSchema } from '../group/wire.js';
 import type { MessageClass, Schema } from '../message.js';
 import { schemaForPacketType } from '../message.js';
+import { describeSchema, type SchemaDescriptor, sameSchema } from '../schema-table.js';
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
