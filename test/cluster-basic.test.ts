@@ -364,3 +364,16 @@ test('a client that gives up is reported by clusterClosed, and sends then throw 
   });
   t.throws(() => m.publish(new Shout({ text: '', n: 0 })), { instanceOf: NotConnected });
 });
+
+test('leaveCluster returns while the server is gone and the client is trying to reconnect', async (t) => {
+  const nats = await startNats(t);
+  const m = await joined(t, nats.url, 'stranded', { joinTimeoutMs: 300 });
+  const down: string[] = [];
+  m.on('clusterDisconnected', (s: string) => down.push(s));
+  await nats.kill();
+  await pumpUntil(m, () => down.length === 1, 5000, 'the disconnection');
+  const started = performance.now();
+  await m.leaveCluster();
+  t.true(performance.now() - started < 3000, `left in ${Math.round(performance.now() - started)} ms`);
+  t.deepEqual(m.nodes, []);
+});

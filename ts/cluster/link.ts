@@ -490,10 +490,17 @@ export class ClusterLink implements Poller {
     if (this.timer !== undefined) clearInterval(this.timer);
     for (const u of this.outbox.acks.drop()) this.stats.messagesUnacknowledged! += u.messages;
     if (!this.nc.isClosed()) {
+      // A flush waits for the server's answer: bounded, since the server may be gone for good.
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((r) => {
+        timer = setTimeout(r, this.options.joinTimeoutMs);
+      });
       try {
-        await this.nc.flush();
+        await Promise.race([this.nc.flush(), gaveUp]);
       } catch {
         // Closed or disconnected meanwhile: what did not leave is found lost by its receivers.
+      } finally {
+        clearTimeout(timer);
       }
       await this.nc.close();
     }
