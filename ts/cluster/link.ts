@@ -84,6 +84,11 @@ export class ClusterLink implements Poller {
   private readonly outbox: Outbox;
   private readonly typeSubs = new Map<string, Subscription>();
   private readonly routes = new Map<string, Route>();
+  /** The last class sent and its schema: a run of messages of one class looks it up once. */
+  private lastClass: unknown;
+  private lastSchema: Schema | undefined;
+  /** The client's pending bytes as last read, or -1 when it must be read again. */
+  private clientPending = -1;
   private subsVersion = -1;
   private readonly events: MemberEvent[] = [];
   private readonly notices: [string, unknown][] = [];
@@ -118,7 +123,10 @@ export class ClusterLink implements Poller {
     );
     this.outbox = new Outbox(
       place,
-      (subject, data, reply) => this.nc.publish(subject, data, reply === undefined ? undefined : { reply }),
+      (subject, data, reply) => {
+        this.clientPending = -1;
+        this.nc.publish(subject, data, reply === undefined ? undefined : { reply });
+      },
       this.subjects.ack(place.node, place.proc),
       maxBatchBytes,
       () => performance.now(),
@@ -236,7 +244,8 @@ export class ClusterLink implements Poller {
   send(address: string, msg: Message): void {
     let r = this.routes.get(address);
     if (r === undefined || r.version !== this.members.version) r = this.route(address);
-    const schema = packable(msg, 'sent to another node');
+    const schema =
+      msg.constructor === this.lastClass ? this.lastSchema! : this.schemaOf(msg, 'sent to another node');
     this.checkOpen('queueMessageToGroup');
     if (r.dest.kind === KIND_QUEUE && this.outbox.acks.size >= MAX_UNACKED) {
       throw new BackpressureError(
@@ -290,7 +299,7 @@ export class ClusterLink implements Poller {
 
   /** Packs a message for every process with an actor subscribed to its type (this one too, through NATS). */
   publish(msg: Message): void {
-    const schema = packable(msg, 'published');
+    const schema = msg.constructor === this.lastClass ? this.lastSchema! : this.schemaOf(msg, 'published');
     if (!isToken(schema.name)) {
       throw new InvalidOption(
         `publish: the type name '${schema.name}' cannot be a subject token (letters, digits, '_' and '-')`,
@@ -309,13 +318,24 @@ export class ClusterLink implements Poller {
     this.scheduleFlush();
   }
 
+  /** The schema of a message's class, checked once for being packable, and remembered for the next message of the class. */
+  private schemaOf(msg: Message, what: string): Schema {
+    const schema = packable(msg, what);
+    this.lastClass = msg.constructor;
+    this.lastSchema = schema;
+    return schema;
+  }
+
   private checkOpen(what: string): void {
     if (this.closing || this.nc.isClosed())
       throw new NotConnected(`${what}: the cluster connection is closed`);
   }
 
   private checkRoom(what: string): void {
-    const pending = this.outbox.unpublishedBytes + clientPendingBytes(this.nc);
+    // The client's figure is read once per turn of the event loop and after each publish: in
+    // between it can only have gone down (its socket drained), so a remembered one errs high.
+    if (this.clientPending < 0) this.clientPending = clientPendingBytes(this.nc);
+    const pending = this.outbox.unpublishedBytes + this.clientPending;
     if (pending > this.options.maxPendingBytes) {
       throw new BackpressureError(
         `${what}: ${pending} bytes wait to reach NATS (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
@@ -328,6 +348,7 @@ export class ClusterLink implements Poller {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
+      this.clientPending = -1;
       if (!this.closing && !this.nc.isClosed()) this.outbox.flush();
     });
   }
@@ -341,6 +362,7 @@ export class ClusterLink implements Poller {
 
   /** Moves what arrived into the manager's queue, then reports what changed. */
   poll(deadline: number | undefined): void {
+    this.clientPending = -1;
     if (this.mgr.subscriptionVersion !== this.subsVersion) this.syncTypes();
     let n = 0;
     for (let it = this.inbound.shift(); it !== undefined; it = this.inbound.shift()) {

@@ -67,6 +67,8 @@ export class Outbox {
   /** Batches with records in them, to publish at the end of the tick. */
   private readonly filled: Destination[] = [];
   readonly acks = new AckTracker();
+  /** Each packet type's wire schema, looked up without a WeakMap on the hot path. */
+  private readonly wires: (WireSchema | undefined)[] = new Array(256).fill(undefined);
   /** Record bytes packed and not yet published, over every destination. */
   unpublishedBytes = 0;
   readonly stats = { batchesSent: 0, messagesSent: 0, bytesSent: 0, tailProbesSent: 0 };
@@ -165,8 +167,12 @@ export class Outbox {
 
   /** Packs a message into its destination's batch. A value that cannot be packed throws here and nothing is taken. */
   pack(d: Destination, msg: Message, schema: Schema): void {
-    const w = wireSchema(schema);
     const pt = schema.packetType!;
+    let w = this.wires[pt];
+    if (w === undefined || w.schema !== schema) {
+      w = wireSchema(schema);
+      this.wires[pt] = w;
+    }
     const codec = schema.codec();
     for (;;) {
       if (d.typeIndex[pt]! < 0) this.addType(d, pt, w);
