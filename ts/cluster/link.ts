@@ -53,6 +53,8 @@ export interface Place {
 
 /** Queue batches that may wait for their acknowledgement at once before sends push back. */
 const MAX_UNACKED = 16_384;
+/** Bytes of batches a tick takes from the inbound queue at most (at least one batch). */
+const MAX_POLL_BYTES = 1024 * 1024;
 /** Addresses remembered with what they resolved to. */
 const MAX_ROUTES = 4096;
 /** Faults logged without a listener, at most once per kind and sender. */
@@ -364,11 +366,17 @@ export class ClusterLink implements Poller {
   poll(deadline: number | undefined): void {
     this.clientPending = -1;
     if (this.mgr.subscriptionVersion !== this.subsVersion) this.syncTypes();
+    // A bounded amount per tick, as groups take a bounded part of their ring: a tick stays short
+    // (the heartbeat timer runs between ticks, so a tick of seconds would look like a dead node),
+    // and what one tick decodes dies young.
     let n = 0;
+    let bytes = 0;
     for (let it = this.inbound.shift(); it !== undefined; it = this.inbound.shift()) {
       if (it.on === 'hb') this.onHeartbeat(it.data);
       else if (it.on === 'ack') this.onAck(it.data);
       else this.receiver.batch(it.on, it.token, it.data, it.reply);
+      bytes += it.data.length;
+      if (bytes >= MAX_POLL_BYTES) break;
       if (deadline !== undefined && (++n & 15) === 0 && performance.now() >= deadline) break;
     }
     const now = performance.now();
