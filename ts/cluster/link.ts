@@ -8,19 +8,18 @@ import { randomInt } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   BackpressureError,
-  GroupDoesNotExist,
   InvalidOption,
   NotConnected,
   PacketTypeError,
   type TsageError,
 } from '../errors.js';
-import { MAIN_GROUP } from '../group/wire.js';
 import { type Message, type MessageClass, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
-import { type ClusterNode, MAIN, type MemberEvent, Members } from './members.js';
+import { type ClusterNode, type MemberEvent, Members } from './members.js';
 import { isToken, type ResolvedClusterOptions, Subjects } from './options.js';
 import { InboundQueue, Receiver } from './receive.js';
-import { type Destination, Outbox } from './send.js';
+import { Router } from './route.js';
+import { Outbox } from './send.js';
 import {
   encodeHeartbeat,
   type Heartbeat,
@@ -55,8 +54,6 @@ export interface Place {
 const MAX_UNACKED = 16_384;
 /** Bytes of batches a tick takes from the inbound queue at most (at least one batch). */
 const MAX_POLL_BYTES = 1024 * 1024;
-/** Addresses remembered with what they resolved to. */
-const MAX_ROUTES = 4096;
 /** Faults logged without a listener, at most once per kind and sender. */
 const MAX_LOGGED = 1024;
 
@@ -72,12 +69,6 @@ export function clientPendingBytes(nc: NatsConnection): number {
   return (p?.outbound?.size?.() ?? 0) + (p?.transport?.socket?.writableLength ?? 0);
 }
 
-/** What an address resolved to, while the members are as they were (`version`). */
-interface Route {
-  readonly dest: Destination;
-  readonly version: number;
-}
-
 export class ClusterLink implements Poller {
   readonly subjects: Subjects;
   readonly members: Members;
@@ -85,7 +76,7 @@ export class ClusterLink implements Poller {
   private readonly receiver: Receiver;
   private readonly outbox: Outbox;
   private readonly typeSubs = new Map<string, Subscription>();
-  private readonly routes = new Map<string, Route>();
+  private readonly router: Router;
   /** The last class sent and its schema: a run of messages of one class looks it up once. */
   private lastClass: unknown;
   private lastSchema: Schema | undefined;
@@ -134,6 +125,7 @@ export class ClusterLink implements Poller {
       () => performance.now(),
       (destination, count) => this.undeliverable(destination, count, 'its stream was replaced'),
     );
+    this.router = new Router(this.members, this.outbox, this.subjects);
     this.stats = {
       heartbeatsSent: 0,
       heartbeatsReceived: 0,
@@ -244,59 +236,18 @@ export class ClusterLink implements Poller {
 
   /** Packs a message for `'group@node'` or `'group@*'`. */
   send(address: string, msg: Message): void {
-    let r = this.routes.get(address);
-    if (r === undefined || r.version !== this.members.version) r = this.route(address);
+    const dest = this.router.resolve(address);
     const schema =
       msg.constructor === this.lastClass ? this.lastSchema! : this.schemaOf(msg, 'sent to another node');
     this.checkOpen('queueMessageToGroup');
-    if (r.dest.kind === KIND_QUEUE && this.outbox.acks.size >= MAX_UNACKED) {
+    if (dest.kind === KIND_QUEUE && this.outbox.acks.size >= MAX_UNACKED) {
       throw new BackpressureError(
         `queueMessageToGroup: ${this.outbox.acks.size} batches to queues wait for acknowledgement; tick and retry`,
       );
     }
     this.checkRoom('queueMessageToGroup');
-    this.outbox.pack(r.dest, msg, schema);
+    this.outbox.pack(dest, msg, schema);
     this.scheduleFlush();
-  }
-
-  /** Resolves an address against the members (throwing as a send to it would), and remembers it until they change. */
-  private route(address: string): Route {
-    const at = address.lastIndexOf('@');
-    const group = address.slice(0, at);
-    const node = address.slice(at + 1);
-    const token = group === MAIN_GROUP ? MAIN : group;
-    if (!isToken(token) || (node !== '*' && !isToken(node))) {
-      throw new InvalidOption(
-        `queueMessageToGroup: '${address}' is not 'group@node' or 'group@*' (names: letters, digits, '_' and '-')`,
-      );
-    }
-    let dest: Destination;
-    if (node === '*') {
-      if (!this.members.hasGroupAnywhere(token)) {
-        throw new GroupDoesNotExist(`no live node runs a group '${group}' (sending to '${address}')`);
-      }
-      dest = this.outbox.destination(this.subjects.queue(token), KIND_QUEUE, `${token}@*`, 0, undefined);
-    } else {
-      const g = this.members.group(node, token);
-      if (g === undefined) {
-        throw new GroupDoesNotExist(
-          this.members.incarnation(node) === undefined
-            ? `node '${node}' is not a live member of the cluster (sending to '${address}')`
-            : `node '${node}' runs no group '${group}' (sending to '${address}')`,
-        );
-      }
-      dest = this.outbox.destination(
-        this.subjects.direct(node, token),
-        KIND_DIRECT,
-        `${token}@${node}`,
-        g.inc,
-        node,
-      );
-    }
-    if (this.routes.size >= MAX_ROUTES) this.routes.clear();
-    const r = { dest, version: this.members.version };
-    this.routes.set(address, r);
-    return r;
   }
 
   /** Packs a message for every process with an actor subscribed to its type (this one too, through NATS). */
