@@ -82,6 +82,7 @@ export class ClusterLink implements Poller {
   private lastSchema: Schema | undefined;
   /** The client's pending bytes as last read, or -1 when it must be read again. */
   private clientPending = -1;
+  private readonly maxPendingBytes: number;
   private subsVersion = -1;
   private readonly events: MemberEvent[] = [];
   private readonly notices: [string, unknown][] = [];
@@ -126,6 +127,7 @@ export class ClusterLink implements Poller {
       (destination, count) => this.undeliverable(destination, count, 'its stream was replaced'),
     );
     this.router = new Router(this.members, this.outbox, this.subjects);
+    this.maxPendingBytes = options.maxPendingBytes;
     this.stats = {
       heartbeatsSent: 0,
       heartbeatsReceived: 0,
@@ -247,7 +249,7 @@ export class ClusterLink implements Poller {
     }
     this.checkRoom('queueMessageToGroup');
     this.outbox.pack(dest, msg, schema);
-    this.scheduleFlush();
+    if (!this.flushScheduled) this.scheduleFlush();
   }
 
   /** Packs a message for every process with an actor subscribed to its type (this one too, through NATS). */
@@ -289,9 +291,9 @@ export class ClusterLink implements Poller {
     // between it can only have gone down (its socket drained), so a remembered one errs high.
     if (this.clientPending < 0) this.clientPending = clientPendingBytes(this.nc);
     const pending = this.outbox.unpublishedBytes + this.clientPending;
-    if (pending > this.options.maxPendingBytes) {
+    if (pending > this.maxPendingBytes) {
       throw new BackpressureError(
-        `${what}: ${pending} bytes wait to reach NATS (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
+        `${what}: ${pending} bytes wait to reach NATS (maxPendingBytes ${this.maxPendingBytes}); tick and retry`,
       );
     }
   }

@@ -21,6 +21,9 @@ interface Route {
 
 export class Router {
   private readonly routes = new Map<string, Route>();
+  /** The last address resolved, checked before the map: a run of sends to one address. */
+  private last: string | undefined;
+  private lastRoute: Route | undefined;
 
   constructor(
     private readonly members: Members,
@@ -30,12 +33,16 @@ export class Router {
 
   /** The destination of an address; throws InvalidOption for a malformed one, GroupDoesNotExist for one not live. */
   resolve(address: string): Destination {
-    const r = this.routes.get(address);
-    if (r !== undefined && r.version === this.members.version) return r.dest;
-    const dest = this.lookUp(address);
-    if (this.routes.size >= MAX_ROUTES) this.routes.clear();
-    this.routes.set(address, { dest, version: this.members.version });
-    return dest;
+    const version = this.members.version;
+    let r = address === this.last ? this.lastRoute : this.routes.get(address);
+    if (r === undefined || r.version !== version) {
+      r = { dest: this.lookUp(address), version };
+      if (this.routes.size >= MAX_ROUTES) this.routes.clear();
+      this.routes.set(address, r);
+    }
+    this.last = address;
+    this.lastRoute = r;
+    return r.dest;
   }
 
   private lookUp(address: string): Destination {
