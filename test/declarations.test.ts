@@ -6,8 +6,7 @@
  * public API and not the internal one.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -62,7 +61,11 @@ function declarations(path: string): { name: string; internal: boolean }[] {
 }
 
 test('the build emits no @internal member, and a user compiling against it sees only the public API', (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'tsage-dts-'));
+  // Under the repository's node_modules, so that the emitted declarations find the package's own
+  // dependencies (the cluster's options extend @nats-io/transport-node's) as a user's install does.
+  const cache = join(root, 'node_modules', '.cache');
+  mkdirSync(cache, { recursive: true });
+  const out = mkdtempSync(join(cache, 'tsage-dts-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const build = runTsc([
     '-p',

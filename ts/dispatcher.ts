@@ -22,6 +22,7 @@ import {
   schemaForName,
   schemaOf,
   typeId,
+  typeNameOf,
 } from './message.js';
 
 /** One subscriber of one type: the actor and its handler for that type, resolved once. */
@@ -115,6 +116,7 @@ export class Dispatcher {
     }
     this.wild = this.wild.filter((r) => r.actor !== actor);
     this.sorted = this.sorted.filter((a) => a !== actor);
+    this.subscriptionVersion++;
     return true;
   }
 
@@ -146,6 +148,16 @@ export class Dispatcher {
     return [...this.actorsByGid.values()];
   }
 
+  /** Bumped whenever the set of subscribed types may have changed (the cluster subscribes to what is published of them). */
+  subscriptionVersion = 0;
+
+  /** Names of the message types that some actor subscribes to by name or class (wildcards aside). */
+  subscribedTypeNames(): string[] {
+    const names: string[] = [];
+    for (let t = 0; t < this.byTid.length; t++) if (this.byTid[t]?.length) names.push(typeNameOf(t)!);
+    return names;
+  }
+
   /** Subscribes an actor to a type (name, class or `'*'`). Returns false if it already was. */
   addReceiver(actor: Actor, type: Subscription): boolean {
     const name = this.subscriptionName(type);
@@ -164,6 +176,7 @@ export class Dispatcher {
     const list = this.byTid[tid] ?? EMPTY;
     if (list.some((r) => r.actor === actor)) return false;
     this.byTid[tid] = [...list, { actor, call: fn.bind(actor) as (msg: Message) => unknown }];
+    this.subscriptionVersion++;
     return true;
   }
 
@@ -179,6 +192,7 @@ export class Dispatcher {
     const list = this.byTid[tid];
     if (!list?.some((r) => r.actor === actor)) return false;
     this.byTid[tid] = list.filter((r) => r.actor !== actor);
+    this.subscriptionVersion++;
     return true;
   }
 
@@ -406,6 +420,7 @@ export class Dispatcher {
   /** Drops every actor, subscription, queued message and running generator. */
   clear(): void {
     this.byTid = [];
+    this.subscriptionVersion++;
     this.wild = [];
     this.active = [];
     this.activeLen = 0;

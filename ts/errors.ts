@@ -131,3 +131,24 @@ export class NativeLoadError extends TsageError {
     super('ERR_TSAGE_NATIVE_LOAD', message, options);
   }
 }
+
+/** `joinCluster` could not connect: a bad server URL, no server reachable, or authentication refused (the message says which). */
+export class ClusterConnectFailed extends TsageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_CLUSTER_CONNECT', message, options);
+  }
+}
+
+/** `joinCluster` was given a node name that a live node of the cluster already has. */
+export class NodeNameTaken extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_NODE_NAME_TAKEN', message);
+  }
+}
+
+/** Something that arrived from the cluster is malformed: a batch, a heartbeat, an acknowledgement, a sequence number. */
+export class ClusterProtocolError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_CLUSTER_PROTOCOL', message);
+  }
+}

@@ -10,10 +10,14 @@ export {
   type Subscription,
   WILDCARD,
 } from './actor.js';
+export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
+export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
 export {
   BackpressureError,
+  ClusterConnectFailed,
+  ClusterProtocolError,
   ConcreteMessageAlreadyDefined,
   DefaultActorFailed,
   GroupAlreadyExists,
@@ -23,6 +27,7 @@ export {
   InvalidOption,
   ListenFailed,
   NativeLoadError,
+  NodeNameTaken,
   NotConnected,
   PacketError,
   PacketTypeError,

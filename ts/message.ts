@@ -72,6 +72,7 @@ export interface Schema {
 }
 
 const typeIds = new Map<string, number>();
+const typeNames: string[] = [];
 
 /** The interned id of a message type name. */
 export function typeId(name: string): number {
@@ -79,8 +80,14 @@ export function typeId(name: string): number {
   if (id === undefined) {
     id = typeIds.size;
     typeIds.set(name, id);
+    typeNames.push(name);
   }
   return id;
+}
+
+/** The message type name an interned id stands for. */
+export function typeNameOf(id: number): string | undefined {
+  return typeNames[id];
 }
 
 const SCHEMA = Symbol('tsage.schema');

@@ -50,6 +50,8 @@ export interface GroupHostManager {
     groupMessagesUndeliverable: number;
     groupMessagesDiscarded: number;
   };
+  /** While the node is in a cluster: what its groups need to join it. */
+  groupClusterConfig?(): unknown;
 }
 
 /** Matches no record kind: message records take the slow path while a tick is held. */
@@ -187,6 +189,7 @@ export class GroupHost implements Poller {
       maxMessageBytes: o.maxMessageBytes,
       schemas: entry.writer.announcedSchemas(),
       groups: this.table(),
+      cluster: this.mgr.groupClusterConfig?.(),
     };
     const child = spawn(process.execPath, [...process.execArgv, childScript, CHILD_MARKER, entry.name], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', entry.inbound.fd, entry.outbound.fd],
@@ -313,6 +316,13 @@ export class GroupHost implements Poller {
       );
     }
     return Promise.all(acks).then(() => undefined);
+  }
+
+  /** Sends a control message to every running group's process (the cluster's join and leave). */
+  tellGroups(message: object): void {
+    for (const e of this.entries.values()) {
+      if (e.child?.connected) e.child.send(message, () => undefined);
+    }
   }
 
   /** Packs a message for a group (published at the end of the tick, or on the next turn of the event loop). */

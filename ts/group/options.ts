@@ -122,4 +122,6 @@ export interface ChildConfig {
   schemas: SchemaDescriptor[];
   /** Group name -> index table, main included. */
   groups: [string, number][];
+  /** While the node is in a cluster: how this group joins it (see ts/cluster/join.ts). */
+  cluster?: unknown;
 }
