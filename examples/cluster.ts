@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { childNodeFlags } from 'tsage';
 import { runServer } from './cluster/server.js';
 
 function freePort(): Promise<number> {
@@ -54,7 +55,7 @@ export async function runClusterDemo(): Promise<void> {
     const script = fileURLToPath(new URL('./cluster/worker-node.ts', import.meta.url));
     for (const name of ['worker-1', 'worker-2']) {
       workers.push(
-        spawn(process.execPath, [...process.execArgv, script, url, name], {
+        spawn(process.execPath, [...childNodeFlags(), script, url, name], {
           stdio: ['ignore', 'inherit', 'inherit'],
         }),
       );

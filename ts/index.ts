@@ -52,5 +52,6 @@ export {
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export { childNodeFlags } from './node-flags.js';
 export type { Poller } from './poller.js';
 export type { TypeCode } from './types.js';

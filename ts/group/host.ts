@@ -17,6 +17,7 @@ import {
   RingError,
 } from '../errors.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
+import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
 import { decodeMessage, SchemaTable } from '../schema-table.js';
 import { HeldTicks } from './held.js';
@@ -191,7 +192,7 @@ export class GroupHost implements Poller {
       groups: this.table(),
       cluster: this.mgr.groupClusterConfig?.(),
     };
-    const child = spawn(process.execPath, [...process.execArgv, childScript, CHILD_MARKER, entry.name], {
+    const child = spawn(process.execPath, [...childNodeFlags(), childScript, CHILD_MARKER, entry.name], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', entry.inbound.fd, entry.outbound.fd],
       env: { ...process.env, TSAGE_GROUP_CONFIG: JSON.stringify(config) },
     });
