@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as zmq from 'zeromq';
-import { createRingRegion } from '../ts/group/ring.js';
+import { createRingRegion } from '../ts/group/region.js';
 import { Actor, ActorManager, BackpressureError } from '../ts/index.js';
 import { native } from '../ts/native.js';
 import { Done, Expect, Ping, type Pong, Small } from './fixtures/messages.js';
@@ -133,7 +133,7 @@ async function rawRingPeer(): Promise<Peer> {
         );
       });
       await new Promise<void>((res) => c.once('message', () => res()));
-      nat.closeFd(region.fd);
+      region.closeFd();
       const out = new Float64Array(4);
       const h = nat.ringOpen(region.buffer, 0, out, 1 << 20);
       const dv = new DataView(region.buffer);

@@ -30,6 +30,7 @@ const SUITES: ReadonlyMap<string, Suite> = new Map([
   ['codec', codec],
   ['groups', groups],
   ['net', (h) => import('./net.js').then((m) => m.run(h))],
+  ['cluster', (h) => import('./cluster.js').then((m) => m.run(h))],
 ]);
 
 interface Args {

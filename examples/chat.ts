@@ -1,13 +1,14 @@
 // The README's networked example: pysage's chat. A server and two client processes on loopback UDP.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { childNodeFlags } from 'tsage';
 import { startChatServer } from './chat/server.js';
 
 function client(port: number, nick: string, expect: number, lines: string[]): Promise<number> {
   const script = fileURLToPath(new URL('./chat/client.ts', import.meta.url));
   const child = spawn(
     process.execPath,
-    [...process.execArgv, script, String(port), nick, `--expect=${expect}`, ...lines],
+    [...childNodeFlags(), script, String(port), nick, `--expect=${expect}`, ...lines],
     {
       stdio: ['ignore', 'inherit', 'inherit'],
     },

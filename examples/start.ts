@@ -1,6 +1,7 @@
 // `npm start`: runs the README's examples one after another and exits.
 import { runBombDemo } from './bomb.js';
 import { runChatDemo } from './chat.js';
+import { runClusterDemo } from './cluster.js';
 import { runKitchenDemo } from './kitchen.js';
 
 console.log('--- 1. local actors: a player and bombs, 30 ticks per second ---');
@@ -9,3 +10,7 @@ console.log('\n--- 2. process groups: chefs in another process cook pancakes for
 await runKitchenDemo();
 console.log('\n--- 3. network: a chat server and two clients over reliable UDP ---');
 await runChatDemo();
+console.log(
+  '\n--- 4. cluster: a server node hands out work to workers@* on two worker nodes, through NATS ---',
+);
+await runClusterDemo();

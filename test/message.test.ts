@@ -201,7 +201,11 @@ const ERROR_CODES: Record<string, string> = {
   InvalidOption: 'ERR_TSAGE_INVALID_OPTION',
   ListenFailed: 'ERR_TSAGE_LISTEN',
   NativeLoadError: 'ERR_TSAGE_NATIVE_LOAD',
+  RingError: 'ERR_TSAGE_RING',
   UnknownActor: 'ERR_TSAGE_UNKNOWN_ACTOR',
+  ClusterConnectFailed: 'ERR_TSAGE_CLUSTER_CONNECT',
+  NodeNameTaken: 'ERR_TSAGE_NODE_NAME_TAKEN',
+  ClusterProtocolError: 'ERR_TSAGE_CLUSTER_PROTOCOL',
 };
 
 test('every exported error class extends TsageError and has its stable code and name', (t) => {

@@ -13,7 +13,7 @@ import {
   subscriptionName,
   WILDCARD,
 } from './actor.js';
-import { ConcreteMessageAlreadyDefined, InvalidOption, TsageError } from './errors.js';
+import { ConcreteMessageAlreadyDefined, InvalidOption, UnknownActor } from './errors.js';
 import {
   adhocClass,
   isMessage,
@@ -22,6 +22,7 @@ import {
   schemaForName,
   schemaOf,
   typeId,
+  typeNameOf,
 } from './message.js';
 
 /** One subscriber of one type: the actor and its handler for that type, resolved once. */
@@ -37,27 +38,10 @@ interface WildReceiver {
   readonly byTid: (Handler | null | undefined)[];
 }
 
-/** Counters kept by the manager. */
-export interface ManagerStats {
-  /** Ticks run. */
-  ticks: number;
+/** Counters kept by the dispatcher; the manager adds its own to the same object. */
+export interface DispatchStats {
   /** Messages taken off the queue and dispatched (whether or not anyone handled them). */
   messagesDispatched: number;
-  /** Duration of the last tick in milliseconds. */
-  lastTickMs: number;
-  /** Group processes restarted under a restart policy. */
-  groupRestarts: number;
-  /** Group-to-group messages whose destination group was gone when they were relayed. */
-  groupMessagesUndeliverable: number;
-  /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
-  network?: Record<string, number>;
-}
-
-/** Raised when an actor is looked up by a gid the manager does not know. */
-export class UnknownActor extends TsageError {
-  constructor(message: string) {
-    super('ERR_TSAGE_UNKNOWN_ACTOR', message);
-  }
 }
 
 const EMPTY: readonly Receiver[] = [];
@@ -85,13 +69,12 @@ export class Dispatcher {
   /** Called with async handler rejections; when unset they are thrown by the next tick. */
   onAsyncError: ((err: unknown) => void) | undefined;
 
-  readonly stats: ManagerStats = {
-    ticks: 0,
-    messagesDispatched: 0,
-    lastTickMs: 0,
-    groupRestarts: 0,
-    groupMessagesUndeliverable: 0,
-  };
+  /** The counters; a subclass passes an object with more of its own (made once, so its shape never changes). */
+  readonly stats: DispatchStats;
+
+  constructor(stats: DispatchStats = { messagesDispatched: 0 }) {
+    this.stats = stats;
+  }
 
   /** Registers an actor: subscribes it to its class's subscriptions and gives it a gid. */
   registerActor<A extends Actor>(actor: A, name?: string): A {
@@ -133,6 +116,7 @@ export class Dispatcher {
     }
     this.wild = this.wild.filter((r) => r.actor !== actor);
     this.sorted = this.sorted.filter((a) => a !== actor);
+    this.subscriptionVersion++;
     return true;
   }
 
@@ -164,6 +148,16 @@ export class Dispatcher {
     return [...this.actorsByGid.values()];
   }
 
+  /** Bumped whenever the set of subscribed types may have changed (the cluster subscribes to what is published of them). */
+  subscriptionVersion = 0;
+
+  /** Names of the message types that some actor subscribes to by name or class (wildcards aside). */
+  subscribedTypeNames(): string[] {
+    const names: string[] = [];
+    for (let t = 0; t < this.byTid.length; t++) if (this.byTid[t]?.length) names.push(typeNameOf(t)!);
+    return names;
+  }
+
   /** Subscribes an actor to a type (name, class or `'*'`). Returns false if it already was. */
   addReceiver(actor: Actor, type: Subscription): boolean {
     const name = this.subscriptionName(type);
@@ -182,6 +176,7 @@ export class Dispatcher {
     const list = this.byTid[tid] ?? EMPTY;
     if (list.some((r) => r.actor === actor)) return false;
     this.byTid[tid] = [...list, { actor, call: fn.bind(actor) as (msg: Message) => unknown }];
+    this.subscriptionVersion++;
     return true;
   }
 
@@ -197,6 +192,7 @@ export class Dispatcher {
     const list = this.byTid[tid];
     if (!list?.some((r) => r.actor === actor)) return false;
     this.byTid[tid] = list.filter((r) => r.actor !== actor);
+    this.subscriptionVersion++;
     return true;
   }
 
@@ -424,6 +420,7 @@ export class Dispatcher {
   /** Drops every actor, subscription, queued message and running generator. */
   clear(): void {
     this.byTid = [];
+    this.subscriptionVersion++;
     this.wild = [];
     this.active = [];
     this.activeLen = 0;
@@ -433,12 +430,7 @@ export class Dispatcher {
     this.running = [];
     this.started = undefined;
     this.asyncErrors.length = 0;
-    this.stats.ticks = 0;
     this.stats.messagesDispatched = 0;
-    this.stats.lastTickMs = 0;
-    this.stats.groupRestarts = 0;
-    this.stats.groupMessagesUndeliverable = 0;
-    delete this.stats.network;
   }
 }
 

@@ -78,6 +78,25 @@ export class DefaultActorFailed extends TsageError {
   }
 }
 
+/** An actor was looked up by a gid the manager does not know. */
+export class UnknownActor extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_UNKNOWN_ACTOR', message);
+  }
+}
+
+/**
+ * A shared-memory ring holds what its protocol forbids: a record rewritten after it was
+ * published (its length past what the ring checked), an unknown record kind, a marker out of
+ * place. The process on the other side misbehaves; a group doing so is failed with this as the cause.
+ * Errors from the native ring code carry the same `code`.
+ */
+export class RingError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_RING', message);
+  }
+}
+
 /** A network send to an unknown peer, or before `listen`/`connect`. */
 export class NotConnected extends TsageError {
   constructor(message: string) {
@@ -110,5 +129,26 @@ export class InvalidOption extends TsageError {
 export class NativeLoadError extends TsageError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_TSAGE_NATIVE_LOAD', message, options);
+  }
+}
+
+/** `joinCluster` could not connect: a bad server URL, no server reachable, or authentication refused (the message says which). */
+export class ClusterConnectFailed extends TsageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_CLUSTER_CONNECT', message, options);
+  }
+}
+
+/** `joinCluster` was given a node name that a live node of the cluster already has. */
+export class NodeNameTaken extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_NODE_NAME_TAKEN', message);
+  }
+}
+
+/** Something that arrived from the cluster is malformed: a batch, a heartbeat, an acknowledgement, a sequence number. */
+export class ClusterProtocolError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_CLUSTER_PROTOCOL', message);
   }
 }

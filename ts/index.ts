@@ -10,11 +10,14 @@ export {
   type Subscription,
   WILDCARD,
 } from './actor.js';
+export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
+export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
-export { type ManagerStats, UnknownActor } from './dispatcher.js';
 export {
   BackpressureError,
+  ClusterConnectFailed,
+  ClusterProtocolError,
   ConcreteMessageAlreadyDefined,
   DefaultActorFailed,
   GroupAlreadyExists,
@@ -24,14 +27,17 @@ export {
   InvalidOption,
   ListenFailed,
   NativeLoadError,
+  NodeNameTaken,
   NotConnected,
   PacketError,
   PacketTypeError,
+  RingError,
   TsageError,
+  UnknownActor,
   WrongMessageTypeSpecified,
 } from './errors.js';
 export type { GroupOptions } from './group/options.js';
-export { ActorManager, type Poller, type StartOptions, type TickLoop } from './manager.js';
+export { ActorManager, type ManagerStats, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,
   Message,
@@ -46,4 +52,6 @@ export {
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export { childNodeFlags } from './node-flags.js';
+export type { Poller } from './poller.js';
 export type { TypeCode } from './types.js';

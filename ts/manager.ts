@@ -4,12 +4,18 @@
  * then calls every actor's `update()`.
  */
 import { EventEmitter } from 'node:events';
-import { Dispatcher } from './dispatcher.js';
+import { type GroupClusterConfig, groupConfig, joinAsGroup, joinAsNode } from './cluster/join.js';
+import type { ClusterLink } from './cluster/link.js';
+import type { ClusterNode } from './cluster/members.js';
+import type { ClusterOptions } from './cluster/options.js';
+import { Dispatcher, type DispatchStats } from './dispatcher.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
 import type { GroupOptions } from './group/options.js';
+import { MAIN_GROUP } from './group/wire.js';
 import { isMessage, type Message } from './message.js';
+import { clientBindAddress } from './net/address.js';
 import type { NetTransport } from './net/base.js';
 import {
   type ConditionerOptions,
@@ -18,16 +24,29 @@ import {
   type SendOptions,
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
-import { resolveHost, UdpTransport } from './net/udp.js';
+import { UdpTransport } from './net/udp.js';
+import type { Poller } from './poller.js';
 
-/** Something polled at the start of every tick (process groups, then the network). */
-export interface Poller {
-  /** Moves what has arrived into the manager's queue. `deadline` is a performance.now() time or undefined. */
-  poll(deadline: number | undefined): void;
-  /** Publishes what was sent during the tick; `queueFlushed` says whether the tick's queue was fully dispatched. */
-  flush(queueFlushed: boolean): void;
-  /** Releases everything the poller holds (called by `reset()`). */
-  close(): void | Promise<void>;
+/** Counters kept by the manager (`mgr.stats`). */
+export interface ManagerStats extends DispatchStats {
+  /** Ticks run. */
+  ticks: number;
+  /** Duration of the last tick in milliseconds. */
+  lastTickMs: number;
+  /** Group processes restarted under a restart policy. */
+  groupRestarts: number;
+  /** Group-to-group messages whose destination group was gone when they were relayed. */
+  groupMessagesUndeliverable: number;
+  /**
+   * Messages a group's process sent in a tick it did not live to finish, published early (the
+   * tick sent a message larger than a ring record, or more than its ring holds) and so held by
+   * main, then dropped: the restarted process handles that tick's input again.
+   */
+  groupMessagesDiscarded: number;
+  /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
+  network?: Record<string, number>;
+  /** The cluster's counters (batches, messages, loss, refusals by reason...), while in a cluster. */
+  cluster?: Record<string, number>;
 }
 
 /** Options of {@link ActorManager.start}. */
@@ -46,15 +65,6 @@ export interface TickLoop {
   readonly running: boolean;
 }
 
-const MAIN_GROUP = '__MAIN_GROUP__';
-
-/** Where a client binds: the loopback address when it connects to loopback, else any address of the family. */
-async function clientBindAddress(host: string): Promise<string> {
-  const ip = await resolveHost(host);
-  if (ip === '::1') return '::1';
-  if (ip.startsWith('127.')) return '127.0.0.1';
-  return ip.includes(':') ? '::' : '0.0.0.0';
-}
 let singleton: ActorManager | undefined;
 
 export class ActorManager extends Dispatcher {
@@ -67,8 +77,18 @@ export class ActorManager extends Dispatcher {
   private readonly pollers: Poller[] = [];
   private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
 
+  declare readonly stats: ManagerStats;
+
   constructor() {
-    super();
+    const stats: ManagerStats = {
+      ticks: 0,
+      messagesDispatched: 0,
+      lastTickMs: 0,
+      groupRestarts: 0,
+      groupMessagesUndeliverable: 0,
+      groupMessagesDiscarded: 0,
+    };
+    super(stats);
     this.onAsyncError = undefined;
   }
 
@@ -269,6 +289,12 @@ export class ActorManager extends Dispatcher {
    */
   queueMessageToGroup(group: string, msg: Message): void {
     if (!isMessage(msg)) throw new InvalidOption('queueMessageToGroup: expected a Message');
+    if (typeof group === 'string' && group.includes('@')) {
+      if (this.clusterLink === undefined)
+        throw new NotConnected(`queueMessageToGroup('${group}'): call joinCluster() first`);
+      this.clusterLink.send(group, msg);
+      return;
+    }
     if (group === this.groupName) {
       this.queueMessage(msg);
       return;
@@ -377,6 +403,102 @@ export class ActorManager extends Dispatcher {
     await t.close();
   }
 
+  // ---- cluster (docs/cluster.md) ----
+
+  private clusterLink: ClusterLink | undefined;
+  private clusterConfig: GroupClusterConfig | undefined;
+  private clusterChange: Promise<unknown> = Promise.resolve();
+  private clusterJoining = false;
+
+  /**
+   * Joins a NATS cluster as node `options.node`: `queueMessageToGroup('group@node', msg)`
+   * and `('group@*', msg)` then reach other nodes, `publish(msg)` reaches every process
+   * subscribed to its type, and `'nodeJoined'`/`'nodeLeft'` report nodes coming and going.
+   * The node's process groups join too, with connections of their own. Rejects with
+   * `ClusterConnectFailed` (naming the cause) or `NodeNameTaken`.
+   */
+  async joinCluster(options: ClusterOptions): Promise<void> {
+    if (!this.isMainGroup) {
+      throw new InvalidOption(`joinCluster: group '${this.groupName}' joins with its node's main process`);
+    }
+    if (this.clusterLink !== undefined || this.clusterJoining)
+      throw new InvalidOption('joinCluster: already in a cluster (or joining); leaveCluster() first');
+    this.clusterJoining = true;
+    const link = await joinAsNode(this, options).finally(() => {
+      this.clusterJoining = false;
+    });
+    this.clusterLink = link;
+    this.addPoller(link);
+    this.clusterConfig = groupConfig(options, link.place.inc);
+    this.groupHost?.tellGroups({ type: 'cluster', config: this.clusterConfig });
+  }
+
+  /** @internal a process group joins (or, with null, leaves) as part of its node */
+  joinClusterAsGroup(config: GroupClusterConfig | null): Promise<unknown> {
+    this.clusterChange = this.clusterChange.then(async () => {
+      if (this.clusterLink !== undefined) await this.leaveCluster();
+      if (config === null) return;
+      this.clusterLink = await joinAsGroup(this, config, this.groupName);
+      this.addPoller(this.clusterLink);
+    });
+    return this.clusterChange;
+  }
+
+  /** @internal what a new process group needs to join the cluster, while in one */
+  groupClusterConfig(): GroupClusterConfig | undefined {
+    return this.clusterConfig;
+  }
+
+  /** Says goodbye to the cluster (others see `'nodeLeft'` with reason `'left'`) and closes the connection. */
+  async leaveCluster(): Promise<void> {
+    const link = this.clusterLink;
+    if (link === undefined) return;
+    this.clusterLink = undefined;
+    this.removePoller(link);
+    if (this.clusterConfig !== undefined) this.groupHost?.tellGroups({ type: 'cluster', config: null });
+    this.clusterConfig = undefined;
+    try {
+      await link.close();
+    } finally {
+      delete this.stats.cluster;
+    }
+  }
+
+  /**
+   * Sends a message to every process in the cluster with an actor subscribed to its
+   * type (by name or class), this one included (through NATS, like the others),
+   * batched per type per tick. Throws
+   * `BackpressureError` when too much waits to reach NATS.
+   */
+  publish(msg: Message): void {
+    if (!isMessage(msg)) throw new InvalidOption('publish: expected a Message');
+    if (this.clusterLink === undefined) throw new NotConnected('publish: call joinCluster() first');
+    this.clusterLink.publish(msg);
+  }
+
+  /** This process's address in the cluster (`'main@sim-a'`, `'physics@sim-a'`), while in one. */
+  get clusterAddress(): string | undefined {
+    const p = this.clusterLink?.place;
+    return p === undefined ? undefined : `${p.group}@${p.node}`;
+  }
+
+  /** Live nodes of the cluster (this one included) and the groups each runs; empty outside a cluster. */
+  get nodes(): ClusterNode[] {
+    return this.clusterLink?.nodes ?? [];
+  }
+
+  /** Drops every actor, subscription, queued message and running generator, and zeroes the counters. */
+  override clear(): void {
+    super.clear();
+    this.stats.ticks = 0;
+    this.stats.lastTickMs = 0;
+    this.stats.groupRestarts = 0;
+    this.stats.groupMessagesUndeliverable = 0;
+    this.stats.groupMessagesDiscarded = 0;
+    delete this.stats.network;
+    delete this.stats.cluster;
+  }
+
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
     if (this.loop !== undefined) {
@@ -390,6 +512,8 @@ export class ActorManager extends Dispatcher {
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;
     this.net = undefined;
+    this.clusterLink = undefined;
+    this.clusterConfig = undefined;
     // Everything is closed even if one close throws (say, a listener's error it reports); the first error is rethrown.
     let failure: unknown;
     for (const p of pollers) {

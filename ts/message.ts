@@ -72,6 +72,7 @@ export interface Schema {
 }
 
 const typeIds = new Map<string, number>();
+const typeNames: string[] = [];
 
 /** The interned id of a message type name. */
 export function typeId(name: string): number {
@@ -79,8 +80,14 @@ export function typeId(name: string): number {
   if (id === undefined) {
     id = typeIds.size;
     typeIds.set(name, id);
+    typeNames.push(name);
   }
   return id;
+}
+
+/** The message type name an interned id stands for. */
+export function typeNameOf(id: number): string | undefined {
+  return typeNames[id];
 }
 
 const SCHEMA = Symbol('tsage.schema');
@@ -180,10 +187,20 @@ function compileSchema(cls: MessageClass): Schema {
     byPacketType[packetType] = schema;
   }
   byName.set(name, schema);
-  Object.defineProperty(cls, SCHEMA, { value: schema, configurable: true });
-  Object.defineProperty(cls.prototype, 'messageType', { value: name, configurable: true });
-  Object.defineProperty(cls.prototype, '_tid', { value: schema.tid, configurable: true });
+  installSchema(cls, schema);
   return schema;
+}
+
+/**
+ * Gives a class its schema, and its prototype the two fields dispatch reads on
+ * every message (`messageType` and the interned `_tid`). The one place that
+ * defines fields on a message class: every class, concrete, ad-hoc or built
+ * from another process's announcement, gets them here.
+ */
+function installSchema(cls: MessageClass, schema: Schema): void {
+  Object.defineProperty(cls, SCHEMA, { value: schema, configurable: true });
+  Object.defineProperty(cls.prototype, 'messageType', { value: schema.name, configurable: true });
+  Object.defineProperty(cls.prototype, '_tid', { value: schema.tid, configurable: true });
 }
 
 /**
@@ -364,24 +381,19 @@ export function adhocClass(name: string, properties: readonly string[] = []): Me
     };
     cls = c;
     // Ad-hoc classes share their name's type id but stay out of the name registry.
-    Object.defineProperty(cls, SCHEMA, {
-      value: {
-        cls,
-        name,
-        properties,
-        tid: typeId(name),
-        packetType: undefined,
-        index: new Map(properties.map((p, i) => [p, i])),
-        init: makeInit(name, properties),
-        sendParams: -1,
-        codec() {
-          throw new PacketTypeError(`ad-hoc message '${name}' has no packetType and cannot be packed`);
-        },
-      } satisfies Schema,
-      configurable: true,
+    installSchema(cls, {
+      cls,
+      name,
+      properties,
+      tid: typeId(name),
+      packetType: undefined,
+      index: new Map(properties.map((p, i) => [p, i])),
+      init: makeInit(name, properties),
+      sendParams: -1,
+      codec() {
+        throw new PacketTypeError(`ad-hoc message '${name}' has no packetType and cannot be packed`);
+      },
     });
-    Object.defineProperty(cls.prototype, 'messageType', { value: name, configurable: true });
-    Object.defineProperty(cls.prototype, '_tid', { value: typeId(name), configurable: true });
     adhocClasses.set(key, cls);
   }
   return cls;

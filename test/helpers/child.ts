@@ -21,6 +21,8 @@ export interface ChildOptions {
   fds?: number[];
   /** Kill the child after this many ms (default 10 s). */
   timeoutMs?: number;
+  /** Node flags before the script (e.g. `--expose-gc`). */
+  nodeArgs?: string[];
 }
 
 /** Starts `test/fixtures/<name>` and resolves when it exits. The child is killed if the test ends first. */
@@ -30,9 +32,13 @@ export function startChild(
   args: string[] = [],
   options: ChildOptions = {},
 ): { pid: number; done: Promise<ChildResult> } {
-  const child = spawn(process.execPath, ['--import=tsx', join(fixtures, name), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), '--import=tsx', join(fixtures, name), ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => {

@@ -44,6 +44,7 @@ process.on('message', (m: any) => {
     link.setGroups(m.groups);
     send({ type: 'groups-ack', version: m.version });
   } else if (m?.type === 'stop') void stop();
+  else if (m?.type === 'cluster') mgr.joinClusterAsGroup(m.config).catch(fail);
 });
 
 let actorClass: new () => unknown = DefaultActor;
@@ -69,6 +70,14 @@ try {
   process.exit(1);
 }
 
+if (config.cluster !== undefined) {
+  try {
+    await mgr.joinClusterAsGroup(config.cluster as Parameters<typeof mgr.joinClusterAsGroup>[0]);
+  } catch (err) {
+    send({ type: 'actor-failed', error: errorText(err) });
+    process.exit(1);
+  }
+}
 mgr.on('error', fail);
 const loop = mgr.start({ intervalMs: config.intervalMs, maxTickTimeMs: config.maxTickTimeMs });
 send({ type: 'ready' });
@@ -87,5 +96,6 @@ async function stop(): Promise<void> {
     fail(err);
   }
   link.close();
+  await mgr.leaveCluster().catch(() => undefined);
   process.exit(0);
 }

@@ -14,10 +14,13 @@ import {
   GroupFailed,
   InvalidOption,
   PacketTypeError,
+  RingError,
 } from '../errors.js';
-import type { Poller } from '../manager.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
-import { native } from '../native.js';
+import { childNodeFlags } from '../node-flags.js';
+import type { Poller } from '../poller.js';
+import { decodeMessage, SchemaTable } from '../schema-table.js';
+import { HeldTicks } from './held.js';
 import {
   type ChildConfig,
   type GroupOptions,
@@ -25,15 +28,35 @@ import {
   type ResolvedGroupOptions,
   resolveGroupOptions,
 } from './options.js';
-import { createRingRegion, RingReader, RingWriter, readSchemaRecord } from './ring.js';
-import { decodeMessage, KIND_MESSAGE, KIND_SCHEMA, SchemaTable } from './wire.js';
+import { createRingRegion, type SharedRegion } from './region.js';
+import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
+import {
+  KIND_COMMIT,
+  KIND_MESSAGE,
+  KIND_SCHEMA,
+  KIND_TICK,
+  KIND_TICK_HELD,
+  MAIN_GROUP,
+  MAIN_INDEX,
+  ROUTE_HEADER,
+  shortMessage,
+} from './wire.js';
 
 /** What the host needs from the manager. */
 export interface GroupHostManager {
   queueMessage(msg: Message): boolean;
   emit(event: string, ...args: unknown[]): boolean;
-  readonly stats: { groupRestarts: number; groupMessagesUndeliverable: number };
+  readonly stats: {
+    groupRestarts: number;
+    groupMessagesUndeliverable: number;
+    groupMessagesDiscarded: number;
+  };
+  /** While the node is in a cluster: what its groups need to join it. */
+  groupClusterConfig?(): unknown;
 }
+
+/** Matches no record kind: message records take the slow path while a tick is held. */
+const NO_KIND = -1;
 
 /** A marker in the child's argv, so leftover group processes can be found (`pgrep -f tsage-group-child`). */
 export const CHILD_MARKER = 'tsage-group-child';
@@ -42,22 +65,18 @@ const childScript = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './child.ts' : './child.js', import.meta.url),
 );
 
-interface Region {
-  buffer: ArrayBuffer;
-  fd: number;
-  len: number;
-}
-
 interface Entry {
   name: string;
   index: number;
   options: ResolvedGroupOptions;
   module: string | undefined;
-  inbound: Region;
-  outbound: Region;
+  inbound: SharedRegion;
+  outbound: SharedRegion;
   writer: RingWriter;
   reader: RingReader;
   table: SchemaTable;
+  /** Records of the group's unfinished held tick, and committed ones waiting for room. */
+  held: HeldTicks;
   child: ChildProcess;
   /** Set when the process died and will not be restarted; thrown by the next tick. */
   failure: GroupFailed | undefined;
@@ -96,7 +115,7 @@ export class GroupHost implements Poller {
     module: string | URL | undefined,
     options: GroupOptions | undefined,
   ): Promise<void> {
-    if (typeof name !== 'string' || name === '' || name === '__MAIN_GROUP__') {
+    if (typeof name !== 'string' || name === '' || name === MAIN_GROUP) {
       throw new InvalidOption(`addProcessGroup: invalid group name ${JSON.stringify(name)}`);
     }
     if (this.entries.has(name)) throw new GroupAlreadyExists(`group '${name}' already exists`);
@@ -104,11 +123,11 @@ export class GroupHost implements Poller {
     const href = module === undefined ? undefined : moduleHref(module);
     const geometry = { capacity: opts.ringBytes, maxRecord: maxRecordFor(opts.ringBytes) };
     const inbound = createRingRegion(geometry);
-    let outbound: Region;
+    let outbound: SharedRegion;
     try {
       outbound = createRingRegion(geometry);
     } catch (err) {
-      native().closeFd(inbound.fd);
+      inbound.closeFd();
       throw err;
     }
     const index = this.nextIndex++;
@@ -126,8 +145,14 @@ export class GroupHost implements Poller {
         opts.maxMessageBytes,
         `group '${name}'`,
       ),
-      reader: new RingReader(outbound.buffer, opts.maxMessageBytes),
+      reader: new RingReader(
+        outbound.buffer,
+        geometry.maxRecord,
+        opts.maxMessageBytes,
+        `group '${name}' to main`,
+      ),
       table: new SchemaTable(() => `group '${name}'`),
+      held: new HeldTicks(opts.maxHeldBytes, `group '${name}'`),
       child: undefined as unknown as ChildProcess,
       failure: undefined,
       lastError: undefined,
@@ -165,8 +190,9 @@ export class GroupHost implements Poller {
       maxMessageBytes: o.maxMessageBytes,
       schemas: entry.writer.announcedSchemas(),
       groups: this.table(),
+      cluster: this.mgr.groupClusterConfig?.(),
     };
-    const child = spawn(process.execPath, [...process.execArgv, childScript, CHILD_MARKER, entry.name], {
+    const child = spawn(process.execPath, [...childNodeFlags(), childScript, CHILD_MARKER, entry.name], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', entry.inbound.fd, entry.outbound.fd],
       env: { ...process.env, TSAGE_GROUP_CONFIG: JSON.stringify(config) },
     });
@@ -219,6 +245,8 @@ export class GroupHost implements Poller {
           return;
         }
         if (!ready || entry.stopping || this.entries.get(entry.name) !== entry) return;
+        // A group failed for misbehaving is not restarted: its rings cannot be trusted.
+        if (entry.failure !== undefined) return;
         this.onUnexpectedExit(entry, code, signal);
       });
     });
@@ -235,6 +263,8 @@ export class GroupHost implements Poller {
       if (entry.restarts.length < o.maxRestarts) {
         entry.restarts.push(now);
         this.mgr.stats.groupRestarts++;
+        // Its unfinished tick is handled again by its successor: what it published of it goes.
+        this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
         this.mgr.emit('groupRestart', entry.name, how + why);
         void this.spawn(entry, false);
         return;
@@ -289,6 +319,13 @@ export class GroupHost implements Poller {
     return Promise.all(acks).then(() => undefined);
   }
 
+  /** Sends a control message to every running group's process (the cluster's join and leave). */
+  tellGroups(message: object): void {
+    for (const e of this.entries.values()) {
+      if (e.child?.connected) e.child.send(message, () => undefined);
+    }
+  }
+
   /** Packs a message for a group (published at the end of the tick, or on the next turn of the event loop). */
   send(name: string, msg: Message): void {
     const entry = this.entries.get(name);
@@ -298,7 +335,7 @@ export class GroupHost implements Poller {
     if (schema.packetType === undefined) {
       throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be sent to a group`);
     }
-    entry.writer.send(msg, schema, entry.index, 0);
+    entry.writer.send(msg, schema, entry.index, MAIN_INDEX);
     this.scheduleFlush();
   }
 
@@ -327,27 +364,81 @@ export class GroupHost implements Poller {
         throw entry.failure;
       }
     }
-    for (const entry of this.entries.values()) this.pollOne(entry, deadline);
+    for (const entry of this.entries.values()) if (entry.failure === undefined) this.pollOne(entry, deadline);
   }
 
   private pollOne(entry: Entry, deadline: number | undefined): void {
-    entry.reader.readAll((kind, u8, dv, p, end) => {
-      if (kind === KIND_MESSAGE) {
-        const dest = dv.getUint16(p, true);
-        if (dest === 0) {
-          const m = decodeMessage(entry.table, u8, dv, p + 4, end);
-          m.sender = entry.name;
-          this.mgr.queueMessage(m);
-          return true;
-        }
-        return this.relay(entry, dest, u8, p, end);
-      }
-      if (kind === KIND_SCHEMA) {
+    const held = entry.held;
+    try {
+      if (held.pending && !held.deliver((r) => this.route(entry, r, viewOf(r), 0, r.length))) return;
+      // While a tick is held, message records miss the first test and take the slow path.
+      let live = held.idle ? KIND_MESSAGE : NO_KIND;
+      entry.reader.readAll((kind, u8, dv, p, end) => {
+        if (kind === live) return this.route(entry, u8, dv, p, end);
+        const r = this.record(entry, kind, u8, p, end);
+        live = held.idle ? KIND_MESSAGE : NO_KIND;
+        return r;
+      }, deadline);
+    } catch (err) {
+      // The group broke the ring protocol (or rewrote a record under us): it alone pays for it.
+      if ((err as { code?: unknown } | null)?.code !== 'ERR_TSAGE_RING') throw err;
+      this.misbehaved(entry, err as Error);
+    }
+  }
+
+  /** A message record: queued in main, or relayed to another group (false: that group's backlog is full). */
+  private route(entry: Entry, u8: Uint8Array, dv: DataView, p: number, end: number): boolean {
+    if (end - p <= ROUTE_HEADER) throw shortMessage(`group '${entry.name}'`, end - p);
+    const dest = dv.getUint16(p, true);
+    if (dest === MAIN_INDEX) {
+      const m = decodeMessage(entry.table, u8, dv, p + ROUTE_HEADER, end);
+      m.sender = entry.name;
+      this.mgr.queueMessage(m);
+      return true;
+    }
+    return this.relay(entry, dest, u8, p, end);
+  }
+
+  /** Every record but a message read as it comes: schemas, tick markers, and messages of a held tick. */
+  private record(entry: Entry, kind: number, u8: Uint8Array, p: number, end: number): boolean {
+    const held = entry.held;
+    // Records a commit released wait for room at their destination: nothing after them goes first.
+    if (held.pending) return false;
+    switch (kind) {
+      case KIND_MESSAGE:
+        // A fragmented message arrives in a buffer of its own; anything else is the ring's, and copied.
+        held.hold(u8.buffer === entry.outbound.buffer ? u8.slice(p, end) : u8.subarray(p, end));
+        return true;
+      case KIND_SCHEMA:
         entry.table.learn(readSchemaRecord(u8, p, end));
         return true;
-      }
-      throw new PacketTypeError(`group '${entry.name}' wrote a record of unknown kind ${kind}`);
-    }, deadline);
+      case KIND_TICK:
+      case KIND_TICK_HELD:
+        this.mgr.stats.groupMessagesDiscarded += held.open(kind === KIND_TICK_HELD);
+        return true;
+      case KIND_COMMIT:
+        held.commit();
+        held.deliver((r) => this.route(entry, r, viewOf(r), 0, r.length));
+        return true;
+      default:
+        throw new RingError(`group '${entry.name}' wrote a record of unknown kind ${kind}`);
+    }
+  }
+
+  /**
+   * A group that broke the ring protocol is failed as misbehaving (and not restarted: its rings
+   * cannot be trusted); the next tick throws its GroupFailed, with the protocol error as the cause.
+   */
+  private misbehaved(entry: Entry, err: Error): void {
+    entry.failure ??= new GroupFailed(
+      `group '${entry.name}' misbehaved and was stopped: ${err.message}`,
+      entry.name,
+      {
+        cause: err,
+      },
+    );
+    this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+    if (entry.child.exitCode === null && entry.child.signalCode === null) entry.child.kill('SIGKILL');
   }
 
   /** Forwards a group-to-group record; false (stop reading) while the destination's backlog is full. */
@@ -390,11 +481,13 @@ export class GroupHost implements Poller {
     const until = Date.now() + o.stopTimeoutMs;
     // Keep its rings moving while it winds down: our backlog in, its last messages out.
     // A record that cannot be read stops the reading; remove() rejects with it once the group is gone
-    // (emitting it as 'error' would crash the process when nobody listens).
+    // (emitting it as 'error' would crash the process when nobody listens), as with a group found
+    // misbehaving meanwhile.
     let readError: unknown;
+    const failedBefore = entry.failure;
     const pump = setInterval(() => {
       entry.writer.flush();
-      if (readError !== undefined) return;
+      if (readError !== undefined || entry.failure !== failedBefore) return;
       try {
         this.pollOne(entry, undefined);
       } catch (err) {
@@ -409,13 +502,14 @@ export class GroupHost implements Poller {
       const killer = setTimeout(() => entry.child.kill('SIGKILL'), Math.max(0, until - Date.now()));
       await entry.exited;
       clearTimeout(killer);
-      if (readError === undefined) this.pollOne(entry, undefined);
+      if (readError === undefined && entry.failure === failedBefore) this.pollOne(entry, undefined);
     } finally {
       clearInterval(pump);
       this.dispose(entry);
       void this.broadcastTable();
     }
     if (readError !== undefined) throw readError;
+    if (entry.failure !== failedBefore) throw entry.failure;
   }
 
   /** Stops every group. */
@@ -430,10 +524,10 @@ export class GroupHost implements Poller {
       entry.child.kill('SIGKILL');
     entry.writer.close();
     entry.reader.close();
-    for (const r of [entry.inbound, entry.outbound]) {
-      if (r.fd >= 0) native().closeFd(r.fd);
-      r.fd = -1;
-    }
+    // A failed group's unfinished tick, if any, is never finished now.
+    this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+    entry.inbound.closeFd();
+    entry.outbound.closeFd();
   }
 
   async close(): Promise<void> {
@@ -449,4 +543,9 @@ export class GroupHost implements Poller {
       }),
     );
   }
+}
+
+/** A DataView over exactly `u8`. */
+function viewOf(u8: Uint8Array): DataView {
+  return new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
 }

@@ -1,6 +1,6 @@
 /** Options of process groups, their defaults and validation. */
 import { InvalidOption } from '../errors.js';
-import type { SchemaDescriptor } from './wire.js';
+import type { SchemaDescriptor } from '../schema-table.js';
 
 /** Options of `addProcessGroup`. */
 export interface GroupOptions {
@@ -22,6 +22,14 @@ export interface GroupOptions {
   maxBacklog?: number;
   /** Largest packed message. Default 16 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Bytes main holds of one unfinished tick of the group: a tick that sends a message larger
+   * than a ring record, or more than its ring holds, is published before it acknowledges its
+   * input, and main holds its messages until the tick is done (so that a restart after a crash
+   * repeats none). A group that holds more is failed as misbehaving. At least `maxMessageBytes`;
+   * default 64 MiB or twice `maxMessageBytes`, whichever is more.
+   */
+  maxHeldBytes?: number;
   /** How long to wait for the group's default actor to be constructed. Default 30000 ms. */
   startTimeoutMs?: number;
   /** How long `removeProcessGroup` waits for a graceful exit before killing. Default 10000 ms. */
@@ -58,6 +66,7 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
   num(o, 'restartWindowMs', 0);
   num(o, 'maxBacklog', 1);
   num(o, 'maxMessageBytes', 1, 1 << 30);
+  num(o, 'maxHeldBytes', 1, 2 ** 40);
   num(o, 'startTimeoutMs', 1);
   num(o, 'stopTimeoutMs', 1);
   if (o.ringBytes !== undefined) {
@@ -74,10 +83,18 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
   if (o.exportName !== undefined && (typeof o.exportName !== 'string' || o.exportName === '')) {
     throw new InvalidOption('GroupOptions.exportName must be a non-empty string');
   }
-  return {
+  const resolved = {
     ...DEFAULTS,
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   } as ResolvedGroupOptions;
+  if (o.maxHeldBytes === undefined) {
+    resolved.maxHeldBytes = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);
+  } else if (o.maxHeldBytes < resolved.maxMessageBytes) {
+    throw new InvalidOption(
+      `GroupOptions.maxHeldBytes must be at least maxMessageBytes (${resolved.maxMessageBytes}), got ${o.maxHeldBytes}`,
+    );
+  }
+  return resolved;
 }
 
 /** Largest record payload for a ring of `ringBytes`: a quarter of it, at most 1 MiB. */
@@ -105,4 +122,6 @@ export interface ChildConfig {
   schemas: SchemaDescriptor[];
   /** Group name -> index table, main included. */
   groups: [string, number][];
+  /** While the node is in a cluster: how this group joins it (see ts/cluster/join.ts). */
+  cluster?: unknown;
 }

@@ -5,42 +5,29 @@
  * records in place. The Rust addon moves the positions; no native call is
  * made per message.
  */
-import { BackpressureError, PacketError } from '../errors.js';
+import { BackpressureError, PacketError, RingError } from '../errors.js';
 import type { Message, Schema } from '../message.js';
 import { native } from '../native.js';
+import { describeSchema, type SchemaDescriptor } from '../schema-table.js';
 import {
-  describeSchema,
+  KIND_COMMIT,
   KIND_MESSAGE,
   KIND_SCHEMA,
+  KIND_TICK,
+  KIND_TICK_HELD,
   RECORD_HEADER,
   ROUTE_HEADER,
-  type SchemaDescriptor,
 } from './wire.js';
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/** Ring geometry shared by both sides. */
-export interface RingGeometry {
-  /** Data area bytes (power of two). */
-  capacity: number;
-  /** Largest record payload; larger messages are fragmented. */
-  maxRecord: number;
-}
-
-/** Creates and lays out a ring in a new anonymous shared-memory region. */
-export function createRingRegion(geometry: RingGeometry): { buffer: ArrayBuffer; fd: number; len: number } {
-  const n = native();
-  const len = n.ringRegionLen(geometry.capacity);
-  const { buffer, fd } = n.shmCreate(len);
-  try {
-    n.ringInit(buffer, geometry.capacity, geometry.maxRecord);
-  } catch (err) {
-    n.closeFd(fd);
-    throw err;
-  }
-  return { buffer, fd, len };
-}
+/**
+ * Closes a ring handle whose RingWriter or RingReader was collected without `close()`: the
+ * handle holds its region and `out` array alive, so without this backstop the mapping would
+ * never be unmapped. `close()` is the way; this only makes forgetting it leak nothing for good.
+ */
+const ringHandles = new FinalizationRegistry<number>((handle) => native().ringClose(handle));
 
 type Pending =
   | { kind: 'schema'; desc: SchemaDescriptor }
@@ -62,6 +49,15 @@ export class RingWriter {
   private readonly backlog: Pending[] = [];
   private backlogHead = 0;
   private readonly announced: (SchemaDescriptor | undefined)[] = new Array(256).fill(undefined);
+  /**
+   * With `holdUntilFlush`: the region offset of the open tick's marker record, -1 while no tick
+   * is open. Between ticks the span is hidden (`end` = `pos`, the real end kept in `spanEnd`), so
+   * the first write of a tick takes the slow path, which writes the marker: the writes after it
+   * pay nothing for it.
+   */
+  private tick = -1;
+  private tickHeld = false;
+  private spanEnd = 0;
 
   /**
    * @param region the mapped region (kept alive by the native handle)
@@ -71,7 +67,9 @@ export class RingWriter {
    * @param where names the destination in errors
    * @param holdUntilFlush publish only in {@link flush} (or a reader's `commitWith`), never when a
    *   span fills mid-tick: a group process uses this so its replies become visible together with
-   *   its acknowledgement of what it read (fragmented messages are the exception: they publish as they go)
+   *   its acknowledgement of what it read. Each tick's records then start with a marker; a tick
+   *   that must publish early (a fragmented message streams as it is written) marks itself held
+   *   and ends with a commit record, so the reader holds its records until then (docs/groups.md).
    */
   constructor(
     region: ArrayBuffer,
@@ -84,6 +82,7 @@ export class RingWriter {
     this.u8 = new Uint8Array(region);
     this.dv = new DataView(region);
     this.handle = native().ringOpen(region, 0, this.out, maxMessage);
+    ringHandles.register(this, this.handle, this);
   }
 
   /** Messages waiting in the backlog (not yet in the ring). */
@@ -111,9 +110,22 @@ export class RingWriter {
       schema.codec();
       this.announce(describeSchema(schema));
     }
-    if (this.backlogLength === 0 && this.writeInPlace(msg, schema, dest, src)) return;
+    if (
+      this.backlogLength === 0 &&
+      (this.writeInPlace(msg, schema, dest, src) || this.openAndWrite(msg, schema, dest, src))
+    )
+      return;
     const packed = packToScratch(msg, schema, dest, src, this.maxMessage);
     this.sendBytes(packed);
+  }
+
+  /**
+   * The first message of a tick finds the span hidden (`holdUntilFlush`): opens the tick, then
+   * writes in place after all. Kept out of {@link send} so that stays small enough to inline.
+   */
+  private openAndWrite(msg: Message, schema: Schema, dest: number, src: number): boolean {
+    if (this.tick >= 0 || !this.holdUntilFlush) return false;
+    return this.openTick() && this.writeInPlace(msg, schema, dest, src);
   }
 
   /** Copies an already packed message record payload (route header first) into the ring. */
@@ -145,8 +157,17 @@ export class RingWriter {
     this.backlog.push({ kind: 'schema', desc });
   }
 
-  /** Commits what was written and claims a span of at least `min` bytes. */
+  /** Commits what was written and claims a span of at least `min` bytes (opening a tick first, when none is). */
   private renew(min: number): boolean {
+    if (this.tick < 0 && this.holdUntilFlush) {
+      if (!this.openTick()) return false;
+      if (this.pos + min <= this.end) return true;
+    }
+    return this.claim(min);
+  }
+
+  /** Commits what was written (publishing it unless `holdUntilFlush`) and claims a span of at least `min` bytes. */
+  private claim(min: number): boolean {
     const ok = native().ringCommitClaim(this.handle, this.pos - this.start, min, this.holdUntilFlush ? 0 : 1);
     if (ok) {
       this.start = this.pos = this.out[0]!;
@@ -172,10 +193,54 @@ export class RingWriter {
 
   /** Writes a large message as fragments; returns the new progress. */
   private writeFragments(kind: number, bytes: Uint8Array, progress: number): number {
+    if (this.holdUntilFlush) {
+      // The fragments are published as they are written, and everything of the tick before them:
+      // mark the tick held first, while its marker is still unpublished.
+      if (this.tick < 0 && !this.openTick()) return progress;
+      this.markHeld();
+    }
     // The native call claims spans itself (and publishes): hand it a clean state.
     native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
     this.start = this.pos = this.end = 0;
     return native().ringWriteFragments(this.handle, kind, bytes, progress);
+  }
+
+  /** Starts a tick's records with a {@link KIND_TICK} marker; false when the ring has no room for it now. */
+  private openTick(): boolean {
+    this.end = this.spanEnd;
+    this.spanEnd = 0;
+    if (this.pos + RECORD_HEADER > this.end && !this.claim(RECORD_HEADER)) return false;
+    this.dv.setUint32(this.pos, 0, true);
+    this.dv.setUint32(this.pos + 4, KIND_TICK, true);
+    this.tick = this.pos;
+    this.pos += RECORD_HEADER;
+    return true;
+  }
+
+  /** Turns the open tick's marker (not yet published) into {@link KIND_TICK_HELD}. */
+  private markHeld(): void {
+    if (this.tickHeld) return;
+    this.dv.setUint32(this.tick + 4, KIND_TICK_HELD, true);
+    this.tickHeld = true;
+  }
+
+  /**
+   * Ends the open tick, if any: a held one with a {@link KIND_COMMIT} record. False (the tick
+   * stays open) when there is no room for that record now; it is written by a later flush.
+   */
+  private closeTick(): boolean {
+    if (this.tick < 0) return true;
+    if (this.tickHeld) {
+      if (this.pos + RECORD_HEADER > this.end && !this.claim(RECORD_HEADER)) return false;
+      this.dv.setUint32(this.pos, 0, true);
+      this.dv.setUint32(this.pos + 4, KIND_COMMIT, true);
+      this.pos += RECORD_HEADER;
+    }
+    this.tick = -1;
+    this.tickHeld = false;
+    this.spanEnd = this.end;
+    this.end = this.pos;
+    return true;
   }
 
   /** Packs a message record straight into the claimed span; false when it does not fit there. */
@@ -195,12 +260,29 @@ export class RingWriter {
     return true;
   }
 
-  /** Writes as much of the backlog as fits, in order, and publishes. Returns whether the backlog is empty. */
+  /**
+   * Writes as much of the backlog as fits, in order, and publishes (ending the open tick, if any).
+   * Returns whether the backlog is empty.
+   */
   flush(): boolean {
     this.drain();
+    this.closeTick();
+    this.publish();
+    return this.backlogLength === 0;
+  }
+
+  /**
+   * Publishes what was written without ending the tick, which is marked held: the reader holds
+   * its records until the tick is acknowledged with its commit record (`holdUntilFlush` only).
+   */
+  publishHeld(): void {
+    if (this.tick >= 0) this.markHeld();
+    this.publish();
+  }
+
+  private publish(): void {
     native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
     this.start = this.pos;
-    return this.backlogLength === 0;
   }
 
   /** Drains the backlog into the ring without publishing; returns bytes written but unpublished. */
@@ -227,15 +309,22 @@ export class RingWriter {
     return this.pos - this.start;
   }
 
-  /** @internal native handle and uncommitted bytes, for a combined publish-and-release */
-  takeUncommitted(): { handle: number; used: number } {
+  /**
+   * @internal Ends the open tick and hands over the native handle and the bytes to commit, for a
+   * publish together with a reader's release; undefined when the tick's commit record does not fit now.
+   */
+  takeUncommitted(): { handle: number; used: number } | undefined {
+    if (!this.closeTick()) return undefined;
     const used = this.pos - this.start;
     this.start = this.pos;
     return { handle: this.handle, used };
   }
 
   close(): void {
-    if (this.handle >= 0) native().ringClose(this.handle);
+    if (this.handle >= 0) {
+      ringHandles.unregister(this);
+      native().ringClose(this.handle);
+    }
     this.handle = -1;
   }
 }
@@ -283,6 +372,8 @@ export type RecordHandler = (
   end: number,
 ) => boolean | undefined;
 
+const NO_WRITER = { handle: -1, used: 0 };
+
 /** Reads records in place from a ring. */
 export class RingReader {
   private readonly u8: Uint8Array;
@@ -294,10 +385,23 @@ export class RingReader {
   /** Whether the last read found the ring empty. */
   empty = true;
 
-  constructor(region: ArrayBuffer, maxMessage: number) {
+  /**
+   * @param region the mapped region (kept alive by the native handle)
+   * @param maxRecord the ring's largest record payload, as this process laid it out or was told
+   *   (never read back from the shared header)
+   * @param maxMessage largest reassembled message accepted
+   * @param where names the ring in errors ("group 'chefs' to main")
+   */
+  constructor(
+    region: ArrayBuffer,
+    private readonly maxRecord: number,
+    maxMessage: number,
+    private readonly where: string,
+  ) {
     this.u8 = new Uint8Array(region);
     this.dv = new DataView(region);
     this.handle = native().ringOpen(region, 1, this.out, maxMessage);
+    ringHandles.register(this, this.handle, this);
   }
 
   /**
@@ -350,11 +454,20 @@ export class RingReader {
     }
   }
 
-  /** Publishes the writer's records and releases the held run, back to back. */
-  commitWith(writer: RingWriter | undefined): void {
-    const w = writer?.takeUncommitted();
-    native().ringSync(w ? w.handle : -1, w ? w.used : 0, this.handle, this.held);
+  /**
+   * Publishes the writer's records and releases the held run, back to back. When the writer's tick
+   * cannot be closed now (no room for its commit record), publishes its records held instead and
+   * keeps the run, to be released by a later call; returns whether the run was released.
+   */
+  commitWith(writer: RingWriter | undefined): boolean {
+    const w = writer === undefined ? NO_WRITER : writer.takeUncommitted();
+    if (w === undefined) {
+      writer!.publishHeld();
+      return false;
+    }
+    native().ringSync(w.handle, w.used, this.handle, this.held);
     this.held = 0;
+    return true;
   }
 
   /** Whether a run is held unreleased. */
@@ -362,36 +475,76 @@ export class RingReader {
     return this.held !== 0;
   }
 
-  /** Reads the polled run (at most about `budget` bytes of it); returns the bytes read. */
+  /**
+   * Reads the polled run (at most about `budget` bytes of it); returns the bytes read.
+   *
+   * The run is the other process's memory: it may rewrite a header after the native side
+   * checked the run. So each header is read once, and the length read is checked against the
+   * run before it bounds anything; the handler decodes within `[body, body + length)` only.
+   */
   private readRun(onRecord: RecordHandler, budget = Number.POSITIVE_INFINITY): number {
     const off = this.out[0]!;
     const len = this.out[1]!;
+    const runEnd = off + len;
     const u8 = this.u8;
     const dv = this.dv;
     let p = off;
+    /** The end of the record being handled (so a handler that throws skips exactly it). */
+    let next = off;
     const stop = off + Math.min(len, budget);
+    const maxRecord = this.maxRecord;
     try {
       while (p < stop) {
         const n = dv.getUint32(p, true);
         const kind = dv.getUint32(p + 4, true);
         const body = p + RECORD_HEADER;
-        const next = (body + n + 7) & ~7;
+        if (n > runEnd - body || n > maxRecord) throw this.overrun(p, n, runEnd - body);
+        next = body + ((n + 7) & ~7);
         if (onRecord(kind, u8, dv, body, body + n) === false) return p - off;
         p = next;
       }
-      if (p < off + len) return p - off;
+      if (p < runEnd) return p - off;
     } catch (err) {
-      p = (p + RECORD_HEADER + dv.getUint32(p, true) + 7) & ~7;
-      // Skip the bad record and everything before it; keep the rest for later.
-      native().ringSync(-1, 0, this.handle, p - off);
-      this.held = 0;
-      throw err;
+      throw this.failed(err, next - off);
     }
     return len;
   }
 
+  /**
+   * After a handler threw on the record ending `handled` bytes into the run: releases it and
+   * those before it (the rest stay for later), and returns what to throw. Kept out of
+   * {@link readRun} so that stays small enough to inline.
+   */
+  private failed(err: unknown, handled: number): unknown {
+    this.held = 0;
+    // A run that breaks the ring's framing cannot be released by record: leave it all.
+    if (err instanceof RingError) return err;
+    // The native side checks the headers it releases again: one rewritten meanwhile makes that a ring error.
+    try {
+      native().ringSync(-1, 0, this.handle, handled);
+    } catch (releaseErr) {
+      return new RingError(
+        `${this.where}: ${(releaseErr as Error).message} (releasing a record whose handler failed: ${(err as Error)?.message ?? String(err)})`,
+      );
+    }
+    return err;
+  }
+
+  private overrun(at: number, length: number, left: number): RingError {
+    const why =
+      length > left
+        ? `past the end of the run the ring checked (${left} bytes left)`
+        : `over the ring's largest record (${this.maxRecord})`;
+    return new RingError(
+      `${this.where}: RingReader: the record length at region offset ${at} is ${length}, ${why}: the record was rewritten after it was published`,
+    );
+  }
+
   close(): void {
-    if (this.handle >= 0) native().ringClose(this.handle);
+    if (this.handle >= 0) {
+      ringHandles.unregister(this);
+      native().ringClose(this.handle);
+    }
     this.handle = -1;
   }
 }

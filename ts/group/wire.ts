@@ -1,169 +1,43 @@
 /**
- * What tsage puts in ring records (see docs/groups.md): record kinds above
- * the ring's own, the message record header, and schema announcements, which
- * let a process receive a message type whose class it never imported.
+ * What tsage puts in ring records (see docs/groups.md): the record kinds above
+ * the ring's own, the message record's route header, and the main process's
+ * name and index in it. What a schema
+ * announcement holds, and how a reader learns from it, is `../schema-table.ts`,
+ * which the network uses too.
  */
-import { type Codec, compileCodec } from '../codec.js';
-import { PacketError, PacketTypeError } from '../errors.js';
-import { Message, type MessageClass, type Schema, schemaForPacketType, typeId } from '../message.js';
-import { parseTypes, type TypeCode } from '../types.js';
+import { RingError } from '../errors.js';
+
+/** The main process's group name (`ActorManager.MAIN_GROUP`, as pysage's `PYSAGE_MAIN_GROUP`). */
+export const MAIN_GROUP = '__MAIN_GROUP__';
+/** The main process's group index in a message record's route header. */
+export const MAIN_INDEX = 0;
 
 /** Record header bytes: u32 payload length, u32 kind (native endianness). */
 export const RECORD_HEADER = 8;
 /** A packed message: u16 destination group, u16 source group, then the pysage packet. */
 export const KIND_MESSAGE = 16;
-/** A schema announcement: UTF-8 JSON of {@link SchemaDescriptor}. */
+/** A schema announcement: UTF-8 JSON of a `SchemaDescriptor` (`../schema-table.ts`). */
 export const KIND_SCHEMA = 17;
+/**
+ * Opens the records one tick of a group's process writes (no payload). They become visible
+ * together with the acknowledgement of the input the tick handled, so main delivers them as they come.
+ */
+export const KIND_TICK = 18;
+/**
+ * What {@link KIND_TICK} becomes when some of the tick's records must be published before its
+ * acknowledgement (a message larger than a ring record streams through the ring as it is written,
+ * or the ring filled up): main holds the tick's records until {@link KIND_COMMIT}, and drops them
+ * if the process dies first (its successor handles the same input again).
+ */
+export const KIND_TICK_HELD = 19;
+/** Closes a held tick; published together with the acknowledgement of the tick's input (no payload). */
+export const KIND_COMMIT = 20;
 /** Bytes before the packet in a message record's payload. */
 export const ROUTE_HEADER = 4;
 
-/** The part of a schema that travels: enough to decode, and to detect disagreement. */
-export interface SchemaDescriptor {
-  name: string;
-  packetType: number;
-  properties: readonly string[];
-  types: readonly TypeCode[];
-}
-
-export function describeSchema(s: Schema): SchemaDescriptor {
-  return {
-    name: s.name,
-    packetType: s.packetType!,
-    properties: s.properties,
-    types: (s.cls.types ?? []) as readonly TypeCode[],
-  };
-}
-
-/** Same name, properties and types? */
-export function sameSchema(a: SchemaDescriptor, b: SchemaDescriptor): boolean {
-  return (
-    a.name === b.name &&
-    a.packetType === b.packetType &&
-    JSON.stringify(a.properties) === JSON.stringify(b.properties) &&
-    JSON.stringify(a.types) === JSON.stringify(b.types)
+/** The error for a message record too short for its route header and packet type: `who` wrote it. */
+export function shortMessage(who: string, length: number): RingError {
+  return new RingError(
+    `${who} wrote a message record of ${length} bytes, too short for its route header and packet type`,
   );
-}
-
-function show(d: SchemaDescriptor): string {
-  return `${d.name}(${d.properties.map((p, i) => `${p}:${JSON.stringify(d.types[i])}`).join(', ')})`;
-}
-
-/** How a received packet type is decoded: a class and its codec. */
-export interface Decoder {
-  cls: MessageClass;
-  codec: Codec;
-  descriptor: SchemaDescriptor;
-}
-
-const foreignClasses = new Map<string, MessageClass>();
-
-/** A class for a message type this process has no class for, built from its descriptor. */
-function foreignClass(d: SchemaDescriptor): MessageClass {
-  const key = JSON.stringify(d);
-  let cls = foreignClasses.get(key);
-  if (cls === undefined) {
-    parseTypes(d.name, d.properties, d.types);
-    const c = class extends Message {
-      static override properties = d.properties;
-      static override types = d.types;
-      static override messageType = d.name;
-    };
-    Object.defineProperty(c, 'name', { value: d.name });
-    // Not registered under its packet type: a later local class may claim it.
-    Object.defineProperty(c.prototype, 'messageType', { value: d.name, configurable: true });
-    Object.defineProperty(c.prototype, '_tid', { value: typeId(d.name), configurable: true });
-    cls = c;
-    foreignClasses.set(key, cls);
-  }
-  return cls;
-}
-
-/**
- * The schemas one consumer has learnt, per packet type. `where` names the
- * other side in errors ("group 'chefs'", "peer 127.0.0.1:4000").
- */
-export class SchemaTable {
-  private readonly decoders: (Decoder | undefined)[] = new Array(256).fill(undefined);
-
-  constructor(private readonly where: () => string) {}
-
-  /** Learns an announced schema, checking it against this process's class and any earlier announcement. */
-  learn(d: SchemaDescriptor): void {
-    if (
-      typeof d !== 'object' ||
-      d === null ||
-      typeof d.name !== 'string' ||
-      !Number.isInteger(d.packetType) ||
-      d.packetType < 101 ||
-      d.packetType > 255 ||
-      !Array.isArray(d.properties) ||
-      !Array.isArray(d.types)
-    ) {
-      throw new PacketTypeError(`${this.where()} announced a malformed schema: ${JSON.stringify(d)}`);
-    }
-    const known = this.decoders[d.packetType];
-    if (known !== undefined) {
-      if (!sameSchema(known.descriptor, d)) {
-        throw new PacketTypeError(
-          `${this.where()} announced packet type ${d.packetType} as ${show(d)} but it was ${show(known.descriptor)}`,
-        );
-      }
-      return;
-    }
-    const local = schemaForPacketType(d.packetType);
-    if (local !== undefined) {
-      const mine = describeSchema(local);
-      if (!sameSchema(mine, d)) {
-        throw new PacketTypeError(
-          `${this.where()} sends packet type ${d.packetType} as ${show(d)} but this process defines it as ${show(mine)}`,
-        );
-      }
-      this.decoders[d.packetType] = { cls: local.cls, codec: local.codec(), descriptor: d };
-      return;
-    }
-    const cls = foreignClass(d);
-    this.decoders[d.packetType] = {
-      cls,
-      codec: compileCodec(d.name, d.properties, d.types, cls.prototype),
-      descriptor: d,
-    };
-  }
-
-  /** The decoder for a packet type, or undefined if it was never announced. */
-  peek(packetType: number): Decoder | undefined {
-    return this.decoders[packetType];
-  }
-
-  /** The decoder for a packet type; throws if it was never announced. */
-  get(packetType: number): Decoder {
-    const dec = this.decoders[packetType];
-    if (dec === undefined) {
-      throw new PacketTypeError(
-        `${this.where()} sent packet type ${packetType} without announcing its schema`,
-      );
-    }
-    return dec;
-  }
-
-  /** Every learnt descriptor (to hand a restarted process what its predecessor knew). */
-  descriptors(): SchemaDescriptor[] {
-    return this.decoders.filter((d): d is Decoder => d !== undefined).map((d) => d.descriptor);
-  }
-}
-
-/** Decodes the packet of a message record (after its route header) into a new message. */
-export function decodeMessage(
-  table: SchemaTable,
-  u8: Uint8Array,
-  dv: DataView,
-  p: number,
-  end: number,
-): Message {
-  const dec = table.get(u8[p]!);
-  const m = new dec.cls() as Message;
-  const e = dec.codec.decode(m, u8, dv, p + 1, end);
-  if (e !== end) {
-    throw new PacketError(`${dec.descriptor.name}: ${end - e} bytes left over after the last property`);
-  }
-  return m;
 }

@@ -5,9 +5,9 @@
  * peer events.
  */
 import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
-import { type Decoder, describeSchema, SchemaTable } from '../group/wire.js';
-import type { Poller } from '../manager.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
+import type { Poller } from '../poller.js';
+import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
 
 /** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */

@@ -6,9 +6,9 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { ListenFailed, NotConnected } from '../errors.js';
+import { formatAddr, resolveHost } from './address.js';
 import { CTRL_SCHEMA, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
 import type { ResolvedNetOptions } from './options.js';
-import { resolveHost } from './udp.js';
 
 interface TcpPeer {
   peer: Peer;
@@ -19,11 +19,6 @@ interface TcpPeer {
   rxLen: number;
   /** Set when this side closed the connection. */
   closing: boolean;
-}
-
-function formatAddr(ip: string | undefined, port: number | undefined): string {
-  const a = ip ?? '?';
-  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
 export class TcpTransport extends NetTransport {
@@ -119,7 +114,11 @@ export class TcpTransport extends NetTransport {
 
   private adopt(socket: Socket): TcpPeer {
     socket.setNoDelay(true);
-    const peer = this.addPeer(formatAddr(socket.remoteAddress, socket.remotePort), this.nextId++, false);
+    const peer = this.addPeer(
+      formatAddr(socket.remoteAddress ?? '?', socket.remotePort),
+      this.nextId++,
+      false,
+    );
     const c: TcpPeer = { peer, socket, sink: newSink(16 * 1024), rx: [], rxLen: 0, closing: false };
     this.conns.set(peer, c);
     socket.on('data', (chunk: Buffer) => {

@@ -5,10 +5,9 @@
  * socket and the protocol, and hands back events in one out buffer.
  */
 import { randomFillSync } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { ListenFailed, NotConnected, TsageError } from '../errors.js';
 import { type NetConditionerConfig, type NetLayout, native, netLayout } from '../native.js';
+import { formatAddr, resolveHost } from './address.js';
 import {
   CTRL_SCHEMA,
   type DisconnectReason,
@@ -28,17 +27,6 @@ const REFUSALS: Readonly<Record<string, string>> = {
   'too-large': 'it is too large',
   invalid: 'it was refused',
 };
-
-/** Resolves a host name to an IP literal of the wanted family (or any). */
-export async function resolveHost(host: string): Promise<string> {
-  if (isIP(host)) return host;
-  const { address } = await lookup(host);
-  return address;
-}
-
-function formatAddr(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 
 /**
  * 64 random bits for the addon's seed (it keys the handshake cookies and picks connection ids and
@@ -62,6 +50,9 @@ function conditionerConfig(c: ConditionerOptions): NetConditionerConfig {
     seed: c.seed ?? 1,
   };
 }
+
+/** Closes the socket of a transport collected without `close()` (a backstop: `close()` also tells peers goodbye). */
+const sockets = new FinalizationRegistry<number>((handle) => native().netClose(handle));
 
 export class UdpTransport extends NetTransport {
   readonly kind = 'udp' as const;
@@ -90,6 +81,7 @@ export class UdpTransport extends NetTransport {
   private constructor(mgr: NetManager, options: ResolvedNetOptions, handle: number) {
     super(mgr, options);
     this.handle = handle;
+    sockets.register(this, handle, this);
     const a = native().netLocalAddress(handle);
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
@@ -353,6 +345,7 @@ export class UdpTransport extends NetTransport {
     this.stopPump();
     for (const c of this.connecting.values()) c.reject(new NotConnected('connect: the transport was closed'));
     this.connecting.clear();
+    sockets.unregister(this);
     n.netClose(this.handle);
     this.handle = -1;
     // The departures (this side's goodbyes among them), then any error a peer-event listener threw.
