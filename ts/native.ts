@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeLoadError } from './errors.js';
+import { CHANNELS, RELIABILITY_CODES } from './net/options.js';
 
 /** A new anonymous shared-memory region (memfd) mapped into this process. */
 export interface ShmCreated {
@@ -57,26 +58,30 @@ export interface NativeBinding {
   /** This process receives `signal` when its parent dies (Linux). Returns the parent's pid. */
   setParentDeathSignal(signal: number): number;
 
+  /** Every layout `netService` shares with JavaScript, defined in Rust. Read it through {@link netLayout}. */
+  netLayout(): NetLayout;
   /**
    * Binds a non-blocking UDP socket running the reliable-UDP protocol (docs/net-protocol.md).
-   * `config` = [mtu, maxMessageSize, maxPeers, timeoutMs, keepaliveMs, maxQueuedBytes,
-   * maxInFlightBytes, acceptIncoming 0/1], NaN for a default. `seed` keys the handshake cookies.
+   * `config` is a plain object of the fields named in `netLayout().config` (absent ones keep the
+   * protocol's defaults; an unknown one is refused). `seed` keys the handshake cookies.
    */
-  netOpen(ip: string, port: number, config: Float64Array, seed: number): number;
+  netOpen(ip: string, port: number, config: NetConfig, seed: number): number;
   /** The bound address as `ip:port` (`[ip]:port` for IPv6). */
   netLocalAddress(handle: number): string;
   /** Starts a handshake with `ip:port`; returns the peer id (a Connected event follows). */
   netConnect(handle: number, ip: string, port: number): number;
   /** Tells a peer goodbye and forgets it. */
   netDisconnect(handle: number, peer: number): void;
-  /** Installs ([loss, duplicate, reorder, delayMs, jitterMs, seed]) or removes (null) the link conditioner. */
-  netSetConditioner(handle: number, config: Float64Array | null): void;
+  /** Installs or changes (the fields named in `netLayout().conditioner`) or removes (null) the link conditioner. */
+  netSetConditioner(handle: number, config: NetConditionerConfig | null): void;
   /**
-   * One service: queues the send entries in `send[0, sendLen)`, reads up to
-   * `maxDatagrams` datagrams, runs the protocol's timers, sends what is due and
-   * copies whole events into `out`. Returns the bytes written, or minus the size
-   * of the next event if `out` cannot hold it. `stats[0]` is 1 while more events
-   * wait (call again with `sendLen` 0); `stats[1..]` are the counters.
+   * One service: hands the send entries in `send[0, sendLen)` to the protocol, reads up to
+   * `maxDatagrams` datagrams, runs the protocol's timers and sends what is due; moves the
+   * entries left waiting (a full send window) to the front of `send`, their length in
+   * `result[kept]`; and copies whole events into `out`: first a `pending` event per peer of the
+   * batch and `refused` events, then the endpoint's. Returns the bytes written, or minus the
+   * size of the next event if `out` cannot hold it. `result[more]` is 1 while more events wait
+   * (call again with `sendLen` 0); the counters follow (slots in `netLayout().result`).
    */
   netService(
     handle: number,
@@ -84,10 +89,165 @@ export interface NativeBinding {
     sendLen: number,
     out: Uint8Array,
     maxDatagrams: number,
-    stats: Float64Array,
+    result: Float64Array,
   ): number;
-  /** Closes the socket. */
+  /** Closes the socket; closing a closed handle does nothing. */
   netClose(handle: number): void;
+}
+
+/** The config fields this TypeScript passes to `netOpen` (the addon takes more: `netLayout().config`). */
+const CONFIG_FIELDS = [
+  'mtu',
+  'maxMessageSize',
+  'maxPeers',
+  'timeoutMs',
+  'keepaliveMs',
+  'acceptIncoming',
+] as const;
+/** The conditioner fields this TypeScript passes to `netSetConditioner`. */
+const CONDITIONER_FIELDS = ['loss', 'duplicate', 'reorder', 'delayMs', 'jitterMs', 'seed'] as const;
+
+/** What `netOpen` is given: named fields, each checked by the addon (`native/src/napi/net.rs`). */
+export type NetConfig = {
+  [K in (typeof CONFIG_FIELDS)[number]]?: K extends 'acceptIncoming' ? boolean : number;
+};
+
+/** What `netSetConditioner` is given. */
+export type NetConditionerConfig = { [K in (typeof CONDITIONER_FIELDS)[number]]?: number };
+
+/** One kind of event: its tag, the size of its fixed part, and its fields' offsets. */
+export type EventLayout<F extends string> = { readonly tag: number; readonly fixed: number } & {
+  readonly [K in F]: number;
+};
+
+/** What `netLayout()` returns: defined in Rust (`native/src/net/events.rs`, `batch.rs`, `napi/net.rs`). */
+export interface NetLayout {
+  readonly events: {
+    readonly connected: EventLayout<'peer' | 'addrLength' | 'addr'>;
+    readonly disconnected: EventLayout<'peer' | 'reason'>;
+    readonly message: EventLayout<'peer' | 'channel' | 'length' | 'payload'>;
+    readonly refused: EventLayout<'peer' | 'reason' | 'count'>;
+    readonly pending: EventLayout<'peer' | 'bytes'>;
+  };
+  /** Set in a message event's channel byte when it was sent reliably. */
+  readonly reliableBit: number;
+  /** A disconnected event's reason, by code. */
+  readonly disconnectReasons: readonly string[];
+  /** A refused event's reason, by code. */
+  readonly refusalReasons: readonly string[];
+  /** The send-entry header: its size, field offsets, and the control flag. */
+  readonly send: {
+    readonly header: number;
+    readonly peer: number;
+    readonly channel: number;
+    readonly reliability: number;
+    readonly flags: number;
+    readonly length: number;
+    readonly control: number;
+  };
+  /** Reliability mode names by the code a send entry carries. */
+  readonly reliabilities: readonly string[];
+  /** Ordering channels per connection. */
+  readonly channels: number;
+  /** Slots of the service's result array, and its length. */
+  readonly result: {
+    readonly more: number;
+    readonly kept: number;
+    readonly counters: number;
+    readonly length: number;
+  };
+  /** Counter names, in the order they follow `result.counters`. */
+  readonly counters: readonly string[];
+  /** Field names `netOpen` and `netSetConditioner` take. */
+  readonly config: readonly string[];
+  readonly conditioner: readonly string[];
+}
+
+/** What this TypeScript reads of each event kind. A kind the addon exports that is not here fails the check. */
+const EVENT_FIELDS: Record<keyof NetLayout['events'], readonly string[]> = {
+  connected: ['peer', 'addrLength', 'addr'],
+  disconnected: ['peer', 'reason'],
+  message: ['peer', 'channel', 'length', 'payload'],
+  refused: ['peer', 'reason', 'count'],
+  pending: ['peer', 'bytes'],
+};
+const SEND_FIELDS = ['header', 'peer', 'channel', 'reliability', 'flags', 'length', 'control'] as const;
+const RESULT_FIELDS = ['more', 'kept', 'counters', 'length'] as const;
+/** The reasons this TypeScript knows how to report. */
+const DISCONNECT_REASONS = ['local', 'remote', 'timeout', 'refused'];
+const REFUSAL_REASONS = ['gone', 'too-large', 'invalid'];
+function isOffset(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
+function sameNames(got: unknown, want: readonly string[], what: string): string | undefined {
+  if (!Array.isArray(got) || got.length !== want.length || got.some((n, i) => n !== want[i])) {
+    return `${what} is ${JSON.stringify(got)}, this TypeScript reads ${JSON.stringify(want)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a layout the addon exported is not one this TypeScript can read, or undefined if it is.
+ * Exported for the layout test; {@link netLayout} runs it on the real one.
+ */
+export function layoutMismatch(l: any): string | undefined {
+  if (typeof l !== 'object' || l === null) return 'netLayout() returned no object';
+  const ev = l.events ?? {};
+  const kinds = Object.keys(ev).sort();
+  const known = Object.keys(EVENT_FIELDS).sort();
+  const k = sameNames(kinds, known, 'the event kinds');
+  if (k) return k;
+  const tags = new Set<number>();
+  for (const [name, fields] of Object.entries(EVENT_FIELDS)) {
+    const e = ev[name];
+    if (!(isOffset(e?.tag) && e.tag >= 1 && e.tag <= 255) || tags.has(e.tag)) {
+      return `event ${name} has no tag of its own (${JSON.stringify(e?.tag)})`;
+    }
+    tags.add(e.tag);
+    if (!isOffset(e.fixed)) return `event ${name} has no fixed size`;
+    for (const f of fields) {
+      if (!isOffset(e[f]) || e[f] > e.fixed)
+        return `event ${name} has no field ${f} inside its ${e.fixed} bytes`;
+    }
+  }
+  if (!isOffset(l.reliableBit) || l.reliableBit === 0) return 'no reliableBit';
+  const r =
+    sameNames(l.disconnectReasons, DISCONNECT_REASONS, 'disconnectReasons') ??
+    sameNames(l.refusalReasons, REFUSAL_REASONS, 'refusalReasons');
+  if (r) return r;
+  for (const f of SEND_FIELDS) if (!isOffset(l.send?.[f])) return `send has no field ${f}`;
+  if (l.send.control === 0) return 'send.control is no flag';
+  for (const f of SEND_FIELDS) {
+    if (f !== 'header' && f !== 'control' && l.send[f] >= l.send.header)
+      return `send.${f} lies past the header`;
+  }
+  // The reliability codes and the channel count are kept in ts/net/options.ts, so that sends can be
+  // checked without loading the addon (TCP needs none); here they are checked against Rust's.
+  const codes = Object.entries(RELIABILITY_CODES)
+    .sort((a, b) => a[1] - b[1])
+    .map((e) => e[0]);
+  const rel = sameNames(l.reliabilities, codes, 'reliabilities');
+  if (rel) return rel;
+  if (l.channels !== CHANNELS) return `the addon has ${l.channels} channels, this TypeScript ${CHANNELS}`;
+  for (const f of RESULT_FIELDS) if (!isOffset(l.result?.[f])) return `result has no slot ${f}`;
+  const counters = l.counters;
+  if (
+    !Array.isArray(counters) ||
+    new Set(counters).size !== counters.length ||
+    counters.some((c) => typeof c !== 'string' || c === '') ||
+    l.result.counters + counters.length !== l.result.length
+  ) {
+    return 'the counters are not distinct names filling the result array';
+  }
+  for (const [list, want] of [
+    [l.config, CONFIG_FIELDS],
+    [l.conditioner, CONDITIONER_FIELDS],
+  ] as const) {
+    const missing = want.find((f) => !Array.isArray(list) || !list.includes(f));
+    if (missing !== undefined) return `the addon takes no field ${missing}`;
+  }
+  return undefined;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,9 +271,28 @@ function load(): NativeBinding {
 }
 
 let binding: NativeBinding | undefined;
+let layout: NetLayout | undefined;
 
 /** The loaded addon; loaded on first use so that pure-TypeScript features work without it. */
 export function native(): NativeBinding {
   binding ??= load();
   return binding;
+}
+
+/**
+ * The addon's network layout, read once and checked against what this TypeScript reads: an
+ * addon built from other sources fails here, with what differs, rather than misreading events.
+ */
+export function netLayout(): NetLayout {
+  if (layout === undefined) {
+    const l = native().netLayout();
+    const why = layoutMismatch(l);
+    if (why !== undefined) {
+      throw new NativeLoadError(
+        `tsage: the native addon's network layout does not match this TypeScript: ${why}. Rebuild it with \`npm run build:native\`.`,
+      );
+    }
+    layout = l;
+  }
+  return layout;
 }

@@ -9,6 +9,7 @@
 //! functions, converts arguments and registers the exports. It is left out of
 //! `cargo test` builds, which run without a Node process to resolve its symbols.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod net;
 pub mod process;

@@ -6,7 +6,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { ListenFailed, NotConnected, TsageError } from '../errors.js';
-import { native } from '../native.js';
+import { type NetConditionerConfig, type NetLayout, native, netLayout } from '../native.js';
 import { formatAddr, resolveHost } from './address.js';
 import {
   CTRL_SCHEMA,
@@ -19,46 +19,14 @@ import {
 } from './base.js';
 import { type ConditionerOptions, type ResolvedNetOptions, validateConditioner } from './options.js';
 
-const EV_CONNECTED = 1;
-const EV_DISCONNECTED = 2;
-const EV_MESSAGE = 3;
-const EV_REJECTED = 4;
-const REASONS: DisconnectReason[] = ['local', 'remote', 'timeout', 'refused'];
-/** Send entry header: u32 peer, u8 channel, u8 reliability, u16 0, u32 length. */
-const SEND_HEADER = 12;
 /** Datagrams read per native call: enough to keep up, few enough that one poll's messages die young. */
 const MAX_DATAGRAMS = 512;
-const STAT_NAMES = [
-  'datagramsIn',
-  'datagramsOut',
-  'bytesIn',
-  'bytesOut',
-  'messagesSent',
-  'messagesDelivered',
-  'retransmissions',
-  'fastRetransmits',
-  'rtoExpiries',
-  'acksSent',
-  'pingsSent',
-  'connections',
-  'droppedGarbled',
-  'droppedStranger',
-  'droppedWrongConnectionId',
-  'droppedBadCookie',
-  'droppedExpiredCookie',
-  'droppedDuplicate',
-  'droppedStale',
-  'droppedAbsurdFragment',
-  'droppedPeerCap',
-  'droppedReassemblyCap',
-  'droppedEventBacklog',
-  'droppedUnreliablePartial',
-  'socketSendErrors',
-  'conditionerLost',
-  'conditionerDuplicated',
-  'conditionerReordered',
-  'peers',
-] as const;
+/** What an `'undeliverable'` event says for each reason the addon gives (netLayout().refusalReasons). */
+const REFUSALS: Readonly<Record<string, string>> = {
+  gone: 'the peer is gone',
+  'too-large': 'it is too large',
+  invalid: 'it was refused',
+};
 
 /**
  * 64 random bits for the addon's seed (it keys the handshake cookies and picks connection ids and
@@ -72,15 +40,15 @@ function randomSeed(): number {
   return f[0]!;
 }
 
-function conditionerArray(c: ConditionerOptions): Float64Array {
-  return Float64Array.from([
-    c.loss ?? 0,
-    c.duplicate ?? 0,
-    c.reorder ?? 0,
-    c.delayMs ?? 0,
-    c.jitterMs ?? 0,
-    c.seed ?? 1,
-  ]);
+function conditionerConfig(c: ConditionerOptions): NetConditionerConfig {
+  return {
+    loss: c.loss ?? 0,
+    duplicate: c.duplicate ?? 0,
+    reorder: c.reorder ?? 0,
+    delayMs: c.delayMs ?? 0,
+    jitterMs: c.jitterMs ?? 0,
+    seed: c.seed ?? 1,
+  };
 }
 
 /** Closes the socket of a transport collected without `close()` (a backstop: `close()` also tells peers goodbye). */
@@ -88,19 +56,27 @@ const sockets = new FinalizationRegistry<number>((handle) => native().netClose(h
 
 export class UdpTransport extends NetTransport {
   readonly kind = 'udp' as const;
-  protected readonly headerBytes = SEND_HEADER;
+  /** The addon's layouts (send entries, events, result slots), read once. */
+  private readonly layout: NetLayout = netLayout();
+  private readonly entry = this.layout.send;
+  protected readonly headerBytes = this.entry.header;
   private handle: number;
   private local: { address: string; port: number; family: string };
   private readonly sink: Sink = newSink(64 * 1024);
   /** Events out of one service: room for a full read of MAX_DATAGRAMS datagrams of 1200 bytes, so one call hands over all. */
   private out = new Uint8Array(1024 * 1024);
   private outView = new DataView(this.out.buffer);
-  private readonly nativeStats = new Float64Array(32);
+  /** A service's result: whether more events wait, the send bytes left waiting, the counters. */
+  private readonly result = new Float64Array(this.layout.result.length);
   private readonly connecting = new Map<
     number,
     { resolve: (addr: string) => void; reject: (e: Error) => void }
   >();
   private pump: NodeJS.Timeout | undefined;
+  /** Peers that went away during this service: id to address, and how far the send buffer reached then (entries before that were packed for them). */
+  private readonly gone = new Map<number, { addr: string; at: number }>();
+  /** Messages of this service that can never be sent, per peer id: [id, address, why, count]. */
+  private readonly losses: [number, string, string, number][] = [];
 
   private constructor(mgr: NetManager, options: ResolvedNetOptions, handle: number) {
     super(mgr, options);
@@ -110,23 +86,21 @@ export class UdpTransport extends NetTransport {
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
     this.local = { address: ip, port: Number(a.slice(i + 1)), family: ip.includes(':') ? 'IPv6' : 'IPv4' };
-    for (const n of STAT_NAMES) this.stats[n] = 0;
+    for (const n of this.layout.counters) this.stats[n] = 0;
     if (options.conditioner) this.setConditioner(options.conditioner);
   }
 
   /** Binds a socket; `accept` says whether incoming handshakes are answered (a listener). */
   static async open(mgr: NetManager, options: ResolvedNetOptions, accept: boolean): Promise<UdpTransport> {
     const ip = await resolveHost(options.host);
-    const config = Float64Array.from([
-      options.mtu,
-      options.maxMessageBytes,
-      options.maxPeers,
-      options.timeoutMs,
-      options.keepaliveMs,
-      Number.NaN,
-      Number.NaN,
-      accept ? 1 : 0,
-    ]);
+    const config = {
+      mtu: options.mtu,
+      maxMessageSize: options.maxMessageBytes,
+      maxPeers: options.maxPeers,
+      timeoutMs: options.timeoutMs,
+      keepaliveMs: options.keepaliveMs,
+      acceptIncoming: accept,
+    };
     let handle: number;
     try {
       handle = native().netOpen(ip, options.port, config, randomSeed());
@@ -145,7 +119,7 @@ export class UdpTransport extends NetTransport {
   /** Installs, changes or (null) removes the seeded link conditioner on outgoing datagrams. */
   setConditioner(c: ConditionerOptions | null): void {
     const v = validateConditioner(c);
-    native().netSetConditioner(this.handle, v === null ? null : conditionerArray(v));
+    native().netSetConditioner(this.handle, v === null ? null : conditionerConfig(v));
   }
 
   async connectTo(host: string, port: number): Promise<string> {
@@ -191,113 +165,88 @@ export class UdpTransport extends NetTransport {
   }
 
   protected writeHeader(sink: Sink, at: number, peer: Peer, channel: number, rel: number, len: number): void {
+    const e = this.entry;
     const dv = sink.dv;
-    dv.setUint32(at, peer.id, true);
-    sink.u8[at + 4] = channel;
-    sink.u8[at + 5] = rel;
-    dv.setUint16(at + 6, 0, true);
-    dv.setUint32(at + 8, len, true);
+    dv.setUint32(at + e.peer, peer.id, true);
+    sink.u8[at + e.channel] = channel;
+    sink.u8[at + e.reliability] = rel;
+    // A schema announcement is sent like a message but is not one: the addon does not count it in refusals.
+    dv.setUint16(at + e.flags, sink.u8[at + e.header] === CTRL_SCHEMA ? e.control : 0, true);
+    dv.setUint32(at + e.length, len, true);
   }
 
   service(): void {
     if (this.closed) return;
     const n = native();
+    const res = this.result;
+    const { kept, more, counters } = this.layout.result;
     const sendLen = this.sink.len;
-    let passLen = sendLen;
-    // Each call hands out whole events as far as `out` holds them; loop until the addon has none left.
-    for (let round = 0; ; round++) {
+    // The addon takes what the send windows allow and moves the rest to the front of the buffer;
+    // what it left is res[kept] (all of it if the call fails before taking the batch).
+    res[kept] = sendLen;
+    let w: number;
+    try {
+      w = n.netService(this.handle, this.sink.u8, sendLen, this.out, MAX_DATAGRAMS, res);
+    } finally {
+      this.sink.len = res[kept]!;
+    }
+    const settled = this.sink.len;
+    this.drain(w);
+    // Each call hands out whole events as far as `out` holds them; go on until the addon has none left.
+    for (let round = 0; res[more] !== 0; round++) {
       if (round > 1_000_000)
         throw new TsageError('ERR_TSAGE_NATIVE', 'netService kept reporting more events');
-      const w = n.netService(this.handle, this.sink.u8, passLen, this.out, MAX_DATAGRAMS, this.nativeStats);
-      passLen = 0;
-      if (w < 0) {
-        this.out = new Uint8Array(Math.max(-w, this.out.length * 2));
-        this.outView = new DataView(this.out.buffer);
-        continue;
-      }
-      this.readEvents(w);
-      if (this.nativeStats[0] === 0) break;
+      this.drain(n.netService(this.handle, this.sink.u8, 0, this.out, MAX_DATAGRAMS, res));
     }
-    const lost = sendLen !== 0 || this.gone.size !== 0 ? this.settleSends(sendLen) : undefined;
-    this.gone.clear();
-    for (let i = 0; i < STAT_NAMES.length; i++) this.stats[STAT_NAMES[i]!] = this.nativeStats[i + 1]!;
-    if (lost !== undefined) for (const [addr, why, count] of lost) this.undeliverable(addr, why, count);
+    if (this.gone.size !== 0) this.dropGone(settled);
+    const names = this.layout.counters;
+    for (let i = 0; i < names.length; i++) this.stats[names[i]!] = res[counters + i]!;
+    if (this.losses.length !== 0) {
+      for (const [, addr, why, count] of this.losses.splice(0)) this.undeliverable(addr, why, count);
+    }
   }
 
-  /** First refused entry offset per peer id in the last batch: it and every later entry to that peer stay. */
-  private readonly rejected = new Map<number, number>();
-  /** First entry offset per peer id in the last batch refused because the protocol no longer knows the peer: it and every later entry to that peer are lost. */
-  private readonly unknown = new Map<number, number>();
-  /** Single entries of the last batch the protocol can never take (too large, refused), by offset, and why. */
-  private readonly refusedAlone = new Map<number, string>();
-  /** Peers that went away during this service: id to address, and how far the send buffer reached then (entries before that were packed for them). */
-  private readonly gone = new Map<number, { addr: string; at: number }>();
+  /** Reads what one service call wrote to `out`, or grows `out` when the next event did not fit (`w < 0`). */
+  private drain(w: number): void {
+    if (w < 0) {
+      this.out = new Uint8Array(Math.max(-w, this.out.length * 2));
+      this.outView = new DataView(this.out.buffer);
+      return;
+    }
+    this.readEvents(w);
+  }
+
+  /** Counts `count` messages for peer `id` that can never be sent (one report per peer per service). */
+  private lose(id: number, why: string, count: number): void {
+    const l = this.losses.find((x) => x[0] === id);
+    if (l !== undefined) l[3] += count;
+    else
+      this.losses.push([id, this.gone.get(id)?.addr ?? this.byId.get(id)?.addr ?? `peer ${id}`, why, count]);
+  }
 
   /**
-   * After a service, settles the send buffer: of the batch handed over
-   * (`sink[0..sendLen)`), entries the protocol refused for now (window full) stay,
-   * in order, for the next service, unless their peer went away meanwhile; entries
-   * packed during the service (by event listeners) follow them, unless packed for a
-   * peer that went away before its id could be reused. Returns what can never be
-   * sent, per peer, to be reported: [address, why, messages].
+   * Entries listeners packed during the service (from `from` on) for a peer that went away
+   * before its id could be reused can never be sent: they are dropped and counted.
    */
-  private settleSends(sendLen: number): [string, string, number][] | undefined {
-    for (const p of this.peers.values()) p.pendingBytes = 0;
-    const refused = this.rejected;
-    const unknown = this.unknown;
-    const alone = this.refusedAlone;
-    // The usual case, with no walk over the entries: the protocol took the whole batch,
-    // nobody left, and nothing was packed meanwhile.
-    if (refused.size + unknown.size + alone.size + this.gone.size === 0 && this.sink.len === sendLen) {
-      this.sink.len = 0;
-      return undefined;
-    }
+  private dropGone(from: number): void {
+    const e = this.entry;
     const u8 = this.sink.u8;
     const dv = this.sink.dv;
-    // Per peer id: [address, why, count].
-    const lost = new Map<number, [string, string, number]>();
-    const lose = (off: number, id: number, why: string): void => {
-      // Schema announcements are not messages: only messages are counted.
-      if (u8[off + SEND_HEADER] === CTRL_SCHEMA) return;
-      const l = lost.get(id);
-      if (l !== undefined) l[2]++;
-      else lost.set(id, [this.gone.get(id)?.addr ?? this.byId.get(id)?.addr ?? `peer ${id}`, why, 1]);
-    };
-    let w = 0;
-    for (let off = 0; off < this.sink.len; ) {
-      const len = SEND_HEADER + dv.getUint32(off + 8, true);
-      const id = dv.getUint32(off, true);
-      let keep: boolean;
-      if (off < sendLen) {
-        const first = refused.get(id);
-        const from = unknown.get(id);
-        keep = first !== undefined && off >= first && !this.gone.has(id);
-        if (!keep) {
-          if ((first !== undefined && off >= first) || (from !== undefined && off >= from)) {
-            lose(off, id, 'the peer is gone');
-          } else {
-            const why = alone.get(off);
-            if (why !== undefined) lose(off, id, why);
-          }
-        }
+    let w = from;
+    for (let off = from; off < this.sink.len; ) {
+      const len = e.header + dv.getUint32(off + e.length, true);
+      const id = dv.getUint32(off + e.peer, true);
+      const g = this.gone.get(id);
+      if (g !== undefined && off < g.at) {
+        if ((dv.getUint16(off + e.flags, true) & e.control) === 0) this.lose(id, REFUSALS.gone!, 1);
       } else {
-        const g = this.gone.get(id);
-        keep = g === undefined || off >= g.at;
-        if (!keep) lose(off, id, 'the peer is gone');
-      }
-      if (keep) {
         if (w !== off) u8.copyWithin(w, off, off + len);
-        const peer = this.byId.get(id);
-        if (peer) peer.pendingBytes += len;
         w += len;
       }
       off += len;
     }
     this.sink.len = w;
-    refused.clear();
-    unknown.clear();
-    alone.clear();
-    return [...lost.values()];
+    this.gone.clear();
   }
 
   protected override removePeer(peer: Peer, reason: DisconnectReason): void {
@@ -308,29 +257,50 @@ export class UdpTransport extends NetTransport {
   private readEvents(len: number): void {
     const u8 = this.out;
     const dv = this.outView;
+    const { message, connected, disconnected, refused, pending } = this.layout.events;
+    const MESSAGE = message.tag;
+    const PEER = message.peer;
+    const LENGTH = message.length;
+    const CHANNEL = message.channel;
+    const PAYLOAD = message.payload;
+    const RELIABLE = this.layout.reliableBit;
     let p = 0;
     // Messages come in runs from one peer: look it up once per run (-1: none looked up since the peers last changed).
     let lastId = -1;
     let last: Peer | undefined;
     while (p < len) {
       const tag = u8[p]!;
-      const id = dv.getUint32(p + 1, true);
-      if (tag === EV_MESSAGE) {
-        const n = dv.getUint32(p + 6, true);
+      if (tag === MESSAGE) {
+        const id = dv.getUint32(p + PEER, true);
+        const n = dv.getUint32(p + LENGTH, true);
         if (id !== lastId) {
           last = this.byId.get(id);
           lastId = id;
         }
-        // Bit 7 of the channel byte: sent in a reliable mode.
-        if (last !== undefined) this.receive(last, u8, dv, p + 10, p + 10 + n, u8[p + 5]! >= 0x80);
-        p += 10 + n;
+        if (last !== undefined)
+          this.receive(last, u8, dv, p + PAYLOAD, p + PAYLOAD + n, (u8[p + CHANNEL]! & RELIABLE) !== 0);
+        p += PAYLOAD + n;
         continue;
       }
       lastId = -1;
-      if (tag === EV_CONNECTED) {
-        const n = u8[p + 5]!;
-        const addr = Buffer.from(u8.buffer, u8.byteOffset + p + 6, n).toString('latin1');
-        p += 6 + n;
+      if (tag === pending.tag) {
+        // How much of this peer's sends the addon left waiting: the backpressure sendMessage sees.
+        const peer = this.byId.get(dv.getUint32(p + pending.peer, true));
+        if (peer) peer.pendingBytes = dv.getUint32(p + pending.bytes, true);
+        p += pending.fixed;
+      } else if (tag === refused.tag) {
+        const why = this.layout.refusalReasons[u8[p + refused.reason]!];
+        this.lose(
+          dv.getUint32(p + refused.peer, true),
+          REFUSALS[why ?? ''] ?? 'it was refused',
+          dv.getUint32(p + refused.count, true),
+        );
+        p += refused.fixed;
+      } else if (tag === connected.tag) {
+        const id = dv.getUint32(p + connected.peer, true);
+        const n = u8[p + connected.addrLength]!;
+        const addr = Buffer.from(u8.buffer, u8.byteOffset + p + connected.addr, n).toString('latin1');
+        p += connected.fixed + n;
         let peer = this.byId.get(id);
         if (peer === undefined || peer.addr !== addr) {
           if (peer) this.removePeer(peer, 'remote');
@@ -342,9 +312,11 @@ export class UdpTransport extends NetTransport {
           this.connecting.delete(id);
           c.resolve(addr);
         }
-      } else if (tag === EV_DISCONNECTED) {
-        const reason = REASONS[u8[p + 5]!] ?? 'remote';
-        p += 6;
+      } else if (tag === disconnected.tag) {
+        const id = dv.getUint32(p + disconnected.peer, true);
+        const reason = (this.layout.disconnectReasons[u8[p + disconnected.reason]!] ??
+          'remote') as DisconnectReason;
+        p += disconnected.fixed;
         const peer = this.byId.get(id);
         if (peer) this.removePeer(peer, reason);
         const c = this.connecting.get(id);
@@ -354,13 +326,6 @@ export class UdpTransport extends NetTransport {
             new NotConnected(`connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})`),
           );
         }
-      } else if (tag === EV_REJECTED) {
-        const code = u8[p + 5]!;
-        p += 6;
-        const peerId = this.sink.dv.getUint32(id, true);
-        if (code === 1) this.rejected.set(peerId, id);
-        else if (code === 2) this.unknown.set(peerId, id);
-        else this.refusedAlone.set(id, code === 3 ? 'it is too large' : 'it was refused');
       } else {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
       }

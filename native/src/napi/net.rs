@@ -1,31 +1,35 @@
 //! Exports for the reliable-UDP transport ([`crate::net`]).
 //!
 //! One call per tick, [`service`], moves a whole batch each way: it takes the
-//! messages JavaScript packed into a send buffer, runs the socket and the
-//! protocol, and writes events (connections, messages, refusals) into an out
-//! buffer. Nothing here is called per message.
+//! messages JavaScript packed into a send buffer ([`crate::net::batch`]), runs
+//! the socket and the protocol, and writes events (connections, messages, what
+//! became of the sends) into an out buffer. Nothing here is called per message.
+//!
+//! Every layout that crosses to JavaScript is defined in Rust and exported by
+//! [`layout`] (`netLayout()`): the event tags and offsets (`net/events.rs`),
+//! the send-entry header (`net/batch.rs`) and the codes of its reliability
+//! modes, the number of channels, the slots of the service's result
+//! array and the names of its counters ([`COUNTERS`]), and the names of the
+//! configuration fields `netOpen` and `netSetConditioner` take.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::handles::Handles;
+use super::buf::check_disjoint;
+use super::handles::{Handles, MAX_HANDLE};
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
-use crate::net::{ConditionerConfig, Config, Driver, Reliability, SendError};
-
-/// Tag of a refusal event in the out buffer (the endpoint encodes tags 1 to 3; see ts/net/udp.ts).
-const EV_REJECTED: u8 = 4;
-/// Bytes of a refusal event: tag, u32 offset of the entry, u8 why.
-const REJECTED_LEN: usize = 6;
-
-/// Bytes of a send entry's header: u32 peer, u8 channel, u8 reliability, u16 0, u32 length.
-const SEND_HEADER: usize = 12;
+use crate::net::batch::{
+    SendBatch, ENTRY_CHANNEL, ENTRY_FLAGS, ENTRY_HEADER, ENTRY_LENGTH, ENTRY_PEER, ENTRY_RELIABILITY, FLAG_CONTROL,
+};
+use crate::net::events::{self, Events, DISCONNECT_REASONS, REFUSAL_REASONS};
+use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, Reliability, Stats, CHANNELS};
 
 struct Slot {
     driver: Driver,
-    /// Refusals of the last send batch not yet handed to JavaScript, from `cursor` on.
-    stage: Vec<u8>,
-    cursor: usize,
+    batch: SendBatch,
+    /// What became of the last send batch, handed out before the endpoint's events.
+    report: Events,
     /// The last call left events for the next one (which then only hands them out).
     draining: bool,
 }
@@ -40,7 +44,7 @@ fn now_ms() -> u64 {
 }
 
 fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    let h = env.get_uint(h, "net handle", u32::MAX as f64)? as usize;
+    let h = env.get_uint(h, "net handle", MAX_HANDLE)?;
     SLOTS.with(|s| s.with(h, "net", f))
 }
 
@@ -51,52 +55,114 @@ fn parse_addr(host: &str, port: u64) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port as u16))
 }
 
-/// Reads a Float64Array of numbers; NaN means "keep the default".
-fn numbers(env: &Env, v: napi_value, what: &str) -> Result<Vec<f64>> {
-    let (p, len) = env.get_bytes(v, what)?;
-    if !(p as usize).is_multiple_of(8) {
-        return Err(JsError::arg(format!("{what} must be a Float64Array")));
-    }
-    // SAFETY: p..p+len is the typed array's memory, alive for this call, 8-byte aligned (checked).
-    Ok(unsafe { std::slice::from_raw_parts(p as *const f64, len / 8) }.to_vec())
+/// The largest integer a configuration field takes (every field is clamped further by the protocol).
+const MAX_FIELD: f64 = 9_007_199_254_740_991.0;
+
+/// How a named configuration field is read and stored.
+enum Field<C> {
+    /// A non-negative integer.
+    Int(fn(&mut C, u64)),
+    /// A probability, 0 to 1.
+    Prob(fn(&mut C, f64)),
+    /// A boolean.
+    Bool(fn(&mut C, bool)),
 }
 
-fn pick<T: Copy>(xs: &[f64], i: usize, default: T, conv: impl Fn(f64) -> T) -> T {
-    match xs.get(i) {
-        Some(x) if x.is_finite() => conv(*x),
-        _ => default,
+/// The fields of `netOpen`'s config, by the names JavaScript passes. Absent ones keep their defaults.
+const CONFIG: &[(&str, Field<Config>)] = &[
+    ("mtu", Field::Int(|c, x| c.mtu = x as usize)),
+    ("maxMessageSize", Field::Int(|c, x| c.max_message_size = x as usize)),
+    ("maxPeers", Field::Int(|c, x| c.max_peers = x as usize)),
+    ("timeoutMs", Field::Int(|c, x| c.timeout_ms = x)),
+    ("keepaliveMs", Field::Int(|c, x| c.keepalive_ms = x)),
+    ("rtoMinMs", Field::Int(|c, x| c.rto_min_ms = x)),
+    ("rtoMaxMs", Field::Int(|c, x| c.rto_max_ms = x)),
+    ("rtoInitialMs", Field::Int(|c, x| c.rto_initial_ms = x)),
+    (
+        "maxInFlightBytes",
+        Field::Int(|c, x| c.max_in_flight_bytes = x as usize),
+    ),
+    (
+        "maxInFlightPackets",
+        Field::Int(|c, x| c.max_in_flight_packets = x as usize),
+    ),
+    ("maxQueuedBytes", Field::Int(|c, x| c.max_queued_bytes = x as usize)),
+    (
+        "maxReassemblyBytes",
+        Field::Int(|c, x| c.max_reassembly_bytes = x as usize),
+    ),
+    ("maxEventBytes", Field::Int(|c, x| c.max_event_bytes = x as usize)),
+    ("ackDelayMs", Field::Int(|c, x| c.ack_delay_ms = x)),
+    (
+        "ackEvery",
+        Field::Int(|c, x| c.ack_every = x.min(u32::MAX as u64) as u32),
+    ),
+    (
+        "fastRetransmitThreshold",
+        Field::Int(|c, x| c.fast_retransmit_threshold = x.min(u16::MAX as u64) as u16),
+    ),
+    ("cookieLifetimeMs", Field::Int(|c, x| c.cookie_lifetime_ms = x)),
+    ("acceptIncoming", Field::Bool(|c, b| c.accept_incoming = b)),
+];
+
+/// The fields of `netSetConditioner`'s config.
+const CONDITIONER: &[(&str, Field<ConditionerConfig>)] = &[
+    ("loss", Field::Prob(|c, x| c.loss = x)),
+    ("duplicate", Field::Prob(|c, x| c.duplicate = x)),
+    ("reorder", Field::Prob(|c, x| c.reorder = x)),
+    ("delayMs", Field::Int(|c, x| c.delay_ms = x)),
+    ("jitterMs", Field::Int(|c, x| c.jitter_ms = x)),
+    ("seed", Field::Int(|c, x| c.seed = x)),
+    ("maxQueued", Field::Int(|c, x| c.max_queued = x as usize)),
+];
+
+/// Reads a plain object of named fields into `c`; `what` names it in errors. An unknown
+/// field is an error, so a name TypeScript and Rust disagree on never goes unnoticed.
+fn fields<C>(env: &Env, v: napi_value, what: &str, table: &[(&str, Field<C>)], c: &mut C) -> Result<()> {
+    for key in env.keys(v, what)? {
+        let Some((_, field)) = table.iter().find(|(name, _)| *name == key) else {
+            let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            return Err(JsError::arg(format!(
+                "{what} has no field '{key}' (it takes {})",
+                known.join(", ")
+            )));
+        };
+        let Some(x) = env.get(v, &key)? else { continue };
+        let name = format!("{what}.{key}");
+        match field {
+            Field::Int(set) => set(c, env.get_uint(x, &name, MAX_FIELD)?),
+            Field::Bool(set) => set(c, env.get_bool(x, &name)?),
+            Field::Prob(set) => {
+                let p = env.get_f64(x, &name)?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(JsError::arg(format!(
+                        "{name} must be a probability from 0 to 1, got {p}"
+                    )));
+                }
+                set(c, p);
+            }
+        }
     }
+    Ok(())
 }
 
-/// `netOpen(host, port, config: Float64Array, seed) -> handle`: binds a UDP socket.
-/// config = [mtu, maxMessageSize, maxPeers, timeoutMs, keepaliveMs, maxQueuedBytes,
-/// maxInFlightBytes, acceptIncoming (0/1)], NaN for defaults.
+/// `netOpen(host, port, config, seed) -> handle`: binds a UDP socket. `config` is a plain
+/// object of the fields in [`CONFIG`]; absent ones keep the protocol's defaults.
 pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let host = env.get_string(arg(args, 0, "host")?, "host")?;
     let port = env.get_uint(arg(args, 1, "port")?, "port", 65535.0)?;
-    let c = numbers(env, arg(args, 2, "config")?, "config")?;
+    let mut config = Config::default();
+    fields(env, arg(args, 2, "config")?, "config", CONFIG, &mut config)?;
     let seed = env.get_f64(arg(args, 3, "seed")?, "seed")?.to_bits();
-    let d = Config::default();
-    let config = Config {
-        mtu: pick(&c, 0, d.mtu, |x| x as usize),
-        max_message_size: pick(&c, 1, d.max_message_size, |x| x as usize),
-        max_peers: pick(&c, 2, d.max_peers, |x| x as usize),
-        timeout_ms: pick(&c, 3, d.timeout_ms, |x| x as u64),
-        keepalive_ms: pick(&c, 4, d.keepalive_ms, |x| x as u64),
-        max_queued_bytes: pick(&c, 5, d.max_queued_bytes, |x| x as usize),
-        max_in_flight_bytes: pick(&c, 6, d.max_in_flight_bytes, |x| x as usize),
-        accept_incoming: pick(&c, 7, d.accept_incoming, |x| x != 0.0),
-        ..d
-    };
     let addr = parse_addr(&host, port)?;
     let driver = Driver::bind(addr, config, seed).map_err(|e| JsError::io(&format!("bind {addr}"), e))?;
     let slot = Slot {
         driver,
-        stage: Vec::new(),
-        cursor: 0,
+        batch: SendBatch::default(),
+        report: Events::default(),
         draining: false,
     };
-    let h = SLOTS.with(|s| s.insert(slot));
+    let h = SLOTS.with(|s| s.insert(slot))?;
     env.double(h as f64)
 }
 
@@ -130,23 +196,16 @@ pub fn disconnect(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     env.undefined()
 }
 
-/// `netSetConditioner(h, cfg | null)`: cfg = [loss, duplicate, reorder, delayMs, jitterMs, seed].
+/// `netSetConditioner(h, config | null)`: installs or changes (a plain object of the fields in
+/// [`CONDITIONER`]) or removes (`null`) the link conditioner on outgoing datagrams.
 pub fn set_conditioner(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let cfg = match args.get(1) {
-        Some(&v) if env.get_bytes(v, "conditioner").is_ok() => {
-            let c = numbers(env, v, "conditioner")?;
-            let d = ConditionerConfig::default();
-            Some(ConditionerConfig {
-                loss: pick(&c, 0, d.loss, |x| x.clamp(0.0, 1.0)),
-                duplicate: pick(&c, 1, d.duplicate, |x| x.clamp(0.0, 1.0)),
-                reorder: pick(&c, 2, d.reorder, |x| x.clamp(0.0, 1.0)),
-                delay_ms: pick(&c, 3, d.delay_ms, |x| x as u64),
-                jitter_ms: pick(&c, 4, d.jitter_ms, |x| x as u64),
-                seed: pick(&c, 5, d.seed, |x| x as u64),
-                ..d
-            })
-        }
-        _ => None,
+    let v = arg(args, 1, "config")?;
+    let cfg = if env.is_nullish(v)? {
+        None
+    } else {
+        let mut c = ConditionerConfig::default();
+        fields(env, v, "conditioner", CONDITIONER, &mut c)?;
+        Some(c)
     };
     with_slot(env, arg(args, 0, "h")?, |s| {
         s.driver.set_conditioner(cfg);
@@ -155,76 +214,113 @@ pub fn set_conditioner(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     env.undefined()
 }
 
-fn put_u32(v: &mut Vec<u8>, x: u32) {
-    v.extend_from_slice(&x.to_le_bytes());
+/// The counters a service reports, from one snapshot.
+struct Counters<'a> {
+    e: &'a Stats,
+    send_errors: u64,
+    cond: ConditionerStats,
+    peers: u64,
 }
 
-/// Number of counters `service` writes into `stats`.
-const STAT_COUNT: usize = 30;
+/// Reads one counter from a snapshot.
+type Counter = fn(&Counters<'_>) -> u64;
 
-/// `netService(h, send: Uint8Array, sendLen, out: Uint8Array, maxDatagrams, stats: Float64Array) -> outLen`.
+/// The counters a service writes into its result array, in order: the name TypeScript shows
+/// them under (`mgr.stats.network`) and where each comes from.
+#[rustfmt::skip]
+const COUNTERS: &[(&str, Counter)] = &[
+    ("datagramsIn", |c| c.e.datagrams_in),
+    ("datagramsOut", |c| c.e.datagrams_out),
+    ("bytesIn", |c| c.e.bytes_in),
+    ("bytesOut", |c| c.e.bytes_out),
+    ("messagesSent", |c| c.e.messages_sent),
+    ("messagesDelivered", |c| c.e.messages_delivered),
+    ("retransmissions", |c| c.e.retransmissions),
+    ("fastRetransmits", |c| c.e.fast_retransmits),
+    ("rtoExpiries", |c| c.e.rto_expiries),
+    ("acksSent", |c| c.e.acks_sent),
+    ("pingsSent", |c| c.e.pings_sent),
+    ("connections", |c| c.e.connections),
+    ("droppedGarbled", |c| c.e.drop_garbled),
+    ("droppedStranger", |c| c.e.drop_stranger),
+    ("droppedWrongConnectionId", |c| c.e.drop_wrong_connection_id),
+    ("droppedBadCookie", |c| c.e.drop_bad_cookie),
+    ("droppedExpiredCookie", |c| c.e.drop_expired_cookie),
+    ("droppedDuplicate", |c| c.e.drop_duplicate),
+    ("droppedStale", |c| c.e.drop_stale),
+    ("droppedAbsurdFragment", |c| c.e.drop_absurd_fragment),
+    ("droppedPeerCap", |c| c.e.drop_peer_cap),
+    ("droppedReassemblyCap", |c| c.e.drop_reassembly_cap),
+    ("droppedEventBacklog", |c| c.e.drop_event_backlog),
+    ("droppedUnreliablePartial", |c| c.e.drop_unreliable_partial),
+    ("socketSendErrors", |c| c.send_errors),
+    ("conditionerLost", |c| c.cond.lost),
+    ("conditionerDuplicated", |c| c.cond.duplicated),
+    ("conditionerReordered", |c| c.cond.reordered),
+    ("peers", |c| c.peers),
+];
+
+/// Result slot: 1 while more events wait (call again with `sendLen` 0), else 0.
+const RESULT_MORE: usize = 0;
+/// Result slot: bytes of send entries left waiting at the front of the send buffer.
+const RESULT_KEPT: usize = 1;
+/// Result slot of the first counter.
+const RESULT_COUNTERS: usize = 2;
+/// Elements of the result array.
+const RESULT_LEN: usize = RESULT_COUNTERS + COUNTERS.len();
+
+/// `netService(h, send, sendLen, out, maxDatagrams, result) -> outLen`.
 ///
-/// Queues the packed messages in `send[0..sendLen]` (entries of u32 peer, u8
-/// channel, u8 reliability, u16 0, u32 length, then the bytes; little-endian),
-/// reads up to `maxDatagrams` datagrams, runs timers and sends what is due,
-/// then copies whole events into `out`. A refused entry comes back as a REJECTED
-/// event with its offset and why (1 window full, 2 unknown peer, 3 too large, 4
-/// other). After a code 1 or 2 every later entry to that peer in the batch is
-/// refused too (and not reported again), so order is kept. Returns the bytes written to `out`, or minus the size of
-/// the next event when `out` is empty and too small for it. `stats[0]` is 1
-/// when more events wait (call again with `sendLen` 0), then the counters.
+/// Hands the entries in `send[0..sendLen)` to the protocol (`net/batch.rs`), reads up to
+/// `maxDatagrams` datagrams, runs timers and sends what is due; then moves the entries left
+/// waiting to the front of `send` (their length goes in `result[1]`) and copies whole events
+/// into `out`: first what became of the batch (a pending event per peer in it, refusals), then
+/// the endpoint's. Returns the bytes written to `out`, or minus the size of the next event when
+/// `out` is empty and too small for it. `result[0]` is 1 while more events wait (call again with
+/// `sendLen` 0), then come the counters. `result[1]` is written whenever the batch was taken
+/// (even if the socket then fails), and left as it was if the call fails before.
 pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let (sp, slen) = env.get_bytes(arg(args, 1, "send")?, "send")?;
-    let send_len = env.get_uint(arg(args, 2, "sendLen")?, "sendLen", slen as f64)? as usize;
-    let (op, olen) = env.get_bytes(arg(args, 3, "out")?, "out")?;
+    let send = env.uint8_array(arg(args, 1, "send")?, "send")?;
+    let send_len = env.get_uint(arg(args, 2, "sendLen")?, "sendLen", send.len() as f64)? as usize;
+    let send = send.prefix(send_len);
+    let out = env.uint8_array(arg(args, 3, "out")?, "out")?;
     let max_datagrams = env.get_uint(arg(args, 4, "maxDatagrams")?, "maxDatagrams", 1e9)? as usize;
-    let (stp, stlen) = env.get_bytes(arg(args, 5, "stats")?, "stats")?;
-    if stlen < STAT_COUNT * 8 || !(stp as usize).is_multiple_of(8) {
-        return Err(JsError::arg(format!(
-            "stats must be a Float64Array of at least {STAT_COUNT}"
-        )));
-    }
-    // SAFETY: the three buffers are distinct typed arrays alive for this call;
-    // send is only read, out and stats only written, within their lengths.
-    let (send, out, stats) = unsafe {
-        (
-            std::slice::from_raw_parts(sp as *const u8, send_len),
-            std::slice::from_raw_parts_mut(op, olen),
-            std::slice::from_raw_parts_mut(stp as *mut f64, STAT_COUNT),
-        )
-    };
+    let result = env
+        .float64_array(arg(args, 5, "result")?, "result", RESULT_LEN)?
+        .prefix(RESULT_LEN);
+    check_disjoint(&[
+        ("send", send.byte_range()),
+        ("out", out.byte_range()),
+        ("result", result.byte_range()),
+    ])?;
+    // SAFETY: the three are typed arrays alive for this call, pairwise disjoint (checked), and
+    // nothing else reads or writes them during it (no JavaScript runs until it returns).
+    let (send, out, result) = unsafe { (send.as_mut_slice(), out.as_mut_slice(), result.as_mut_slice()) };
     let written = with_slot(env, arg(args, 0, "h")?, |s| {
         let now = now_ms();
         // Only a call that finds nothing left over runs the socket; the others hand out what is left.
         let fresh = !s.draining;
-        if fresh {
-            s.stage.clear();
-            s.cursor = 0;
-        }
         if !send.is_empty() {
-            queue_sends(s, now, send)?;
+            s.batch
+                .queue(now, s.driver.endpoint(), send)
+                .map_err(|e| JsError::arg(format!("send entry at {}: {}", e.at, e.what)))?;
         }
-        if fresh {
-            s.driver
-                .service(now, max_datagrams)
-                .map_err(|e| JsError::io("UDP socket", e))?;
+        let serviced = if fresh {
+            s.driver.service(now, max_datagrams).map(drop)
+        } else {
+            Ok(())
+        };
+        if !send.is_empty() {
+            result[RESULT_KEPT] = s.batch.settle(s.driver.endpoint(), send, &mut s.report) as f64;
         }
-        // Refusals of this batch first, then the endpoint's events, whole ones only.
-        let staged = (s.stage.len() - s.cursor) / REJECTED_LEN * REJECTED_LEN;
-        let take = staged.min(out.len() / REJECTED_LEN * REJECTED_LEN);
-        out[..take].copy_from_slice(&s.stage[s.cursor..s.cursor + take]);
-        s.cursor += take;
-        let mut w = take;
-        if s.cursor == s.stage.len() {
+        serviced.map_err(|e| JsError::io("UDP socket", e))?;
+        let mut w = s.report.drain_into(out);
+        if s.report.backlog() == 0 {
             w += s.driver.endpoint().drain_encoded(&mut out[w..]);
         }
-        let next = if s.cursor < s.stage.len() {
-            Some(REJECTED_LEN)
-        } else {
-            s.driver.endpoint().next_encoded_len()
-        };
+        let next = s.report.next_len().or_else(|| s.driver.endpoint().next_encoded_len());
         s.draining = next.is_some();
-        write_stats(s, stats);
+        write_counters(s, result);
         Ok(match next {
             // Nothing fits: the caller needs a buffer of at least this size.
             Some(n) if w == 0 => -(n as f64),
@@ -234,108 +330,90 @@ pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     env.double(written)
 }
 
-fn queue_sends(s: &mut Slot, now: u64, send: &[u8]) -> Result<()> {
-    let mut blocked: Vec<u32> = Vec::new();
-    let mut p = 0;
-    while p < send.len() {
-        if p + SEND_HEADER > send.len() {
-            return Err(JsError::arg(format!("send buffer ends inside an entry header at {p}")));
-        }
-        let peer = u32::from_le_bytes(send[p..p + 4].try_into().expect("4 bytes"));
-        let channel = send[p + 4];
-        let rel = Reliability::from_u8(send[p + 5])
-            .ok_or_else(|| JsError::arg(format!("bad reliability {} at {p}", send[p + 5])))?;
-        let len = u32::from_le_bytes(send[p + 8..p + 12].try_into().expect("4 bytes")) as usize;
-        let body = p + SEND_HEADER;
-        if body + len > send.len() {
-            return Err(JsError::arg(format!("send entry at {p} runs past the buffer")));
-        }
-        let refused = if blocked.contains(&peer) {
-            Some(SendError::WindowFull)
-        } else {
-            s.driver
-                .endpoint()
-                .send(now, peer, channel, rel, &send[body..body + len])
-                .err()
-        };
-        if let Some(e) = refused {
-            if blocked.contains(&peer) {
-                // Only the first refusal per peer is reported: every later entry to it is refused too.
-                p = body + len;
-                continue;
-            }
-            // A full window or a gone peer refuses every later entry to that peer as well (so
-            // order is kept); a message refused for itself (too large, bad channel) is alone.
-            if matches!(e, SendError::WindowFull | SendError::UnknownPeer) {
-                blocked.push(peer);
-            }
-            s.stage.push(EV_REJECTED);
-            put_u32(&mut s.stage, p as u32);
-            s.stage.push(match e {
-                SendError::WindowFull => 1,
-                SendError::UnknownPeer => 2,
-                SendError::TooLarge => 3,
-                SendError::BadChannel | SendError::PeerLimit => 4,
-            });
-        }
-        p = body + len;
-    }
-    Ok(())
-}
-
-fn write_stats(s: &mut Slot, st: &mut [f64]) {
-    st[0] = if s.draining { 1.0 } else { 0.0 };
+fn write_counters(s: &mut Slot, result: &mut [f64]) {
+    result[RESULT_MORE] = if s.draining { 1.0 } else { 0.0 };
     let send_errors = s.driver.send_errors();
-    let (lost, dup, reord) = s
-        .driver
-        .conditioner()
-        .map(|c| {
-            let cs = c.stats();
-            (cs.lost, cs.duplicated, cs.reordered)
-        })
-        .unwrap_or((0, 0, 0));
+    let cond = s.driver.conditioner().map(|c| c.stats().clone()).unwrap_or_default();
     let e = s.driver.endpoint();
-    let peers = e.peer_count() as u64;
-    let x = e.stats();
-    let vals = [
-        x.datagrams_in,
-        x.datagrams_out,
-        x.bytes_in,
-        x.bytes_out,
-        x.messages_sent,
-        x.messages_delivered,
-        x.retransmissions,
-        x.fast_retransmits,
-        x.rto_expiries,
-        x.acks_sent,
-        x.pings_sent,
-        x.connections,
-        x.drop_garbled,
-        x.drop_stranger,
-        x.drop_wrong_connection_id,
-        x.drop_bad_cookie,
-        x.drop_expired_cookie,
-        x.drop_duplicate,
-        x.drop_stale,
-        x.drop_absurd_fragment,
-        x.drop_peer_cap,
-        x.drop_reassembly_cap,
-        x.drop_event_backlog,
-        x.drop_unreliable_partial,
+    let c = Counters {
+        e: e.stats(),
         send_errors,
-        lost,
-        dup,
-        reord,
-        peers,
-    ];
-    for (i, v) in vals.iter().enumerate() {
-        st[i + 1] = *v as f64;
+        cond,
+        peers: e.peer_count() as u64,
+    };
+    for (i, (_, get)) in COUNTERS.iter().enumerate() {
+        result[RESULT_COUNTERS + i] = get(&c) as f64;
     }
 }
 
-/// `netClose(h)`: closes the socket (peers are not told; disconnect them first).
+/// `netClose(h)`: closes the socket (peers are not told; disconnect them first). Safe to
+/// call again, or from a finalizer after an explicit close: a closed handle is ignored.
 pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let h = env.get_uint(arg(args, 0, "h")?, "net handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| s.take(h));
+    let h = env.get_uint(arg(args, 0, "h")?, "net handle", MAX_HANDLE)?;
+    // A handle that is not open (closed already) is left alone: closing is idempotent.
+    drop(SLOTS.with(|s| s.take(h)));
     env.undefined()
+}
+
+/// An object of numbers by name.
+fn numbers(env: &Env, pairs: &[(&str, usize)]) -> Result<napi_value> {
+    let o = env.object()?;
+    for &(name, v) in pairs {
+        env.set(o, name, env.double(v as f64)?)?;
+    }
+    Ok(o)
+}
+
+fn strings(env: &Env, names: impl Iterator<Item = &'static str>) -> Result<napi_value> {
+    let items = names.map(|n| env.string(n)).collect::<Result<Vec<_>>>()?;
+    env.array(&items)
+}
+
+/// `netLayout() -> object`: every layout `netService` and its configuration share with
+/// JavaScript (see the module documentation), read once when the transport first loads.
+pub fn layout(env: &Env, _args: &[napi_value]) -> Result<napi_value> {
+    let o = env.object()?;
+    let evs = env.object()?;
+    for l in &events::LAYOUT {
+        let mut pairs = vec![("tag", l.tag as usize), ("fixed", l.fixed)];
+        pairs.extend_from_slice(l.fields);
+        env.set(evs, l.name, numbers(env, &pairs)?)?;
+    }
+    env.set(o, "events", evs)?;
+    env.set(o, "reliableBit", env.double(events::RELIABLE_BIT as f64)?)?;
+    env.set(o, "disconnectReasons", strings(env, DISCONNECT_REASONS.into_iter())?)?;
+    env.set(o, "refusalReasons", strings(env, REFUSAL_REASONS.into_iter())?)?;
+    let send = numbers(
+        env,
+        &[
+            ("header", ENTRY_HEADER),
+            ("peer", ENTRY_PEER),
+            ("channel", ENTRY_CHANNEL),
+            ("reliability", ENTRY_RELIABILITY),
+            ("flags", ENTRY_FLAGS),
+            ("length", ENTRY_LENGTH),
+            ("control", FLAG_CONTROL as usize),
+        ],
+    )?;
+    env.set(o, "send", send)?;
+    env.set(
+        o,
+        "reliabilities",
+        strings(env, Reliability::ALL.iter().map(|r| r.name()))?,
+    )?;
+    env.set(o, "channels", env.double(CHANNELS as f64)?)?;
+    let result = numbers(
+        env,
+        &[
+            ("more", RESULT_MORE),
+            ("kept", RESULT_KEPT),
+            ("counters", RESULT_COUNTERS),
+            ("length", RESULT_LEN),
+        ],
+    )?;
+    env.set(o, "result", result)?;
+    env.set(o, "counters", strings(env, COUNTERS.iter().map(|c| c.0))?)?;
+    env.set(o, "config", strings(env, CONFIG.iter().map(|c| c.0))?)?;
+    env.set(o, "conditioner", strings(env, CONDITIONER.iter().map(|c| c.0))?)?;
+    Ok(o)
 }

@@ -4,10 +4,17 @@
 //! calls only move the positions (claim/commit, poll/release) and handle
 //! fragmented messages, once per batch. Results that are more than one number
 //! go into a caller-registered `Float64Array` (`out`), so no call allocates.
+//!
+//! A handle keeps raw pointers into two JavaScript buffers between calls (the
+//! region and `out`). References keep the buffers alive, and the pointers are
+//! used only after checking the memory is still there (a transferred
+//! `ArrayBuffer` keeps its object but loses its memory): `out` right before a
+//! result is written to it, the region at the start of every call unless it
+//! is one of the addon's own shared-memory mappings, which JavaScript cannot
+//! detach (see `shm.rs`).
 
-use std::ptr;
-
-use super::handles::Handles;
+use super::buf::Mem;
+use super::handles::{Handles, MAX_HANDLE};
 use super::sys::*;
 use super::{arg, Env, JsError, Result};
 use crate::ring::{Consumer, Polled, Producer, Ring, RingError};
@@ -21,8 +28,45 @@ struct Slot {
     side: Side,
     /// Keeps the region's ArrayBuffer and the `out` array alive while the handle is open.
     refs: [napi_ref; 2],
-    out: *mut f64,
+    region: Mem<u8>,
+    /// Whether the region could be detached (it is not one of the addon's mappings).
+    detachable: bool,
+    out: Mem<f64>,
 }
+
+impl Slot {
+    /// Fails when the region could have been detached and no longer has the memory this handle
+    /// points into. (The referenced values were checked to be an ArrayBuffer and a Float64Array at
+    /// open, and a value's type never changes: only its memory can go, so only where it is now is
+    /// asked.)
+    fn check_region(&self, env: &Env) -> Result<()> {
+        if self.detachable && env.arraybuffer_memory(env.deref(self.refs[0])?)? != self.region.byte_range() {
+            return Err(JsError::arg(
+                "the ring's region was detached or replaced; close the handle",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `out[i] = v` for each pair, after checking `out` still has its memory. Only the
+    /// calls that have a result to give pay for the check.
+    fn write_out(&self, env: &Env, vals: &[(usize, f64)]) -> Result<()> {
+        let (out, len) = env.typedarray_memory(env.deref(self.refs[1])?)?;
+        if out != self.out.as_ptr() as usize || len < OUT_LEN {
+            return Err(JsError::arg("the ring's out array was detached; close the handle"));
+        }
+        for &(i, v) in vals {
+            assert!(i < OUT_LEN, "ring glue bug: out[{i}]");
+            // SAFETY: out holds at least OUT_LEN f64s (checked at open and just now: it is still
+            // attached, at the same address), kept alive by refs[1]; it lies outside the region.
+            unsafe { self.out.as_ptr().add(i).write(v) };
+        }
+        Ok(())
+    }
+}
+
+/// Elements of `out` a handle writes.
+const OUT_LEN: usize = 4;
 
 thread_local! {
     static SLOTS: Handles<Slot> = const { Handles::new() };
@@ -32,13 +76,15 @@ fn ring_err(e: RingError) -> JsError {
     JsError::new("ERR_TSAGE_RING", e.to_string())
 }
 
+/// Runs `f` on an open handle whose buffers are still attached.
 fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    let h = env.get_uint(h, "ring handle", u32::MAX as f64)? as usize;
-    SLOTS.with(|s| s.with(h, "ring", f))
-}
-
-fn region(env: &Env, v: napi_value) -> Result<(*mut u8, usize)> {
-    env.get_bytes(v, "region")
+    let h = env.get_uint(h, "ring handle", MAX_HANDLE)?;
+    SLOTS.with(|s| {
+        s.with(h, "ring", |slot| {
+            slot.check_region(env)?;
+            f(slot)
+        })
+    })
 }
 
 /// `ringRegionLen(capacity) -> number`: bytes a region needs for a ring of this capacity.
@@ -49,49 +95,61 @@ pub fn region_len(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 
 /// `ringInit(region, capacity, maxRecord)`: lays out a fresh ring in a region (version written last).
 pub fn init(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let (base, len) = region(env, arg(args, 0, "region")?)?;
+    let region = env.array_buffer(arg(args, 0, "region")?, "region")?;
     let cap = env.get_uint(arg(args, 1, "capacity")?, "capacity", (1u64 << 39) as f64)? as usize;
     let max_record = env.get_uint(arg(args, 2, "maxRecord")?, "maxRecord", (1u64 << 30) as f64)? as usize;
-    // SAFETY: base..base+len is the ArrayBuffer's memory, alive for this call; the
+    // SAFETY: the region is the ArrayBuffer's memory, alive for this call; the
     // ring is only laid out here, and the Ring value is dropped before returning.
-    unsafe { Ring::init(base, len, cap, max_record) }.map_err(ring_err)?;
+    unsafe { Ring::init(region.as_ptr(), region.len(), cap, max_record) }.map_err(ring_err)?;
     env.undefined()
 }
 
 /// `ringOpen(region, role, out, maxMessage) -> handle`: role 0 = producer, 1 = consumer.
 pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let buf = arg(args, 0, "region")?;
-    let (base, len) = region(env, buf)?;
+    let region = env.array_buffer(buf, "region")?;
     let role = env.get_uint(arg(args, 1, "role")?, "role", 1.0)?;
     let out_v = arg(args, 2, "out")?;
-    let (out, out_len) = env.get_bytes(out_v, "out")?;
-    if out_len < 4 * 8 || !(out as usize).is_multiple_of(8) {
-        return Err(JsError::arg("out must be a Float64Array of at least 4 elements"));
+    let out = env.float64_array(out_v, "out", OUT_LEN)?;
+    if out.overlaps(&region) {
+        return Err(JsError::arg("out must not lie inside the region"));
     }
     let max_message = env.get_uint(arg(args, 3, "maxMessage")?, "maxMessage", u32::MAX as f64)? as usize;
     // SAFETY: the region ArrayBuffer is kept alive by the reference taken below
-    // until ringClose; JavaScript touches the shared bytes only in claimed or
-    // polled spans, as the ring protocol requires.
-    let ring = unsafe { Ring::attach(base, len) }.map_err(ring_err)?;
+    // until ringClose, and every later call checks it is still attached before
+    // the ring touches it. The ring reads and writes it only through atomics
+    // and raw copies (never a Rust reference), and expects the other process
+    // (and JavaScript) to write any of it at any time.
+    let ring = unsafe { Ring::attach(region.as_ptr(), region.len()) }.map_err(ring_err)?;
     let side = if role == 0 {
         Side::Producer(Producer::new(ring).map_err(ring_err)?)
     } else {
         Side::Consumer(Consumer::new(ring, max_message).map_err(ring_err)?)
     };
-    let mut refs = [ptr::null_mut(); 2];
-    for (i, v) in [buf, out_v].into_iter().enumerate() {
-        // SAFETY: live env and handle; refs[i] is a valid out pointer.
-        let st = unsafe { napi_create_reference(env.0, v, 1, &mut refs[i]) };
-        if st != NAPI_OK {
-            return Err(JsError::new("ERR_TSAGE_NAPI", "napi_create_reference failed"));
+    let first = env.reference(buf)?;
+    let second = match env.reference(out_v) {
+        Ok(r) => r,
+        Err(e) => {
+            // The first reference must not outlive a handle that was never made.
+            env.unref(first);
+            return Err(e);
         }
-    }
+    };
     let slot = Slot {
         side,
-        refs,
-        out: out as *mut f64,
+        refs: [first, second],
+        region,
+        detachable: !super::shm::is_mapping(region.byte_range()),
+        out,
     };
-    let h = SLOTS.with(|s| s.insert(slot));
+    let h = match SLOTS.with(|s| s.insert(slot)) {
+        Ok(h) => h,
+        Err(e) => {
+            env.unref(first);
+            env.unref(second);
+            return Err(e);
+        }
+    };
     env.double(h as f64)
 }
 
@@ -107,11 +165,6 @@ fn consumer(slot: &mut Slot) -> Result<&mut Consumer> {
         Side::Consumer(c) => Ok(c),
         Side::Producer(_) => Err(JsError::arg("ring handle is a producer, not a consumer")),
     }
-}
-
-fn set_out(slot: &Slot, i: usize, v: f64) {
-    // SAFETY: out points to at least 4 f64s (checked at open), kept alive by refs[1].
-    unsafe { slot.out.add(i).write(v) };
 }
 
 /// `ringCommitClaim(h, used, min, publish) -> boolean`: commits `used` bytes
@@ -134,8 +187,7 @@ pub fn commit_claim(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         }
         match p.claim(min).map_err(ring_err)? {
             Some((off, len)) => {
-                set_out(slot, 0, off as f64);
-                set_out(slot, 1, len as f64);
+                slot.write_out(env, &[(0, off as f64), (1, len as f64)])?;
                 Ok(true)
             }
             None => Ok(false),
@@ -148,11 +200,15 @@ pub fn commit_claim(env: &Env, args: &[napi_value]) -> Result<napi_value> {
 /// a large message as fits now, as fragment records, and publishes.
 pub fn write_fragments(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let kind = env.get_uint(arg(args, 1, "kind")?, "kind", u32::MAX as f64)? as u32;
-    let (data, len) = env.get_bytes(arg(args, 2, "data")?, "data")?;
+    let data = env.uint8_array(arg(args, 2, "data")?, "data")?;
     let progress = env.get_uint(arg(args, 3, "progress")?, "progress", u32::MAX as f64)? as usize;
     let p = with_slot(env, arg(args, 0, "h")?, |slot| {
-        // SAFETY: data..data+len is the typed array's memory, alive for this call and not shared.
-        let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
+        if data.overlaps(&slot.region) {
+            return Err(JsError::arg("data must not lie inside the ring's region"));
+        }
+        // SAFETY: data is the typed array's memory, alive for this call; it lies outside the
+        // region (checked), the only memory the producer writes, so it is not written meanwhile.
+        let bytes = unsafe { data.as_slice() };
         producer(slot)?.write_fragments(kind, bytes, progress).map_err(ring_err)
     })?;
     env.double(p as f64)
@@ -169,10 +225,9 @@ pub fn release_poll(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         c.release(released).map_err(ring_err)?;
         let polled = c.poll().map_err(ring_err)?;
         if let Polled::Records { offset, len } = polled {
-            set_out(slot, 0, offset as f64);
-            set_out(slot, 1, len as f64);
+            slot.write_out(env, &[(0, offset as f64), (1, len as f64)])?;
         } else if let Polled::Message { kind, .. } = polled {
-            set_out(slot, 2, kind as f64);
+            slot.write_out(env, &[(2, kind as f64)])?;
         }
         Ok(polled)
     })?;
@@ -208,14 +263,14 @@ pub fn sync(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     env.undefined()
 }
 
-/// `ringClose(h)`: forgets a handle and lets its region be collected.
+/// `ringClose(h)`: forgets a handle and lets its region be collected. Safe to call
+/// again, or from a finalizer after an explicit close: a closed handle is ignored.
 pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
-    let h = env.get_uint(arg(args, 0, "h")?, "ring handle", u32::MAX as f64)? as usize;
-    let slot = SLOTS.with(|s| s.take(h));
-    if let Some(slot) = slot {
+    let h = env.get_uint(arg(args, 0, "h")?, "ring handle", MAX_HANDLE)?;
+    // A handle that is not open (closed already) is left alone: closing is idempotent.
+    if let Some(slot) = SLOTS.with(|s| s.take(h)) {
         for r in slot.refs {
-            // SAFETY: r was created by napi_create_reference in this env and is deleted once.
-            unsafe { napi_delete_reference(env.0, r) };
+            env.unref(r);
         }
     }
     env.undefined()

@@ -1,10 +1,51 @@
 //! Exports for anonymous shared memory ([`crate::shm`]).
+//!
+//! Each mapping goes to JavaScript as an external ArrayBuffer, which JavaScript
+//! cannot detach (Node copies such a buffer rather than transfer it), so its
+//! memory stays put until the buffer is collected. The addon keeps a list of
+//! its live mappings ([`is_mapping`]) so that the ring calls know a region is
+//! one of them and need not check on every call that it is still attached.
 
+use std::cell::RefCell;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
 use crate::shm::{Region, MAX_REGION_LEN};
+
+thread_local! {
+    /// `(start, end)` of every mapping handed to JavaScript and not yet collected.
+    static MAPPINGS: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A mapping JavaScript holds: listed in [`MAPPINGS`] until its ArrayBuffer is collected.
+struct Mapped(Region);
+
+impl Mapped {
+    fn new(region: Region) -> Box<Self> {
+        let start = region.as_ptr() as usize;
+        MAPPINGS.with(|m| m.borrow_mut().push((start, start + region.len())));
+        Box::new(Mapped(region))
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        let start = self.0.as_ptr() as usize;
+        let range = (start, start + self.0.len());
+        MAPPINGS.with(|m| {
+            let mut m = m.borrow_mut();
+            if let Some(i) = m.iter().position(|&r| r == range) {
+                m.swap_remove(i);
+            }
+        });
+    }
+}
+
+/// Whether `range` is exactly one of the live mappings this addon handed to JavaScript.
+pub fn is_mapping(range: (usize, usize)) -> bool {
+    MAPPINGS.with(|m| m.borrow().contains(&range))
+}
 
 /// `shmCreate(len) -> { buffer: ArrayBuffer, fd: number }`: a new region
 /// mapped as an external ArrayBuffer (unmapped when it is collected) and its
@@ -18,7 +59,7 @@ pub fn create(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let fd = region.take_fd().expect("a new region owns its fd").into_raw_fd();
     let ptr = region.as_ptr();
     let obj = env.object()?;
-    let buffer = match env.external_arraybuffer(ptr, len, Box::new(region)) {
+    let buffer = match env.external_arraybuffer(ptr, len, Mapped::new(region)) {
         Ok(b) => b,
         Err(e) => {
             // SAFETY: fd was just taken out of the region and nothing else owns it.
@@ -39,11 +80,15 @@ pub fn map(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     if len == 0 {
         return Err(JsError::arg("len must be at least 1 byte"));
     }
-    // SAFETY: the JavaScript side reads and writes this memory only through the
-    // ring protocol and Atomics, as Region::map requires.
+    // SAFETY: no Rust reference to this memory is ever formed, as Region::map
+    // requires: it goes to JavaScript as an external ArrayBuffer, whose plain
+    // typed-array loads and stores are defined even while another process
+    // writes the same bytes (a racing read may see a mix of old and new bytes,
+    // which the ring protocol and its readers' checks must and do allow for),
+    // and native code reaches it only through `ring`, with atomics and raw copies.
     let region = unsafe { Region::map(fd, len) }.map_err(|e| JsError::io("mmap", e))?;
     let ptr = region.as_ptr();
-    env.external_arraybuffer(ptr, len, Box::new(region))
+    env.external_arraybuffer(ptr, len, Mapped::new(region))
 }
 
 /// `closeFd(fd)`: closes a descriptor returned by `shmCreate` or inherited.

@@ -36,9 +36,33 @@ pub type napi_finalize = unsafe extern "C" fn(env: napi_env, data: *mut c_void, 
 pub const NAPI_OK: napi_status = 0;
 pub const NAPI_AUTO_LENGTH: usize = usize::MAX;
 
-/// `napi_typedarray_type` values used here.
+/// `napi_typedarray_type` values, in the order of `node_api_types.h`
+/// (`napi_float16_array` = 11 exists from Node 24 on).
+pub const NAPI_TYPEDARRAY_NAMES: [&str; 12] = [
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float32Array",
+    "Float64Array",
+    "BigInt64Array",
+    "BigUint64Array",
+    "Float16Array",
+];
 pub const NAPI_UINT8_ARRAY: i32 = 1;
-pub const NAPI_INT32_ARRAY: i32 = 5;
+pub const NAPI_FLOAT64_ARRAY: i32 = 8;
+
+/// `napi_valuetype` values.
+pub type napi_valuetype = i32;
+pub const NAPI_UNDEFINED: napi_valuetype = 0;
+pub const NAPI_NULL: napi_valuetype = 1;
+pub const NAPI_BOOLEAN: napi_valuetype = 2;
+pub const NAPI_NUMBER: napi_valuetype = 3;
+pub const NAPI_STRING: napi_valuetype = 4;
+pub const NAPI_OBJECT: napi_valuetype = 6;
 
 extern "C" {
     pub fn napi_create_function(
@@ -117,6 +141,20 @@ extern "C" {
     ) -> napi_status;
     pub fn napi_is_typedarray(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     pub fn napi_is_arraybuffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    pub fn napi_is_dataview(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    pub fn napi_typeof(env: napi_env, value: napi_value, result: *mut napi_valuetype) -> napi_status;
+    pub fn napi_get_named_property(
+        env: napi_env,
+        object: napi_value,
+        utf8name: *const c_char,
+        result: *mut napi_value,
+    ) -> napi_status;
+    pub fn napi_get_property_names(env: napi_env, object: napi_value, result: *mut napi_value) -> napi_status;
+    pub fn napi_get_array_length(env: napi_env, value: napi_value, result: *mut u32) -> napi_status;
+    pub fn napi_get_element(env: napi_env, object: napi_value, index: u32, result: *mut napi_value) -> napi_status;
+    pub fn napi_create_array_with_length(env: napi_env, length: usize, result: *mut napi_value) -> napi_status;
+    pub fn napi_set_element(env: napi_env, object: napi_value, index: u32, value: napi_value) -> napi_status;
+    pub fn napi_get_reference_value(env: napi_env, reference: napi_ref, result: *mut napi_value) -> napi_status;
     pub fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
     pub fn napi_throw(env: napi_env, error: napi_value) -> napi_status;
     pub fn napi_create_reference(

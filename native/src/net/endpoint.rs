@@ -1,49 +1,14 @@
-//! The endpoint: peer table, stateless-cookie handshake, dispatch of incoming
+//! The endpoint: the peer table, the link below the peers, dispatch of incoming
 //! datagrams, timers, and the caller-facing send/poll API.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use super::channel::Events;
-use super::cookie::CookieKey;
-use super::packet::{
-    put_prefix, rd16, rd32, rd64, DataHeader, DATA_HEADER_LEN, HANDSHAKE_LEN, PREFIX_LEN, PROTOCOL_VERSION, T_ACCEPT,
-    T_ACK, T_CONNECT, T_COOKIE, T_DATA, T_DISCONNECT, T_HELLO, T_REJECT,
-};
-use super::peer::{Ctx, Peer, State};
+use super::events::{EventRef, Events};
+use super::link::{Cx, Input, Link, Tick};
+use super::outbox::Outbox;
 use super::rng::Rng;
+use super::table::{Entry, Table};
 use super::{Config, DisconnectReason, Event, PeerId, Reliability, SendError, Stats, CHANNELS};
-
-/// Stateless replies are skipped while this many datagrams wait to be sent.
-const MAX_PENDING_REPLIES: usize = 65_536;
-
-/// A borrowed view of an event, for zero-allocation draining.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventRef<'a> {
-    /// See [`Event::Connected`].
-    Connected {
-        /// The new peer.
-        peer: PeerId,
-        /// Its address.
-        addr: SocketAddr,
-    },
-    /// See [`Event::Disconnected`].
-    Disconnected {
-        /// The peer that left.
-        peer: PeerId,
-        /// Why.
-        reason: DisconnectReason,
-    },
-    /// See [`Event::Message`]; `data` is valid only during the callback.
-    Message {
-        /// Sender.
-        peer: PeerId,
-        /// Channel.
-        channel: u8,
-        /// Payload.
-        data: &'a [u8],
-    },
-}
 
 /// A snapshot of one peer's transport state.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,35 +40,36 @@ pub struct PeerInfo {
 pub struct Endpoint {
     cfg: Config,
     rng: Rng,
-    key: CookieKey,
-    peers: Vec<Option<Box<Peer>>>,
-    free: Vec<PeerId>,
-    by_addr: HashMap<SocketAddr, PeerId>,
-    count: usize,
-    out: VecDeque<(SocketAddr, Vec<u8>)>,
-    pool: Vec<Vec<u8>>,
+    link: Link,
+    table: Table,
+    out: Outbox,
     events: Events,
-    stats: Stats,
+}
+
+/// Seals what a peer just queued: the link frames it for that peer's session and address.
+/// (On the per-message path: one comparison unless a datagram was finished.)
+#[inline]
+fn seal(link: &Link, e: &Entry, out: &mut Outbox) {
+    if out.has_unsealed() {
+        out.seal(e.addr, |dg| link.frame(&e.session, dg));
+    }
 }
 
 impl Endpoint {
     /// Creates an endpoint. `seed` feeds connection ids, nonces and the cookie
     /// secret: pass a fresh random value in production, a fixed one in tests.
     pub fn new(config: Config, seed: u64) -> Self {
+        let cfg = config.sanitized();
         let mut rng = Rng::new(seed);
-        let key = CookieKey::new(rng.next_u64(), rng.next_u64());
+        let link = Link::plain(&mut rng);
+        let out = Outbox::new(cfg.mtu, link.headroom(), link.tailroom());
         Endpoint {
-            cfg: config.sanitized(),
+            cfg,
             rng,
-            key,
-            peers: Vec::new(),
-            free: Vec::new(),
-            by_addr: HashMap::new(),
-            count: 0,
-            out: VecDeque::new(),
-            pool: Vec::new(),
+            link,
+            table: Table::default(),
+            out,
             events: Events::default(),
-            stats: Stats::default(),
         }
     }
 
@@ -112,54 +78,10 @@ impl Endpoint {
         &self.cfg
     }
 
-    fn parts(&mut self) -> (&mut Vec<Option<Box<Peer>>>, Ctx<'_>) {
-        (
-            &mut self.peers,
-            Ctx {
-                cfg: &self.cfg,
-                stats: &mut self.stats,
-                events: &mut self.events,
-                pool: &mut self.pool,
-                out: &mut self.out,
-            },
-        )
-    }
-
-    fn peer(&self, id: PeerId) -> Option<&Peer> {
-        self.peers.get(id as usize)?.as_deref()
-    }
-
-    fn conn_id(&mut self) -> u32 {
-        loop {
-            let v = self.rng.next_u32();
-            if v != 0 {
-                return v;
-            }
-        }
-    }
-
-    fn add_peer(&mut self, addr: SocketAddr, nonce: u64, state: State, now: u64) -> PeerId {
-        let local = self.conn_id();
-        let id = self.free.pop().unwrap_or_else(|| {
-            self.peers.push(None);
-            (self.peers.len() - 1) as PeerId
-        });
-        self.peers[id as usize] = Some(Box::new(Peer::new(id, addr, local, nonce, state, now)));
-        self.by_addr.insert(addr, id);
-        self.count += 1;
-        id
-    }
-
     fn remove_peer(&mut self, id: PeerId, reason: DisconnectReason) {
-        let Some(p) = self.peers.get_mut(id as usize).and_then(Option::take) else {
-            return;
-        };
-        if self.by_addr.get(&p.addr) == Some(&id) {
-            self.by_addr.remove(&p.addr);
+        if self.table.remove(id).is_some() {
+            self.events.push_disconnected(id, reason);
         }
-        self.free.push(id);
-        self.count -= 1;
-        self.events.push_disconnected(id, reason);
     }
 
     // ------------------------------------------------------------------ caller API
@@ -168,41 +90,27 @@ impl Endpoint {
     /// `Event::Connected` follows once the handshake completes; messages sent
     /// before then are queued.
     pub fn connect(&mut self, now: u64, addr: SocketAddr) -> Result<PeerId, SendError> {
-        if let Some(&id) = self.by_addr.get(&addr) {
+        if let Some(id) = self.table.find(addr) {
             return Ok(id);
         }
-        if self.count >= self.cfg.max_peers {
+        if self.table.len() >= self.cfg.max_peers {
             return Err(SendError::PeerLimit);
         }
-        let nonce = self.rng.next_u64();
-        let state = State::Connecting {
-            started: now,
-            last_sent: now,
-            cookie: None,
-        };
-        let id = self.add_peer(addr, nonce, state, now);
-        let (peers, mut ctx) = self.parts();
-        if let Some(p) = peers[id as usize].as_deref() {
-            send_hello(p, &mut ctx);
-        }
-        Ok(id)
+        let session = self.link.start(now, addr, &mut self.rng, &mut self.out);
+        Ok(self.table.add(addr, session, now))
     }
 
     /// Closes a connection: flushes what the windows allow, sends a disconnect
     /// packet (twice) and forgets the peer. Unacknowledged data may be lost.
     /// Emits `Disconnected { Local }`.
     pub fn disconnect(&mut self, now: u64, peer: PeerId) {
-        let (peers, mut ctx) = self.parts();
-        let Some(p) = peers.get_mut(peer as usize).and_then(|p| p.as_deref_mut()) else {
+        let Some(e) = self.table.get_mut(peer) else {
             return;
         };
-        if p.is_connected() {
-            p.flush(now, &mut ctx);
-            for _ in 0..2 {
-                let mut b = ctx.buf();
-                put_prefix(&mut b, T_DISCONNECT, 0, p.remote_conn);
-                ctx.send(p.addr, b);
-            }
+        if e.session.is_connected() {
+            e.peer.flush(now, &self.cfg, &mut self.out);
+            seal(&self.link, e, &mut self.out);
+            self.link.goodbye(&e.session, e.addr, &mut self.out);
         }
         self.remove_peer(peer, DisconnectReason::Local);
     }
@@ -224,33 +132,36 @@ impl Endpoint {
         if payload.len() > self.cfg.max_message_size {
             return Err(SendError::TooLarge);
         }
-        let (peers, mut ctx) = self.parts();
-        let p = peers
-            .get_mut(peer as usize)
-            .and_then(|p| p.as_deref_mut())
-            .ok_or(SendError::UnknownPeer)?;
-        p.queue_message(now, rel, channel, payload, &mut ctx)?;
-        ctx.stats.messages_sent += 1;
+        let e = self.table.get_mut(peer).ok_or(SendError::UnknownPeer)?;
+        let linked = e.session.is_connected();
+        let r = e
+            .peer
+            .queue_message(now, rel, channel, payload, linked, &self.cfg, &mut self.out);
+        seal(&self.link, e, &mut self.out);
+        r?;
+        self.out.stats.messages_sent += 1;
         Ok(())
     }
 
     /// Whether `send` to `peer` would currently accept a message.
     pub fn can_send(&self, peer: PeerId) -> bool {
-        self.peer(peer)
-            .is_some_and(|p| p.queued_bytes() < self.cfg.max_queued_bytes)
+        self.table
+            .get(peer)
+            .is_some_and(|e| e.peer.queued_bytes() < self.cfg.max_queued_bytes)
     }
 
     /// Bytes queued and not yet sent to `peer`.
     pub fn queued_bytes(&self, peer: PeerId) -> Option<usize> {
-        self.peer(peer).map(Peer::queued_bytes)
+        self.table.get(peer).map(|e| e.peer.queued_bytes())
     }
 
     /// Transport state of one peer.
     pub fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
-        let p = self.peer(peer)?;
+        let e = self.table.get(peer)?;
+        let p = &e.peer;
         Some(PeerInfo {
-            addr: p.addr,
-            connected: p.is_connected(),
+            addr: e.addr,
+            connected: e.session.is_connected(),
             srtt_ms: p.srtt(),
             rto_ms: p.rto(&self.cfg),
             queued_bytes: p.queued_bytes(),
@@ -262,22 +173,33 @@ impl Endpoint {
 
     /// Address of a peer.
     pub fn peer_addr(&self, peer: PeerId) -> Option<SocketAddr> {
-        self.peer(peer).map(|p| p.addr)
+        self.table.get(peer).map(|e| e.addr)
+    }
+
+    /// A number unique to this peer for the endpoint's lifetime: unlike its id, never
+    /// reused, so it tells a peer from a later one that got the same id.
+    pub fn peer_serial(&self, peer: PeerId) -> Option<u64> {
+        self.table.get(peer).map(|e| e.serial)
+    }
+
+    /// One past the highest peer id given out so far (every id ever returned is below it).
+    pub fn peer_id_bound(&self) -> PeerId {
+        self.table.id_bound()
     }
 
     /// Ids of all peers (connecting or connected).
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
-        self.peers.iter().flatten().map(|p| p.id)
+        self.table.iter().map(|e| e.id)
     }
 
     /// Number of peers (connecting or connected).
     pub fn peer_count(&self) -> usize {
-        self.count
+        self.table.len()
     }
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.out.stats
     }
 
     /// Datagrams waiting in [`poll_transmit`](Self::poll_transmit).
@@ -292,21 +214,19 @@ impl Endpoint {
 
     /// Next datagram to send. Hand the buffer back with [`recycle`](Self::recycle) to avoid allocation.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.out.pop_front()
+        self.out.pop()
     }
 
     /// Returns a buffer obtained from `poll_transmit` for reuse.
     pub fn recycle(&mut self, buf: Vec<u8>) {
-        if self.pool.len() < 4096 && buf.capacity() >= self.cfg.mtu && buf.capacity() <= 1 << 16 {
-            self.pool.push(buf);
-        }
+        self.out.recycle(buf);
     }
 
     /// Passes every pending datagram to `f` and recycles the buffers.
     pub fn drain_transmits(&mut self, mut f: impl FnMut(SocketAddr, &[u8])) {
-        while let Some((addr, buf)) = self.out.pop_front() {
+        while let Some((addr, buf)) = self.out.pop() {
             f(addr, &buf);
-            self.recycle(buf);
+            self.out.recycle(buf);
         }
     }
 
@@ -331,7 +251,7 @@ impl Endpoint {
     }
 
     /// Copies as many whole pending events as fit into `out`, in the encoded layout
-    /// (see `docs/net-protocol.md`), and returns the bytes written.
+    /// (see `events.rs` and `docs/net-protocol.md`), and returns the bytes written.
     pub fn drain_encoded(&mut self, out: &mut [u8]) -> usize {
         self.events.drain_into(out)
     }
@@ -344,48 +264,23 @@ impl Endpoint {
     /// Runs timers (handshake resend, timeout, loss detection, retransmission,
     /// acks, keepalive) and packs queued messages into datagrams.
     pub fn update(&mut self, now: u64) {
-        for i in 0..self.peers.len() {
-            let (peers, mut ctx) = self.parts();
-            let Some(p) = peers[i].as_deref_mut() else {
+        for id in 0..self.table.id_bound() {
+            let Some(e) = self.table.get_mut(id) else {
                 continue;
             };
-            let gone = match p.state {
-                State::Connecting {
-                    started,
-                    last_sent,
-                    cookie,
-                } => {
-                    if now.saturating_sub(started) >= ctx.cfg.timeout_ms {
-                        true
-                    } else {
-                        if now.saturating_sub(last_sent) >= ctx.cfg.rto_initial_ms {
-                            let fresh = cookie.filter(|c| now.saturating_sub(c.2) < ctx.cfg.cookie_lifetime_ms / 2);
-                            p.state = State::Connecting {
-                                started,
-                                last_sent: now,
-                                cookie: fresh,
-                            };
-                            if fresh.is_some() {
-                                send_connect(p, &mut ctx);
-                            } else {
-                                send_hello(p, &mut ctx);
-                            }
-                        }
-                        false
-                    }
-                }
-                State::Connected => {
-                    if now.saturating_sub(p.last_recv) >= ctx.cfg.timeout_ms {
-                        true
-                    } else {
-                        p.on_timers(now, &mut ctx);
-                        p.flush(now, &mut ctx);
-                        false
-                    }
+            let gone = match self.link.tick(now, &mut e.session, e.addr, &self.cfg, &mut self.out) {
+                Tick::Connecting => false,
+                Tick::Failed => true,
+                Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => true,
+                Tick::Connected => {
+                    e.peer.on_timers(now, &self.cfg, &mut self.out);
+                    e.peer.flush(now, &self.cfg, &mut self.out);
+                    seal(&self.link, e, &mut self.out);
+                    false
                 }
             };
             if gone {
-                self.remove_peer(i as PeerId, DisconnectReason::Timeout);
+                self.remove_peer(id, DisconnectReason::Timeout);
             }
         }
     }
@@ -395,267 +290,51 @@ impl Endpoint {
     /// Feeds one received datagram. Never panics; anything malformed or unexpected
     /// is dropped and counted in [`Stats`].
     pub fn handle_datagram(&mut self, now: u64, from: SocketAddr, b: &[u8]) {
-        self.stats.datagrams_in += 1;
-        self.stats.bytes_in += b.len() as u64;
-        let (Some(&ty), Some(conn)) = (b.first(), rd32(b, 2)) else {
-            self.stats.drop_garbled += 1;
-            return;
+        self.out.stats.datagrams_in += 1;
+        self.out.stats.bytes_in += b.len() as u64;
+        let mut cx = Cx {
+            cfg: &self.cfg,
+            out: &mut self.out,
+            rng: &mut self.rng,
         };
-        match ty {
-            T_HELLO => self.on_hello(now, from, b),
-            T_COOKIE => self.on_cookie(now, from, b),
-            T_CONNECT => self.on_connect(now, from, b),
-            T_ACCEPT => self.on_accept(now, from, conn, b),
-            T_REJECT => {
-                let Some(id) = self.connecting_peer(from, conn, b) else {
-                    return;
-                };
-                self.remove_peer(id, DisconnectReason::Refused);
+        let known = self
+            .table
+            .find(from)
+            .and_then(|id| self.table.get_mut(id))
+            .map(|e| (e.id, &mut e.session));
+        match self.link.input(now, from, b, known, &mut cx) {
+            Input::Done => {}
+            Input::Payload(peer, payload) => {
+                let Some(e) = self.table.get_mut(peer) else { return };
+                e.last_recv = now;
+                e.peer
+                    .on_payload(now, &payload, &self.cfg, &mut self.out, &mut self.events);
+                seal(&self.link, e, &mut self.out);
             }
-            T_DATA | T_ACK => {
-                let Some(h) = DataHeader::parse(b) else {
-                    self.stats.drop_garbled += 1;
+            Input::Incoming { session, replaces } => {
+                if let Some(old) = replaces {
+                    self.remove_peer(old, DisconnectReason::Remote);
+                }
+                if self.table.len() >= self.cfg.max_peers {
+                    self.out.stats.drop_peer_cap += 1;
+                    self.link.refuse(&session, from, &mut self.out);
                     return;
-                };
-                let Some(id) = self.connected_peer(from, conn) else {
-                    return;
-                };
-                let (peers, mut ctx) = self.parts();
-                let Some(p) = peers[id as usize].as_deref_mut() else {
-                    return;
-                };
-                p.last_recv = now;
-                if ty == T_DATA {
-                    p.on_data(now, &h, &b[DATA_HEADER_LEN..], &mut ctx);
-                } else {
-                    p.on_ack(now, &h, &mut ctx);
+                }
+                let id = self.table.add(from, session, now);
+                self.out.stats.connections += 1;
+                self.events.push_connected(id, from);
+                if let Some(e) = self.table.get(id) {
+                    self.link.accept(&e.session, from, &mut self.out);
                 }
             }
-            T_DISCONNECT => {
-                if let Some(id) = self.connected_peer(from, conn) {
-                    self.remove_peer(id, DisconnectReason::Remote);
-                }
+            Input::Established(id) => {
+                let Some(e) = self.table.get_mut(id) else { return };
+                e.last_recv = now;
+                e.peer.linked(now);
+                self.out.stats.connections += 1;
+                self.events.push_connected(id, from);
             }
-            _ => self.stats.drop_garbled += 1,
+            Input::Gone(id, reason) => self.remove_peer(id, reason),
         }
     }
-
-    /// The connected peer at `from` whose connection id is `conn`, counting drops otherwise.
-    fn connected_peer(&mut self, from: SocketAddr, conn: u32) -> Option<PeerId> {
-        let Some(&id) = self.by_addr.get(&from) else {
-            self.stats.drop_stranger += 1;
-            return None;
-        };
-        let p = self.peer(id)?;
-        if !p.is_connected() {
-            self.stats.drop_stranger += 1;
-            return None;
-        }
-        if p.local_conn != conn {
-            self.stats.drop_wrong_connection_id += 1;
-            return None;
-        }
-        Some(id)
-    }
-
-    /// The connecting peer at `from` addressed by `conn` whose nonce the packet echoes.
-    fn connecting_peer(&mut self, from: SocketAddr, conn: u32, b: &[u8]) -> Option<PeerId> {
-        let Some(nonce) = rd64(b, PREFIX_LEN) else {
-            self.stats.drop_garbled += 1;
-            return None;
-        };
-        let id = self.by_addr.get(&from).copied();
-        let Some(p) = id.and_then(|id| self.peer(id)) else {
-            self.stats.drop_stranger += 1;
-            return None;
-        };
-        if p.is_connected() || p.nonce != nonce {
-            self.stats.drop_stranger += 1;
-            return None;
-        }
-        if p.local_conn != conn {
-            self.stats.drop_wrong_connection_id += 1;
-            return None;
-        }
-        id
-    }
-
-    fn on_hello(&mut self, now: u64, from: SocketAddr, b: &[u8]) {
-        if !self.cfg.accept_incoming {
-            self.stats.drop_stranger += 1;
-            return;
-        }
-        let (Some(PROTOCOL_VERSION), Some(nonce), true) = (rd16(b, 6), rd64(b, 8), b.len() >= HANDSHAKE_LEN) else {
-            self.stats.drop_garbled += 1;
-            return;
-        };
-        if self.out.len() >= MAX_PENDING_REPLIES {
-            return;
-        }
-        let ts = (now / 1000) as u32;
-        let mac = self.key.mac(from, nonce, ts);
-        let mut r = self.pool.pop().unwrap_or_default();
-        r.clear();
-        put_prefix(&mut r, T_COOKIE, 0, 0);
-        r.extend_from_slice(&nonce.to_le_bytes());
-        r.extend_from_slice(&ts.to_le_bytes());
-        r.extend_from_slice(&mac.to_le_bytes());
-        debug_assert!(r.len() <= b.len());
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += r.len() as u64;
-        self.out.push_back((from, r));
-    }
-
-    fn on_cookie(&mut self, now: u64, from: SocketAddr, b: &[u8]) {
-        let (Some(nonce), Some(ts), Some(mac)) = (rd64(b, 6), rd32(b, 14), rd64(b, 18)) else {
-            self.stats.drop_garbled += 1;
-            return;
-        };
-        let id = self.by_addr.get(&from).copied();
-        let (peers, mut ctx) = self.parts();
-        let Some(p) = id.and_then(|id| peers[id as usize].as_deref_mut()) else {
-            ctx.stats.drop_stranger += 1;
-            return;
-        };
-        match p.state {
-            State::Connecting {
-                started, cookie: None, ..
-            } if p.nonce == nonce => {
-                p.state = State::Connecting {
-                    started,
-                    last_sent: now,
-                    cookie: Some((ts, mac, now)),
-                };
-                send_connect(p, &mut ctx);
-            }
-            _ => ctx.stats.drop_stranger += 1,
-        }
-    }
-
-    fn on_connect(&mut self, now: u64, from: SocketAddr, b: &[u8]) {
-        if !self.cfg.accept_incoming {
-            self.stats.drop_stranger += 1;
-            return;
-        }
-        let (Some(nonce), Some(ts), Some(mac), Some(client_conn), true) = (
-            rd64(b, 6),
-            rd32(b, 14),
-            rd64(b, 18),
-            rd32(b, 26),
-            b.len() >= HANDSHAKE_LEN,
-        ) else {
-            self.stats.drop_garbled += 1;
-            return;
-        };
-        if client_conn == 0 {
-            self.stats.drop_garbled += 1;
-            return;
-        }
-        if self.key.mac(from, nonce, ts) != mac {
-            self.stats.drop_bad_cookie += 1;
-            return;
-        }
-        let now_s = now / 1000;
-        let life_s = self.cfg.cookie_lifetime_ms.div_ceil(1000);
-        if ts as u64 > now_s || now_s - ts as u64 > life_s {
-            self.stats.drop_expired_cookie += 1;
-            return;
-        }
-        if let Some(&id) = self.by_addr.get(&from) {
-            let Some(p) = self.peer(id) else { return };
-            if !p.is_connected() {
-                // We are connecting out to that address ourselves.
-                self.stats.drop_stranger += 1;
-                return;
-            }
-            if p.nonce == nonce && p.remote_conn == client_conn {
-                // Our ACCEPT was lost: say it again.
-                let (peers, mut ctx) = self.parts();
-                if let Some(p) = peers[id as usize].as_deref() {
-                    send_accept(p, &mut ctx);
-                }
-                return;
-            }
-            // A new session from the same address replaces the old one.
-            self.remove_peer(id, DisconnectReason::Remote);
-        }
-        if self.count >= self.cfg.max_peers {
-            self.stats.drop_peer_cap += 1;
-            let mut r = self.pool.pop().unwrap_or_default();
-            r.clear();
-            put_prefix(&mut r, T_REJECT, 0, client_conn);
-            r.extend_from_slice(&nonce.to_le_bytes());
-            self.stats.datagrams_out += 1;
-            self.stats.bytes_out += r.len() as u64;
-            self.out.push_back((from, r));
-            return;
-        }
-        let id = self.add_peer(from, nonce, State::Connected, now);
-        self.stats.connections += 1;
-        self.events.push_connected(id, from);
-        let (peers, mut ctx) = self.parts();
-        if let Some(p) = peers[id as usize].as_deref_mut() {
-            p.remote_conn = client_conn;
-            send_accept(p, &mut ctx);
-        }
-    }
-
-    fn on_accept(&mut self, now: u64, from: SocketAddr, conn: u32, b: &[u8]) {
-        let Some(server_conn) = rd32(b, 14).filter(|&c| c != 0) else {
-            self.stats.drop_garbled += 1;
-            return;
-        };
-        if let Some(p) = self.by_addr.get(&from).and_then(|&id| self.peer(id)) {
-            if p.is_connected() && p.local_conn == conn {
-                self.stats.drop_duplicate += 1;
-                return;
-            }
-        }
-        let Some(id) = self.connecting_peer(from, conn, b) else {
-            return;
-        };
-        if let Some(p) = self.peers[id as usize].as_deref_mut() {
-            p.remote_conn = server_conn;
-            p.state = State::Connected;
-            p.last_recv = now;
-            p.last_send = now;
-        }
-        self.stats.connections += 1;
-        self.events.push_connected(id, from);
-    }
-}
-
-fn send_hello(p: &Peer, ctx: &mut Ctx<'_>) {
-    let mut b = ctx.buf();
-    put_prefix(&mut b, T_HELLO, 0, 0);
-    b.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    b.extend_from_slice(&p.nonce.to_le_bytes());
-    b.resize(HANDSHAKE_LEN, 0);
-    ctx.send(p.addr, b);
-}
-
-fn send_connect(p: &Peer, ctx: &mut Ctx<'_>) {
-    let State::Connecting {
-        cookie: Some((ts, mac, _)),
-        ..
-    } = p.state
-    else {
-        return;
-    };
-    let mut b = ctx.buf();
-    put_prefix(&mut b, T_CONNECT, 0, 0);
-    b.extend_from_slice(&p.nonce.to_le_bytes());
-    b.extend_from_slice(&ts.to_le_bytes());
-    b.extend_from_slice(&mac.to_le_bytes());
-    b.extend_from_slice(&p.local_conn.to_le_bytes());
-    b.resize(HANDSHAKE_LEN, 0);
-    ctx.send(p.addr, b);
-}
-
-fn send_accept(p: &Peer, ctx: &mut Ctx<'_>) {
-    let mut b = ctx.buf();
-    put_prefix(&mut b, T_ACCEPT, 0, p.remote_conn);
-    b.extend_from_slice(&p.nonce.to_le_bytes());
-    b.extend_from_slice(&p.local_conn.to_le_bytes());
-    ctx.send(p.addr, b);
 }

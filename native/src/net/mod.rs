@@ -7,23 +7,34 @@
 //! [`Conditioner`] can sit between the two to simulate loss, duplication,
 //! reordering and delay. The wire format is described in `docs/net-protocol.md`.
 //!
-//! Files, one concern each: [`seq`] (wraparound-safe sequence arithmetic),
-//! `packet` (wire encoding), `cookie` (stateless handshake MAC), `rng`,
-//! `stats`, `fragment` (reassembly), `channel` (per-channel delivery order),
-//! `peer` (per-connection send/ack/retransmit state), `endpoint`,
-//! `conditioner` and `driver`.
+//! The layers, top down: [`Endpoint`] (the peer table, dispatch, the caller's
+//! API) over `peer` (one peer's reliability: `peer::send`, `peer::recv` and
+//! their helpers), over `link` (framing and the handshake: everything between
+//! a peer's payloads and the socket), over [`Driver`] (the socket).
+//!
+//! Files, one concern each: [`batch`] (the caller's send batches and their
+//! backpressure), [`seq`] (wraparound-safe sequence arithmetic),
+//! `packet` (wire formats as types), `events` (the one event log and the
+//! layout JavaScript reads), `outbox` (outgoing datagrams, buffer pool,
+//! counters), `table` (the peers), `link`, `peer`, `fragment` (reassembly),
+//! `cookie` (stateless handshake MAC), `rng`, `stats`, `conditioner`,
+//! `driver` and `udp_sys`.
 
-mod channel;
+pub(crate) mod batch;
 pub mod conditioner;
 mod cookie;
 pub mod driver;
 mod endpoint;
+pub mod events;
 mod fragment;
+mod link;
+mod outbox;
 mod packet;
 mod peer;
 mod rng;
 pub mod seq;
 mod stats;
+mod table;
 #[cfg(test)]
 mod tests;
 mod udp_sys;
@@ -33,7 +44,8 @@ use std::net::SocketAddr;
 
 pub use conditioner::{Conditioner, ConditionerConfig, ConditionerStats};
 pub use driver::{Driver, ServiceReport};
-pub use endpoint::{Endpoint, EventRef, PeerInfo};
+pub use endpoint::{Endpoint, PeerInfo};
+pub use events::EventRef;
 pub use stats::Stats;
 
 /// Number of independent ordering channels (numbered `0..CHANNELS`).
@@ -61,6 +73,26 @@ pub enum Reliability {
 }
 
 impl Reliability {
+    /// Every mode, by its wire/JS value.
+    pub const ALL: [Reliability; 5] = [
+        Self::Unreliable,
+        Self::UnreliableSequenced,
+        Self::Reliable,
+        Self::ReliableOrdered,
+        Self::ReliableSequenced,
+    ];
+
+    /// The name JavaScript gives the mode (`'reliable-ordered'`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unreliable => "unreliable",
+            Self::UnreliableSequenced => "unreliable-sequenced",
+            Self::Reliable => "reliable",
+            Self::ReliableOrdered => "reliable-ordered",
+            Self::ReliableSequenced => "reliable-sequenced",
+        }
+    }
+
     /// Decodes the wire/JS value; `None` for anything but 0..=4.
     pub fn from_u8(v: u8) -> Option<Self> {
         match v {

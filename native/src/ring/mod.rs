@@ -186,9 +186,10 @@ pub struct Ring {
     max_record: usize,
 }
 
-// SAFETY: a Ring is a pointer into a shared mapping that every process and
-// thread accesses only through atomics and raw copies; the constructor's
-// contract keeps the mapping alive for as long as any Ring exists.
+// SAFETY: a Ring is a pointer into a shared mapping that this code accesses
+// only through atomics and raw copies (never a reference), from whichever
+// thread holds the Ring; the constructor's contract keeps the mapping alive for
+// as long as any Ring exists.
 unsafe impl Send for Ring {}
 
 impl Ring {
@@ -200,7 +201,8 @@ impl Ring {
     /// # Safety
     /// `base..base+len` must be a readable and writable mapping that outlives
     /// the returned Ring and all its clones (and the Producer/Consumer made
-    /// from them). No other process may write the region while this runs
+    /// from them), and no Rust reference to any of its bytes may exist while
+    /// they are used. No other process may write the region while this runs
     /// (one that attaches meanwhile gets [`RingError::NotInitialised`] or a
     /// complete ring).
     pub unsafe fn init(base: *mut u8, len: usize, capacity: usize, max_record: usize) -> Result<Ring, RingError> {
@@ -244,8 +246,10 @@ impl Ring {
     ///
     /// # Safety
     /// `base..base+len` must be a readable and writable mapping that outlives
-    /// the returned Ring and all its clones. Another process may change any
-    /// byte of it at any time; this module copes with that.
+    /// the returned Ring and all its clones, and no Rust reference to any of
+    /// its bytes may exist while they are used (this module reaches it only
+    /// through atomics and raw copies). Another process may change any byte of
+    /// it at any time; this module copes with that.
     pub unsafe fn attach(base: *mut u8, len: usize) -> Result<Ring, RingError> {
         check_base(base, len)?;
         let probe = Ring {
@@ -342,8 +346,9 @@ impl Ring {
     /// into `dst`. The range must lie inside the data area.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), RingError> {
         self.check_data_range(offset, dst.len())?;
-        // SAFETY: the range is inside the data area (checked) and dst is a
-        // private buffer, so the two cannot overlap.
+        // SAFETY: the range is inside the data area (checked); dst is a Rust
+        // slice, which never points into the region (see write_data), so the
+        // two cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
@@ -434,8 +439,11 @@ impl Ring {
             "ring bug: write {off}..+{} out of range",
             src.len()
         );
-        // SAFETY: the destination is inside the data area (asserted) and src
-        // is private memory, so they do not overlap.
+        // SAFETY: the destination is inside the data area (asserted). src is a
+        // Rust slice, which never points into the region: forming one would
+        // break the region's contract (see Ring::attach), and the addon checks
+        // that data JavaScript hands over lies outside the region. So the two
+        // do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(DATA_OFFSET + off), src.len()) };
     }
 

@@ -1,33 +1,12 @@
-//! Wire encoding: packet headers and message commands (all integers little-endian).
+//! Message commands inside a DATA payload (all integers little-endian).
 //!
 //! Commands exist in two encodings that differ only in the reliable-id field:
 //! the *canonical* form kept in send queues and retransmission records carries
 //! the id as a u32; the *wire* form carries its low 16 bits, or nothing when the
 //! `K_ID_NEXT` flag says "previous reliable id in this packet plus one".
 
-use super::Reliability;
-
-pub(crate) const T_HELLO: u8 = 0x71;
-pub(crate) const T_COOKIE: u8 = 0x72;
-pub(crate) const T_CONNECT: u8 = 0x73;
-pub(crate) const T_ACCEPT: u8 = 0x74;
-pub(crate) const T_REJECT: u8 = 0x75;
-pub(crate) const T_DATA: u8 = 0x76;
-pub(crate) const T_ACK: u8 = 0x77;
-pub(crate) const T_DISCONNECT: u8 = 0x78;
-
-/// Protocol version carried by HELLO.
-pub(crate) const PROTOCOL_VERSION: u16 = 1;
-/// type(1) flags(1) connection id(4): common to every packet.
-pub(crate) const PREFIX_LEN: usize = 6;
-/// HELLO and CONNECT are padded to this size; every handshake reply is smaller.
-pub(crate) const HANDSHAKE_LEN: usize = 32;
-/// DATA/ACK header: prefix, seq u16, ack u16, ack bits u64, reliable cumulative ack u16.
-pub(crate) const DATA_HEADER_LEN: usize = 20;
-/// Header flag: the ack fields are meaningful.
-pub(crate) const FLAG_HAS_ACK: u8 = 1;
-/// Header flag: acknowledge this packet immediately (last packet of a burst, or a probe).
-pub(crate) const FLAG_ACK_NOW: u8 = 2;
+use super::{rd16, rd32};
+use crate::net::Reliability;
 
 /// Command kind bits 0..=2: reliability.
 pub(crate) const K_REL_MASK: u8 = 0x07;
@@ -37,67 +16,6 @@ pub(crate) const K_FRAG: u8 = 0x08;
 pub(crate) const K_ID_NEXT: u8 = 0x10;
 /// Bytes of fragment fields: total u32, count u32, index u32.
 pub(crate) const FRAG_FIELDS: usize = 12;
-
-#[inline]
-pub(crate) fn rd16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-#[inline]
-pub(crate) fn rd32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-#[inline]
-pub(crate) fn rd64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// Writes the 6-byte prefix into a cleared buffer.
-pub(crate) fn put_prefix(out: &mut Vec<u8>, ty: u8, flags: u8, conn: u32) {
-    out.push(ty);
-    out.push(flags);
-    out.extend_from_slice(&conn.to_le_bytes());
-}
-
-/// Fields of a DATA or ACK header.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct DataHeader {
-    pub flags: u8,
-    pub conn: u32,
-    pub seq: u16,
-    pub ack: u16,
-    pub ack_bits: u64,
-    pub rel_cum: u16,
-}
-
-impl DataHeader {
-    /// Writes the header into the first `DATA_HEADER_LEN` bytes of `b` (type byte included).
-    pub(crate) fn write(&self, ty: u8, b: &mut [u8]) {
-        b[0] = ty;
-        b[1] = self.flags;
-        b[2..6].copy_from_slice(&self.conn.to_le_bytes());
-        b[6..8].copy_from_slice(&self.seq.to_le_bytes());
-        b[8..10].copy_from_slice(&self.ack.to_le_bytes());
-        b[10..18].copy_from_slice(&self.ack_bits.to_le_bytes());
-        b[18..20].copy_from_slice(&self.rel_cum.to_le_bytes());
-    }
-
-    /// Parses a header; `None` if truncated.
-    pub(crate) fn parse(b: &[u8]) -> Option<Self> {
-        if b.len() < DATA_HEADER_LEN {
-            return None;
-        }
-        Some(DataHeader {
-            flags: b[1],
-            conn: rd32(b, 2)?,
-            seq: rd16(b, 6)?,
-            ack: rd16(b, 8)?,
-            ack_bits: rd64(b, 10)?,
-            rel_cum: rd16(b, 18)?,
-        })
-    }
-}
 
 /// Fragment fields: fragment `index` of `count` of a `total`-byte message.
 /// Every fragment but the last carries `ceil(total / count)` bytes.
@@ -301,7 +219,7 @@ pub(crate) fn parse_cmd<'a>(b: &'a [u8], canonical: bool, prev_id: &mut Option<u
     if kind & !(K_REL_MASK | K_FRAG | K_ID_NEXT) != 0 || (id_next && (canonical || !rel.is_reliable())) {
         return None;
     }
-    if channel as usize >= super::CHANNELS {
+    if channel as usize >= crate::net::CHANNELS {
         return None;
     }
     let mut pos = 2;

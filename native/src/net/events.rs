@@ -1,0 +1,509 @@
+//! The one event log and its layout, which is also the layout JavaScript reads.
+//!
+//! Events are encoded one after another in one buffer, so handing them to the
+//! addon's caller is a single copy. Every event starts with a tag byte and the
+//! peer id (u32, little-endian, like every integer here); [`LAYOUT`] lists
+//! each kind's tag and field offsets, and the addon exports that list
+//! (`netLayout()`), so TypeScript reads offsets from here instead of keeping a
+//! copy of its own. The endpoint produces the first three kinds; the addon's
+//! send path produces [`Tag::Refused`] and [`Tag::Pending`] in a log of its own.
+
+use std::net::SocketAddr;
+
+use super::{DisconnectReason, PeerId};
+
+/// Offset of the tag byte in every event.
+pub const AT_TAG: usize = 0;
+/// Offset of the peer id (u32) in every event.
+pub const AT_PEER: usize = 1;
+/// Offset of an event's own fields.
+const AT_FIELDS: usize = 5;
+
+/// Message: channel u8 (plus [`RELIABLE_BIT`] when sent reliably).
+pub const MESSAGE_CHANNEL: usize = AT_FIELDS;
+/// Message: payload length u32.
+pub const MESSAGE_LENGTH: usize = AT_FIELDS + 1;
+/// Message: first payload byte.
+pub const MESSAGE_PAYLOAD: usize = AT_FIELDS + 5;
+/// Set in a message event's channel byte when the message was sent in a reliable mode.
+pub const RELIABLE_BIT: u8 = 0x80;
+/// Connected: length u8 of the address text.
+pub const CONNECTED_ADDR_LENGTH: usize = AT_FIELDS;
+/// Connected: the address as text (`ip:port`, `[ip]:port` for IPv6).
+pub const CONNECTED_ADDR: usize = AT_FIELDS + 1;
+/// Disconnected: reason u8 (index into [`DISCONNECT_REASONS`]).
+pub const DISCONNECTED_REASON: usize = AT_FIELDS;
+/// Disconnected: event size.
+const DISCONNECTED_LEN: usize = AT_FIELDS + 1;
+/// Refused: reason u8 (index into [`REFUSAL_REASONS`]).
+pub const REFUSED_REASON: usize = AT_FIELDS;
+/// Refused: number of send entries refused, not counting those flagged as control entries (u32).
+pub const REFUSED_COUNT: usize = AT_FIELDS + 1;
+const REFUSED_LEN: usize = AT_FIELDS + 5;
+/// Pending: bytes (u32) of the peer's send entries left in the send buffer for the next service.
+pub const PENDING_BYTES: usize = AT_FIELDS;
+const PENDING_LEN: usize = AT_FIELDS + 4;
+
+/// The kinds of event.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    /// A handshake completed.
+    Connected = 1,
+    /// A peer is gone.
+    Disconnected = 2,
+    /// A message arrived.
+    Message = 3,
+    /// Send entries that can never be sent (their peer is gone, or they are not valid), dropped.
+    Refused = 4,
+    /// How much of a peer's sends wait in the send buffer: the backpressure the caller sees.
+    Pending = 5,
+}
+
+/// Names of [`DisconnectReason`]s, by their code in a disconnected event.
+pub const DISCONNECT_REASONS: [&str; 4] = ["local", "remote", "timeout", "refused"];
+
+/// Why a send entry was refused for good.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is gone (or never existed).
+    Gone = 0,
+    /// Larger than the largest message.
+    TooLarge = 1,
+    /// Not a valid entry for the protocol (a channel out of range).
+    Invalid = 2,
+}
+
+/// Names of [`Refusal`]s, by code.
+pub const REFUSAL_REASONS: [&str; 3] = ["gone", "too-large", "invalid"];
+
+fn reason_code(r: DisconnectReason) -> u8 {
+    match r {
+        DisconnectReason::Local => 0,
+        DisconnectReason::Remote => 1,
+        DisconnectReason::Timeout => 2,
+        DisconnectReason::Refused => 3,
+    }
+}
+
+fn reason_of(code: u8) -> DisconnectReason {
+    match code {
+        0 => DisconnectReason::Local,
+        1 => DisconnectReason::Remote,
+        2 => DisconnectReason::Timeout,
+        _ => DisconnectReason::Refused,
+    }
+}
+
+/// One kind of event as the addon exports it: its tag, its fixed size, and
+/// each field's offset. A kind of variable size names its length field.
+#[derive(Debug)]
+pub struct EventLayout {
+    /// Name TypeScript knows it by.
+    pub name: &'static str,
+    /// Its tag byte.
+    pub tag: Tag,
+    /// Bytes before the variable part (the whole event if there is none).
+    pub fixed: usize,
+    /// (field name, offset).
+    pub fields: &'static [(&'static str, usize)],
+}
+
+/// Every kind of event: the source of `netLayout().events`.
+pub const LAYOUT: [EventLayout; 5] = [
+    EventLayout {
+        name: "connected",
+        tag: Tag::Connected,
+        fixed: CONNECTED_ADDR,
+        fields: &[
+            ("peer", AT_PEER),
+            ("addrLength", CONNECTED_ADDR_LENGTH),
+            ("addr", CONNECTED_ADDR),
+        ],
+    },
+    EventLayout {
+        name: "disconnected",
+        tag: Tag::Disconnected,
+        fixed: DISCONNECTED_LEN,
+        fields: &[("peer", AT_PEER), ("reason", DISCONNECTED_REASON)],
+    },
+    EventLayout {
+        name: "message",
+        tag: Tag::Message,
+        fixed: MESSAGE_PAYLOAD,
+        fields: &[
+            ("peer", AT_PEER),
+            ("channel", MESSAGE_CHANNEL),
+            ("length", MESSAGE_LENGTH),
+            ("payload", MESSAGE_PAYLOAD),
+        ],
+    },
+    EventLayout {
+        name: "refused",
+        tag: Tag::Refused,
+        fixed: REFUSED_LEN,
+        fields: &[("peer", AT_PEER), ("reason", REFUSED_REASON), ("count", REFUSED_COUNT)],
+    },
+    EventLayout {
+        name: "pending",
+        tag: Tag::Pending,
+        fixed: PENDING_LEN,
+        fields: &[("peer", AT_PEER), ("bytes", PENDING_BYTES)],
+    },
+];
+
+/// A decoded event; a message's `data` borrows the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventRef<'a> {
+    /// See [`super::Event::Connected`].
+    Connected {
+        /// The new peer.
+        peer: PeerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// See [`super::Event::Disconnected`].
+    Disconnected {
+        /// The peer that left.
+        peer: PeerId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// See [`super::Event::Message`]; `data` is valid only during the callback.
+    Message {
+        /// Sender.
+        peer: PeerId,
+        /// Channel.
+        channel: u8,
+        /// Payload.
+        data: &'a [u8],
+    },
+}
+
+/// Pending events, encoded in [`LAYOUT`]. Delivering a message costs one copy
+/// and no allocation once the buffer has grown.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    buf: Vec<u8>,
+    /// Start of the first undrained event.
+    head: usize,
+}
+
+impl Events {
+    fn start(&mut self, tag: Tag, peer: PeerId) {
+        self.reuse_if_drained();
+        self.buf.push(tag as u8);
+        self.buf.extend_from_slice(&peer.to_le_bytes());
+    }
+
+    /// Queues a message, copying its bytes.
+    pub(crate) fn push_message(&mut self, peer: PeerId, channel: u8, reliable: bool, data: &[u8]) {
+        self.start(Tag::Message, peer);
+        self.buf.push(channel | if reliable { RELIABLE_BIT } else { 0 });
+        self.buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Queues a completed handshake.
+    pub(crate) fn push_connected(&mut self, peer: PeerId, addr: SocketAddr) {
+        let text = addr.to_string();
+        self.start(Tag::Connected, peer);
+        // An IPv6 address with scope and port is at most 56 characters.
+        self.buf.push(text.len() as u8);
+        self.buf.extend_from_slice(text.as_bytes());
+    }
+
+    /// Queues a departure.
+    pub(crate) fn push_disconnected(&mut self, peer: PeerId, reason: DisconnectReason) {
+        self.start(Tag::Disconnected, peer);
+        self.buf.push(reason_code(reason));
+    }
+
+    /// Queues a refusal of `count` send entries to `peer`.
+    pub(crate) fn push_refused(&mut self, peer: PeerId, reason: Refusal, count: u32) {
+        self.start(Tag::Refused, peer);
+        self.buf.push(reason as u8);
+        self.buf.extend_from_slice(&count.to_le_bytes());
+    }
+
+    /// Queues how many bytes of `peer`'s send entries wait.
+    pub(crate) fn push_pending(&mut self, peer: PeerId, bytes: u32) {
+        self.start(Tag::Pending, peer);
+        self.buf.extend_from_slice(&bytes.to_le_bytes());
+    }
+
+    /// Undrained bytes.
+    pub(crate) fn backlog(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    /// Whether `len` more bytes would push the backlog past `cap` (an empty log takes anything).
+    pub(crate) fn over(&self, len: usize, cap: usize) -> bool {
+        self.backlog() != 0 && self.backlog() + len > cap
+    }
+
+    fn u32_at(&self, p: usize) -> u32 {
+        u32::from_le_bytes([self.buf[p], self.buf[p + 1], self.buf[p + 2], self.buf[p + 3]])
+    }
+
+    /// Size of the encoded event at `p`.
+    fn len_at(&self, p: usize) -> usize {
+        let b = &self.buf;
+        match b[p] {
+            t if t == Tag::Message as u8 => MESSAGE_PAYLOAD + self.u32_at(p + MESSAGE_LENGTH) as usize,
+            t if t == Tag::Connected as u8 => CONNECTED_ADDR + b[p + CONNECTED_ADDR_LENGTH] as usize,
+            t if t == Tag::Refused as u8 => REFUSED_LEN,
+            t if t == Tag::Pending as u8 => PENDING_LEN,
+            _ => DISCONNECTED_LEN,
+        }
+    }
+
+    /// Size of the next undrained event, if any.
+    pub(crate) fn next_len(&self) -> Option<usize> {
+        (self.head < self.buf.len()).then(|| self.len_at(self.head))
+    }
+
+    /// Copies as many whole events as fit into `out`, marks them drained, and returns the bytes copied.
+    pub(crate) fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        // Usually everything fits: then there is no need to walk the events.
+        let mut end = if self.backlog() <= out.len() {
+            self.buf.len()
+        } else {
+            self.head
+        };
+        while end < self.buf.len() {
+            let n = self.len_at(end);
+            if end + n - self.head > out.len() {
+                break;
+            }
+            end += n;
+        }
+        let n = end - self.head;
+        out[..n].copy_from_slice(&self.buf[self.head..end]);
+        self.head = end;
+        self.reuse_if_drained();
+        n
+    }
+
+    /// Decodes the next endpoint event and marks it drained. A drained buffer starts over at
+    /// the next push (so the view returned here stays valid until then). The send path's
+    /// own events ([`Tag::Refused`], [`Tag::Pending`]) are only ever drained, never decoded
+    /// here: they are skipped.
+    pub(crate) fn pop(&mut self) -> Option<EventRef<'_>> {
+        loop {
+            let p = self.head;
+            let n = self.next_len()?;
+            self.head = p + n;
+            let tag = self.buf[p + AT_TAG];
+            if tag == Tag::Refused as u8 || tag == Tag::Pending as u8 {
+                continue;
+            }
+            let peer = self.u32_at(p + AT_PEER);
+            let b = &self.buf[p..p + n];
+            return Some(match tag {
+                t if t == Tag::Message as u8 => EventRef::Message {
+                    peer,
+                    channel: b[MESSAGE_CHANNEL] & !RELIABLE_BIT,
+                    data: &b[MESSAGE_PAYLOAD..],
+                },
+                t if t == Tag::Connected as u8 => EventRef::Connected {
+                    peer,
+                    addr: std::str::from_utf8(&b[CONNECTED_ADDR..])
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .expect("an address this log encoded"),
+                },
+                _ => EventRef::Disconnected {
+                    peer,
+                    reason: reason_of(b[DISCONNECTED_REASON]),
+                },
+            });
+        }
+    }
+
+    /// Starts the buffer over if everything in it was drained.
+    fn reuse_if_drained(&mut self) {
+        if self.head != 0 && self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_hand_out_whole_events_in_order_and_decode_them() {
+        let mut ev = Events::default();
+        let addr = "[::1]:4000".parse().expect("address");
+        ev.push_connected(7, addr);
+        ev.push_message(7, 3, true, &[9; 20]);
+        ev.push_disconnected(7, DisconnectReason::Timeout);
+        let sizes = [6 + "[::1]:4000".len(), 10 + 20, 6];
+        assert_eq!(ev.backlog(), sizes.iter().sum::<usize>());
+        assert_eq!(ev.next_len(), Some(sizes[0]));
+
+        // A buffer one byte short of the first two events takes only the first.
+        let mut out = vec![0u8; sizes[0] + sizes[1] - 1];
+        assert_eq!(ev.drain_into(&mut out), sizes[0]);
+        assert_eq!(out[0], 1);
+        assert_eq!(&out[1..5], &7u32.to_le_bytes());
+        assert_eq!(&out[6..sizes[0]], b"[::1]:4000");
+        assert_eq!(ev.next_len(), Some(sizes[1]));
+        // Too small for the next one: nothing moves.
+        assert_eq!(ev.drain_into(&mut out[..sizes[1] - 1]), 0);
+
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Message {
+                peer: 7,
+                channel: 3,
+                data: &[9; 20]
+            })
+        );
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Disconnected {
+                peer: 7,
+                reason: DisconnectReason::Timeout
+            })
+        );
+        assert_eq!(ev.pop(), None);
+        assert_eq!(ev.backlog(), 0);
+
+        // Drained, the log starts over rather than growing.
+        ev.push_connected(1, "127.0.0.1:9".parse().expect("address"));
+        assert_eq!(ev.backlog(), 6 + "127.0.0.1:9".len());
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Connected {
+                peer: 1,
+                addr: "127.0.0.1:9".parse().expect("address")
+            })
+        );
+        ev.push_message(2, 0, false, &[]);
+        let mut all = vec![0u8; 64];
+        assert_eq!(ev.drain_into(&mut all), 10);
+        assert_eq!(ev.buf.len(), 0, "a full drain empties the buffer");
+    }
+
+    #[test]
+    fn should_mark_reliable_messages_in_the_channel_byte() {
+        let mut ev = Events::default();
+        ev.push_message(1, 5, true, &[1]);
+        ev.push_message(1, 31, false, &[2]);
+        let mut out = [0u8; 22];
+        assert_eq!(ev.drain_into(&mut out), 22);
+        assert_eq!((out[5], out[16]), (5 | RELIABLE_BIT, 31));
+        ev.push_message(1, 5, true, &[1]);
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Message {
+                peer: 1,
+                channel: 5,
+                data: &[1]
+            })
+        );
+    }
+
+    #[test]
+    fn should_refuse_more_once_the_backlog_reaches_the_cap() {
+        let mut ev = Events::default();
+        assert!(!ev.over(1000, 100), "an empty log takes anything");
+        ev.push_message(0, 0, false, &[0; 50]);
+        assert!(!ev.over(40, 100));
+        assert!(ev.over(41, 100));
+    }
+
+    /// Reads field `name` of the layout of `tag` from an encoded event.
+    fn field(b: &[u8], tag: Tag, name: &str, width: usize) -> u64 {
+        let l = LAYOUT.iter().find(|l| l.tag == tag).expect("a layout per tag");
+        let at = l.fields.iter().find(|f| f.0 == name).expect("field").1;
+        let mut v = [0u8; 8];
+        v[..width].copy_from_slice(&b[at..at + width]);
+        u64::from_le_bytes(v)
+    }
+
+    #[test]
+    fn should_encode_every_event_as_the_exported_layout_says() {
+        let mut ev = Events::default();
+        let addr: SocketAddr = "127.0.0.1:4000".parse().expect("address");
+        ev.push_connected(9, addr);
+        ev.push_disconnected(9, DisconnectReason::Refused);
+        ev.push_message(9, 4, true, b"hello");
+        ev.push_refused(9, Refusal::TooLarge, 70_000);
+        ev.push_pending(9, 123_456);
+        let mut out = vec![0u8; 256];
+        let n = ev.drain_into(&mut out);
+        let mut p = 0;
+        let mut tags = Vec::new();
+        while p < n {
+            let b = &out[p..n];
+            let l = LAYOUT.iter().find(|l| l.tag as u8 == b[AT_TAG]).expect("a known tag");
+            tags.push(l.tag);
+            assert_eq!(field(b, l.tag, "peer", 4), 9, "{}", l.name);
+            let size = match l.tag {
+                Tag::Connected => {
+                    let len = field(b, l.tag, "addrLength", 1) as usize;
+                    assert_eq!(&b[l.fixed..l.fixed + len], b"127.0.0.1:4000");
+                    l.fixed + len
+                }
+                Tag::Disconnected => {
+                    assert_eq!(DISCONNECT_REASONS[field(b, l.tag, "reason", 1) as usize], "refused");
+                    l.fixed
+                }
+                Tag::Message => {
+                    assert_eq!(field(b, l.tag, "channel", 1), 4 | RELIABLE_BIT as u64);
+                    let len = field(b, l.tag, "length", 4) as usize;
+                    assert_eq!(&b[l.fixed..l.fixed + len], b"hello");
+                    l.fixed + len
+                }
+                Tag::Refused => {
+                    assert_eq!(REFUSAL_REASONS[field(b, l.tag, "reason", 1) as usize], "too-large");
+                    assert_eq!(field(b, l.tag, "count", 4), 70_000);
+                    l.fixed
+                }
+                Tag::Pending => {
+                    assert_eq!(field(b, l.tag, "bytes", 4), 123_456);
+                    l.fixed
+                }
+            };
+            p += size;
+        }
+        assert_eq!(p, n, "the sizes the layout implies add up to what was written");
+        assert_eq!(
+            tags,
+            [
+                Tag::Connected,
+                Tag::Disconnected,
+                Tag::Message,
+                Tag::Refused,
+                Tag::Pending
+            ]
+        );
+        // Each kind has its own tag; every field lies inside the fixed part or starts the variable one.
+        for (i, l) in LAYOUT.iter().enumerate() {
+            assert!(LAYOUT[i + 1..].iter().all(|o| o.tag != l.tag && o.name != l.name));
+            assert!(l.fields.iter().all(|f| f.1 <= l.fixed), "{}", l.name);
+        }
+    }
+
+    #[test]
+    fn should_skip_send_report_events_when_decoding() {
+        let mut ev = Events::default();
+        ev.push_refused(3, Refusal::Gone, 2);
+        ev.push_pending(3, 0);
+        ev.push_disconnected(3, DisconnectReason::Local);
+        assert_eq!(
+            ev.pop(),
+            Some(EventRef::Disconnected {
+                peer: 3,
+                reason: DisconnectReason::Local
+            })
+        );
+        assert_eq!(ev.pop(), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! The link: everything below the peers. A peer produces and consumes
+//! *payloads* (`packet::PayloadHeader` then commands); the link turns a
+//! payload into a datagram and back (framing, and later integrity checks or
+//! encryption) and makes and ends connections (the handshake). The endpoint
+//! owns one [`Link`] and talks to it through this narrow interface:
+//!
+//! - [`Link::input`] reads a datagram, given the session of the peer at its
+//!   source address if there is one, and says what it is for the endpoint: a
+//!   payload for a peer, a new connection to admit, an established or ended
+//!   one, or nothing (answered or dropped here, and counted). The link never
+//!   sees the peer table;
+//! - [`Link::frame`] turns a payload a peer wrote, after the link's
+//!   [`Link::headroom`] bytes, into the datagram to send, in place;
+//! - [`Link::start`], [`Link::tick`], [`Link::accept`], [`Link::refuse`] and
+//!   [`Link::goodbye`] drive the handshake and its timers.
+//!
+//! Each kind of link keeps its per-peer state in a [`Session`]. There is one
+//! kind today, [`plain`]: tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT)
+//! and a 6-byte prefix. The kinds to come (a CRC32C check on every datagram,
+//! netcode 1.02's encrypted packets and connect tokens, pysage's raw
+//! one-message datagrams) are further variants of [`Link`] and [`Session`];
+//! `docs/net-protocol.md` says how each fits.
+
+pub(crate) mod plain;
+
+use std::net::SocketAddr;
+
+use super::outbox::Outbox;
+use super::packet::Payload;
+use super::rng::Rng;
+use super::{Config, DisconnectReason, PeerId, Stats};
+
+/// The kinds of link an endpoint can run.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// tsage's own handshake and framing.
+    Plain(plain::Plain),
+}
+
+/// A link's state for one peer, of the endpoint's link kind.
+#[derive(Debug)]
+pub(crate) enum Session {
+    /// See [`plain::Session`].
+    Plain(plain::Session),
+}
+
+impl Session {
+    /// Whether the handshake is complete (payloads may flow).
+    #[inline]
+    pub(crate) fn is_connected(&self) -> bool {
+        match self {
+            Session::Plain(s) => s.is_connected(),
+        }
+    }
+}
+
+/// What a datagram means to the endpoint.
+#[derive(Debug)]
+pub(crate) enum Input<'a> {
+    /// Nothing to do: answered without state, dropped, or handled by the link (and counted).
+    Done,
+    /// A payload from a connected peer.
+    Payload(PeerId, Payload<'a>),
+    /// A client proved its address: admit it as a new peer (then [`Link::accept`]) or, if the
+    /// endpoint is full, [`Link::refuse`] it. `replaces` is an older peer at the same address,
+    /// which this new session ends.
+    Incoming { session: Session, replaces: Option<PeerId> },
+    /// Our connection attempt to this peer completed.
+    Established(PeerId),
+    /// The peer is gone.
+    Gone(PeerId, DisconnectReason),
+}
+
+/// What a peer's handshake timers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tick {
+    /// Still connecting (a handshake packet may have been resent).
+    Connecting,
+    /// The attempt took longer than `timeout_ms`: give up.
+    Failed,
+    /// Connected: the peer's own timers run.
+    Connected,
+}
+
+/// What the link may use while it reads a datagram: the configuration, the outbox (for
+/// replies and the counters) and the random source.
+pub(crate) struct Cx<'a> {
+    pub cfg: &'a Config,
+    pub out: &'a mut Outbox,
+    pub rng: &'a mut Rng,
+}
+
+/// The peer already known at a datagram's source address: its id and its session.
+pub(crate) type Known<'s> = Option<(PeerId, &'s mut Session)>;
+
+impl Cx<'_> {
+    pub(crate) fn stats(&mut self) -> &mut Stats {
+        &mut self.out.stats
+    }
+}
+
+impl Link {
+    /// The plain link, its cookie secret drawn from `rng`.
+    pub(crate) fn plain(rng: &mut Rng) -> Self {
+        Link::Plain(plain::Plain::new(rng))
+    }
+
+    /// Bytes the link puts before each payload.
+    pub(crate) fn headroom(&self) -> usize {
+        match self {
+            Link::Plain(_) => plain::HEADROOM,
+        }
+    }
+
+    /// Bytes the link puts after each payload.
+    pub(crate) fn tailroom(&self) -> usize {
+        match self {
+            Link::Plain(_) => 0,
+        }
+    }
+
+    /// Reads one datagram from `from`, where `known` is the peer there, if any.
+    pub(crate) fn input<'a>(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        b: &'a [u8],
+        known: Known<'_>,
+        cx: &mut Cx<'_>,
+    ) -> Input<'a> {
+        match self {
+            Link::Plain(l) => l.input(now, from, b, known, cx),
+        }
+    }
+
+    /// A new outgoing session to `addr`; its first handshake packet goes out at once.
+    pub(crate) fn start(&mut self, now: u64, addr: SocketAddr, rng: &mut Rng, out: &mut Outbox) -> Session {
+        match self {
+            Link::Plain(l) => Session::Plain(l.start(now, addr, rng, out)),
+        }
+    }
+
+    /// Runs a session's handshake timers.
+    pub(crate) fn tick(&mut self, now: u64, s: &mut Session, addr: SocketAddr, cfg: &Config, out: &mut Outbox) -> Tick {
+        match (self, s) {
+            (Link::Plain(l), Session::Plain(s)) => l.tick(now, s, addr, cfg, out),
+        }
+    }
+
+    /// Tells an admitted client (see [`Input::Incoming`]) that it is connected.
+    pub(crate) fn accept(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+        match (self, s) {
+            (Link::Plain(l), Session::Plain(s)) => l.accept(s, addr, out),
+        }
+    }
+
+    /// Tells a client the endpoint has no room for it.
+    pub(crate) fn refuse(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+        match (self, s) {
+            (Link::Plain(l), Session::Plain(s)) => l.refuse(s, addr, out),
+        }
+    }
+
+    /// Tells a connected peer goodbye.
+    pub(crate) fn goodbye(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+        match (self, s) {
+            (Link::Plain(l), Session::Plain(s)) => l.goodbye(s, addr, out),
+        }
+    }
+
+    /// Turns the payload after the headroom of `dg` into a datagram for the session's peer.
+    /// (A `Vec`, not a slice: a link that appends a MAC or a checksum grows the datagram.)
+    #[inline]
+    #[allow(clippy::ptr_arg)]
+    pub(crate) fn frame(&self, s: &Session, dg: &mut Vec<u8>) {
+        match (self, s) {
+            (Link::Plain(_), Session::Plain(s)) => plain::frame(s, dg),
+        }
+    }
+}

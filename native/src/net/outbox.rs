@@ -1,0 +1,160 @@
+//! The outbox: the datagrams an endpoint has to send, the pool their buffers
+//! come from and return to, and the endpoint's counters. Peers and the link
+//! write into it; the driver (or a test) empties it.
+//!
+//! A peer queues *payloads* ([`Outbox::send_payload`]): buffers that start with
+//! the link's headroom, with no address yet. Before the endpoint lets go of the
+//! peer it [`Outbox::seal`]s them: the link frames each in place and the peer's
+//! address goes on. Nothing unsealed ever leaves.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use super::Stats;
+
+/// Most buffers kept for reuse.
+const MAX_POOLED: usize = 4096;
+/// Stateless replies are skipped while this many datagrams wait to be sent.
+const MAX_PENDING_REPLIES: usize = 65_536;
+
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    pool: Vec<Vec<u8>>,
+    mtu: usize,
+    /// Bytes the link puts before a peer payload.
+    headroom: usize,
+    /// Largest datagram before the link adds its trailer: what a peer may fill.
+    limit: usize,
+    /// Payloads at the back of `queue` not yet sealed.
+    unsealed: usize,
+    /// The endpoint's counters.
+    pub(crate) stats: Stats,
+}
+
+/// Where an unsealed payload is addressed until it is sealed.
+const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+impl Outbox {
+    /// An outbox for datagrams of at most `mtu` bytes, of which the link takes
+    /// `headroom` before each peer payload and `tailroom` after it.
+    pub(crate) fn new(mtu: usize, headroom: usize, tailroom: usize) -> Self {
+        Outbox {
+            queue: VecDeque::new(),
+            pool: Vec::new(),
+            mtu,
+            headroom,
+            limit: mtu - tailroom,
+            unsealed: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Bytes the link puts before a peer payload (the payload starts here in a buffer).
+    #[inline]
+    pub(crate) fn headroom(&self) -> usize {
+        self.headroom
+    }
+
+    /// Largest length a peer may fill a buffer to (headroom included).
+    #[inline]
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes a peer payload may have.
+    #[inline]
+    pub(crate) fn payload_room(&self) -> usize {
+        self.limit - self.headroom
+    }
+
+    /// A cleared buffer from the pool, with room for a datagram.
+    pub(crate) fn buf(&mut self) -> Vec<u8> {
+        // Twice the MTU: a packet's record of reliable commands in canonical form (4-byte ids)
+        // is a little longer than the packet itself, and must not regrow on every packet.
+        let want = 2 * self.mtu;
+        let mut b = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(want));
+        b.clear();
+        if b.capacity() < want {
+            b.reserve(want);
+        }
+        b
+    }
+
+    /// A buffer for a peer payload: [`Outbox::headroom`] zero bytes for the link, then the payload.
+    pub(crate) fn payload_buf(&mut self) -> Vec<u8> {
+        let mut b = self.buf();
+        b.resize(self.headroom, 0);
+        b
+    }
+
+    /// A cleared pooled buffer for a small stateless reply, or `None` when so many datagrams
+    /// wait that replying would only grow the queue (a flood of handshakes gets no answers then).
+    /// It allocates nothing when the pool is empty until written to.
+    pub(crate) fn reply_buf(&mut self) -> Option<Vec<u8>> {
+        if self.queue.len() >= MAX_PENDING_REPLIES {
+            return None;
+        }
+        let mut b = self.pool.pop().unwrap_or_default();
+        b.clear();
+        Some(b)
+    }
+
+    /// Queues a finished datagram (the link's own packets).
+    pub(crate) fn send(&mut self, addr: SocketAddr, dg: Vec<u8>) {
+        debug_assert_eq!(
+            self.unsealed, 0,
+            "a link packet between a peer's payloads and their sealing"
+        );
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += dg.len() as u64;
+        self.queue.push_back((addr, dg));
+    }
+
+    /// Queues a peer payload (after [`Outbox::headroom`] bytes of `dg`), to be sealed.
+    #[inline]
+    pub(crate) fn send_payload(&mut self, dg: Vec<u8>) {
+        self.unsealed += 1;
+        self.queue.push_back((NOWHERE, dg));
+    }
+
+    /// Whether payloads wait to be sealed.
+    #[inline]
+    pub(crate) fn has_unsealed(&self) -> bool {
+        self.unsealed != 0
+    }
+
+    /// Seals the payloads queued since the last seal: `frame` turns each into its datagram in
+    /// place, and they go to `addr`.
+    pub(crate) fn seal(&mut self, addr: SocketAddr, mut frame: impl FnMut(&mut Vec<u8>)) {
+        let from = self.queue.len() - self.unsealed;
+        for (a, dg) in self.queue.range_mut(from..) {
+            frame(dg);
+            *a = addr;
+            self.stats.datagrams_out += 1;
+            self.stats.bytes_out += dg.len() as u64;
+        }
+        self.unsealed = 0;
+    }
+
+    /// Datagrams waiting.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The next datagram to send.
+    pub(crate) fn pop(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        debug_assert_eq!(self.unsealed, 0, "payloads left unsealed");
+        self.queue.pop_front()
+    }
+
+    /// Returns a buffer to the pool (bounded). Buffers without room for a packet (such as
+    /// the empty `Vec` a record's bytes were taken out of) are not worth keeping: one
+    /// would push out a useful buffer and cost an allocation when popped.
+    pub(crate) fn recycle(&mut self, b: Vec<u8>) {
+        if self.pool.len() < MAX_POOLED && b.capacity() >= self.mtu && b.capacity() <= 1 << 16 {
+            self.pool.push(b);
+        }
+    }
+}
