@@ -16,6 +16,7 @@
 
 pub mod crypto;
 pub mod net;
+pub mod netcode;
 pub mod process;
 pub mod ring;
 pub mod shm;
