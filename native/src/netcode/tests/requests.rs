@@ -341,3 +341,21 @@ fn should_never_reply_with_more_bytes_than_the_packet_it_answers() {
         assert!(sent < got, "replied {sent} bytes to {got}");
     }
 }
+
+#[test]
+fn should_measure_what_a_flooded_request_costs_the_server() {
+    let mut s = server(4);
+    let good = request_for(&token(&Spec::default()));
+    let mut out = Outbox::new();
+    let rounds = 5_000u32;
+    let start = std::time::Instant::now();
+    for i in 0..rounds {
+        let mut flood = good.clone();
+        flood[54..58].copy_from_slice(&i.to_le_bytes());
+        s.receive(1_000, UNIX, c(1), &flood, &mut out);
+    }
+    let ns = start.elapsed().as_nanos() / rounds as u128;
+    assert_eq!(s.stats().dropped(DropReason::RequestTokenUndecryptable), rounds as u64);
+    assert_eq!((out.datagrams().len(), s.encryption_mappings()), (0, 0));
+    println!("a forged connection request costs the server {ns} ns (one token decryption)");
+}
