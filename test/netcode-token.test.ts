@@ -194,6 +194,7 @@ test('the native export checks its own arguments, naming each', (t) => {
     [2, 'x', /clientId must be a Uint8Array/],
     [3, '127.0.0.1:1\nnowhere', /serverAddresses: "nowhere" is not ip:port/],
     [3, '', /serverAddresses: "" is not ip:port/],
+    [3, Array(33).fill('1.2.3.4:5').join('\n'), /serverAddresses must hold 1 to 32 addresses, got 33/],
     [4, -1, /expireSeconds must be an integer/],
     [5, 1.5, /timeoutSeconds must be a 32-bit integer/],
     [6, new Uint8Array(257), /userData must be at most 256 bytes, got 257/],

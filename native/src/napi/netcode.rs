@@ -61,9 +61,12 @@ fn token_error(e: TokenError) -> JsError {
 /// Uint8Arrays; `serverAddresses` is newline-separated `ip:port`/`[ipv6]:port`.
 pub fn generate_token(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let key = uint8_array(env, arg(args, 0, "privateKey")?, "privateKey")?;
-    let private_key = Key::from_slice(key)
-        .ok_or_else(|| JsError::arg(format!("privateKey must be 32 bytes, got {}", key.len())))?;
-    let protocol_id = u64_le(uint8_array(env, arg(args, 1, "protocolId")?, "protocolId")?, "protocolId")?;
+    let private_key =
+        Key::from_slice(key).ok_or_else(|| JsError::arg(format!("privateKey must be 32 bytes, got {}", key.len())))?;
+    let protocol_id = u64_le(
+        uint8_array(env, arg(args, 1, "protocolId")?, "protocolId")?,
+        "protocolId",
+    )?;
     let client_id = u64_le(uint8_array(env, arg(args, 2, "clientId")?, "clientId")?, "clientId")?;
     let list = env.get_string(arg(args, 3, "serverAddresses")?, "serverAddresses")?;
     let server_addresses = list
@@ -76,7 +79,9 @@ pub fn generate_token(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let expire_seconds = env.get_uint(arg(args, 4, "expireSeconds")?, "expireSeconds", i32::MAX as f64)?;
     let timeout = env.get_f64(arg(args, 5, "timeoutSeconds")?, "timeoutSeconds")?;
     if !(timeout.fract() == 0.0 && timeout >= i32::MIN as f64 && timeout <= i32::MAX as f64) {
-        return Err(JsError::arg(format!("timeoutSeconds must be a 32-bit integer, got {timeout}")));
+        return Err(JsError::arg(format!(
+            "timeoutSeconds must be a 32-bit integer, got {timeout}"
+        )));
     }
     let user_data = uint8_array(env, arg(args, 6, "userData")?, "userData")?;
     let now = SystemTime::now()
