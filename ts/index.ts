@@ -52,6 +52,14 @@ export {
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export {
+  CONNECT_TOKEN_BYTES,
+  CONNECT_TOKEN_KEY_BYTES,
+  CONNECT_TOKEN_MAX_SERVERS,
+  CONNECT_TOKEN_USER_DATA_BYTES,
+  type ConnectTokenOptions,
+  generateConnectToken,
+} from './net/token.js';
 export { childNodeFlags } from './node-flags.js';
 export type { Poller } from './poller.js';
 export type { TypeCode } from './types.js';

@@ -93,6 +93,22 @@ export interface NativeBinding {
   ): number;
   /** Closes the socket; closing a closed handle does nothing. */
   netClose(handle: number): void;
+
+  /**
+   * Issues a netcode 1.02 connect token (docs/netcode.md) at the current unix time and
+   * returns its 2048 bytes. `protocolId` and `clientId` are 8 little-endian bytes;
+   * `serverAddresses` is newline-separated `ip:port` / `[ipv6]:port`. Throws
+   * `ERR_TSAGE_NATIVE_LOAD` naming the OpenSSL symbol this Node lacks, if any.
+   */
+  netcodeGenerateToken(
+    privateKey: Uint8Array,
+    protocolId: Uint8Array,
+    clientId: Uint8Array,
+    serverAddresses: string,
+    expireSeconds: number,
+    timeoutSeconds: number,
+    userData: Uint8Array,
+  ): ArrayBuffer;
 }
 
 /** The config fields this TypeScript passes to `netOpen` (the addon takes more: `netLayout().config`). */

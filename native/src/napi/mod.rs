@@ -11,6 +11,7 @@ mod buf;
 mod env;
 mod handles;
 mod net;
+mod netcode;
 mod ring;
 mod shm;
 mod sys;
@@ -150,6 +151,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("netSetConditioner", net::set_conditioner),
         ("netService", net::service),
         ("netClose", net::close),
+        ("netcodeGenerateToken", netcode::generate_token),
     ];
     for (name, f) in all {
         if let Err(err) = register(env, exports, name, *f) {
