@@ -87,7 +87,7 @@ impl Ossl {
                 return Err(CryptoError::MissingSymbol(name.to_str().unwrap_or("?")));
             }
         }
-        // SAFETY (all seven): the caller guarantees each pointer is the named
+        // SAFETY: (all seven) the caller guarantees each pointer is the named
         // libcrypto function, whose C signature is the field's type.
         unsafe {
             Ok(Ossl {
