@@ -13,7 +13,7 @@ export {
 export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
 export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
-export { defineMessage, type MessageProps } from './define.js';
+export { defineMessage, type MessageInput, type MessageProps } from './define.js';
 export {
   BackpressureError,
   ClusterConnectFailed,

@@ -8,7 +8,7 @@
 import { type Codec, compileCodec } from './codec.js';
 import { PacketError, PacketTypeError } from './errors.js';
 import { Message, type MessageClass, type Schema, schemaForPacketType } from './message.js';
-import { parseTypes, type TypeCode } from './types.js';
+import { parseBytes, parseTypes, type TypeCode } from './types.js';
 
 /** The part of a schema that travels: enough to decode, and to detect disagreement. */
 export interface SchemaDescriptor {
@@ -16,15 +16,19 @@ export interface SchemaDescriptor {
   packetType: number;
   properties: readonly string[];
   types: readonly TypeCode[];
+  /** The properties the sender's class decodes as bytes (`Message.bytes`), when it has any: how a class built from this decodes them. */
+  bytes?: readonly string[];
 }
 
 export function describeSchema(s: Schema): SchemaDescriptor {
-  return {
+  const d: SchemaDescriptor = {
     name: s.name,
     packetType: s.packetType!,
     properties: s.properties,
     types: (s.cls.types ?? []) as readonly TypeCode[],
   };
+  if (s.cls.bytes !== undefined && s.cls.bytes.length !== 0) d.bytes = s.cls.bytes;
+  return d;
 }
 
 /** Same name, properties and types? */
@@ -55,10 +59,11 @@ function foreignClass(d: SchemaDescriptor): MessageClass {
   const key = JSON.stringify(d);
   let cls = foreignClasses.get(key);
   if (cls === undefined) {
-    parseTypes(d.name, d.properties, d.types);
+    parseBytes(d.name, d.properties, parseTypes(d.name, d.properties, d.types), d.bytes);
     const c = class extends Message {
       static override properties = d.properties;
       static override types = d.types;
+      static override bytes = d.bytes;
       static override messageType = d.name;
     };
     Object.defineProperty(c, 'name', { value: d.name });
@@ -116,7 +121,7 @@ export class SchemaTable {
     const cls = foreignClass(d);
     this.decoders[d.packetType] = {
       cls,
-      codec: compileCodec(d.name, d.properties, d.types, cls.prototype),
+      codec: compileCodec(d.name, d.properties, d.types, cls.prototype, d.bytes),
       descriptor: d,
     };
   }

@@ -12,7 +12,7 @@
 import type { Codec } from '../codec.js';
 import { PacketTypeError } from '../errors.js';
 import type { MessageClass, Schema } from '../message.js';
-import { schemaForPacketType } from '../message.js';
+import { schemaForPacketType, typesOf } from '../message.js';
 import { describeSchema, type SchemaDescriptor, sameSchema } from '../schema-table.js';
 
 const utf8 = new TextEncoder();
@@ -135,7 +135,7 @@ export class SenderSchemas {
   }
 
   private decoderOf(pt: number, local: Schema): Decoder | PacketTypeError {
-    if (local.cls.types === undefined) {
+    if (typesOf(local.cls, local.properties) === undefined) {
       return new PacketTypeError(
         `${this.who} sends packet type ${pt}, but this process's ${local.name} has no static types to decode it with`,
       );
