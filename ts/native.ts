@@ -119,13 +119,14 @@ const CONFIG_FIELDS = [
   'timeoutMs',
   'keepaliveMs',
   'acceptIncoming',
+  'pysageWire',
 ] as const;
 /** The conditioner fields this TypeScript passes to `netSetConditioner`. */
 const CONDITIONER_FIELDS = ['loss', 'duplicate', 'reorder', 'delayMs', 'jitterMs', 'seed'] as const;
 
 /** What `netOpen` is given: named fields, each checked by the addon (`native/src/napi/net.rs`). */
 export type NetConfig = {
-  [K in (typeof CONFIG_FIELDS)[number]]?: K extends 'acceptIncoming' ? boolean : number;
+  [K in (typeof CONFIG_FIELDS)[number]]?: K extends 'acceptIncoming' | 'pysageWire' ? boolean : number;
 };
 
 /** What `netSetConditioner` is given. */

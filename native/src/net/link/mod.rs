@@ -14,27 +14,32 @@
 //! - [`Link::start`], [`Link::tick`], [`Link::accept`], [`Link::refuse`] and
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
-//! Each kind of link keeps its per-peer state in a [`Session`]. There is one
-//! kind today, [`plain`]: tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT)
-//! and a 6-byte prefix. The kinds to come (a CRC32C check on every datagram,
-//! netcode 1.02's encrypted packets and connect tokens, pysage's raw
-//! one-message datagrams) are further variants of [`Link`] and [`Session`];
+//! Each kind of link keeps its per-peer state in a [`Session`]. The kinds:
+//! [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT) and a 6-byte
+//! prefix; [`raw`], pysage's wire, whose datagrams are whole messages that the
+//! endpoint delivers as they are ([`Input::Whole`]) and whose sends bypass the
+//! peer's reliability ([`Link::send_whole`]). The kinds to come (a CRC32C
+//! check on every datagram, netcode 1.02's encrypted packets and connect
+//! tokens) are further variants of [`Link`] and [`Session`];
 //! `docs/net-protocol.md` says how each fits.
 
 pub(crate) mod plain;
+pub(crate) mod raw;
 
 use std::net::SocketAddr;
 
 use super::outbox::Outbox;
 use super::packet::Payload;
 use super::rng::Rng;
-use super::{Config, DisconnectReason, PeerId, Stats};
+use super::{Config, DisconnectReason, PeerId, SendError, Stats};
 
 /// The kinds of link an endpoint can run.
 #[derive(Debug)]
 pub(crate) enum Link {
     /// tsage's own handshake and framing.
     Plain(plain::Plain),
+    /// pysage's wire: one whole message per datagram, nothing else.
+    Raw(raw::Raw),
 }
 
 /// A link's state for one peer, of the endpoint's link kind.
@@ -42,14 +47,17 @@ pub(crate) enum Link {
 pub(crate) enum Session {
     /// See [`plain::Session`].
     Plain(plain::Session),
+    /// See [`raw::Session`].
+    Raw(raw::Session),
 }
 
 impl Session {
-    /// Whether the handshake is complete (payloads may flow).
+    /// Whether the handshake is complete (payloads may flow). A raw session always is.
     #[inline]
     pub(crate) fn is_connected(&self) -> bool {
         match self {
             Session::Plain(s) => s.is_connected(),
+            Session::Raw(_) => true,
         }
     }
 }
@@ -69,6 +77,9 @@ pub(crate) enum Input<'a> {
     Established(PeerId),
     /// The peer is gone.
     Gone(PeerId, DisconnectReason),
+    /// A whole message (the raw link): from the peer at its source address, or, with `None`,
+    /// from a new address that the endpoint admits as a peer first (or drops when it is full).
+    Whole(Option<PeerId>, &'a [u8]),
 }
 
 /// What a peer's handshake timers say.
@@ -105,17 +116,52 @@ impl Link {
         Link::Plain(plain::Plain::new(rng))
     }
 
+    /// The raw link (pysage's wire).
+    pub(crate) fn raw() -> Self {
+        Link::Raw(raw::Raw)
+    }
+
+    /// Whether this link carries whole messages, one per datagram, outside the peers' reliability.
+    #[inline]
+    pub(crate) fn is_whole(&self) -> bool {
+        matches!(self, Link::Raw(_))
+    }
+
     /// Bytes the link puts before each payload.
     pub(crate) fn headroom(&self) -> usize {
         match self {
             Link::Plain(_) => plain::HEADROOM,
+            Link::Raw(_) => 0,
         }
     }
 
     /// Bytes the link puts after each payload.
     pub(crate) fn tailroom(&self) -> usize {
         match self {
-            Link::Plain(_) => 0,
+            Link::Plain(_) | Link::Raw(_) => 0,
+        }
+    }
+
+    /// The session of a new peer admitted by [`Input::Whole`] with no peer.
+    pub(crate) fn incoming(&self) -> Option<Session> {
+        match self {
+            Link::Plain(_) => None,
+            Link::Raw(l) => Some(Session::Raw(l.incoming())),
+        }
+    }
+
+    /// Sends one whole message to `addr` as one datagram (the raw link; the others take
+    /// messages through the peers and refuse this).
+    pub(crate) fn send_whole(
+        &self,
+        addr: SocketAddr,
+        payload: &[u8],
+        cfg: &Config,
+        out: &mut Outbox,
+    ) -> Result<(), SendError> {
+        match self {
+            Link::Raw(l) => l.send(addr, payload, cfg, out),
+            Link::Plain(_) => Err(SendError::BadChannel),
         }
     }
 
@@ -130,6 +176,7 @@ impl Link {
     ) -> Input<'a> {
         match self {
             Link::Plain(l) => l.input(now, from, b, known, cx),
+            Link::Raw(l) => l.input(b, known, cx),
         }
     }
 
@@ -137,13 +184,25 @@ impl Link {
     pub(crate) fn start(&mut self, now: u64, addr: SocketAddr, rng: &mut Rng, out: &mut Outbox) -> Session {
         match self {
             Link::Plain(l) => Session::Plain(l.start(now, addr, rng, out)),
+            Link::Raw(l) => Session::Raw(l.start()),
         }
     }
 
-    /// Runs a session's handshake timers.
-    pub(crate) fn tick(&mut self, now: u64, s: &mut Session, addr: SocketAddr, cfg: &Config, out: &mut Outbox) -> Tick {
+    /// Runs a session's handshake timers (the raw link: its silence timeout, given when the
+    /// peer was last heard from; a `Failed` raw session timed out).
+    pub(crate) fn tick(
+        &mut self,
+        now: u64,
+        s: &mut Session,
+        addr: SocketAddr,
+        last_recv: u64,
+        cfg: &Config,
+        out: &mut Outbox,
+    ) -> Tick {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.tick(now, s, addr, cfg, out),
+            (Link::Raw(l), Session::Raw(s)) => l.tick(now, s, last_recv, cfg),
+            _ => unreachable!("a session of another link kind"),
         }
     }
 
@@ -151,6 +210,8 @@ impl Link {
     pub(crate) fn accept(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.accept(s, addr, out),
+            (Link::Raw(_), _) => {}
+            _ => unreachable!("a session of another link kind"),
         }
     }
 
@@ -158,23 +219,28 @@ impl Link {
     pub(crate) fn refuse(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.refuse(s, addr, out),
+            (Link::Raw(_), _) => {}
+            _ => unreachable!("a session of another link kind"),
         }
     }
 
-    /// Tells a connected peer goodbye.
+    /// Tells a connected peer goodbye (the raw link says nothing).
     pub(crate) fn goodbye(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.goodbye(s, addr, out),
+            (Link::Raw(_), _) => {}
+            _ => unreachable!("a session of another link kind"),
         }
     }
 
     /// Turns the payload after the headroom of `dg` into a datagram for the session's peer.
     /// (A `Vec`, not a slice: a link that appends a MAC or a checksum grows the datagram.)
+    /// The raw link's peers queue no payloads, so it frames none.
     #[inline]
     #[allow(clippy::ptr_arg)]
     pub(crate) fn frame(&self, s: &Session, dg: &mut Vec<u8>) {
-        match (self, s) {
-            (Link::Plain(_), Session::Plain(s)) => plain::frame(s, dg),
+        if let (Link::Plain(_), Session::Plain(s)) = (self, s) {
+            plain::frame(s, dg);
         }
     }
 }

@@ -116,9 +116,9 @@ impl Plain {
             cx.stats().drop_garbled += 1;
             return Input::Done;
         };
-        let known = known.map(|(id, s)| {
-            let super::Session::Plain(s) = s;
-            (id, s)
+        let known = known.and_then(|(id, s)| match s {
+            super::Session::Plain(s) => Some((id, s)),
+            _ => None,
         });
         match p.ty {
             T_HELLO => self.on_hello(now, from, b, cx),

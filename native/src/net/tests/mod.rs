@@ -9,6 +9,7 @@ mod fuzz;
 mod handshake;
 mod liveness;
 mod loss;
+mod raw;
 
 use std::net::SocketAddr;
 
