@@ -51,7 +51,7 @@ export {
   schemaOf,
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
-export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export type { ConditionerOptions, NetOptions, SendOptions, TransportKind, Wire } from './net/options.js';
 export {
   CONNECT_TOKEN_BYTES,
   CONNECT_TOKEN_KEY_BYTES,

@@ -325,8 +325,10 @@ export class ActorManager extends Dispatcher {
     listening: boolean,
   ): Promise<NetTransport> {
     if (this.net !== undefined) {
-      if (this.net.kind !== o.transport) {
-        throw new InvalidOption(`the manager already has a ${this.net.kind} transport; disconnect() first`);
+      if (this.net.kind !== o.transport || this.net.options.wire !== o.wire) {
+        throw new InvalidOption(
+          `the manager already has a ${this.net.kind} transport on the ${this.net.options.wire} wire; disconnect() first`,
+        );
       }
       return this.net;
     }
@@ -349,9 +351,10 @@ export class ActorManager extends Dispatcher {
   }
 
   /**
-   * Listens for peers (UDP by default; `{ transport: 'tcp' }` for TCP). Peers
-   * connecting and leaving are emitted as `'peerConnected'` (address) and
-   * `'peerDisconnected'` (address, reason: 'local' | 'remote' | 'timeout' | 'refused').
+   * Listens for peers (UDP by default; `{ transport: 'tcp' }` for TCP; `{ wire: 'pysage' }`
+   * for peers that speak pysage's wire). Peers connecting and leaving are emitted as
+   * `'peerConnected'` (address) and `'peerDisconnected'` (address, reason: 'local' | 'remote' |
+   * 'timeout' | 'refused'); a fault in what a peer sent as `'peerError'` (`{ peer, error }`).
    */
   async listen(options: NetOptions = {}): Promise<void> {
     const o = resolveNetOptions(options, 'listen');

@@ -9,6 +9,7 @@ import { type Message, type MessageClass, type Reliability, type Schema, schemaO
 import type { Poller } from '../poller.js';
 import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
+import { decodeLocal, pysageParams } from './pysage.js';
 
 /** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
 export const CTRL_SCHEMA = 1;
@@ -66,6 +67,8 @@ export interface Peer {
   waitingUnreliableBytes: number;
   /** Bytes packed for this peer and not yet accepted by the transport. */
   pendingBytes: number;
+  /** Codes of the peer errors logged for it (with no `'peerError'` listener, each is logged once). */
+  readonly logged: Set<string>;
 }
 
 /** Counters of a transport, in `mgr.stats.network`. */
@@ -89,6 +92,7 @@ export abstract class NetTransport implements Poller {
     messagesHeldForSchema: 0,
     messagesDroppedNoSchema: 0,
     messagesUndeliverable: 0,
+    peerErrors: 0,
   };
   private flushScheduled = false;
   protected closed = false;
@@ -135,6 +139,7 @@ export abstract class NetTransport implements Poller {
       waitingUnreliable: 0,
       waitingUnreliableBytes: 0,
       pendingBytes: 0,
+      logged: new Set(),
     };
     this.peers.set(addr, peer);
     this.byId.set(id, peer);
@@ -196,11 +201,17 @@ export abstract class NetTransport implements Poller {
     return peer;
   }
 
+  /** A send's `channel << 3 | reliability`, validated for this wire. */
+  private params(schema: Schema, opts: SendOptions | undefined): number {
+    if (this.options.wire === 'pysage') return pysageParams(schema, opts, this.kind);
+    return opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+  }
+
   /** Packs a message for one peer (sent on the next service). */
   send(msg: Message, to: string | undefined, opts: SendOptions | undefined): void {
     const peer = this.resolvePeer(to, 'sendMessage');
     const schema = packable(msg);
-    const params = opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+    const params = this.params(schema, opts);
     this.pack(peer, schema, msg, params >> 3, params & 7);
     this.scheduleFlush();
   }
@@ -208,7 +219,7 @@ export abstract class NetTransport implements Poller {
   /** Packs a message for every connected peer. Returns how many. */
   broadcast(msg: Message, opts: SendOptions | undefined): number {
     const schema = packable(msg);
-    const params = opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+    const params = this.params(schema, opts);
     const channel = params >> 3;
     const rel = params & 7;
     // All or nothing: if one peer pushes back, no peer takes it, so retrying the broadcast sends no duplicates.
@@ -234,7 +245,8 @@ export abstract class NetTransport implements Poller {
   private pack(peer: Peer, schema: Schema, msg: Message, channel: number, rel: number): void {
     this.checkRoom(peer, 'sendMessage');
     const pt = schema.packetType!;
-    if (!peer.announced[pt]) {
+    // pysage's wire carries its packets and nothing else: no announcement, ever.
+    if (!peer.announced[pt] && this.options.wire === 'tsage') {
       // Reliable and ordered on the message's channel, so an ordered message never overtakes its schema.
       const json = utf8.encode(JSON.stringify(describeSchema(schema)));
       if (json.length + 1 > this.options.maxMessageBytes) {
@@ -251,7 +263,7 @@ export abstract class NetTransport implements Poller {
     const sink = this.sinkFor(peer);
     const codec = schema.codec();
     const h = this.headerBytes;
-    const max = this.options.maxMessageBytes;
+    const max = this.messageLimit;
     for (;;) {
       const at = sink.len;
       const body = at + h;
@@ -264,12 +276,21 @@ export abstract class NetTransport implements Poller {
           peer.pendingBytes += e - at;
           return;
         }
-        if (sink.u8.length - body >= max) {
-          throw new PacketError(`${schema.name}: packs to more than maxMessageBytes (${max})`);
-        }
+        if (sink.u8.length - body >= max)
+          throw new PacketError(`${schema.name}: packs to more than ${this.limitName}`);
       }
       grow(sink, Math.max(sink.u8.length * 2, body + 1024));
     }
+  }
+
+  /** The most bytes one packed message may have. */
+  protected get messageLimit(): number {
+    return this.options.maxMessageBytes;
+  }
+
+  /** What {@link messageLimit} is, for errors. */
+  protected get limitName(): string {
+    return `maxMessageBytes (${this.options.maxMessageBytes})`;
   }
 
   /** Packs ready-made payload bytes for a peer. */
@@ -289,6 +310,10 @@ export abstract class NetTransport implements Poller {
    * Errors are kept for the next tick, so later payloads still arrive.
    */
   protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number, reliable = true): void {
+    if (this.options.wire === 'pysage') {
+      this.receivePysage(peer, u8, dv, p, end);
+      return;
+    }
     try {
       const pt = u8[p]!;
       // The common case first: a message whose schema is known (never a control payload, below 101).
@@ -337,6 +362,37 @@ export abstract class NetTransport implements Poller {
     } catch (err) {
       this.errors.push(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /** A pysage packet, decoded with the local registry; one that does not decode is a peer error. */
+  private receivePysage(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
+    let m: Message;
+    try {
+      m = decodeLocal(peer.addr, u8, dv, p, end);
+    } catch (err) {
+      this.peerError(peer, err);
+      return;
+    }
+    m.sender = peer.addr;
+    this.mgr.queueMessage(m);
+  }
+
+  /**
+   * A fault in what a peer sent: counted (`peerErrors`) and emitted as `'peerError'`
+   * (`{ peer, error }`); with no listener, each kind of error (its `code`) is logged once per
+   * peer. Never thrown: it is the peer's fault, and the rest of its stream goes on.
+   */
+  protected peerError(peer: Peer, err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.stats.peerErrors = (this.stats.peerErrors ?? 0) + 1;
+    if (this.mgr.listenerCount?.('peerError')) {
+      this.notify('peerError', { peer: peer.addr, error });
+      return;
+    }
+    const code = (error as { code?: string }).code ?? error.name;
+    if (peer.logged.has(code)) return;
+    peer.logged.add(code);
+    console.warn(`tsage: peer ${peer.addr}: ${error.message} (logged once per peer; listen for 'peerError')`);
   }
 
   private deliver(peer: Peer, dec: Decoder, u8: Uint8Array, dv: DataView, p: number, end: number): void {

@@ -100,6 +100,7 @@ export class UdpTransport extends NetTransport {
       timeoutMs: options.timeoutMs,
       keepaliveMs: options.keepaliveMs,
       acceptIncoming: accept,
+      pysageWire: options.wire === 'pysage',
     };
     let handle: number;
     try {
@@ -158,6 +159,17 @@ export class UdpTransport extends NetTransport {
 
   protected sinkFor(): Sink {
     return this.sink;
+  }
+
+  /** On pysage's wire a message is one datagram: no larger than the MTU. */
+  protected override get messageLimit(): number {
+    const max = this.options.maxMessageBytes;
+    return this.options.wire === 'pysage' ? Math.min(max, this.options.mtu) : max;
+  }
+
+  protected override get limitName(): string {
+    if (this.options.wire !== 'pysage') return super.limitName;
+    return `one datagram holds on the pysage wire (mtu ${this.options.mtu} bytes)`;
   }
 
   protected get hasOutgoing(): boolean {

@@ -178,6 +178,11 @@ impl Driver {
         let fd = self.socket.as_raw_fd();
         while rep.received < max_datagrams {
             match udp_sys::recv(fd, &mut self.buf) {
+                Ok((0, from, _)) => {
+                    // An empty datagram is still one: the link drops it, and counts it.
+                    rep.received += 1;
+                    self.endpoint.handle_datagram(now, from, &[]);
+                }
                 Ok((n, from, seg)) => {
                     // With receive offload one read may hold several datagrams of `seg` bytes.
                     let seg = seg.unwrap_or(n).max(1);
