@@ -1,5 +1,7 @@
-// Chat server: relays each line to every other client. `npx tsx examples/chat/server.ts [port]`
-import { Actor, ActorManager } from 'tsage';
+// Chat server: relays each line to every other client.
+// `npx tsx examples/chat/server.ts [port] [--wire=pysage] [--transport=tcp]`: on pysage's wire it also
+// serves clients that are not tsage, such as examples/chat/client.py (Python 3, socket and struct).
+import { Actor, ActorManager, type TransportKind, type Wire } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
 export class ChatServer extends Actor {
@@ -28,15 +30,18 @@ export class ChatServer extends Actor {
   }
 }
 
-/** Starts a chat server on 127.0.0.1; resolves with its port and a stop function. */
-export async function startChatServer(port = 0): Promise<{ port: number; stop: () => Promise<void> }> {
+/** Starts a chat server on 127.0.0.1 (UDP on tsage's wire by default); resolves with its port and a stop function. */
+export async function startChatServer(
+  port = 0,
+  net: { transport?: TransportKind; wire?: Wire } = {},
+): Promise<{ port: number; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));
   mgr.on('peerDisconnected', (addr: string, reason: string) => {
     console.log(`server: ${server.nicks.get(addr) ?? addr} left (${reason})`);
     server.nicks.delete(addr);
   });
-  await mgr.listen({ host: '127.0.0.1', port });
+  await mgr.listen({ host: '127.0.0.1', port, ...net });
   const loop = mgr.start({ intervalMs: 10 });
   return {
     port: mgr.transport!.address.port,
@@ -48,6 +53,13 @@ export async function startChatServer(port = 0): Promise<{ port: number; stop: (
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { port } = await startChatServer(Number(process.argv[2] ?? 8000));
-  console.log(`chat server listening on 127.0.0.1:${port}`);
+  const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+  const net = {
+    transport: flag('transport') as TransportKind | undefined,
+    wire: flag('wire') as Wire | undefined,
+  };
+  const { port } = await startChatServer(Number(process.argv[2] ?? 8000), net);
+  console.log(
+    `chat server listening on 127.0.0.1:${port} (${net.transport ?? 'udp'}, ${net.wire ?? 'tsage'} wire)`,
+  );
 }
