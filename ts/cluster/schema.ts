@@ -38,7 +38,10 @@ const wired = new WeakMap<Schema, WireSchema>();
 export function wireSchema(schema: Schema): WireSchema {
   let w = wired.get(schema);
   if (w === undefined) {
-    const announcement = utf8.encode(JSON.stringify(describeSchema(schema)));
+    // Without `bytes`: how a class decodes its strings is its own affair, and the cluster only ever
+    // decodes with local classes, so two nodes that differ in it still agree on the wire.
+    const { bytes: _, ...wire } = describeSchema(schema);
+    const announcement = utf8.encode(JSON.stringify(wire));
     w = { schema, announcement, fingerprint: fnv1a(announcement) };
     wired.set(schema, w);
   }
