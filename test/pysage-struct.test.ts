@@ -110,7 +110,13 @@ test("random schemas pack as Python's struct packs them by pysage's rules, and d
     const buf = new Uint8Array(1 << 16);
     const dv = new DataView(buf.buffer);
     buf[0] = 200;
-    const end = codec.encode(Object.fromEntries(props.map((p, i) => [p, c.values[i]])), buf, dv, 1, buf.length);
+    const end = codec.encode(
+      Object.fromEntries(props.map((p, i) => [p, c.values[i]])),
+      buf,
+      dv,
+      1,
+      buf.length,
+    );
     const py = Buffer.from(packed[k]!, 'hex');
     const label = `${JSON.stringify(c.types)} bytes ${JSON.stringify(c.bytes)}`;
     if (toHex(buf.subarray(0, end)) !== toHex(py)) {
