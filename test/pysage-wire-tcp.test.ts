@@ -285,3 +285,24 @@ test('what the pysage wire cannot do is InvalidOption naming the option', async 
     message: /already has a tcp transport on the pysage wire/,
   });
 });
+
+test("without a 'peerError' listener each kind of fault is logged once per peer, never thrown", async (t) => {
+  const { mgr: server, inbox } = manager(t);
+  const events = recordEvents(server);
+  await server.listen({ host: '127.0.0.1', port: 0, transport: 'tcp', wire: 'pysage' });
+  const s: Server = { server, inbox, events, peerErrors: [] };
+  const warned: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => warned.push(line);
+  t.teardown(() => {
+    console.warn = warn;
+  });
+  const raw = await rawClient(t, s);
+  const bad = [frame(hex('fa 01')), frame(hex('67 00'))];
+  raw.socket.write(Buffer.concat([...bad, ...bad, ...bad, frame(hex('67 00 00 00 05'))]));
+  await pumpUntil(server, () => inbox.received.length === 1, 5000, 'the good frame after the bad ones');
+  t.is(server.stats.network!.peerErrors, 6);
+  t.is(warned.length, 2, warned.join('\n'));
+  t.regex(warned[0]!, new RegExp(`peer ${raw.addr}: .*packet type 250`));
+  t.regex(warned[1]!, /TestMessage1\.amount: .*truncated/);
+});
