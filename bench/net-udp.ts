@@ -24,10 +24,16 @@ import {
   withDeadline,
 } from './net-common.js';
 
-/** Messages a sender may be ahead of the receiver's last progress report. */
-const WINDOW = 4 * BATCH;
-/** A receiver silent this long while the sender waits on the window: datagrams were lost, go on. */
-const STALL_MS = 20;
+/**
+ * Messages a sender may be ahead of the receiver's last progress report: about what a 4 MiB
+ * socket receive buffer holds of 64-byte datagrams (each costs the kernel a buffer of its own).
+ */
+export const WINDOW = 2 * BATCH;
+/**
+ * A receiver silent this long while the sender waits on the window: more datagrams were lost
+ * than the window holds, go on. Long enough for a receiver on a busy machine to catch up.
+ */
+const STALL_MS = 250;
 /** After the last send, a receiver silent this long has all it will get: ask for its report. */
 const QUIET_MS = 200;
 

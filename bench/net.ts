@@ -33,7 +33,7 @@ import {
   RUNS,
   withDeadline,
 } from './net-common.js';
-import { measurePysageUdp } from './net-udp.js';
+import { measurePysageUdp, WINDOW } from './net-udp.js';
 
 const PINGS = Number(process.env.TSAGE_BENCH_NET_PINGS ?? 5_000);
 const WARM_PINGS = 500;
@@ -481,7 +481,7 @@ export async function run(h: Harness): Promise<Section> {
     ],
     rows,
     notes: [
-      `¹ Unreliable: delivered messages per second where they arrive, from the receiver's first datagram of a run to its last (the sender keeps at most ${fmtInt(4 * BATCH)} messages ahead of the receiver's last progress report, over IPC every 1,024); every delivered message is checked against its sequence number. Messages lost per run of ${fmtInt(N)}: ${lossyUdp.map((r) => `${r.name} ${r.lost.join(', ')}`).join('; ')}.`,
+      `¹ Unreliable: delivered messages per second where they arrive, from the receiver's first datagram of a run to its last (the sender keeps at most ${fmtInt(WINDOW)} messages ahead of the receiver's last progress report, over IPC every 1,024); every delivered message is checked against its sequence number. Messages lost per run of ${fmtInt(N)}: ${lossyUdp.map((r) => `${r.name} ${r.lost.join(', ')}`).join('; ')}.`,
       `pysage's wire: tsage over TCP against node net writing the same frames (message objects): ${fmtRatio(pysageTcp.rate / net.rate)}; tsage over UDP against node dgram sending the same datagrams: ${fmtRatio(udpMedians[0]! / udpMedians[1]!)}.`,
       `tsage UDP against framed TCP with no message objects at all (raw bytes): ${fmtRatio(udp.rate / raw.rate)}.`,
       `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Every run delivered every message in order with the right sum.`,
