@@ -2,6 +2,7 @@
  * The in-process core of the manager: subscriber tables, the double-buffered
  * queue, dispatch, and stepping of generator handlers. No I/O.
  */
+import { EventEmitter } from 'node:events';
 import {
   Actor,
   allocateActorGid,
@@ -14,6 +15,7 @@ import {
   WILDCARD,
 } from './actor.js';
 import { ConcreteMessageAlreadyDefined, InvalidOption, UnknownActor } from './errors.js';
+import type { ManagerEvents } from './events.js';
 import {
   adhocClass,
   isMessage,
@@ -48,7 +50,11 @@ const EMPTY: readonly Receiver[] = [];
 /** Most slots a tick's new queue is made with (the size of the last batch, up to this). */
 const MAX_PRESIZE = 1 << 14;
 
-export class Dispatcher {
+/**
+ * The dispatcher is the manager's event emitter too (a `node:events` EventEmitter typed by
+ * {@link ManagerEvents}), so `events.once(mgr, 'peerConnected')` and `events.on(mgr, ...)` work.
+ */
+export class Dispatcher extends EventEmitter<ManagerEvents> {
   /** Subscribers per interned type id. Lists are copy-on-write, so dispatch may iterate while handlers (un)subscribe. */
   private byTid: (readonly Receiver[] | undefined)[] = [];
   private wild: readonly WildReceiver[] = [];
@@ -66,13 +72,14 @@ export class Dispatcher {
   /** Generators started by this tick's dispatch: their first step ran then, so this tick's stepGenerators skips them. */
   private started: Generator[] | undefined;
   private readonly asyncErrors: unknown[] = [];
-  /** Called with async handler rejections; when unset they are thrown by the next tick. */
-  onAsyncError: ((err: unknown) => void) | undefined;
+  /** Called with async handler rejections; when unset or it returns false, they are thrown by the next tick. */
+  onAsyncError: ((err: unknown) => boolean) | undefined;
 
   /** The counters; a subclass passes an object with more of its own (made once, so its shape never changes). */
   readonly stats: DispatchStats;
 
   constructor(stats: DispatchStats = { messagesDispatched: 0 }) {
+    super();
     this.stats = stats;
   }
 
@@ -327,8 +334,7 @@ export class Dispatcher {
   }
 
   private reportAsync(err: unknown): void {
-    if (this.onAsyncError) this.onAsyncError(err);
-    else this.asyncErrors.push(err);
+    if (this.onAsyncError?.(err) !== true) this.asyncErrors.push(err);
   }
 
   /**

@@ -36,6 +36,18 @@ export {
   UnknownActor,
   WrongMessageTypeSpecified,
 } from './errors.js';
+export type {
+  ClusterFault,
+  ClusterUndeliverable,
+  DisconnectReason,
+  GroupUndeliverable,
+  ManagerEventName,
+  ManagerEvents,
+  ManagerListener,
+  MessagesLost,
+  NetUndeliverable,
+  Undeliverable,
+} from './events.js';
 export type { GroupOptions } from './group/options.js';
 export { ActorManager, type ManagerStats, type StartOptions, type TickLoop } from './manager.js';
 export {
@@ -50,7 +62,7 @@ export {
   schemaForPacketType,
   schemaOf,
 } from './message.js';
-export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
+export type { NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
 export {
   CONNECT_TOKEN_BYTES,

@@ -3,7 +3,6 @@
  * dispatches them on `tick()`, polls process groups and the network first,
  * then calls every actor's `update()`.
  */
-import { EventEmitter } from 'node:events';
 import { type GroupClusterConfig, groupConfig, joinAsGroup, joinAsNode } from './cluster/join.js';
 import type { ClusterLink } from './cluster/link.js';
 import type { ClusterNode } from './cluster/members.js';
@@ -73,7 +72,6 @@ export class ActorManager extends Dispatcher {
 
   /** This manager's group: `ActorManager.MAIN_GROUP` in the main process. */
   groupName: string = MAIN_GROUP;
-  private readonly events = new EventEmitter();
   private readonly pollers: Poller[] = [];
   private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
 
@@ -89,7 +87,8 @@ export class ActorManager extends Dispatcher {
       groupMessagesDiscarded: 0,
     };
     super(stats);
-    this.onAsyncError = undefined;
+    // An async handler's rejection goes to 'error' listeners while there are some, else to the next tick.
+    this.onAsyncError = (err) => this.listenerCount('error') > 0 && this.emit('error', err);
   }
 
   /** The process's manager, created on first use. `new ActorManager()` makes an isolated one. */
@@ -101,33 +100,6 @@ export class ActorManager extends Dispatcher {
   /** Whether this manager runs in the main process (not inside a group's process). */
   get isMainGroup(): boolean {
     return this.groupName === MAIN_GROUP;
-  }
-
-  /**
-   * Listens for manager events: `'error'` (an async handler's rejection; without
-   * a listener it is thrown by the next tick), and the network's peer events.
-   */
-  on(event: string, listener: (...args: any[]) => void): this {
-    this.events.on(event, listener);
-    if (event === 'error') this.onAsyncError = (err) => this.events.emit('error', err);
-    return this;
-  }
-
-  /** Removes a listener added with `on`. */
-  off(event: string, listener: (...args: any[]) => void): this {
-    this.events.off(event, listener);
-    if (event === 'error' && this.events.listenerCount('error') === 0) this.onAsyncError = undefined;
-    return this;
-  }
-
-  /** Number of listeners for an event. */
-  listenerCount(event: string): number {
-    return this.events.listenerCount(event);
-  }
-
-  /** @internal emits a manager event */
-  emit(event: string, ...args: unknown[]): boolean {
-    return this.events.emit(event, ...args);
   }
 
   /** @internal adds a poller; groups are added before the network so they are polled first */
@@ -198,8 +170,8 @@ export class ActorManager extends Dispatcher {
         this.tick(maxTickTimeMs);
       } catch (err) {
         state.stopped = true;
-        if (this.events.listenerCount('error') > 0) {
-          this.events.emit('error', err);
+        if (this.listenerCount('error') > 0) {
+          this.emit('error', err);
           return;
         }
         throw err;
@@ -497,6 +469,14 @@ export class ActorManager extends Dispatcher {
     this.stats.groupMessagesDiscarded = 0;
     delete this.stats.network;
     delete this.stats.cluster;
+  }
+
+  /**
+   * `await using mgr = new ActorManager()` resets the manager when the scope ends (Node 20 has
+   * `Symbol.asyncDispose`; TypeScript 5.2 and later compile `await using`).
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.reset();
   }
 
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */

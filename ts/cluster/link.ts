@@ -13,6 +13,7 @@ import {
   PacketTypeError,
   type TsageError,
 } from '../errors.js';
+import type { EventSink, ManagerEvents } from '../events.js';
 import { type Message, type MessageClass, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
 import { type ClusterNode, type MemberEvent, Members } from './members.js';
@@ -31,14 +32,29 @@ import {
 } from './wire.js';
 
 /** What the link needs from the manager. */
-export interface ClusterManager {
+export interface ClusterManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
-  listenerCount(event: string): number;
   subscribedTypeNames(): string[];
   readonly subscriptionVersion: number;
   readonly stats: { cluster?: Record<string, number> };
 }
+
+/** A one-argument event the link reports at the end of its poll, in order. */
+type Notice = {
+  [K in
+    | 'undeliverable'
+    | 'messagesLost'
+    | 'clusterError'
+    | 'clusterDisconnected'
+    | 'clusterReconnected'
+    | 'clusterClosed']: [K, ...ManagerEvents[K]];
+}[
+  | 'undeliverable'
+  | 'messagesLost'
+  | 'clusterError'
+  | 'clusterDisconnected'
+  | 'clusterReconnected'
+  | 'clusterClosed'];
 
 /** Where this process is: its node, the node's incarnation, this process, its group token. */
 export interface Place {
@@ -85,7 +101,7 @@ export class ClusterLink implements Poller {
   private readonly maxPendingBytes: number;
   private subsVersion = -1;
   private readonly events: MemberEvent[] = [];
-  private readonly notices: [string, unknown][] = [];
+  private readonly notices: Notice[] = [];
   private readonly logged = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private flushScheduled = false;
@@ -310,7 +326,7 @@ export class ClusterLink implements Poller {
 
   private undeliverable(destination: string, count: number, reason: string): void {
     this.stats.messagesUndeliverable! += count;
-    this.notices.push(['undeliverable', { destination, count, reason }]);
+    this.notices.push(['undeliverable', { via: 'cluster', destination, count, reason }]);
   }
 
   // ---- receiving ----
@@ -415,7 +431,9 @@ export class ClusterLink implements Poller {
           break;
       }
     }
-    for (let n = this.notices.shift(); n !== undefined; n = this.notices.shift()) this.mgr.emit(n[0], n[1]);
+    // Each notice was typed when pushed (Notice pairs a name with its payload); the union does not spread.
+    const emit = this.mgr.emit.bind(this.mgr) as (event: Notice[0], arg: Notice[1]) => boolean;
+    for (let n = this.notices.shift(); n !== undefined; n = this.notices.shift()) emit(n[0], n[1]);
   }
 
   /** A fault of something received: emitted as `'clusterError'`, or logged once per kind and sender without a listener. */

@@ -16,6 +16,7 @@ import {
   PacketTypeError,
   RingError,
 } from '../errors.js';
+import type { EventSink } from '../events.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
@@ -43,9 +44,8 @@ import {
 } from './wire.js';
 
 /** What the host needs from the manager. */
-export interface GroupHostManager {
+export interface GroupHostManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
   readonly stats: {
     groupRestarts: number;
     groupMessagesUndeliverable: number;
@@ -447,17 +447,28 @@ export class GroupHost implements Poller {
     if (to === undefined || to.failure !== undefined) {
       this.mgr.stats.groupMessagesUndeliverable++;
       const desc = from.table.get(u8[p + 4]!).descriptor;
-      this.mgr.emit('undeliverable', { from: from.name, toIndex: dest, messageType: desc.name });
+      this.mgr.emit('undeliverable', {
+        via: 'group',
+        from: from.name,
+        to: undefined,
+        toIndex: dest,
+        messageType: desc.name,
+        reason: 'the destination group is gone',
+        count: 1,
+      });
       return true;
     }
     if (end - p - 5 > to.options.maxMessageBytes) {
       this.mgr.stats.groupMessagesUndeliverable++;
       const desc = from.table.get(u8[p + 4]!).descriptor;
       this.mgr.emit('undeliverable', {
+        via: 'group',
         from: from.name,
         to: to.name,
+        toIndex: dest,
         messageType: desc.name,
         reason: `larger than group '${to.name}' accepts (maxMessageBytes ${to.options.maxMessageBytes})`,
+        count: 1,
       });
       return true;
     }

@@ -5,6 +5,7 @@
  * peer events.
  */
 import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
+import type { DisconnectReason, EventSink, ManagerEventName, ManagerEvents } from '../events.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
 import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
@@ -28,11 +29,7 @@ const WAITING_OVERHEAD = 64;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/**
- * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt.
- */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
+export type { DisconnectReason } from '../events.js';
 
 /** A growable outgoing byte buffer. */
 export interface Sink {
@@ -72,10 +69,8 @@ export interface Peer {
 export type NetStats = Record<string, number>;
 
 /** What a transport needs from the manager. */
-export interface NetManager {
+export interface NetManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
-  listenerCount?(event: string): number;
 }
 
 export abstract class NetTransport implements Poller {
@@ -146,7 +141,7 @@ export abstract class NetTransport implements Poller {
    * (a service half done would lose or repeat messages): its error is kept and thrown by
    * the next tick, or emitted as `'error'`, like other errors met while reading.
    */
-  protected notify(event: string, ...args: unknown[]): void {
+  protected notify<K extends ManagerEventName>(event: K, ...args: ManagerEvents[K]): void {
     try {
       this.mgr.emit(event, ...args);
     } catch (err) {
@@ -160,7 +155,7 @@ export abstract class NetTransport implements Poller {
    */
   protected undeliverable(peer: string, reason: string, count: number): void {
     this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + count;
-    this.notify('undeliverable', { peer, reason, count });
+    this.notify('undeliverable', { via: 'network', peer, reason, count });
   }
 
   protected removePeer(peer: Peer, reason: DisconnectReason): void {
@@ -406,7 +401,7 @@ export abstract class NetTransport implements Poller {
     if (this.errors.length === 0) return;
     const errs = this.errors.splice(0);
     const [first] = errs;
-    if (this.mgr.listenerCount?.('error')) {
+    if (this.mgr.listenerCount('error') > 0) {
       for (const e of errs) this.mgr.emit('error', e);
       return;
     }
