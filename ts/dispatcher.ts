@@ -18,6 +18,7 @@ import { ConcreteMessageAlreadyDefined, InvalidOption, UnknownActor } from './er
 import type { ManagerEvents } from './events.js';
 import {
   adhocClass,
+  isAdhocName,
   isMessage,
   type Message,
   type MessageClass,
@@ -165,9 +166,29 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     return names;
   }
 
+  /** Subscriptions by name to types no class was registered for when they were made: checked by the next tick. */
+  private unchecked: [actor: string, name: string][] = [];
+
+  /**
+   * @internal Warns, once per name and process, of each subscription by name that the tick
+   * after it still finds no class for (see docs/observability.md: an error it would be wrong to
+   * throw, as the class may be registered later, but one that should not go unsaid).
+   */
+  checkSubscribedNames(): void {
+    if (this.unchecked.length === 0) return;
+    for (const [actor, name] of this.unchecked.splice(0)) {
+      if (schemaForName(name) !== undefined || isAdhocName(name) || warnedNames.has(name)) continue;
+      warnedNames.add(name);
+      unknownType(actor, name);
+    }
+  }
+
   /** Subscribes an actor to a type (name, class or `'*'`). Returns false if it already was. */
   addReceiver(actor: Actor, type: Subscription): boolean {
     const name = this.subscriptionName(type);
+    if (typeof type === 'string' && name !== WILDCARD && schemaForName(name) === undefined) {
+      this.unchecked.push([actor.constructor.name, name]);
+    }
     if (name === WILDCARD) {
       if (this.wild.some((r) => r.actor === actor)) return false;
       this.wild = [...this.wild, { actor, byTid: [] }];
@@ -438,6 +459,19 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     this.asyncErrors.length = 0;
     this.stats.messagesDispatched = 0;
   }
+}
+
+/** Names already warned of in this process. */
+const warnedNames = new Set<string>();
+
+function unknownType(actor: string, name: string): void {
+  process.emitWarning(
+    `${actor} subscribes to '${name}', but no message class of that name is registered in this process, ` +
+      `so no message of it can be made or decoded here. Subscribe by class (static subscriptions = [${name}]) ` +
+      `or call registerMessage(${name}) before ticking; if the name is a typo, fix it. ` +
+      '(A bare name used only with triggerToActor is fine: ignore this.)',
+    { type: 'TsageWarning', code: 'TSAGE_UNKNOWN_TYPE' },
+  );
 }
 
 function describeActor(a: Actor): string {

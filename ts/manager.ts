@@ -131,6 +131,8 @@ export class ActorManager extends Dispatcher {
     this.stepGenerators();
     this.updateActors();
     for (let i = 0; i < this.pollers.length; i++) this.pollers[i]!.flush(flushed);
+    // After the tick, so that a class its handlers made (and so registered) counts as known.
+    this.checkSubscribedNames();
     this.stats.ticks++;
     this.stats.lastTickMs = performance.now() - start;
     return flushed;
@@ -340,16 +342,16 @@ export class ActorManager extends Dispatcher {
   }
 
   /**
-   * Sends a message to a peer: a client's server when `peer` is omitted, or the
+   * Sends a message to a peer: a client's server when `peer` is omitted (or null), or the
    * address in a received message's `sender`. Packed now (a value that cannot
    * be packed throws here), sent on the next tick or turn of the event loop.
    * Throws `NotConnected` for an unknown peer or before `listen`/`connect`,
    * and `BackpressureError` when too much is waiting for that peer.
    */
-  sendMessage(msg: Message, peer?: string, options?: SendOptions): void {
+  sendMessage(msg: Message, peer?: string | null, options?: SendOptions): void {
     if (!isMessage(msg)) throw new InvalidOption('sendMessage: expected a Message');
     if (this.net === undefined) throw new NotConnected('sendMessage: call listen() or connect() first');
-    this.net.send(msg, peer, options);
+    this.net.send(msg, peer ?? undefined, options);
   }
 
   /** Sends a message to every connected peer; returns how many. */
