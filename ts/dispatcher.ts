@@ -171,12 +171,16 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
 
   /**
    * @internal Warns, once per name and process, of each subscription by name that the tick
-   * after it still finds no class for (see docs/observability.md: an error it would be wrong to
-   * throw, as the class may be registered later, but one that should not go unsaid).
+   * after it still finds no class for, unless the process is `connected` to others (groups, a
+   * network transport, a cluster), which may announce it. Not an error: the class may yet be
+   * registered; but not unsaid either (docs/observability.md).
    */
-  checkSubscribedNames(): void {
+  checkSubscribedNames(connected: boolean): void {
     if (this.unchecked.length === 0) return;
-    for (const [actor, name] of this.unchecked.splice(0)) {
+    const names = this.unchecked.splice(0);
+    // Another process may announce the name's schema (a group subscribes by name to a class only main imports).
+    if (connected) return;
+    for (const [actor, name] of names) {
       if (schemaForName(name) !== undefined || isAdhocName(name) || warnedNames.has(name)) continue;
       warnedNames.add(name);
       unknownType(actor, name);

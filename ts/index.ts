@@ -15,6 +15,7 @@ export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
 export {
+  AbortError,
   BackpressureError,
   ClusterConnectFailed,
   ClusterProtocolError,

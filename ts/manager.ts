@@ -8,6 +8,7 @@ import type { ClusterLink } from './cluster/link.js';
 import type { ClusterNode } from './cluster/members.js';
 import type { ClusterOptions } from './cluster/options.js';
 import { Dispatcher, type DispatchStats } from './dispatcher.js';
+import { aborted, signalOption, throwIfAborted } from './abort.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
@@ -132,7 +133,12 @@ export class ActorManager extends Dispatcher {
     this.updateActors();
     for (let i = 0; i < this.pollers.length; i++) this.pollers[i]!.flush(flushed);
     // After the tick, so that a class its handlers made (and so registered) counts as known.
-    this.checkSubscribedNames();
+    this.checkSubscribedNames(
+      this.groupLink !== undefined ||
+        (this.groupHost?.names.length ?? 0) > 0 ||
+        this.net !== undefined ||
+        this.clusterLink !== undefined,
+    );
     this.stats.ticks++;
     this.stats.lastTickMs = performance.now() - start;
     return flushed;
@@ -231,7 +237,9 @@ export class ActorManager extends Dispatcher {
    * group runs a {@link DefaultActor}. Resolves once the actor is constructed;
    * rejects with `DefaultActorFailed` (carrying the child's error) if it is not.
    * A relative path is resolved against the working directory; pass
-   * `new URL('./x.js', import.meta.url)` to be independent of it.
+   * `new URL('./x.js', import.meta.url)` to be independent of it. A module is found by the name
+   * of its source or of what it compiles to (`x.ts` or `x.js`, whichever exists), so that
+   * URL works under tsx and once compiled. `options.signal` cancels the start.
    */
   addProcessGroup(name: string, module?: string | URL, options?: GroupOptions): Promise<void> {
     return this.host().add(name, module, options);
@@ -329,16 +337,35 @@ export class ActorManager extends Dispatcher {
    */
   async listen(options: NetOptions = {}): Promise<void> {
     const o = resolveNetOptions(options, 'listen');
+    const signal = signalOption(options.signal, 'NetOptions');
     if (this.net !== undefined)
       throw new InvalidOption('listen: the manager already has a transport; disconnect() first');
-    await this.openTransport(o, true);
+    throwIfAborted(signal, 'listen');
+    const t = await this.openTransport(o, true);
+    if (signal?.aborted) {
+      if (this.net === t) await this.disconnect();
+      throw aborted(signal, 'listen');
+    }
   }
 
-  /** Connects to a listening manager; resolves with the server's address once the handshake is done. */
+  /**
+   * Connects to a listening manager; resolves with the server's address once the handshake is
+   * done. The server must be ticking (`start()` or `tick()`): a listener answers handshakes from
+   * its tick, so `connect()` times out against one that does not tick.
+   */
   async connect(options: NetOptions): Promise<string> {
     const o = resolveNetOptions(options, 'connect');
+    const signal = signalOption(options.signal, 'NetOptions');
+    throwIfAborted(signal, 'connect');
+    const opened = this.net === undefined;
     const t = await this.openTransport(o, false);
-    return t.connectTo(o.host, o.port);
+    try {
+      return await t.connectTo(o.host, o.port, signal);
+    } catch (err) {
+      // An aborted first connection closes the transport it opened, as if connect() had not been called.
+      if (signal?.aborted && opened && this.net === t && t.peers.size === 0) await this.disconnect();
+      throw err;
+    }
   }
 
   /**

@@ -5,8 +5,10 @@
  * exits and restarts, and stops groups gracefully.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { aborted, signalOption, throwIfAborted } from '../abort.js';
 import {
   DefaultActorFailed,
   GroupAlreadyExists,
@@ -89,11 +91,25 @@ interface Entry {
 
 /** Resolves a group module given as a URL or a path (relative to the working directory). */
 function moduleHref(module: string | URL): string {
-  if (module instanceof URL) return module.href;
+  if (module instanceof URL) return sourceOrBuilt(module.href);
   if (typeof module !== 'string' || module === '')
     throw new InvalidOption('addProcessGroup: module must be a URL or a path');
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
-  return pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return sourceOrBuilt(module);
+  return sourceOrBuilt(pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href);
+}
+
+/**
+ * A module named by its TypeScript source or by the JavaScript it compiles to, whichever
+ * exists: `new URL('./chef.js', import.meta.url)` finds `chef.ts` beside the caller under tsx,
+ * and `chef.js` once compiled (so does `./chef.ts`, the other way round). When neither exists
+ * the name is kept, and the group fails to start saying what it could not import.
+ */
+function sourceOrBuilt(href: string): string {
+  if (!href.startsWith('file:')) return href;
+  const path = fileURLToPath(href);
+  if (existsSync(path)) return href;
+  const other = path.replace(/\.([mc]?)(ts|js)$/, (_, m: string, ext: string) => `.${m}${ext === 'ts' ? 'js' : 'ts'}`);
+  return other !== path && existsSync(other) ? pathToFileURL(other).href : href;
 }
 
 export class GroupHost implements Poller {
@@ -120,6 +136,8 @@ export class GroupHost implements Poller {
     }
     if (this.entries.has(name)) throw new GroupAlreadyExists(`group '${name}' already exists`);
     const opts = resolveGroupOptions(options);
+    const signal = signalOption(options?.signal, 'GroupOptions');
+    throwIfAborted(signal, `addProcessGroup('${name}')`);
     const href = module === undefined ? undefined : moduleHref(module);
     const geometry = { capacity: opts.ringBytes, maxRecord: maxRecordFor(opts.ringBytes) };
     const inbound = createRingRegion(geometry);
@@ -163,7 +181,7 @@ export class GroupHost implements Poller {
     this.entries.set(name, entry);
     this.byIndex[index] = entry;
     try {
-      await this.spawn(entry, true);
+      await this.spawn(entry, true, signal);
     } catch (err) {
       this.dispose(entry);
       throw err;
@@ -172,7 +190,7 @@ export class GroupHost implements Poller {
   }
 
   /** Starts (or restarts) the entry's process; with `awaitReady`, resolves once its actor is constructed. */
-  private spawn(entry: Entry, awaitReady: boolean): Promise<void> {
+  private spawn(entry: Entry, awaitReady: boolean, signal?: AbortSignal): Promise<void> {
     const o = entry.options;
     const config: ChildConfig = {
       name: entry.name,
@@ -211,6 +229,17 @@ export class GroupHost implements Poller {
       settle?.(new DefaultActorFailed(`group '${entry.name}' did not start within ${o.startTimeoutMs} ms`));
       child.kill('SIGKILL');
     }, o.startTimeoutMs);
+    // Aborting the start kills the process; add() then releases the rings (dispose).
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      settle?.(aborted(signal!, `addProcessGroup('${entry.name}')`));
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    started.then(
+      () => signal?.removeEventListener('abort', onAbort),
+      () => signal?.removeEventListener('abort', onAbort),
+    );
     child.on('message', (m: any) => {
       if (m?.type === 'ready') {
         ready = true;

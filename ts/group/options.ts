@@ -34,9 +34,14 @@ export interface GroupOptions {
   startTimeoutMs?: number;
   /** How long `removeProcessGroup` waits for a graceful exit before killing. Default 10000 ms. */
   stopTimeoutMs?: number;
+  /**
+   * Cancels the start: `addProcessGroup` rejects with `AbortError`, the group's process is
+   * killed and its rings are released. No effect once it resolved.
+   */
+  signal?: AbortSignal;
 }
 
-export type ResolvedGroupOptions = Required<Omit<GroupOptions, 'exportName' | 'maxTickTimeMs'>> &
+export type ResolvedGroupOptions = Required<Omit<GroupOptions, 'exportName' | 'maxTickTimeMs' | 'signal'>> &
   Pick<GroupOptions, 'exportName' | 'maxTickTimeMs'>;
 
 const DEFAULTS = {
@@ -85,7 +90,7 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
   }
   const resolved = {
     ...DEFAULTS,
-    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+    ...Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'signal')),
   } as ResolvedGroupOptions;
   if (o.maxHeldBytes === undefined) {
     resolved.maxHeldBytes = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);

@@ -97,8 +97,8 @@ export abstract class NetTransport implements Poller {
   abstract readonly kind: 'udp' | 'tcp';
   /** The bound address. */
   abstract get address(): { address: string; port: number; family: string };
-  /** Starts a connection; resolves with the peer's address once connected. */
-  abstract connectTo(host: string, port: number): Promise<string>;
+  /** Starts a connection; resolves with the peer's address once connected. Aborting `signal` undoes it. */
+  abstract connectTo(host: string, port: number, signal?: AbortSignal): Promise<string>;
   /** Bytes before each message in the outgoing buffer. */
   protected abstract readonly headerBytes: number;
   /** The outgoing buffer for a peer. */

@@ -5,6 +5,7 @@
  * during a tick go out in one write per peer.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { aborted, throwIfAborted } from '../abort.js';
 import { ListenFailed, NotConnected } from '../errors.js';
 import { formatAddr, resolveHost } from './address.js';
 import { CTRL_SCHEMA, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
@@ -79,10 +80,19 @@ export class TcpTransport extends NetTransport {
     if (a && typeof a === 'object') this.local = { address: a.address, port: a.port, family: a.family };
   }
 
-  async connectTo(host: string, port: number): Promise<string> {
+  async connectTo(host: string, port: number, signal?: AbortSignal): Promise<string> {
     const ip = await resolveHost(host);
+    throwIfAborted(signal, 'connect');
     const socket = tcpConnect({ host: ip, port, noDelay: true });
     await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(t);
+        socket.destroy();
+        reject(aborted(signal!, 'connect'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('close', () => signal?.removeEventListener('abort', onAbort));
+      socket.once('connect', () => signal?.removeEventListener('abort', onAbort));
       const t = setTimeout(() => {
         socket.destroy();
         reject(

@@ -5,6 +5,7 @@
  * socket and the protocol, and hands back events in one out buffer.
  */
 import { randomFillSync } from 'node:crypto';
+import { aborted, throwIfAborted } from '../abort.js';
 import { ListenFailed, NotConnected, TsageError } from '../errors.js';
 import { type NetConditionerConfig, type NetLayout, native, netLayout } from '../native.js';
 import { formatAddr, resolveHost } from './address.js';
@@ -18,6 +19,10 @@ import {
   type Sink,
 } from './base.js';
 import { type ConditionerOptions, type ResolvedNetOptions, validateConditioner } from './options.js';
+
+/** What a timed-out handshake's error adds: the usual cause. */
+const HANDSHAKE_HINT =
+  ': nothing answered. Is a listener bound there, and is it ticking? A listener answers handshakes from its tick (mgr.start() or mgr.tick())';
 
 /** Datagrams read per native call: enough to keep up, few enough that one poll's messages die young. */
 const MAX_DATAGRAMS = 512;
@@ -122,19 +127,31 @@ export class UdpTransport extends NetTransport {
     native().netSetConditioner(this.handle, v === null ? null : conditionerConfig(v));
   }
 
-  async connectTo(host: string, port: number): Promise<string> {
+  async connectTo(host: string, port: number, signal?: AbortSignal): Promise<string> {
     const ip = await resolveHost(host);
+    throwIfAborted(signal, 'connect');
     const id = native().netConnect(this.handle, ip, port);
     const existing = this.byId.get(id);
     if (existing?.connected) return existing.addr;
     const peer = existing ?? this.addPeer(formatAddr(ip, port), id, false);
     const done = new Promise<string>((resolve, reject) => this.connecting.set(id, { resolve, reject }));
+    // Aborting forgets the half-open peer (the server, if it answered, sees a goodbye or a timeout).
+    const onAbort = (): void => {
+      const c = this.connecting.get(id);
+      if (c === undefined || this.closed) return;
+      this.connecting.delete(id);
+      native().netDisconnect(this.handle, id);
+      this.removePeer(peer, 'local');
+      c.reject(aborted(signal!, 'connect'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     this.startPump();
     try {
       const addr = await done;
       this.server ??= peer;
       return addr;
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       if (this.connecting.size === 0) this.stopPump();
     }
   }
@@ -323,7 +340,9 @@ export class UdpTransport extends NetTransport {
         if (c) {
           this.connecting.delete(id);
           c.reject(
-            new NotConnected(`connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})`),
+            new NotConnected(
+              `connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})${reason === 'timeout' ? HANDSHAKE_HINT : ''}`,
+            ),
           );
         }
       } else {
