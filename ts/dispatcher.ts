@@ -166,6 +166,9 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     return names;
   }
 
+  /** @internal Messages dispatched per interned type id, while an inspector counts them (else undefined). */
+  typeCounts: number[] | undefined;
+
   /** Subscriptions by name to types no class was registered for when they were made: checked by the next tick. */
   private unchecked: [actor: string, name: string][] = [];
 
@@ -409,6 +412,10 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
       }
     } finally {
       this.stats.messagesDispatched += i;
+      // Counted per type only while an inspector asks (one test per tick otherwise).
+      const counts = this.typeCounts;
+      if (counts !== undefined)
+        for (let j = 0; j < i; j++) counts[batch[j]!._tid] = (counts[batch[j]!._tid] ?? 0) + 1;
       if (i < n) {
         // Cut short (deadline or a throwing handler): what is left goes back in front, in order.
         const rest = batch.slice(i, n);

@@ -3,12 +3,13 @@
  * dispatches them on `tick()`, polls process groups and the network first,
  * then calls every actor's `update()`.
  */
+
+import { aborted, signalOption, throwIfAborted } from './abort.js';
 import { type GroupClusterConfig, groupConfig, joinAsGroup, joinAsNode } from './cluster/join.js';
 import type { ClusterLink } from './cluster/link.js';
 import type { ClusterNode } from './cluster/members.js';
 import type { ClusterOptions } from './cluster/options.js';
 import { Dispatcher, type DispatchStats } from './dispatcher.js';
-import { aborted, signalOption, throwIfAborted } from './abort.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
@@ -25,7 +26,13 @@ import {
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
+import './debug.js';
+import { DC } from './diagnostics.js';
+import type { GroupHealth } from './group/host.js';
+import { type InspectOptions, Inspector, type InspectorHandle } from './inspect/server.js';
+import type { PeerStats } from './net/base.js';
 import type { Poller } from './poller.js';
+import type { ClusterStats, NetStats } from './stats.js';
 
 /** Counters kept by the manager (`mgr.stats`). */
 export interface ManagerStats extends DispatchStats {
@@ -44,9 +51,9 @@ export interface ManagerStats extends DispatchStats {
    */
   groupMessagesDiscarded: number;
   /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
-  network?: Record<string, number>;
+  network?: NetStats;
   /** The cluster's counters (batches, messages, loss, refusals by reason...), while in a cluster. */
-  cluster?: Record<string, number>;
+  cluster?: ClusterStats;
 }
 
 /** Options of {@link ActorManager.start}. */
@@ -141,6 +148,14 @@ export class ActorManager extends Dispatcher {
     );
     this.stats.ticks++;
     this.stats.lastTickMs = performance.now() - start;
+    this.inspector?.sampleTick(this.stats.lastTickMs, this.getMessageCount());
+    if (DC.tick.hasSubscribers) {
+      DC.tick.publish({
+        durationMs: this.stats.lastTickMs,
+        dispatched: this.stats.messagesDispatched,
+        queued: this.getMessageCount(),
+      });
+    }
     return flushed;
   }
 
@@ -404,6 +419,43 @@ export class ActorManager extends Dispatcher {
     await t.close();
   }
 
+  // ---- seeing it (docs/observability.md) ----
+
+  private inspector: Inspector | undefined;
+
+  /**
+   * Serves the live inspector: a page at the returned `url` (loopback by default) that plots,
+   * every second, messages per second by type, queue depth and tick time, each group's health
+   * and ring fill, and each peer's RTT, loss and retransmissions. `tsage inspect <port>` shows
+   * the same in a terminal. Calling it again returns the running one; `reset()` closes it.
+   */
+  async inspect(options: InspectOptions = {}): Promise<InspectorHandle> {
+    if (this.inspector?.handle !== undefined) return this.inspector.handle;
+    const inspector = new Inspector(this, options, () => {
+      if (this.inspector === inspector) {
+        this.inspector = undefined;
+        this.typeCounts = undefined;
+      }
+    });
+    this.inspector = inspector;
+    try {
+      return await inspector.listen();
+    } catch (err) {
+      this.inspector = undefined;
+      throw err;
+    }
+  }
+
+  /** Each connected network peer's RTT, loss and retransmissions (empty without a transport). */
+  peerStats(): PeerStats[] {
+    return this.net?.peerStats() ?? [];
+  }
+
+  /** Each process group's state, restarts and ring fill (empty in a group's process). */
+  groupHealth(): GroupHealth[] {
+    return this.groupHost?.health() ?? [];
+  }
+
   // ---- cluster (docs/cluster.md) ----
 
   private clusterLink: ClusterLink | undefined;
@@ -518,6 +570,7 @@ export class ActorManager extends Dispatcher {
       }
       this.loop = undefined;
     }
+    await this.inspector?.close();
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;
     this.net = undefined;

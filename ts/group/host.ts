@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { aborted, signalOption, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import {
   DefaultActorFailed,
   GroupAlreadyExists,
@@ -89,6 +90,24 @@ interface Entry {
   exited: Promise<void>;
 }
 
+/** One group as the inspector shows it (`mgr.inspect()`, docs/observability.md). */
+export interface GroupHealth {
+  name: string;
+  /** The process's pid (the latest one, after restarts). */
+  pid: number | undefined;
+  /** `'running'`, `'stopping'` (being removed), or `'failed'` (the next tick throws its GroupFailed). */
+  state: 'running' | 'stopping' | 'failed';
+  /** Restarts within the current restart window. */
+  restarts: number;
+  /** Bytes of each ring's data area. */
+  ringBytes: number;
+  /** Bytes waiting in the ring main writes (main to the group) and in the one it reads. */
+  inboundFill: number;
+  outboundFill: number;
+  /** Messages waiting in main's backlog for room in the group's ring. */
+  backlog: number;
+}
+
 /** Resolves a group module given as a URL or a path (relative to the working directory). */
 function moduleHref(module: string | URL): string {
   if (module instanceof URL) return sourceOrBuilt(module.href);
@@ -108,7 +127,10 @@ function sourceOrBuilt(href: string): string {
   if (!href.startsWith('file:')) return href;
   const path = fileURLToPath(href);
   if (existsSync(path)) return href;
-  const other = path.replace(/\.([mc]?)(ts|js)$/, (_, m: string, ext: string) => `.${m}${ext === 'ts' ? 'js' : 'ts'}`);
+  const other = path.replace(
+    /\.([mc]?)(ts|js)$/,
+    (_, m: string, ext: string) => `.${m}${ext === 'ts' ? 'js' : 'ts'}`,
+  );
   return other !== path && existsSync(other) ? pathToFileURL(other).href : href;
 }
 
@@ -244,6 +266,8 @@ export class GroupHost implements Poller {
       if (m?.type === 'ready') {
         ready = true;
         clearTimeout(timer);
+        if (DC.groupStart.hasSubscribers)
+          DC.groupStart.publish({ group: entry.name, pid: child.pid, restart: !awaitReady });
         // A running group does not keep the main process alive by itself (it dies with main).
         child.unref();
         (child.channel as { unref?: () => void } | undefined)?.unref?.();
@@ -294,6 +318,8 @@ export class GroupHost implements Poller {
         this.mgr.stats.groupRestarts++;
         // Its unfinished tick is handled again by its successor: what it published of it goes.
         this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+        if (DC.groupRestart.hasSubscribers)
+          DC.groupRestart.publish({ group: entry.name, reason: how + why, restarts: entry.restarts.length });
         this.mgr.emit('groupRestart', entry.name, how + why);
         void this.spawn(entry, false);
         return;
@@ -302,9 +328,11 @@ export class GroupHost implements Poller {
         `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
         entry.name,
       );
-      return;
+    } else {
+      entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name);
     }
-    entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name);
+    if (DC.groupFail.hasSubscribers)
+      DC.groupFail.publish({ group: entry.name, reason: entry.failure.message });
   }
 
   private table(): [string, number][] {
@@ -366,6 +394,20 @@ export class GroupHost implements Poller {
     }
     entry.writer.send(msg, schema, entry.index, MAIN_INDEX);
     this.scheduleFlush();
+  }
+
+  /** Each group's state, restarts and ring fill: a few native calls per group, for the inspector. */
+  health(): GroupHealth[] {
+    return [...this.entries.values()].map((e) => ({
+      name: e.name,
+      pid: e.child?.pid,
+      state: e.failure !== undefined ? 'failed' : e.stopping ? 'stopping' : 'running',
+      restarts: e.restarts.length,
+      ringBytes: e.options.ringBytes,
+      inboundFill: e.writer.fill(),
+      outboundFill: e.reader.fill(),
+      backlog: e.writer.backlogLength,
+    }));
   }
 
   /** Messages waiting for room in a group's inbound ring. */
@@ -467,6 +509,8 @@ export class GroupHost implements Poller {
       },
     );
     this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+    if (DC.groupFail.hasSubscribers)
+      DC.groupFail.publish({ group: entry.name, reason: entry.failure.message });
     if (entry.child.exitCode === null && entry.child.signalCode === null) entry.child.kill('SIGKILL');
   }
 
@@ -547,6 +591,7 @@ export class GroupHost implements Poller {
       clearInterval(pump);
       this.dispose(entry);
       void this.broadcastTable();
+      if (DC.groupStop.hasSubscribers) DC.groupStop.publish({ group: name });
     }
     if (readError !== undefined) throw readError;
     if (entry.failure !== failedBefore) throw entry.failure;

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { aborted, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import { ListenFailed, NotConnected } from '../errors.js';
 import { formatAddr, resolveHost } from './address.js';
 import { CTRL_SCHEMA, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
@@ -57,6 +58,8 @@ export class TcpTransport extends NetTransport {
     const server = createServer((socket) => {
       if (this.conns.size >= this.options.maxPeers) {
         this.stats.droppedPeerCap!++;
+        if (DC.netRefused.hasSubscribers)
+          DC.netRefused.publish({ side: 'server', reason: 'peer-cap', count: 1, transport: 'tcp' });
         socket.destroy();
         return;
       }
