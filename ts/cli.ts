@@ -77,7 +77,9 @@ async function main(argv: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, 1000));
     }
   } catch (err) {
-    console.error(`tsage inspect: cannot read ${base}data (${(err as Error).message}); is the process running mgr.inspect()?`);
+    console.error(
+      `tsage inspect: cannot read ${base}data (${(err as Error).message}); is the process running mgr.inspect()?`,
+    );
     return 1;
   }
 }

@@ -34,11 +34,13 @@ export async function startBusy(t: ExecutionContext, group: string): Promise<Bus
   await pumpWhile(server, client.connect({ host: '127.0.0.1', port }), 10_000, 'a connection');
   // Loss on the client's datagrams, so that it resends and its peer's loss is not zero.
   client.setLinkConditioner({ loss: 0.2, seed: 7 });
+  server.setLinkConditioner({ loss: 0.1, seed: 8 });
   await server.addProcessGroup(group, fixture('echo.ts'), { intervalMs: 10 });
   const loops = [server.start({ intervalMs: 10 }), client.start({ intervalMs: 10 })];
   let n = 0;
   const traffic = setInterval(() => {
     try {
+      for (let i = 0; i < 5; i++) server.broadcastMessage(new Position({ x: n, y: -i }));
       for (let i = 0; i < 20; i++) client.sendMessage(new Position({ x: n, y: i }));
       if (n % 3 === 0) client.sendMessage(new Chat({ text: `line ${n}` }));
       server.queueMessageToGroup(group, new Ping({ n }));
