@@ -50,8 +50,7 @@ export type {
   NetUndeliverable,
   Undeliverable,
 } from './events.js';
-export type { GroupHealth } from './group/host.js';
-export type { GroupOptions } from './group/options.js';
+export type { GroupHealth, GroupOptions } from './group/options.js';
 export type {
   InspectOptions,
   InspectorHandle,

@@ -28,7 +28,7 @@ import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
 import './debug.js';
 import { DC } from './diagnostics.js';
-import type { GroupHealth } from './group/host.js';
+import type { GroupHealth } from './group/options.js';
 import { type InspectOptions, Inspector, type InspectorHandle } from './inspect/server.js';
 import type { PeerStats } from './net/base.js';
 import type { Poller } from './poller.js';

@@ -5,9 +5,7 @@
  * exits and restarts, and stops groups gracefully.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { aborted, signalOption, throwIfAborted } from '../abort.js';
 import { DC } from '../diagnostics.js';
 import {
@@ -25,8 +23,10 @@ import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
 import { decodeMessage, SchemaTable } from '../schema-table.js';
 import { HeldTicks } from './held.js';
+import { moduleHref } from './module.js';
 import {
   type ChildConfig,
+  type GroupHealth,
   type GroupOptions,
   maxRecordFor,
   type ResolvedGroupOptions,
@@ -88,50 +88,6 @@ interface Entry {
   restarts: number[];
   stopping: boolean;
   exited: Promise<void>;
-}
-
-/** One group as the inspector shows it (`mgr.inspect()`, docs/observability.md). */
-export interface GroupHealth {
-  name: string;
-  /** The process's pid (the latest one, after restarts). */
-  pid: number | undefined;
-  /** `'running'`, `'stopping'` (being removed), or `'failed'` (the next tick throws its GroupFailed). */
-  state: 'running' | 'stopping' | 'failed';
-  /** Restarts within the current restart window. */
-  restarts: number;
-  /** Bytes of each ring's data area. */
-  ringBytes: number;
-  /** Bytes waiting in the ring main writes (main to the group) and in the one it reads. */
-  inboundFill: number;
-  outboundFill: number;
-  /** Messages waiting in main's backlog for room in the group's ring. */
-  backlog: number;
-}
-
-/** Resolves a group module given as a URL or a path (relative to the working directory). */
-function moduleHref(module: string | URL): string {
-  if (module instanceof URL) return sourceOrBuilt(module.href);
-  if (typeof module !== 'string' || module === '')
-    throw new InvalidOption('addProcessGroup: module must be a URL or a path');
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return sourceOrBuilt(module);
-  return sourceOrBuilt(pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href);
-}
-
-/**
- * A module named by its TypeScript source or by the JavaScript it compiles to, whichever
- * exists: `new URL('./chef.js', import.meta.url)` finds `chef.ts` beside the caller under tsx,
- * and `chef.js` once compiled (so does `./chef.ts`, the other way round). When neither exists
- * the name is kept, and the group fails to start saying what it could not import.
- */
-function sourceOrBuilt(href: string): string {
-  if (!href.startsWith('file:')) return href;
-  const path = fileURLToPath(href);
-  if (existsSync(path)) return href;
-  const other = path.replace(
-    /\.([mc]?)(ts|js)$/,
-    (_, m: string, ext: string) => `.${m}${ext === 'ts' ? 'js' : 'ts'}`,
-  );
-  return other !== path && existsSync(other) ? pathToFileURL(other).href : href;
 }
 
 export class GroupHost implements Poller {

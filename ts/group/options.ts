@@ -130,3 +130,21 @@ export interface ChildConfig {
   /** While the node is in a cluster: how this group joins it (see ts/cluster/join.ts). */
   cluster?: unknown;
 }
+
+/** One group as the inspector shows it (`mgr.inspect()`, docs/observability.md). */
+export interface GroupHealth {
+  name: string;
+  /** The process's pid (the latest one, after restarts). */
+  pid: number | undefined;
+  /** `'running'`, `'stopping'` (being removed), or `'failed'` (the next tick throws its GroupFailed). */
+  state: 'running' | 'stopping' | 'failed';
+  /** Restarts within the current restart window. */
+  restarts: number;
+  /** Bytes of each ring's data area. */
+  ringBytes: number;
+  /** Bytes waiting in the ring main writes (main to the group) and in the one it reads. */
+  inboundFill: number;
+  outboundFill: number;
+  /** Messages waiting in main's backlog for room in the group's ring. */
+  backlog: number;
+}

@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InvalidOption, ListenFailed } from '../errors.js';
-import type { GroupHealth } from '../group/host.js';
+import type { GroupHealth } from '../group/options.js';
 import { typeNameOf } from '../message.js';
 import type { PeerStats } from '../net/base.js';
 import { INSPECTOR_PAGE } from './page.js';
