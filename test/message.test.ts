@@ -188,6 +188,8 @@ test('defineMessage without a packetType gives a local-only class', (t) => {
 });
 
 const ERROR_CODES: Record<string, string> = {
+  // Node's own code for a cancelled operation, so `err.code === 'ABORT_ERR'` holds as for Node's APIs.
+  AbortError: 'ABORT_ERR',
   PacketError: 'ERR_TSAGE_PACKET',
   PacketTypeError: 'ERR_TSAGE_PACKET_TYPE',
   WrongMessageTypeSpecified: 'ERR_TSAGE_WRONG_MESSAGE_TYPE',
