@@ -13,7 +13,7 @@
  * new Blob({ data: new Uint8Array([0, 255]) }).data; // Uint8Array
  * ```
  */
-import { Message, type MessageOptions, type Reliability, registerMessage } from './message.js';
+import { Message, type MessageClass, type MessageOptions, type Reliability, schemaOf } from './message.js';
 
 /** A string type code: its values are text, or bytes for a property in `bytes`. */
 type StringCode = 'c' | 's' | 'p' | 'S' | `${number}s` | `${number}p`;
@@ -77,9 +77,10 @@ export interface DefinedMessageClass<
 }
 
 /**
- * Defines and registers a message class named `name` with typed properties from
- * `{ property: typeCode }`. Throws `PacketTypeError` if its packet type is taken,
- * `WrongMessageTypeSpecified` for a type code or `bytes` entry it cannot take.
+/**
+ * Defines a message class named `name` with typed properties from `{ property: typeCode }`, and
+ * registers it: a `packetType` outside 101..255 or taken by another class (`PacketTypeError`), or a
+ * type code or `bytes` entry tsage cannot take (`WrongMessageTypeSpecified`), throws here.
  */
 export function defineMessage<
   const S extends Record<string, string | readonly string[]>,
@@ -95,6 +96,7 @@ export function defineMessage<
     static override channel = options.channel;
   };
   Object.defineProperty(cls, 'name', { value: name });
-  registerMessage(cls);
+  // Registered now: a packetType out of range or taken, or a bad type code, throws here, not at first pack.
+  schemaOf(cls as unknown as MessageClass);
   return cls as unknown as DefinedMessageClass<S, B>;
 }

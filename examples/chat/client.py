@@ -19,14 +19,18 @@ import time
 HELLO, JOINED, CHAT = 120, 121, 122  # packetType of HelloMessage, JoinedMessage, ChatMessage
 
 
-def p(text):
+def p(text):  # pysage's 'p': a length byte, then the bytes
     data = text.encode()
     return struct.pack('!B', len(data)) + data
 
 
-def S(text):
+def S(text):  # pysage's 'S': an !i length, then the bytes
     data = text.encode()
     return struct.pack('!i', len(data)) + data
+
+
+def frame(msg):  # SelectTCPTransport's framing: struct.pack('!L', len(msg)) + msg
+    return struct.pack('!L', len(msg)) + msg
 
 
 def read_p(msg, at):
@@ -45,7 +49,7 @@ class Tcp:
         self.buf = b''
 
     def send(self, msg):
-        self.sock.sendall(struct.pack('!L', len(msg)) + msg)
+        self.sock.sendall(frame(msg))
 
     def receive(self):
         """Every whole frame that has arrived (any number per read)."""
