@@ -79,7 +79,8 @@ export function checkReadme(root, write = false) {
     } else if (lang === 'python') {
       const excerpt = EXCERPT.exec(lines[i - 1] ?? '');
       const file = excerpt?.[1];
-      const text = file !== undefined && existsSync(join(root, file)) ? readFileSync(join(root, file), 'utf8') : '';
+      const text =
+        file !== undefined && existsSync(join(root, file)) ? readFileSync(join(root, file), 'utf8') : '';
       if (file === undefined || !`\n${text}\n`.includes(`\n${body.join('\n')}\n`)) {
         problems.push(
           `${where}: a \`\`\`python block must be an excerpt (whole lines, in order, contiguous) of the file named by \`<!-- excerpt: examples/....py -->\` on the line before it${file === undefined ? '' : `, and is not one of ${file}`}. Copy the lines from the file.`,
