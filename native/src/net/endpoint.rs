@@ -367,7 +367,7 @@ impl Endpoint {
                 self.events.push_connected(id, from);
             }
             Input::Gone(id, reason) => self.remove_peer(id, reason),
-            Input::Whole(known, data) => self.on_whole(now, from, known, data),
+            Input::Whole(known) => self.on_whole(now, from, known, b),
         }
     }
 

@@ -77,9 +77,10 @@ pub(crate) enum Input<'a> {
     Established(PeerId),
     /// The peer is gone.
     Gone(PeerId, DisconnectReason),
-    /// A whole message (the raw link): from the peer at its source address, or, with `None`,
-    /// from a new address that the endpoint admits as a peer first (or drops when it is full).
-    Whole(Option<PeerId>, &'a [u8]),
+    /// The datagram is one whole message (the raw link): from the peer at its source address,
+    /// or, with `None`, from a new address that the endpoint admits as a peer first (or drops
+    /// when it is full). (It names no bytes: the endpoint delivers the datagram it read.)
+    Whole(Option<PeerId>),
 }
 
 /// What a peer's handshake timers say.

@@ -31,14 +31,14 @@ pub(crate) struct Raw;
 impl Raw {
     /// A datagram is a whole message for the peer at its source address, or, at a listener,
     /// the first message of a new peer. An empty one (no packet-type byte) is no message.
-    pub(crate) fn input<'a>(&mut self, b: &'a [u8], known: Known<'_>, cx: &mut Cx<'_>) -> Input<'a> {
+    pub(crate) fn input<'a>(&mut self, b: &[u8], known: Known<'_>, cx: &mut Cx<'_>) -> Input<'a> {
         if b.is_empty() || b.len() > cx.cfg.max_message_size {
             cx.stats().drop_garbled += 1;
             return Input::Done;
         }
         match known {
-            Some((id, _)) => Input::Whole(Some(id), b),
-            None if cx.cfg.accept_incoming => Input::Whole(None, b),
+            Some((id, _)) => Input::Whole(Some(id)),
+            None if cx.cfg.accept_incoming => Input::Whole(None),
             None => {
                 cx.stats().drop_stranger += 1;
                 Input::Done
