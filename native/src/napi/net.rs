@@ -242,6 +242,7 @@ const COUNTERS: &[(&str, Counter)] = &[
     ("pingsSent", |c| c.e.pings_sent),
     ("connections", |c| c.e.connections),
     ("droppedGarbled", |c| c.e.drop_garbled),
+    ("droppedBadChecksum", |c| c.e.drop_bad_checksum),
     ("droppedStranger", |c| c.e.drop_stranger),
     ("droppedWrongConnectionId", |c| c.e.drop_wrong_connection_id),
     ("droppedBadCookie", |c| c.e.drop_bad_cookie),

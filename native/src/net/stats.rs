@@ -29,6 +29,8 @@ pub struct Stats {
     pub connections: u64,
     /// Dropped: truncated or malformed datagram or command.
     pub drop_garbled: u64,
+    /// Dropped: the datagram's integrity check (the plain link's CRC32C) did not match.
+    pub drop_bad_checksum: u64,
     /// Dropped: connection traffic from an address with no (suitable) peer.
     pub drop_stranger: u64,
     /// Dropped: connection id did not match the peer's.

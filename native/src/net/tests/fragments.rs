@@ -27,7 +27,7 @@ fn frag_packet(conn: u32, seq: u16, id: u16, f: Frag, payload: &[u8]) -> Vec<u8>
     let mut c = Vec::new();
     encode_canonical(&mut c, Reliability::Reliable, 0, id as u32, 0, Some(f), payload);
     write_wire(&mut d, &c, true, id as u32, false);
-    d
+    sealed(d)
 }
 
 /// Connection id B expects from A (read from a genuine datagram).

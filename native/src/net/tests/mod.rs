@@ -12,6 +12,8 @@ mod loss;
 
 use std::net::SocketAddr;
 
+use super::link::crc::crc32c;
+use super::link::plain::TAILROOM;
 use super::packet::cmd::{encode_canonical, parse_cmd, write_wire};
 use super::packet::{
     Frag, PayloadHeader, Prefix, HANDSHAKE_LEN, PAYLOAD_HEADER_LEN, PREFIX_LEN, T_CONNECT, T_DATA, T_HELLO, T_REJECT,
@@ -35,6 +37,20 @@ fn data_header(conn: u32, seq: u16) -> Vec<u8> {
     d[2..PREFIX_LEN].copy_from_slice(&conn.to_le_bytes());
     d[0] = T_DATA;
     d
+}
+
+/// A crafted datagram with the plain link's CRC32C appended, as a peer would send it.
+fn sealed(mut d: Vec<u8>) -> Vec<u8> {
+    let c = crc32c(&d);
+    d.extend_from_slice(&c.to_le_bytes());
+    d
+}
+
+/// A datagram without its CRC32C (checked).
+fn unsealed(d: &[u8]) -> &[u8] {
+    let (body, tail) = d.split_at(d.len() - TAILROOM);
+    assert_eq!(tail, crc32c(body).to_le_bytes(), "a datagram with a bad CRC");
+    body
 }
 
 type Filter = Box<dyn FnMut(u64, &[u8]) -> bool>;
@@ -173,6 +189,7 @@ fn data_channels(d: &[u8]) -> Vec<u8> {
     if d.first() != Some(&T_DATA) {
         return v;
     }
+    let d = unsealed(d);
     let mut pos = DATA_HEADER_LEN;
     let mut prev = None;
     while let Some(c) = parse_cmd(&d[pos..], false, &mut prev) {
