@@ -320,6 +320,11 @@ impl Endpoint {
                     self.link.refuse(&session, from, &mut self.out);
                     return;
                 }
+                if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
+                    self.out.stats.drop_ip_cap += 1;
+                    self.link.refuse(&session, from, &mut self.out);
+                    return;
+                }
                 let id = self.table.add(from, session, now);
                 self.out.stats.connections += 1;
                 self.events.push_connected(id, from);

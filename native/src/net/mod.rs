@@ -120,6 +120,9 @@ pub struct Config {
     pub max_message_size: usize,
     /// Most simultaneous peers (connecting or connected); further handshakes are refused.
     pub max_peers: usize,
+    /// Most peers admitted from one IP address (any port); its further handshakes are refused,
+    /// so one host cannot take every slot of `max_peers`. Connections out are not counted.
+    pub max_peers_per_ip: usize,
     /// A peer silent for this long is reported `Disconnected { Timeout }`;
     /// also bounds how long a connection attempt may take.
     pub timeout_ms: u64,
@@ -161,6 +164,7 @@ impl Default for Config {
             mtu: 1200,
             max_message_size: 16 << 20,
             max_peers: 64,
+            max_peers_per_ip: 16,
             timeout_ms: 10_000,
             keepalive_ms: 1_000,
             rto_min_ms: 30,

@@ -45,8 +45,12 @@ pub struct Stats {
     pub drop_stale: u64,
     /// Dropped: fragment with an absurd count, total length or inconsistent fields.
     pub drop_absurd_fragment: u64,
+    /// Dropped: a CONNECT that replays a live session's cookie (or an older one).
+    pub drop_replayed_connect: u64,
     /// Refused: handshake while `max_peers` peers exist.
     pub drop_peer_cap: u64,
+    /// Refused: handshake from an address whose IP already has `max_peers_per_ip` peers.
+    pub drop_ip_cap: u64,
     /// Refused or dropped: the peer's reassembly/out-of-order memory cap was reached.
     pub drop_reassembly_cap: u64,
     /// Refused or dropped: undrained event bytes reached `max_event_bytes`.

@@ -91,6 +91,9 @@ pub(crate) struct Session {
     pub remote_conn: u32,
     /// The client's handshake nonce.
     pub nonce: u64,
+    /// The timestamp of the cookie a listener admitted the client with (0 for our own
+    /// outgoing sessions): a CONNECT with an older or equal one is a replay.
+    pub cookie_ts: u32,
     pub state: State,
 }
 
@@ -252,13 +255,22 @@ impl Plain {
                 send_accept(s, from, cx.out);
                 return Input::Done;
             }
-            // A new session from the same address replaces the old one.
+            if s.nonce == nonce || ts <= s.cookie_ts {
+                // The live session's own cookie with another connection id (the MAC does not
+                // cover it), or a cookie made before that session began: a replay, which must
+                // not end a live session.
+                cx.stats().drop_replayed_connect += 1;
+                return Input::Done;
+            }
+            // A client that came back from the same address with a cookie made since (it
+            // restarted on the same port): its new session replaces the old one.
             replaces = Some(id);
         }
         let session = Session {
             local_conn: conn_id(cx.rng),
             remote_conn: c.client_conn,
             nonce,
+            cookie_ts: ts,
             state: State::Connected,
         };
         Input::Incoming {
@@ -274,6 +286,7 @@ impl Plain {
             local_conn: conn_id(rng),
             remote_conn: 0,
             nonce,
+            cookie_ts: 0,
             state: State::Connecting(Handshake {
                 started: now,
                 last_sent: now,

@@ -16,7 +16,8 @@ use super::link::crc::crc32c;
 use super::link::plain::TAILROOM;
 use super::packet::cmd::{encode_canonical, parse_cmd, write_wire};
 use super::packet::{
-    Frag, PayloadHeader, Prefix, HANDSHAKE_LEN, PAYLOAD_HEADER_LEN, PREFIX_LEN, T_CONNECT, T_DATA, T_HELLO, T_REJECT,
+    Frag, PayloadHeader, Prefix, HANDSHAKE_LEN, PAYLOAD_HEADER_LEN, PREFIX_LEN, T_ACCEPT, T_CONNECT, T_DATA,
+    T_DISCONNECT, T_HELLO, T_REJECT,
 };
 use super::rng::Rng;
 use super::seq::{diff16, extend16, gt16, gt32, lt16, lt32};
