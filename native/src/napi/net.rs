@@ -92,6 +92,7 @@ const CONFIG: &[(&str, Field<Config>)] = &[
         "maxReassemblyBytes",
         Field::Int(|c, x| c.max_reassembly_bytes = x as usize),
     ),
+    ("maxBufferedBytes", Field::Int(|c, x| c.max_buffered_bytes = x as usize)),
     ("maxEventBytes", Field::Int(|c, x| c.max_event_bytes = x as usize)),
     ("ackDelayMs", Field::Int(|c, x| c.ack_delay_ms = x)),
     (

@@ -7,6 +7,7 @@ mod driver;
 mod fragments;
 mod fuzz;
 mod handshake;
+mod hostile;
 mod liveness;
 mod loss;
 
@@ -208,4 +209,21 @@ fn msg(seq: u32, len: usize) -> Vec<u8> {
 
 fn seq_of(d: &[u8]) -> u32 {
     u32::from_le_bytes(d[..4].try_into().unwrap())
+}
+
+/// A DATA packet to `conn` carrying one reliable fragment with reliable id `id`.
+fn frag_packet(conn: u32, seq: u16, id: u16, f: Frag, payload: &[u8]) -> Vec<u8> {
+    let mut d = data_header(conn, seq);
+    let mut c = Vec::new();
+    encode_canonical(&mut c, Reliability::Reliable, 0, id as u32, 0, Some(f), payload);
+    write_wire(&mut d, &c, true, id as u32, false);
+    sealed(d)
+}
+
+/// Connection id B expects from A (read from a genuine datagram).
+fn conn_of(sim: &mut Sim, pa: PeerId) -> u32 {
+    sim.a.send(sim.now, pa, 0, Reliability::Unreliable, b"").unwrap();
+    sim.a.update(sim.now);
+    let (_, d) = sim.a.poll_transmit().unwrap();
+    Prefix::parse(&d).unwrap().conn
 }
