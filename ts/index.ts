@@ -31,6 +31,7 @@ export {
   NotConnected,
   PacketError,
   PacketTypeError,
+  PeerProtocolError,
   RingError,
   TsageError,
   UnknownActor,
@@ -51,6 +52,7 @@ export {
   schemaOf,
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
+export type { PeerErrorEvent } from './net/faults.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
 export {
   CONNECT_TOKEN_BYTES,

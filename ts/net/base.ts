@@ -1,38 +1,48 @@
 /**
  * What both network transports share: peers by address, per-peer schema
  * announcement and learning, packing messages straight into the transport's
- * outgoing buffer, decoding received ones into the manager's queue, and the
- * peer events.
+ * outgoing buffer, decoding received ones into the manager's queue, the peer
+ * events, and the rule for what peers send (`faults.ts`): a fault is the peer's,
+ * reported as `'peerError'`, never thrown out of a tick.
  */
-import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
+import {
+  BackpressureError,
+  InvalidOption,
+  NotConnected,
+  PacketError,
+  PacketTypeError,
+  PeerProtocolError,
+  TsageError,
+} from '../errors.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
-import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
+import { type Decoder, describeSchema, parseAnnouncement, SchemaTable } from '../schema-table.js';
+import { type FaultState, Faults } from './faults.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
+import { Waiting } from './waiting.js';
 
 /** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
 export const CTRL_SCHEMA = 1;
+/** A payload of this one byte is a keepalive (TCP sends it when it has sent nothing for a while). */
+export const CTRL_PING = 2;
 /**
- * Messages held per peer while their schema announcement is still on its way (it can be
- * overtaken by messages sent in a mode other than reliable-ordered, say when it is lost
- * and resent). Reliable ones are held up to this many bytes: the protocol has acknowledged
- * them, so past it the peer is misbehaving and that is an error. Unreliable ones are held
- * up to a count; past it they are dropped (and counted), as a lost datagram would be.
+ * Messages held while their schema announcement is still on its way (see `waiting.ts`), per
+ * peer and for all peers: bytes allocated, and messages. A peer past its share in reliable
+ * messages is misbehaving (a violation); unreliable ones past it are dropped and counted, as a
+ * lost datagram would be. What waits longer than `timeoutMs` goes the same way.
  */
-const MAX_WAITING_BYTES = 32 * 1024 * 1024;
-const MAX_WAITING_UNRELIABLE = 4096;
-const MAX_WAITING_UNRELIABLE_BYTES = 4 * 1024 * 1024;
-/** What one waiting message is counted as beyond its bytes (its array and its copy), so tiny ones cannot pile up unbounded. */
-const WAITING_OVERHEAD = 64;
+const MAX_WAITING_BYTES = 1024 * 1024;
+const MAX_WAITING_MESSAGES = 4096;
+const MAX_WAITING_TOTAL = 16 * 1024 * 1024;
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt.
+ * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt, and
+ * `'error'` is this side disconnecting a peer for its faults (a `'peerError'` said which).
  */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
+export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused' | 'error';
 
 /** A growable outgoing byte buffer. */
 export interface Sink {
@@ -47,7 +57,7 @@ export function newSink(size: number): Sink {
 }
 
 /** One connected (or connecting) peer. */
-export interface Peer {
+export interface Peer extends FaultState {
   /** `ip:port` (`[ip]:port` for IPv6): what `msg.sender` holds and `sendMessage` takes. */
   readonly addr: string;
   /** The transport's own id for it (UDP peer id). */
@@ -57,13 +67,8 @@ export interface Peer {
   readonly announced: boolean[];
   /** Schemas this peer announced. */
   readonly table: SchemaTable;
-  /** Received messages waiting for their schema: [packetType, bytes, came reliably]. */
-  waiting: [number, Uint8Array, boolean][];
-  /** Bytes (with a fixed overhead per message) of the reliable messages in `waiting`. */
-  waitingBytes: number;
-  /** Unreliable messages in `waiting`, and their bytes likewise. */
-  waitingUnreliable: number;
-  waitingUnreliableBytes: number;
+  /** Received messages waiting for their schema. */
+  readonly waiting: Waiting;
   /** Bytes packed for this peer and not yet accepted by the transport. */
   pendingBytes: number;
 }
@@ -83,20 +88,34 @@ export abstract class NetTransport implements Poller {
   protected readonly byId = new Map<number, Peer>();
   /** The server a client connected to: `sendMessage` without a peer goes there. */
   protected server: Peer | undefined;
-  /** Errors met while reading (a peer's schema disagreeing, a packet that does not decode): thrown by the next tick. */
+  /** Errors of the application met while servicing (a peer-event listener that threw): thrown by the next tick. */
   protected readonly errors: Error[] = [];
   readonly stats: NetStats = {
     messagesHeldForSchema: 0,
     messagesDroppedNoSchema: 0,
+    messagesDroppedSchemaMismatch: 0,
     messagesUndeliverable: 0,
   };
   private flushScheduled = false;
   protected closed = false;
+  /** Faults of peers: counted, reported, and the peers disconnected (`faults.ts`). */
+  protected readonly faults: Faults;
+  /** Peers to disconnect for their faults, at the end of this service. */
+  private readonly dropping: Peer[] = [];
+  /** Bytes allocated for messages waiting for their schema, all peers together. */
+  private waitingTotal = 0;
 
   constructor(
     protected readonly mgr: NetManager,
     readonly options: ResolvedNetOptions,
-  ) {}
+  ) {
+    this.faults = new Faults(
+      this.stats,
+      options.maxPeerErrors,
+      () => mgr.listenerCount?.('peerError') ?? 0,
+      (e) => this.notify('peerError', e),
+    );
+  }
 
   /** Which transport this is. */
   abstract readonly kind: 'udp' | 'tcp';
@@ -122,6 +141,8 @@ export abstract class NetTransport implements Poller {
   /** Moves what is packed out and what arrived in; processes events. */
   abstract service(): void;
   abstract close(): Promise<void>;
+  /** Closes the connection to a peer this side drops for its faults (it is then removed with reason 'error'). */
+  protected abstract disconnectPeer(peer: Peer): void;
 
   protected addPeer(addr: string, id: number, connected: boolean): Peer {
     const peer: Peer = {
@@ -129,12 +150,14 @@ export abstract class NetTransport implements Poller {
       id,
       connected,
       announced: new Array(256).fill(false),
-      table: new SchemaTable(() => `peer ${addr}`),
-      waiting: [],
-      waitingBytes: 0,
-      waitingUnreliable: 0,
-      waitingUnreliableBytes: 0,
+      table: new SchemaTable(() => `peer ${addr}`, {
+        maxBytes: this.options.maxSchemaBytes,
+        maxProperties: this.options.maxSchemaProperties,
+      }),
+      waiting: new Waiting(),
       pendingBytes: 0,
+      errors: 0,
+      dropping: false,
     };
     this.peers.set(addr, peer);
     this.byId.set(id, peer);
@@ -168,7 +191,11 @@ export abstract class NetTransport implements Poller {
     this.peers.delete(peer.addr);
     this.byId.delete(peer.id);
     if (this.server === peer) this.server = undefined;
-    if (peer.waiting.length !== 0) this.stats.messagesDroppedNoSchema! += peer.waiting.length;
+    if (peer.waiting.count !== 0) {
+      this.stats.messagesDroppedNoSchema! += peer.waiting.count;
+      this.waitingTotal -= peer.waiting.cost();
+      peer.waiting.clear();
+    }
     // Peer events pair up: a peer that never connected (a failed attempt) is reported by its connect() rejecting.
     // A departure is reported at the end of the tick, after the messages that came before it are dispatched.
     if (peer.connected) this.departures.push([peer.addr, reason]);
@@ -189,7 +216,8 @@ export abstract class NetTransport implements Poller {
       );
     }
     const peer = this.peers.get(String(to));
-    if (peer === undefined) throw new NotConnected(`${what}: no connected peer '${String(to)}'`);
+    if (peer === undefined || peer.dropping)
+      throw new NotConnected(`${what}: no connected peer '${String(to)}'`);
     if (!peer.connected) {
       throw new NotConnected(`${what}: peer '${peer.addr}' is still connecting (await connect() first)`);
     }
@@ -212,10 +240,11 @@ export abstract class NetTransport implements Poller {
     const channel = params >> 3;
     const rel = params & 7;
     // All or nothing: if one peer pushes back, no peer takes it, so retrying the broadcast sends no duplicates.
-    for (const peer of this.peers.values()) if (peer.connected) this.checkRoom(peer, 'broadcastMessage');
+    for (const peer of this.peers.values())
+      if (peer.connected && !peer.dropping) this.checkRoom(peer, 'broadcastMessage');
     let n = 0;
     for (const peer of this.peers.values()) {
-      if (!peer.connected) continue;
+      if (!peer.connected || peer.dropping) continue;
       this.pack(peer, schema, msg, channel, rel);
       n++;
     }
@@ -286,104 +315,183 @@ export abstract class NetTransport implements Poller {
 
   /**
    * Handles one received payload from a peer (`reliable`: it was sent in a reliable mode).
-   * Errors are kept for the next tick, so later payloads still arrive.
+   * What is wrong with it is the peer's fault (see `faults.ts`); later payloads still arrive.
    */
   protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number, reliable = true): void {
-    try {
-      const pt = u8[p]!;
-      // The common case first: a message whose schema is known (never a control payload, below 101).
-      const known = peer.table.peek(pt);
-      if (known !== undefined) {
-        this.deliver(peer, known, u8, dv, p, end);
-        return;
-      }
-      if (pt === CTRL_SCHEMA) {
-        let announced: any;
-        try {
-          announced = JSON.parse(utf8Strict.decode(u8.subarray(p + 1, end)));
-        } catch (err) {
-          throw new PacketTypeError(
-            `peer ${peer.addr} announced a schema that is not UTF-8 JSON (${(err as Error).message})`,
-          );
-        }
-        peer.table.learn(announced);
-        this.release(peer);
-        return;
-      }
-      if (pt < 101) throw new PacketTypeError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`);
-      // A message whose schema has not arrived yet: it waits (in order) for the announcement.
-      const cost = end - p + WAITING_OVERHEAD;
-      if (!reliable) {
-        if (
-          peer.waitingUnreliable >= MAX_WAITING_UNRELIABLE ||
-          peer.waitingUnreliableBytes + cost > MAX_WAITING_UNRELIABLE_BYTES
-        ) {
-          this.stats.messagesDroppedNoSchema!++;
-          return;
-        }
-        peer.waitingUnreliable++;
-        peer.waitingUnreliableBytes += cost;
-      } else {
-        if (peer.waitingBytes + cost > MAX_WAITING_BYTES) {
-          this.stats.messagesDroppedNoSchema!++;
-          throw new PacketTypeError(
-            `peer ${peer.addr} sent more than ${MAX_WAITING_BYTES} bytes of reliable messages without announcing their schema (packet type ${pt})`,
-          );
-        }
-        peer.waitingBytes += cost;
-      }
-      peer.waiting.push([pt, u8.slice(p, end), reliable]);
-      this.stats.messagesHeldForSchema!++;
-    } catch (err) {
-      this.errors.push(err instanceof Error ? err : new Error(String(err)));
+    if (peer.dropping) return;
+    if (end <= p) {
+      this.fault(peer, new PeerProtocolError(`peer ${peer.addr} sent an empty payload`), true);
+      return;
     }
+    const pt = u8[p]!;
+    let dec: Decoder | undefined;
+    try {
+      // This process's class when it has one for the packet type: the common case, and final.
+      dec = peer.table.peek(pt);
+    } catch (err) {
+      this.fault(peer, asTsageError(err), false);
+      return;
+    }
+    if (dec !== undefined) {
+      this.deliver(peer, dec, u8, dv, p, end);
+      return;
+    }
+    if (pt === CTRL_SCHEMA) {
+      this.learn(peer, u8, p + 1, end);
+      return;
+    }
+    if (pt === CTRL_PING && end === p + 1) return;
+    if (pt < 101) {
+      this.fault(peer, new PeerProtocolError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`), true);
+      return;
+    }
+    if (peer.table.refused(pt)) {
+      // Its schema disagreed with this process's (reported then): its messages are not decoded.
+      this.stats.messagesDroppedSchemaMismatch!++;
+      return;
+    }
+    this.wait(peer, pt, u8, p, end, reliable);
+  }
+
+  /** A message whose packet type this process does not know and the peer has not announced yet: it waits, bounded. */
+  private wait(peer: Peer, pt: number, u8: Uint8Array, p: number, end: number, reliable: boolean): void {
+    const w = peer.waiting;
+    const after = w.costWith(end - p);
+    const grows = after - w.cost();
+    if (
+      w.count >= MAX_WAITING_MESSAGES ||
+      after > MAX_WAITING_BYTES ||
+      this.waitingTotal + grows > MAX_WAITING_TOTAL
+    ) {
+      this.stats.messagesDroppedNoSchema!++;
+      if (reliable && this.waitingTotal + grows <= MAX_WAITING_TOTAL) {
+        this.fault(
+          peer,
+          new PeerProtocolError(
+            `peer ${peer.addr} sent more than ${w.count} messages (${w.cost()} bytes) of packet types it did not announce (packet type ${pt})`,
+          ),
+          true,
+        );
+      }
+      return;
+    }
+    const before = w.cost();
+    w.hold(pt, u8, p, end, reliable, performance.now());
+    this.waitingTotal += w.cost() - before;
+    this.stats.messagesHeldForSchema!++;
+  }
+
+  /** A schema announcement: checked before it is parsed, learnt, and what waited for it released. */
+  private learn(peer: Peer, u8: Uint8Array, p: number, end: number): void {
+    try {
+      peer.table.learn(parseAnnouncement(u8, p, end, peer.table.limits, `peer ${peer.addr}`));
+    } catch (err) {
+      const e = asTsageError(err);
+      // A malformed announcement breaks the protocol; one that disagrees is a fault of its own.
+      this.fault(peer, e, e instanceof PeerProtocolError);
+    }
+    this.release(peer, 0);
   }
 
   private deliver(peer: Peer, dec: Decoder, u8: Uint8Array, dv: DataView, p: number, end: number): void {
     const m = new dec.cls() as Message;
-    const e = dec.codec.decode(m, u8, dv, p + 1, end);
-    if (e !== end)
-      throw new PacketError(`${dec.descriptor.name} from ${peer.addr}: ${end - e} bytes left over`);
+    let e: number;
+    try {
+      e = dec.codec.decode(m, u8, dv, p + 1, end);
+    } catch (err) {
+      this.fault(peer, asTsageError(err), false);
+      return;
+    }
+    if (e !== end) {
+      this.fault(
+        peer,
+        new PacketError(
+          `${dec.descriptor.name} from ${peer.addr}: ${end - e} bytes left over after the last property`,
+        ),
+        false,
+      );
+      return;
+    }
     m.sender = peer.addr;
     this.mgr.queueMessage(m);
   }
 
-  /** Delivers messages that were waiting for a schema that has now arrived (one that does not decode is reported, not kept). */
-  private release(peer: Peer): void {
-    if (peer.waiting.length === 0) return;
-    const still: [number, Uint8Array, boolean][] = [];
-    let bytes = 0;
-    let unreliable = 0;
-    let unreliableBytes = 0;
-    for (const w of peer.waiting) {
-      const dec = peer.table.peek(w[0]);
-      if (dec === undefined) {
-        still.push(w);
-        if (w[2]) {
-          bytes += w[1].length + WAITING_OVERHEAD;
-        } else {
-          unreliable++;
-          unreliableBytes += w[1].length + WAITING_OVERHEAD;
-        }
-        continue;
+  /**
+   * Goes through the messages waiting for a schema: those now known are delivered, those now
+   * refused dropped, and those that waited since `expiredBefore` (a time) expire: unreliable
+   * ones are dropped as lost, reliable ones are the peer's fault (it never announced them).
+   */
+  private release(peer: Peer, expiredBefore: number): void {
+    const w = peer.waiting;
+    if (w.count === 0) return;
+    const before = w.cost();
+    let expiredReliable = -1;
+    w.sweep((pt, bytes, reliable, arrived) => {
+      if (peer.dropping) return true;
+      if (peer.table.refused(pt)) {
+        this.stats.messagesDroppedSchemaMismatch!++;
+        return true;
       }
+      let dec: Decoder | undefined;
       try {
+        dec = peer.table.peek(pt);
+      } catch (err) {
+        this.fault(peer, asTsageError(err), false);
+        this.stats.messagesDroppedSchemaMismatch!++;
+        return true;
+      }
+      if (dec !== undefined) {
         this.deliver(
           peer,
           dec,
-          w[1],
-          new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength),
+          bytes,
+          new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
           0,
-          w[1].length,
+          bytes.length,
         );
-      } catch (err) {
-        this.errors.push(err instanceof Error ? err : new Error(String(err)));
+        return true;
+      }
+      if (arrived >= expiredBefore) return false;
+      this.stats.messagesDroppedNoSchema!++;
+      if (reliable && expiredReliable < 0) expiredReliable = pt;
+      return true;
+    });
+    this.waitingTotal += w.cost() - before;
+    if (expiredReliable >= 0) {
+      this.fault(
+        peer,
+        new PeerProtocolError(
+          `peer ${peer.addr} sent packet type ${expiredReliable} reliably and never announced its schema (waited ${this.options.timeoutMs} ms)`,
+        ),
+        true,
+      );
+    }
+  }
+
+  /**
+   * A fault of `peer` (see `faults.ts`): counted and reported; the peer is dropped at the end
+   * of this service if it must be. `gone`: the protocol below already disconnected it.
+   */
+  protected fault(peer: Peer, error: TsageError, violation: boolean, gone = false): void {
+    if (this.faults.report(peer, error, violation, gone)) this.dropping.push(peer);
+  }
+
+  /**
+   * Once per service: expires messages that waited too long for their schema, then
+   * disconnects the peers dropped for their faults. Transports call it at the end of a service.
+   */
+  protected settlePeers(): void {
+    if (this.waitingTotal !== 0) {
+      const expiredBefore = performance.now() - this.options.timeoutMs;
+      for (const peer of this.peers.values()) {
+        if (peer.waiting.oldest() < expiredBefore) this.release(peer, expiredBefore);
       }
     }
-    peer.waiting = still;
-    peer.waitingBytes = bytes;
-    peer.waitingUnreliable = unreliable;
-    peer.waitingUnreliableBytes = unreliableBytes;
+    for (let peer = this.dropping.shift(); peer !== undefined; peer = this.dropping.shift()) {
+      if (this.peers.get(peer.addr) !== peer) continue;
+      this.disconnectPeer(peer);
+      this.removePeer(peer, 'error');
+    }
   }
 
   /** Publishes soon even if nobody ticks. */
@@ -465,6 +573,12 @@ function sendParams(cls: MessageClass, opts: SendOptions | undefined): number {
     );
   }
   return (channel << 3) | rel;
+}
+
+/** A thrown value as a TsageError: what the codec and the schema table throw are; anything else is wrapped. */
+function asTsageError(err: unknown): TsageError {
+  if (err instanceof TsageError) return err;
+  return new PeerProtocolError(err instanceof Error ? err.message : String(err));
 }
 
 function grow(sink: Sink, size: number): void {

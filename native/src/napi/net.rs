@@ -22,7 +22,7 @@ use super::{arg, Env, JsError, Result};
 use crate::net::batch::{
     SendBatch, ENTRY_CHANNEL, ENTRY_FLAGS, ENTRY_HEADER, ENTRY_LENGTH, ENTRY_PEER, ENTRY_RELIABILITY, FLAG_CONTROL,
 };
-use crate::net::events::{self, Events, DISCONNECT_REASONS, REFUSAL_REASONS};
+use crate::net::events::{self, Events, DISCONNECT_REASONS, FAULT_KINDS, REFUSAL_REASONS};
 use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, Reliability, Stats, CHANNELS};
 
 struct Slot {
@@ -388,6 +388,7 @@ pub fn layout(env: &Env, _args: &[napi_value]) -> Result<napi_value> {
     env.set(o, "reliableBit", env.double(events::RELIABLE_BIT as f64)?)?;
     env.set(o, "disconnectReasons", strings(env, DISCONNECT_REASONS.into_iter())?)?;
     env.set(o, "refusalReasons", strings(env, REFUSAL_REASONS.into_iter())?)?;
+    env.set(o, "faultKinds", strings(env, FAULT_KINDS.into_iter())?)?;
     let send = numbers(
         env,
         &[
