@@ -366,7 +366,7 @@ export function isMessage(v: unknown): v is Message {
 }
 
 /** Most names interned for classes built from other processes' announcements (an interned id is never freed). */
-export const MAX_FOREIGN_NAMES = 4096;
+export const MAX_FOREIGN_NAMES = 65_536;
 let foreignNames = 0;
 
 /**

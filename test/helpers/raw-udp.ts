@@ -199,6 +199,45 @@ export class RawPeer {
     return answer;
   }
 
+  /** The next reliable id, and the next sequence number per channel and stream, that `message` uses. */
+  nextId = 0;
+  private readonly chanSeq = new Map<number, number>();
+
+  /**
+   * Sends one message as a well-behaved sender would: reliable ids and channel sequence in
+   * order, fragmented (one fragment per packet) when larger than `room`. Every `pace`
+   * packets it calls `between` (tick the listener there, so its socket buffer never overflows).
+   */
+  async message(
+    payload: Uint8Array,
+    opts: {
+      rel?: number;
+      channel?: number;
+      room?: number;
+      pace?: number;
+      between?: () => Promise<void>;
+    } = {},
+  ): Promise<void> {
+    const rel = opts.rel ?? REL.ordered;
+    const channel = opts.channel ?? 0;
+    const key = channel * 8 + rel;
+    const seq = this.chanSeq.get(key) ?? 0;
+    this.chanSeq.set(key, (seq + 1) & 0xffff);
+    const room = opts.room ?? 1100;
+    const reliable = rel >= 2;
+    if (payload.length <= room) {
+      await this.data([{ rel, channel, id: reliable ? this.nextId++ : 0, seq, payload }]);
+      return;
+    }
+    const { count, size } = fragments(payload.length, room);
+    for (let i = 0; i < count; i++) {
+      const frag = { total: payload.length, count, index: i };
+      const chunk = payload.subarray(i * size, Math.min(payload.length, (i + 1) * size));
+      await this.data([{ rel, channel, id: reliable ? this.nextId++ : 0, seq, frag, payload: chunk }]);
+      if (opts.between && i % (opts.pace ?? 64) === 63) await opts.between();
+    }
+  }
+
   /** Sends one DATA packet of commands (a fresh packet sequence number each time). */
   data(cmds: Cmd[], flags = 0): Promise<void> {
     return this.send(dataPacket(this.conn, this.seq++, cmds, flags));

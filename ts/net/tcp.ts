@@ -75,6 +75,7 @@ export class TcpTransport extends NetTransport {
       'droppedIpCap',
       'droppedSlowFrame',
       'pingsSent',
+      'bufferedBytes',
     ]) {
       this.stats[k] = 0;
     }
@@ -403,6 +404,7 @@ export class TcpTransport extends NetTransport {
       c.peer.pendingBytes = c.socket.writableLength;
     }
     this.settlePeers();
+    this.stats.bufferedBytes = this.rxTotal;
   }
 
   protected disconnectPeer(peer: Peer): void {

@@ -222,6 +222,7 @@ struct Counters<'a> {
     send_errors: u64,
     cond: ConditionerStats,
     peers: u64,
+    buffered: u64,
 }
 
 /// Reads one counter from a snapshot.
@@ -263,6 +264,7 @@ const COUNTERS: &[(&str, Counter)] = &[
     ("conditionerDuplicated", |c| c.cond.duplicated),
     ("conditionerReordered", |c| c.cond.reordered),
     ("peers", |c| c.peers),
+    ("bufferedBytes", |c| c.buffered),
 ];
 
 /// Result slot: 1 while more events wait (call again with `sendLen` 0), else 0.
@@ -345,6 +347,7 @@ fn write_counters(s: &mut Slot, result: &mut [f64]) {
         send_errors,
         cond,
         peers: e.peer_count() as u64,
+        buffered: e.buffered_bytes() as u64,
     };
     for (i, (_, get)) in COUNTERS.iter().enumerate() {
         result[RESULT_COUNTERS + i] = get(&c) as f64;
