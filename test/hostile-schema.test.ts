@@ -19,7 +19,7 @@ registerMessage(Known);
 function ints(pt: number, values: number[]): Buffer {
   const b = Buffer.alloc(1 + 4 * values.length);
   b[0] = pt;
-  values.forEach((v, i) => b.writeInt32BE(v, 1 + 4 * i));
+  for (let i = 0; i < values.length; i++) b.writeInt32BE(values[i]!, 1 + 4 * i);
   return b;
 }
 
