@@ -104,7 +104,7 @@ test('TCP: 16 connections parking 16 MiB frames part-way are bounded in total, t
   const server = await listener(t, { transport: 'tcp', timeoutMs: 2000, maxBufferedBytes: 8 * MiB });
   const conns: { socket: Socket; closed: () => boolean }[] = [];
   for (let i = 0; i < 16; i++) conns.push(await rawTcp(t, server.port));
-  await tickUntil([server.mgr], () => server.arrivals.length === 16, 5000, 'the connections');
+  await tickUntil([server.mgr], () => server.arrivals.length === 16, 10_000, 'the connections');
   const mem0 = memory();
   const head = Buffer.alloc(4);
   head.writeUInt32BE(16 * MiB - 1, 0);
@@ -138,7 +138,7 @@ test('TCP: a 16 MiB frame sent in 4 KiB pieces is copied once, not once per piec
   t.timeout(60_000);
   const server = await listener(t, { transport: 'tcp' });
   const c = await rawTcp(t, server.port);
-  await tickUntil([server.mgr], () => server.arrivals.length === 1, 5000, 'the connection');
+  await tickUntil([server.mgr], () => server.arrivals.length === 1, 10_000, 'the connection');
   const n = 16 * MiB - 64;
   const frame = Buffer.alloc(4 + n);
   frame.writeUInt32BE(n, 0);

@@ -54,10 +54,10 @@ test('one bad payload never comes out of a tick: it is a peerError, the peer pay
   for (const [what, payload, code, message, cutOff] of cases) {
     const raw = await RawPeer.open(t, server.port);
     t.is((await raw.handshake(tick))?.[0], T.ACCEPT, what);
-    await tickUntil([server.mgr], () => server.arrivals.includes(raw.address), 3000, `${what}: arrival`);
+    await tickUntil([server.mgr], () => server.arrivals.includes(raw.address), 10_000, `${what}: arrival`);
     const before = server.faults.length;
     await raw.data([{ rel: REL.ordered, channel: 0, id: 0, seq: 0, payload }]);
-    await tickUntil([server.mgr], () => server.faults.length > before, 3000, what);
+    await tickUntil([server.mgr], () => server.faults.length > before, 10_000, what);
     const f = server.faults[before]!;
     t.is(f.peer, raw.address, what);
     t.is(f.error.code, code, what);
@@ -88,10 +88,10 @@ test('one bad payload never comes out of a tick: it is a peerError, the peer pay
   // A well-behaved client is unaffected.
   const c = manager(t);
   const connecting = c.mgr.connect({ host: '127.0.0.1', port: server.port });
-  await tickUntil([server.mgr], () => server.arrivals.length === cases.length + 1, 5000, 'the client');
+  await tickUntil([server.mgr], () => server.arrivals.length === cases.length + 1, 10_000, 'the client');
   await connecting;
   c.mgr.sendMessage(new Note({ n: 9, text: 'still here' }));
-  await tickUntil([server.mgr, c.mgr], () => server.inbox.of('Note').length === 2, 5000, 'the client Note');
+  await tickUntil([server.mgr, c.mgr], () => server.inbox.of('Note').length === 2, 10_000, 'the client Note');
   t.is(server.inbox.of<Note>('Note')[1]!.text, 'still here');
 });
 
@@ -110,9 +110,14 @@ test('without a peerError listener each kind of fault is logged once per peer, a
   for (let i = 0; i < 10; i++) {
     await raw.data([{ rel: REL.ordered, channel: 0, id: i, seq: i, payload: note(i).subarray(0, 3) }]);
   }
-  await tickUntil([server.mgr], () => server.mgr.stats.network!.peerDecodeErrors === 10, 3000, 'ten faults');
+  await tickUntil(
+    [server.mgr],
+    () => server.mgr.stats.network!.peerDecodeErrors === 10,
+    10_000,
+    'ten faults',
+  );
   await raw.data([{ rel: REL.ordered, channel: 0, id: 10, seq: 10, payload: Buffer.from([9]) }]);
-  await tickUntil([server.mgr], () => server.departures.length === 1, 3000, 'the violation');
+  await tickUntil([server.mgr], () => server.departures.length === 1, 10_000, 'the violation');
   console.warn = warn;
   t.is(warned.length, 2, warned.join('\n'));
   t.regex(
@@ -131,7 +136,7 @@ test('after maxPeerErrors faults a peer is disconnected', async (t) => {
   for (let i = 0; i < 5; i++) {
     await raw.data([{ rel: REL.ordered, channel: 0, id: i, seq: i, payload: note(i).subarray(0, 3) }]);
   }
-  await tickUntil([server.mgr], () => server.departures.length === 1, 3000, 'the disconnect');
+  await tickUntil([server.mgr], () => server.departures.length === 1, 10_000, 'the disconnect');
   t.deepEqual(server.departures, [[raw.address, 'error']]);
   t.is(server.faults.length, 3, 'nothing more is read from it');
   t.is(server.mgr.stats.network!.peersDisconnectedForErrors, 1);
@@ -193,7 +198,12 @@ test('a gap a peer never fills disconnects it, saying which channel waited', asy
   // It stays alive (empty DATA packets are pings) but never sends what is missing.
   const alive = setInterval(() => void raw.data([]), 200);
   t.teardown(() => clearInterval(alive));
-  await tickUntil([server.mgr], () => server.departures.length === 1, 5000, 'the stalled peer to be cut off');
+  await tickUntil(
+    [server.mgr],
+    () => server.departures.length === 1,
+    10_000,
+    'the stalled peer to be cut off',
+  );
   clearInterval(alive);
   const waited = performance.now() - started;
   t.true(waited >= 1400, `after ${waited.toFixed(0)} ms`);
@@ -212,9 +222,9 @@ test('a replayed CONNECT, with another connection id, never replaces the live se
   const tick = () => server.mgr.tick();
   const raw = await RawPeer.open(t, server.port);
   t.is((await raw.handshake(tick, 0x1111))?.[0], T.ACCEPT);
-  await tickUntil([server.mgr], () => server.arrivals.length === 1, 3000, 'the arrival');
+  await tickUntil([server.mgr], () => server.arrivals.length === 1, 10_000, 'the arrival');
   await raw.data([{ rel: REL.ordered, channel: 0, id: 0, seq: 0, payload: note(1, 'before') }]);
-  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 1, 3000, 'the first Note');
+  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 1, 10_000, 'the first Note');
   // The CONNECT seen on the wire, replayed from the same address within the cookie's lifetime,
   // with the connection id changed (the cookie's MAC does not cover it).
   const body = unsealed(raw.lastConnect!)!;
@@ -229,7 +239,7 @@ test('a replayed CONNECT, with another connection id, never replaces the live se
   t.is(server.arrivals.length, 1, 'nor another made');
   // The live session still works with its own connection id.
   await raw.data([{ rel: REL.ordered, channel: 0, id: 1, seq: 1, payload: note(2, 'after') }]);
-  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 2, 3000, 'the second Note');
+  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 2, 10_000, 'the second Note');
   t.deepEqual(
     server.inbox.of<Note>('Note').map((m) => m.text),
     ['before', 'after'],
@@ -263,13 +273,13 @@ test('one host cannot take every handshake slot: maxPeersPerIp', async (t) => {
   void refused.then((w) => {
     why = w;
   });
-  await tickUntil([server.mgr], () => why !== undefined, 5000, 'the refusal');
+  await tickUntil([server.mgr], () => why !== undefined, 10_000, 'the refusal');
   t.regex(why!, /failed \(refused\)/);
   await accepted[0]!.bye();
-  await tickUntil([server.mgr], () => server.departures.length === 1, 3000, 'the departure');
+  await tickUntil([server.mgr], () => server.departures.length === 1, 10_000, 'the departure');
   const d = manager(t);
   const connecting = d.mgr.connect({ host: '127.0.0.1', port: server.port });
-  await tickUntil([server.mgr], () => server.arrivals.length === 18, 5000, 'the real client');
+  await tickUntil([server.mgr], () => server.arrivals.length === 18, 10_000, 'the real client');
   await connecting;
   t.is(server.mgr.transport!.peers.size, 17);
 });
@@ -296,7 +306,7 @@ test("an announcement never replaces this process's class, nor lends a local nam
       payload: Buffer.from([200, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 1]),
     },
   ]);
-  await tickUntil([server.mgr], () => server.faults.length === 1, 3000, 'the fault');
+  await tickUntil([server.mgr], () => server.faults.length === 1, 10_000, 'the fault');
   t.is(server.faults[0]!.error.code, 'ERR_TSAGE_PACKET_TYPE');
   t.regex(
     server.faults[0]!.error.message,
@@ -309,7 +319,7 @@ test("an announcement never replaces this process's class, nor lends a local nam
   t.is(schemaForName('Note')!.cls, Note, 'the registry still holds the local class');
   // The peer goes on; its real Notes decode with the local class.
   await raw.data([{ rel: REL.ordered, channel: 0, id: 2, seq: 2, payload: note(5, 'real') }]);
-  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 1, 3000, 'a real Note');
+  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 1, 10_000, 'a real Note');
   const got = server.inbox.of<Note>('Note')[0]!;
   t.true(got instanceof Note);
   t.like(got, { n: 5, text: 'real' });

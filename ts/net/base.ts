@@ -11,38 +11,19 @@ import {
   NotConnected,
   PacketError,
   PacketTypeError,
-  PeerProtocolError,
-  TsageError,
+  type TsageError,
 } from '../errors.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
-import { type Decoder, describeSchema, parseAnnouncement, SchemaTable } from '../schema-table.js';
-import { type FaultState, Faults } from './faults.js';
+import { describeSchema, newBuildBudget, SchemaTable } from '../schema-table.js';
+import { Inbound } from './inbound.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
+import { CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
 import { Waiting } from './waiting.js';
 
-/** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
-export const CTRL_SCHEMA = 1;
-/** A payload of this one byte is a keepalive (TCP sends it when it has sent nothing for a while). */
-export const CTRL_PING = 2;
-/**
- * Messages held while their schema announcement is still on its way (see `waiting.ts`), per
- * peer and for all peers: bytes allocated, and messages. A peer past its share in reliable
- * messages is misbehaving (a violation); unreliable ones past it are dropped and counted, as a
- * lost datagram would be. What waits longer than `timeoutMs` goes the same way.
- */
-const MAX_WAITING_BYTES = 1024 * 1024;
-const MAX_WAITING_MESSAGES = 4096;
-const MAX_WAITING_TOTAL = 16 * 1024 * 1024;
+export { CTRL_PING, CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
 
 const utf8 = new TextEncoder();
-
-/**
- * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt, and
- * `'error'` is this side disconnecting a peer for its faults (a `'peerError'` said which).
- */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused' | 'error';
 
 /** A growable outgoing byte buffer. */
 export interface Sink {
@@ -55,26 +36,6 @@ export function newSink(size: number): Sink {
   const u8 = new Uint8Array(size);
   return { u8, dv: new DataView(u8.buffer), len: 0 };
 }
-
-/** One connected (or connecting) peer. */
-export interface Peer extends FaultState {
-  /** `ip:port` (`[ip]:port` for IPv6): what `msg.sender` holds and `sendMessage` takes. */
-  readonly addr: string;
-  /** The transport's own id for it (UDP peer id). */
-  readonly id: number;
-  connected: boolean;
-  /** Packet types announced to this peer. */
-  readonly announced: boolean[];
-  /** Schemas this peer announced. */
-  readonly table: SchemaTable;
-  /** Received messages waiting for their schema. */
-  readonly waiting: Waiting;
-  /** Bytes packed for this peer and not yet accepted by the transport. */
-  pendingBytes: number;
-}
-
-/** Counters of a transport, in `mgr.stats.network`. */
-export type NetStats = Record<string, number>;
 
 /** What a transport needs from the manager. */
 export interface NetManager {
@@ -98,23 +59,18 @@ export abstract class NetTransport implements Poller {
   };
   private flushScheduled = false;
   protected closed = false;
-  /** Faults of peers: counted, reported, and the peers disconnected (`faults.ts`). */
-  protected readonly faults: Faults;
-  /** Peers to disconnect for their faults, at the end of this service. */
-  private readonly dropping: Peer[] = [];
-  /** Bytes allocated for messages waiting for their schema, all peers together. */
-  private waitingTotal = 0;
+  /** What arrives from peers: decoding, schemas, messages waiting for one, faults (`inbound.ts`). */
+  private readonly inbound: Inbound;
 
   constructor(
     protected readonly mgr: NetManager,
     readonly options: ResolvedNetOptions,
   ) {
-    this.faults = new Faults(
-      this.stats,
-      options.maxPeerErrors,
-      () => mgr.listenerCount?.('peerError') ?? 0,
-      (e) => this.notify('peerError', e),
-    );
+    this.inbound = new Inbound(this.stats, options, {
+      queue: (m) => mgr.queueMessage(m),
+      listeners: () => mgr.listenerCount?.('peerError') ?? 0,
+      notify: (event, payload) => this.notify(event, payload),
+    });
   }
 
   /** Which transport this is. */
@@ -155,6 +111,7 @@ export abstract class NetTransport implements Poller {
         maxProperties: this.options.maxSchemaProperties,
       }),
       waiting: new Waiting(),
+      waitsForBuild: false,
       pendingBytes: 0,
       errors: 0,
       dropping: false,
@@ -191,11 +148,7 @@ export abstract class NetTransport implements Poller {
     this.peers.delete(peer.addr);
     this.byId.delete(peer.id);
     if (this.server === peer) this.server = undefined;
-    if (peer.waiting.count !== 0) {
-      this.stats.messagesDroppedNoSchema! += peer.waiting.count;
-      this.waitingTotal -= peer.waiting.cost();
-      peer.waiting.clear();
-    }
+    this.inbound.forget(peer);
     // Peer events pair up: a peer that never connected (a failed attempt) is reported by its connect() rejecting.
     // A departure is reported at the end of the tick, after the messages that came before it are dispatched.
     if (peer.connected) this.departures.push([peer.addr, reason]);
@@ -314,158 +267,11 @@ export abstract class NetTransport implements Poller {
   }
 
   /**
-   * Handles one received payload from a peer (`reliable`: it was sent in a reliable mode).
-   * What is wrong with it is the peer's fault (see `faults.ts`); later payloads still arrive.
+   * Handles one received payload from a peer (`reliable`: it was sent in a reliable mode):
+   * see `inbound.ts`. What is wrong with it is the peer's fault; later payloads still arrive.
    */
   protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number, reliable = true): void {
-    if (peer.dropping) return;
-    if (end <= p) {
-      this.fault(peer, new PeerProtocolError(`peer ${peer.addr} sent an empty payload`), true);
-      return;
-    }
-    const pt = u8[p]!;
-    let dec: Decoder | undefined;
-    try {
-      // This process's class when it has one for the packet type: the common case, and final.
-      dec = peer.table.peek(pt);
-    } catch (err) {
-      this.fault(peer, asTsageError(err), false);
-      return;
-    }
-    if (dec !== undefined) {
-      this.deliver(peer, dec, u8, dv, p, end);
-      return;
-    }
-    if (pt === CTRL_SCHEMA) {
-      this.learn(peer, u8, p + 1, end);
-      return;
-    }
-    if (pt === CTRL_PING && end === p + 1) return;
-    if (pt < 101) {
-      this.fault(peer, new PeerProtocolError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`), true);
-      return;
-    }
-    if (peer.table.refused(pt)) {
-      // Its schema disagreed with this process's (reported then): its messages are not decoded.
-      this.stats.messagesDroppedSchemaMismatch!++;
-      return;
-    }
-    this.wait(peer, pt, u8, p, end, reliable);
-  }
-
-  /** A message whose packet type this process does not know and the peer has not announced yet: it waits, bounded. */
-  private wait(peer: Peer, pt: number, u8: Uint8Array, p: number, end: number, reliable: boolean): void {
-    const w = peer.waiting;
-    const after = w.costWith(end - p);
-    const grows = after - w.cost();
-    if (
-      w.count >= MAX_WAITING_MESSAGES ||
-      after > MAX_WAITING_BYTES ||
-      this.waitingTotal + grows > MAX_WAITING_TOTAL
-    ) {
-      this.stats.messagesDroppedNoSchema!++;
-      if (reliable && this.waitingTotal + grows <= MAX_WAITING_TOTAL) {
-        this.fault(
-          peer,
-          new PeerProtocolError(
-            `peer ${peer.addr} sent more than ${w.count} messages (${w.cost()} bytes) of packet types it did not announce (packet type ${pt})`,
-          ),
-          true,
-        );
-      }
-      return;
-    }
-    const before = w.cost();
-    w.hold(pt, u8, p, end, reliable, performance.now());
-    this.waitingTotal += w.cost() - before;
-    this.stats.messagesHeldForSchema!++;
-  }
-
-  /** A schema announcement: checked before it is parsed, learnt, and what waited for it released. */
-  private learn(peer: Peer, u8: Uint8Array, p: number, end: number): void {
-    try {
-      peer.table.learn(parseAnnouncement(u8, p, end, peer.table.limits, `peer ${peer.addr}`));
-    } catch (err) {
-      const e = asTsageError(err);
-      // A malformed announcement breaks the protocol; one that disagrees is a fault of its own.
-      this.fault(peer, e, e instanceof PeerProtocolError);
-    }
-    this.release(peer, 0);
-  }
-
-  private deliver(peer: Peer, dec: Decoder, u8: Uint8Array, dv: DataView, p: number, end: number): void {
-    const m = new dec.cls() as Message;
-    let e: number;
-    try {
-      e = dec.codec.decode(m, u8, dv, p + 1, end);
-    } catch (err) {
-      this.fault(peer, asTsageError(err), false);
-      return;
-    }
-    if (e !== end) {
-      this.fault(
-        peer,
-        new PacketError(
-          `${dec.descriptor.name} from ${peer.addr}: ${end - e} bytes left over after the last property`,
-        ),
-        false,
-      );
-      return;
-    }
-    m.sender = peer.addr;
-    this.mgr.queueMessage(m);
-  }
-
-  /**
-   * Goes through the messages waiting for a schema: those now known are delivered, those now
-   * refused dropped, and those that waited since `expiredBefore` (a time) expire: unreliable
-   * ones are dropped as lost, reliable ones are the peer's fault (it never announced them).
-   */
-  private release(peer: Peer, expiredBefore: number): void {
-    const w = peer.waiting;
-    if (w.count === 0) return;
-    const before = w.cost();
-    let expiredReliable = -1;
-    w.sweep((pt, bytes, reliable, arrived) => {
-      if (peer.dropping) return true;
-      if (peer.table.refused(pt)) {
-        this.stats.messagesDroppedSchemaMismatch!++;
-        return true;
-      }
-      let dec: Decoder | undefined;
-      try {
-        dec = peer.table.peek(pt);
-      } catch (err) {
-        this.fault(peer, asTsageError(err), false);
-        this.stats.messagesDroppedSchemaMismatch!++;
-        return true;
-      }
-      if (dec !== undefined) {
-        this.deliver(
-          peer,
-          dec,
-          bytes,
-          new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-          0,
-          bytes.length,
-        );
-        return true;
-      }
-      if (arrived >= expiredBefore) return false;
-      this.stats.messagesDroppedNoSchema!++;
-      if (reliable && expiredReliable < 0) expiredReliable = pt;
-      return true;
-    });
-    this.waitingTotal += w.cost() - before;
-    if (expiredReliable >= 0) {
-      this.fault(
-        peer,
-        new PeerProtocolError(
-          `peer ${peer.addr} sent packet type ${expiredReliable} reliably and never announced its schema (waited ${this.options.timeoutMs} ms)`,
-        ),
-        true,
-      );
-    }
+    this.inbound.receive(peer, u8, dv, p, end, reliable);
   }
 
   /**
@@ -473,21 +279,20 @@ export abstract class NetTransport implements Poller {
    * of this service if it must be. `gone`: the protocol below already disconnected it.
    */
   protected fault(peer: Peer, error: TsageError, violation: boolean, gone = false): void {
-    if (this.faults.report(peer, error, violation, gone)) this.dropping.push(peer);
+    this.inbound.fault(peer, error, violation, gone);
+  }
+
+  /** Transports call it as a service begins: a new budget for building classes from announcements. */
+  protected beginService(): void {
+    newBuildBudget();
   }
 
   /**
-   * Once per service: expires messages that waited too long for their schema, then
-   * disconnects the peers dropped for their faults. Transports call it at the end of a service.
+   * Transports call it as a service ends: messages that waited too long for their schema
+   * expire, and the peers dropped for their faults are disconnected.
    */
   protected settlePeers(): void {
-    if (this.waitingTotal !== 0) {
-      const expiredBefore = performance.now() - this.options.timeoutMs;
-      for (const peer of this.peers.values()) {
-        if (peer.waiting.oldest() < expiredBefore) this.release(peer, expiredBefore);
-      }
-    }
-    for (let peer = this.dropping.shift(); peer !== undefined; peer = this.dropping.shift()) {
+    for (const peer of this.inbound.settle(this.peers.values())) {
       if (this.peers.get(peer.addr) !== peer) continue;
       this.disconnectPeer(peer);
       this.removePeer(peer, 'error');
@@ -573,12 +378,6 @@ function sendParams(cls: MessageClass, opts: SendOptions | undefined): number {
     );
   }
   return (channel << 3) | rel;
-}
-
-/** A thrown value as a TsageError: what the codec and the schema table throw are; anything else is wrapped. */
-function asTsageError(err: unknown): TsageError {
-  if (err instanceof TsageError) return err;
-  return new PeerProtocolError(err instanceof Error ? err.message : String(err));
 }
 
 function grow(sink: Sink, size: number): void {

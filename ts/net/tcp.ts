@@ -363,6 +363,7 @@ export class TcpTransport extends NetTransport {
   }
 
   service(): void {
+    this.beginService();
     const now = performance.now();
     const { timeoutMs, keepaliveMs } = this.options;
     for (const c of this.conns.values()) {

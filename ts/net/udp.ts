@@ -191,6 +191,7 @@ export class UdpTransport extends NetTransport {
 
   service(): void {
     if (this.closed) return;
+    this.beginService();
     const n = native();
     const res = this.result;
     const { kept, more, counters } = this.layout.result;
