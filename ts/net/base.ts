@@ -5,6 +5,7 @@
  * events, and the rule for what peers send (`faults.ts`): a fault is the peer's,
  * reported as `'peerError'`, never thrown out of a tick.
  */
+import { DC } from '../diagnostics.js';
 import {
   BackpressureError,
   InvalidOption,
@@ -13,6 +14,7 @@ import {
   PacketTypeError,
   type TsageError,
 } from '../errors.js';
+import type { EventSink, ManagerEventName, ManagerEvents } from '../events.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
 import { describeSchema, newBuildBudget, SchemaTable } from '../schema-table.js';
@@ -22,6 +24,21 @@ import { CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './
 import { Waiting } from './waiting.js';
 
 export { CTRL_PING, CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
+
+/** One connected peer as the inspector shows it (`mgr.peerStats()`). */
+export interface PeerStats {
+  /** `ip:port`, as `msg.sender` holds it. */
+  address: string;
+  /** Smoothed round-trip time in ms; undefined before the first sample (and always for TCP). */
+  rttMs: number | undefined;
+  /** Packets sent to the peer so far, and of those, declared lost (UDP; 0 for TCP). */
+  packetsSent: number;
+  packetsLost: number;
+  /** Reliable messages sent to the peer again (UDP; 0 for TCP). */
+  retransmissions: number;
+  /** Bytes waiting to be sent to the peer (in the transport, and for UDP in its queue and windows). */
+  pendingBytes: number;
+}
 
 const utf8 = new TextEncoder();
 
@@ -38,10 +55,8 @@ export function newSink(size: number): Sink {
 }
 
 /** What a transport needs from the manager. */
-export interface NetManager {
+export interface NetManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
-  listenerCount?(event: string): number;
 }
 
 export abstract class NetTransport implements Poller {
@@ -51,11 +66,17 @@ export abstract class NetTransport implements Poller {
   protected server: Peer | undefined;
   /** Errors of the application met while servicing (a peer-event listener that threw): thrown by the next tick. */
   protected readonly errors: Error[] = [];
-  readonly stats: NetStats = {
+  /** The counters (`mgr.stats.network`): these, and the transport's own, filled in by its constructor. */
+  readonly stats: NetStats & Record<string, number> = {
     messagesHeldForSchema: 0,
     messagesDroppedNoSchema: 0,
     messagesDroppedSchemaMismatch: 0,
     messagesUndeliverable: 0,
+    peerErrors: 0,
+    peerDecodeErrors: 0,
+    peerSchemaErrors: 0,
+    peerProtocolErrors: 0,
+    peersDisconnectedForErrors: 0,
   };
   private flushScheduled = false;
   protected closed = false;
@@ -68,7 +89,7 @@ export abstract class NetTransport implements Poller {
   ) {
     this.inbound = new Inbound(this.stats, options, {
       queue: (m) => mgr.queueMessage(m),
-      listeners: () => mgr.listenerCount?.('peerError') ?? 0,
+      listeners: () => mgr.listenerCount('peerError'),
       notify: (event, payload) => this.notify(event, payload),
     });
   }
@@ -77,8 +98,8 @@ export abstract class NetTransport implements Poller {
   abstract readonly kind: 'udp' | 'tcp';
   /** The bound address. */
   abstract get address(): { address: string; port: number; family: string };
-  /** Starts a connection; resolves with the peer's address once connected. */
-  abstract connectTo(host: string, port: number): Promise<string>;
+  /** Starts a connection; resolves with the peer's address once connected. Aborting `signal` undoes it. */
+  abstract connectTo(host: string, port: number, signal?: AbortSignal): Promise<string>;
   /** Bytes before each message in the outgoing buffer. */
   protected abstract readonly headerBytes: number;
   /** The outgoing buffer for a peer. */
@@ -96,6 +117,19 @@ export abstract class NetTransport implements Poller {
   protected abstract get hasOutgoing(): boolean;
   /** Moves what is packed out and what arrived in; processes events. */
   abstract service(): void;
+  /** Each connected peer's round trip, loss and retransmissions, as far as the transport knows them. */
+  peerStats(): PeerStats[] {
+    return [...this.peers.values()]
+      .filter((p) => p.connected)
+      .map((p) => ({
+        address: p.addr,
+        rttMs: undefined,
+        packetsSent: 0,
+        packetsLost: 0,
+        retransmissions: 0,
+        pendingBytes: p.pendingBytes,
+      }));
+  }
   abstract close(): Promise<void>;
   /** Closes the connection to a peer this side drops for its faults (it is then removed with reason 'error'). */
   protected abstract disconnectPeer(peer: Peer): void;
@@ -126,7 +160,7 @@ export abstract class NetTransport implements Poller {
    * (a service half done would lose or repeat messages): its error is kept and thrown by
    * the next tick, or emitted as `'error'`, like other errors met while reading.
    */
-  protected notify(event: string, ...args: unknown[]): void {
+  protected notify<K extends ManagerEventName>(event: K, ...args: ManagerEvents[K]): void {
     try {
       this.mgr.emit(event, ...args);
     } catch (err) {
@@ -140,7 +174,7 @@ export abstract class NetTransport implements Poller {
    */
   protected undeliverable(peer: string, reason: string, count: number): void {
     this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + count;
-    this.notify('undeliverable', { peer, reason, count });
+    this.notify('undeliverable', { via: 'network', peer, reason, count });
   }
 
   protected removePeer(peer: Peer, reason: DisconnectReason): void {
@@ -158,6 +192,7 @@ export abstract class NetTransport implements Poller {
     // A peer back from the same address before the old one's departure was reported: that goes first.
     if (this.departures.some((d) => d[0] === peer.addr)) this.reportDepartures();
     peer.connected = true;
+    if (DC.netConnect.hasSubscribers) DC.netConnect.publish({ address: peer.addr, transport: this.kind });
     this.notify('peerConnected', peer.addr);
   }
 
@@ -207,6 +242,13 @@ export abstract class NetTransport implements Poller {
 
   private checkRoom(peer: Peer, what: string): void {
     if (peer.pendingBytes > this.options.maxPendingBytes) {
+      if (DC.netBackpressure.hasSubscribers) {
+        DC.netBackpressure.publish({
+          peer: peer.addr,
+          pendingBytes: peer.pendingBytes,
+          limit: this.options.maxPendingBytes,
+        });
+      }
       throw new BackpressureError(
         `${what}: ${peer.pendingBytes} bytes are waiting for peer ${peer.addr} (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
       );
@@ -319,7 +361,7 @@ export abstract class NetTransport implements Poller {
     if (this.errors.length === 0) return;
     const errs = this.errors.splice(0);
     const [first] = errs;
-    if (this.mgr.listenerCount?.('error')) {
+    if (this.mgr.listenerCount('error') > 0) {
       for (const e of errs) this.mgr.emit('error', e);
       return;
     }
@@ -332,6 +374,8 @@ export abstract class NetTransport implements Poller {
   /** Emits the departures seen so far, in order (one at a time, so a listener that closes the transport cannot reorder them). */
   protected reportDepartures(): void {
     for (let d = this.departures.shift(); d !== undefined; d = this.departures.shift()) {
+      if (DC.netDisconnect.hasSubscribers)
+        DC.netDisconnect.publish({ address: d[0], reason: d[1], transport: this.kind });
       this.notify('peerDisconnected', d[0], d[1]);
     }
   }

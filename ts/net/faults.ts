@@ -8,28 +8,8 @@
  * that throws, are not faults of a peer: they are thrown as before.)
  */
 import { PacketError, PacketTypeError, PeerProtocolError, type TsageError } from '../errors.js';
-
-/** What a `'peerError'` event carries. */
-export interface PeerErrorEvent {
-  /** The peer's address (`ip:port`), as in `msg.sender`. */
-  peer: string;
-  /** What it did: `PeerProtocolError`, `PacketError` or `PacketTypeError`, by `code`. */
-  error: TsageError;
-}
-
-/** The counters of faults, in `mgr.stats.network`. */
-export const FAULT_COUNTERS = [
-  /** Every fault of a peer. */
-  'peerErrors',
-  /** Messages that did not decode (`PacketError`). */
-  'peerDecodeErrors',
-  /** Schemas that disagreed with this process's, or took a name of its (`PacketTypeError`). */
-  'peerSchemaErrors',
-  /** Protocol violations (`PeerProtocolError`), each of which disconnects the peer. */
-  'peerProtocolErrors',
-  /** Peers disconnected for their faults. */
-  'peersDisconnectedForErrors',
-] as const;
+import type { PeerErrorEvent } from '../events.js';
+import type { NetStats } from '../stats.js';
 
 /** Faults logged without a listener, at most once per kind and peer, and this many in all. */
 const MAX_LOGGED = 1024;
@@ -47,13 +27,11 @@ export class Faults {
   private readonly logged = new Set<string>();
 
   constructor(
-    private readonly stats: Record<string, number>,
+    private readonly stats: NetStats,
     private readonly maxPeerErrors: number,
     private readonly listeners: () => number,
     private readonly emit: (e: PeerErrorEvent) => void,
-  ) {
-    for (const k of FAULT_COUNTERS) stats[k] = 0;
-  }
+  ) {}
 
   /**
    * Counts and reports a fault of `peer`. Returns whether the peer must now be disconnected

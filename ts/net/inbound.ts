@@ -6,9 +6,10 @@
  * it all reported by the rule of `faults.ts`: never thrown, the peer alone pays.
  */
 import { PacketError, PeerProtocolError, TsageError } from '../errors.js';
+import type { PeerErrorEvent } from '../events.js';
 import type { Message } from '../message.js';
 import { type Decoder, parseAnnouncement } from '../schema-table.js';
-import { Faults, type PeerErrorEvent } from './faults.js';
+import { Faults } from './faults.js';
 import type { ResolvedNetOptions } from './options.js';
 import { CTRL_PING, CTRL_SCHEMA, type NetStats, type Peer } from './peer.js';
 

@@ -8,15 +8,8 @@ export const CTRL_SCHEMA = 1;
 /** A payload of this one byte is a keepalive (TCP sends it when it has sent nothing for a while). */
 export const CTRL_PING = 2;
 
-/**
- * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt, and
- * `'error'` is this side disconnecting a peer for its faults (a `'peerError'` said which).
- */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused' | 'error';
-
-/** Counters of a transport, in `mgr.stats.network`. */
-export type NetStats = Record<string, number>;
+export type { DisconnectReason } from '../events.js';
+export type { NetStats } from '../stats.js';
 
 /** One connected (or connecting) peer. */
 export interface Peer extends FaultState {

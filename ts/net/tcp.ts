@@ -13,7 +13,10 @@
  * linear time: bytes are copied once, when a frame is complete.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { aborted, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import { ListenFailed, NotConnected, PeerProtocolError } from '../errors.js';
+import { TCP_COUNTERS } from '../stats.js';
 import { formatAddr, resolveHost } from './address.js';
 import { CTRL_PING, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
 import type { ResolvedNetOptions } from './options.js';
@@ -65,20 +68,7 @@ export class TcpTransport extends NetTransport {
   constructor(mgr: NetManager, options: ResolvedNetOptions) {
     super(mgr, options);
     this.rxLimit = Math.max(options.maxPendingBytes, options.maxMessageBytes + 4);
-    for (const k of [
-      'messagesIn',
-      'messagesOut',
-      'bytesIn',
-      'bytesOut',
-      'droppedGarbled',
-      'droppedPeerCap',
-      'droppedIpCap',
-      'droppedSlowFrame',
-      'pingsSent',
-      'bufferedBytes',
-    ]) {
-      this.stats[k] = 0;
-    }
+    for (const k of TCP_COUNTERS) this.stats[k] = 0;
   }
 
   get address(): { address: string; port: number; family: string } {
@@ -111,14 +101,19 @@ export class TcpTransport extends NetTransport {
   private incoming(socket: Socket): void {
     const ip = socket.remoteAddress ?? '?';
     let why: string | undefined;
+    let reason = '';
     if (this.conns.size >= this.options.maxPeers) {
       this.stats.droppedPeerCap!++;
       why = `the listener is full (maxPeers ${this.options.maxPeers})`;
+      reason = 'peer-cap';
     } else if ((this.perIp.get(ip) ?? 0) >= this.options.maxPeersPerIp) {
       this.stats.droppedIpCap!++;
       why = `the listener has ${this.options.maxPeersPerIp} connections from ${ip} (maxPeersPerIp)`;
+      reason = 'ip-cap';
     }
     if (why !== undefined) {
+      if (DC.netRefused.hasSubscribers)
+        DC.netRefused.publish({ side: 'server', reason, count: 1, transport: 'tcp' });
       socket.on('error', () => undefined);
       const text = Buffer.from(why, 'utf8');
       const frame = Buffer.alloc(5 + text.length);
@@ -134,12 +129,21 @@ export class TcpTransport extends NetTransport {
     this.peerConnected(c.peer);
   }
 
-  async connectTo(host: string, port: number): Promise<string> {
+  async connectTo(host: string, port: number, signal?: AbortSignal): Promise<string> {
     const ip = await resolveHost(host);
+    throwIfAborted(signal, 'connect');
     const socket = tcpConnect({ host: ip, port, noDelay: true });
     const timeoutMs = this.options.timeoutMs;
     const what = formatAddr(ip, port);
     await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(t);
+        socket.destroy();
+        reject(aborted(signal!, 'connect'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('close', () => signal?.removeEventListener('abort', onAbort));
+      socket.once('connect', () => signal?.removeEventListener('abort', onAbort));
       const t = setTimeout(() => {
         socket.destroy();
         reject(new NotConnected(`connect: no TCP connection to ${what} within ${timeoutMs} ms`));
