@@ -27,6 +27,19 @@ export interface NetStatsShared {
   peersDisconnectedForErrors: number;
 }
 
+/** Names of the shared counters (what `ts/net/base.ts` starts at zero). */
+export const NET_SHARED_COUNTERS = Object.keys({
+  messagesHeldForSchema: 0,
+  messagesDroppedNoSchema: 0,
+  messagesUndeliverable: 0,
+  messagesDroppedSchemaMismatch: 0,
+  peerErrors: 0,
+  peerDecodeErrors: 0,
+  peerSchemaErrors: 0,
+  peerProtocolErrors: 0,
+  peersDisconnectedForErrors: 0,
+} satisfies Record<keyof NetStatsShared, 0>) as (keyof NetStatsShared)[];
+
 /** The UDP transport's counters (the reliable-UDP protocol's, from the addon). */
 export interface UdpCounters {
   datagramsIn: number;
