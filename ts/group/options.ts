@@ -20,6 +20,12 @@ export interface GroupOptions {
   ringBytes?: number;
   /** Messages held per direction while a ring is full before sends throw BackpressureError. Default 65536. */
   maxBacklog?: number;
+  /**
+   * Bytes of messages held so per direction before sends throw BackpressureError (and before
+   * main stops relaying other groups' messages to the group, which then wait in their rings).
+   * At least `maxMessageBytes`; default 64 MiB or twice `maxMessageBytes`, whichever is more.
+   */
+  maxBacklogBytes?: number;
   /** Largest packed message. Default 16 MiB. */
   maxMessageBytes?: number;
   /**
@@ -67,6 +73,7 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
   num(o, 'maxBacklog', 1);
   num(o, 'maxMessageBytes', 1, 1 << 30);
   num(o, 'maxHeldBytes', 1, 2 ** 40);
+  num(o, 'maxBacklogBytes', 1, 2 ** 40);
   num(o, 'startTimeoutMs', 1);
   num(o, 'stopTimeoutMs', 1);
   if (o.ringBytes !== undefined) {
@@ -87,12 +94,14 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
     ...DEFAULTS,
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   } as ResolvedGroupOptions;
-  if (o.maxHeldBytes === undefined) {
-    resolved.maxHeldBytes = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);
-  } else if (o.maxHeldBytes < resolved.maxMessageBytes) {
-    throw new InvalidOption(
-      `GroupOptions.maxHeldBytes must be at least maxMessageBytes (${resolved.maxMessageBytes}), got ${o.maxHeldBytes}`,
-    );
+  for (const key of ['maxHeldBytes', 'maxBacklogBytes'] as const) {
+    if (o[key] === undefined) {
+      resolved[key] = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);
+    } else if (o[key] < resolved.maxMessageBytes) {
+      throw new InvalidOption(
+        `GroupOptions.${key} must be at least maxMessageBytes (${resolved.maxMessageBytes}), got ${o[key]}`,
+      );
+    }
   }
   return resolved;
 }
@@ -117,6 +126,7 @@ export interface ChildConfig {
   regionLen: number;
   maxRecord: number;
   maxBacklog: number;
+  maxBacklogBytes: number;
   maxMessageBytes: number;
   /** Schemas already announced on the inbound ring (for a restarted process). */
   schemas: SchemaDescriptor[];
