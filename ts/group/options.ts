@@ -32,7 +32,7 @@ export interface GroupOptions {
    * Bytes main holds of one unfinished tick of the group: a tick that sends a message larger
    * than a ring record, or more than its ring holds, is published before it acknowledges its
    * input, and main holds its messages until the tick is done (so that a restart after a crash
-   * repeats none). A group that holds more is failed as misbehaving. At least `maxMessageBytes`;
+   * repeats none). A group that holds more is failed for it. At least `maxMessageBytes`;
    * default 64 MiB or twice `maxMessageBytes`, whichever is more.
    */
   maxHeldBytes?: number;
