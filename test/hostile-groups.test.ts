@@ -8,14 +8,29 @@
  * rings, seeded and bounded.
  */
 import test, { type ExecutionContext } from 'ava';
+import { RingReader } from '../ts/group/reader.js';
+import { createRingRegion } from '../ts/group/region.js';
+import { RingWriter } from '../ts/group/ring.js';
+import { KIND_SCHEMA } from '../ts/group/wire.js';
 import {
   type ActorManager,
   GroupFailed,
   type GroupOptions,
   registerMessage,
+  schemaOf,
   TsageError,
 } from '../ts/index.js';
-import { Blob, Echo, Hello, Num, Ping, Pong, Served } from './fixtures/groups/messages.js';
+import {
+  Blob,
+  Digest,
+  digestString,
+  Echo,
+  Hello,
+  Num,
+  Ping,
+  Pong,
+  Served,
+} from './fixtures/groups/messages.js';
 import { Scribble, Scribbled } from './fixtures/groups/scribble-messages.js';
 import {
   checkNoLeftovers,
@@ -30,7 +45,38 @@ import { type Rng, seededRng } from './helpers/rng.js';
 
 const tag = fileTag('hgroups');
 const track = checkNoLeftovers(test, tag);
-registerMessage(Hello, Num, Echo, Ping, Pong, Served, Scribbled, Blob);
+registerMessage(Hello, Num, Echo, Ping, Pong, Served, Scribbled, Blob, Digest);
+
+test('a reassembled message the handler cannot take yet is offered again, not dropped', (t) => {
+  const maxRecord = 1024;
+  const region = createRingRegion({ capacity: 4096, maxRecord });
+  const writer = new RingWriter(region.buffer, maxRecord, 16, 64 * 1024, 'test ring');
+  const reader = new RingReader(region.buffer, maxRecord, 64 * 1024, 'test ring');
+  t.teardown(() => {
+    writer.close();
+    reader.close();
+    region.closeFd();
+  });
+  const big = new Blob({ s: 'q'.repeat(3000) });
+  writer.send(big, schemaOf(Blob), 1, 0);
+  writer.send(new Num({ n: 7 }), schemaOf(Num), 1, 0);
+  writer.flush();
+  const seen: { kind: number; len: number }[] = [];
+  let refuse = 2;
+  const onRecord = (kind: number, _u8: Uint8Array, _dv: DataView, p: number, end: number): boolean => {
+    // The destination has no room the first two times the large message is offered.
+    if (end - p > maxRecord && refuse-- > 0) return false;
+    seen.push({ kind, len: end - p });
+    return true;
+  };
+  for (let i = 0; i < 4; i++) reader.readAll(onRecord, undefined);
+  t.deepEqual(
+    seen.map((s) => (s.kind === KIND_SCHEMA ? 'schema' : s.len > maxRecord ? 'Blob' : 'Num')),
+    ['schema', 'Blob', 'schema', 'Num'],
+    'the large message (after two refusals), then what came after it, in order',
+  );
+  t.is(refuse, -1);
+});
 
 /** The codes a group's bad record may fail it with. */
 const INPUT_CODES = [
@@ -414,7 +460,7 @@ test('without a restart policy, a group that writes a bad record is failed: the 
   t.deepEqual(h.restarts, []);
 });
 
-test("main's backlog for a group that does not read is bounded in bytes, so another group cannot fill main's memory through it", async (t) => {
+test("main's backlog for a group that does not read is bounded in bytes, so another group cannot fill main's memory through it; nothing relayed is lost", async (t) => {
   const { mgr, inbox } = setup(t);
   const stuck = `${tag}-stuck`;
   const flooder = `${tag}-flooder`;
@@ -425,7 +471,8 @@ test("main's backlog for a group that does not read is bounded in bytes, so anot
     maxMessageBytes: 512 * 1024,
     maxBacklogBytes: limit,
   });
-  await mgr.addProcessGroup(flooder, fixture('scribbler.ts'), { intervalMs: 1 });
+  // A 256 KiB ring: its records hold at most 64 KiB, so each 100 KiB Blob travels in fragments.
+  await mgr.addProcessGroup(flooder, fixture('scribbler.ts'), { intervalMs: 1, ringBytes: 256 * 1024 });
   track(await waitHello(mgr, inbox, stuck));
   track(await waitHello(mgr, inbox, flooder));
   // The stuck group stops reading for 3 s; the flooder sends it 100 messages of 100 KiB meanwhile.
@@ -444,4 +491,13 @@ test("main's backlog for a group that does not read is bounded in bytes, so anot
   // 100 KiB each: the limit, plus one message over it.
   t.true(most >= 1, 'the backlog was used');
   t.true(most <= Math.ceil(limit / (100 * 1024)) + 1, `at most ${limit} bytes (and one message) held`);
+  // Once it reads again, every Blob arrives, intact and in order.
+  const digests = () => inbox.of<Digest>('Digest').filter((d) => d.sender === stuck);
+  await pumpUntil(mgr, () => digests().length >= 100, 20_000, '100 Digests from the stuck group');
+  const expected = Array.from({ length: 100 }, (_, i) => digestString(`${i} `.padEnd(100 * 1024, 'x')));
+  t.deepEqual(
+    digests().map((d) => d.sum),
+    expected,
+  );
+  t.is(mgr.stats.groupMessagesUndeliverable, 0);
 });

@@ -36,6 +36,8 @@ export class RingReader {
   private held = 0;
   /** Whether the last read found the ring empty. */
   empty = true;
+  /** A reassembled message {@link readAll}'s handler refused: offered again first, next time. */
+  private waiting: { kind: number; u8: Uint8Array } | undefined;
 
   /**
    * @param region the mapped region (kept alive by the native handle)
@@ -59,10 +61,22 @@ export class RingReader {
   /**
    * Reads runs of records and releases each as it is done, until the ring is
    * empty, `maxRuns` runs were read, or the deadline passed. A handler that
-   * throws leaves the records after the failing one in the ring.
+   * throws leaves the records after the failing one in the ring; one that
+   * returns false leaves that record and those after it (a reassembled
+   * message, no longer in the ring, is kept here and offered first next time).
    */
   readAll(onRecord: RecordHandler, deadline: number | undefined, maxRuns = 64): void {
     const n = native();
+    const waiting = this.waiting;
+    if (waiting !== undefined) {
+      this.waiting = undefined;
+      if (
+        onRecord(waiting.kind, waiting.u8, new DataView(waiting.u8.buffer), 0, waiting.u8.length) === false
+      ) {
+        this.waiting = waiting;
+        return;
+      }
+    }
     let release = 0;
     for (let runs = 0; runs < maxRuns; runs++) {
       const r = n.ringReleasePoll(this.handle, release);
@@ -72,8 +86,13 @@ export class RingReader {
         release = this.readRun(onRecord);
         if (release < this.out[1]!) break;
       } else {
+        // A reassembled message has left the ring: one the handler cannot take now waits here.
         const u8 = new Uint8Array(r);
-        onRecord(this.out[2]!, u8, new DataView(r), 0, u8.length);
+        const kind = this.out[2]!;
+        if (onRecord(kind, u8, new DataView(r), 0, u8.length) === false) {
+          this.waiting = { kind, u8 };
+          break;
+        }
       }
       if (deadline !== undefined && performance.now() >= deadline) break;
     }
