@@ -23,6 +23,8 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** Node flags before the script (e.g. `--expose-gc`). */
   nodeArgs?: string[];
+  /** Variables added to this process's environment. */
+  env?: Record<string, string>;
 }
 
 /** Starts `test/fixtures/<name>` and resolves when it exits. The child is killed if the test ends first. */
@@ -37,6 +39,7 @@ export function startChild(
     [...(options.nodeArgs ?? []), '--import=tsx', join(fixtures, name), ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+      env: options.env === undefined ? process.env : { ...process.env, ...options.env },
     },
   );
   let stdout = '';

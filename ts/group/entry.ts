@@ -4,10 +4,7 @@
  * made here, both when the group is added and when a restart has to replace one the group broke.
  */
 import type { ChildProcess } from 'node:child_process';
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { GroupFailed, TsageError } from '../errors.js';
-import { InvalidOption } from '../errors.js';
 import { SchemaTable } from '../schema-table.js';
 import { HeldTicks } from './held.js';
 import { maxRecordFor, type ResolvedGroupOptions } from './options.js';
@@ -42,15 +39,6 @@ export interface Entry {
   restarts: number[];
   stopping: boolean;
   exited: Promise<void>;
-}
-
-/** Resolves a group module given as a URL or a path (relative to the working directory). */
-export function moduleHref(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (typeof module !== 'string' || module === '')
-    throw new InvalidOption('addProcessGroup: module must be a URL or a path');
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
-  return pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href;
 }
 
 function regionFor(o: ResolvedGroupOptions): SharedRegion {

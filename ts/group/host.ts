@@ -6,6 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { aborted, signalOption, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import {
   DefaultActorFailed,
   GroupAlreadyExists,
@@ -16,12 +18,20 @@ import {
   RingError,
   type TsageError,
 } from '../errors.js';
+import type { EventSink } from '../events.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
 import { decodeMessage, sameSchema } from '../schema-table.js';
-import { createEntry, type Entry, moduleHref, type RingSide, renewRings } from './entry.js';
-import { type ChildConfig, type GroupOptions, maxRecordFor, resolveGroupOptions } from './options.js';
+import { createEntry, type Entry, type RingSide, renewRings } from './entry.js';
+import { moduleHref } from './module.js';
+import {
+  type ChildConfig,
+  type GroupHealth,
+  type GroupOptions,
+  maxRecordFor,
+  resolveGroupOptions,
+} from './options.js';
 import { readSchemaRecord } from './reader.js';
 import { inputFault, learnAnnounced, relayCopy } from './untrusted.js';
 import {
@@ -37,9 +47,8 @@ import {
 } from './wire.js';
 
 /** What the host needs from the manager. */
-export interface GroupHostManager {
+export interface GroupHostManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
   readonly stats: {
     groupRestarts: number;
     groupMessagesUndeliverable: number;
@@ -83,12 +92,14 @@ export class GroupHost implements Poller {
     }
     if (this.entries.has(name)) throw new GroupAlreadyExists(`group '${name}' already exists`);
     const opts = resolveGroupOptions(options);
+    const signal = signalOption(options?.signal, 'GroupOptions');
+    throwIfAborted(signal, `addProcessGroup('${name}')`);
     const href = module === undefined ? undefined : moduleHref(module);
     const entry = createEntry(name, this.nextIndex++, opts, href);
     this.entries.set(name, entry);
     this.byIndex[entry.index] = entry;
     try {
-      await this.spawn(entry, true);
+      await this.spawn(entry, true, signal);
     } catch (err) {
       this.dispose(entry);
       throw err;
@@ -97,7 +108,7 @@ export class GroupHost implements Poller {
   }
 
   /** Starts (or restarts) the entry's process; with `awaitReady`, resolves once its actor is constructed. */
-  private spawn(entry: Entry, awaitReady: boolean): Promise<void> {
+  private spawn(entry: Entry, awaitReady: boolean, signal?: AbortSignal): Promise<void> {
     const o = entry.options;
     const config: ChildConfig = {
       name: entry.name,
@@ -137,10 +148,23 @@ export class GroupHost implements Poller {
       settle?.(new DefaultActorFailed(`group '${entry.name}' did not start within ${o.startTimeoutMs} ms`));
       child.kill('SIGKILL');
     }, o.startTimeoutMs);
+    // Aborting the start kills the process; add() then releases the rings (dispose).
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      settle?.(aborted(signal!, `addProcessGroup('${entry.name}')`));
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    started.then(
+      () => signal?.removeEventListener('abort', onAbort),
+      () => signal?.removeEventListener('abort', onAbort),
+    );
     child.on('message', (m: any) => {
       if (m?.type === 'ready') {
         ready = true;
         clearTimeout(timer);
+        if (DC.groupStart.hasSubscribers)
+          DC.groupStart.publish({ group: entry.name, pid: child.pid, restart: !awaitReady });
         // A running group does not keep the main process alive by itself (it dies with main).
         child.unref();
         (child.channel as { unref?: () => void } | undefined)?.unref?.();
@@ -207,25 +231,39 @@ export class GroupHost implements Poller {
         try {
           this.mgr.stats.groupMessagesDiscarded += renewRings(entry);
         } catch (err) {
-          entry.failure = new GroupFailed(
-            `group '${entry.name}' ${how}${why}, and its rings could not be replaced: ${(err as Error).message}`,
-            entry.name,
-            cause,
+          this.fail(
+            entry,
+            new GroupFailed(
+              `group '${entry.name}' ${how}${why}, and its rings could not be replaced: ${(err as Error).message}`,
+              entry.name,
+              cause,
+            ),
           );
           return;
         }
+        if (DC.groupRestart.hasSubscribers)
+          DC.groupRestart.publish({ group: entry.name, reason: how + why, restarts: entry.restarts.length });
         this.mgr.emit('groupRestart', entry.name, how + why, error);
         void this.spawn(entry, false);
         return;
       }
-      entry.failure = new GroupFailed(
-        `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
-        entry.name,
-        cause,
+      this.fail(
+        entry,
+        new GroupFailed(
+          `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
+          entry.name,
+          cause,
+        ),
       );
       return;
     }
-    entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name, cause);
+    this.fail(entry, new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name, cause));
+  }
+
+  /** The group failed for good: the next tick throws `failure`. */
+  private fail(entry: Entry, failure: GroupFailed): void {
+    entry.failure = failure;
+    if (DC.groupFail.hasSubscribers) DC.groupFail.publish({ group: entry.name, reason: failure.message });
   }
 
   /**
@@ -243,10 +281,15 @@ export class GroupHost implements Poller {
     const alive = child.exitCode === null && child.signalCode === null;
     if (entry.options.restart !== 'on-failure' || this.closed || entry.stopping) {
       entry.fault = undefined;
-      entry.failure = new GroupFailed(
-        `group '${entry.name}' was stopped ${stoppedFor(ring)}: ${cause.message}`,
-        entry.name,
-        { cause },
+      this.fail(
+        entry,
+        new GroupFailed(
+          `group '${entry.name}' was stopped ${stoppedFor(ring)}: ${cause.message}`,
+          entry.name,
+          {
+            cause,
+          },
+        ),
       );
     } else if (!alive) {
       // Its exit was handled already (this was found in what it left behind): restart it now.
@@ -263,13 +306,15 @@ export class GroupHost implements Poller {
       const count = Number(item?.count);
       if (!Number.isSafeInteger(count) || count <= 0) continue;
       this.mgr.stats.groupMessagesUndeliverable += count;
-      const from = this.byIndex[Number(item.from)]?.name ?? `group #${Number(item.from)}`;
+      const fromIndex = Number(item.from);
       this.mgr.emit('undeliverable', {
-        from,
+        via: 'group',
+        from: this.byIndex[fromIndex]?.name ?? `group #${fromIndex}`,
         to: entry.name,
+        toIndex: entry.index,
         messageType: String(item.messageType).slice(0, 256),
-        count,
         reason: String(item.reason).slice(0, MAX_ERROR_TEXT),
+        count,
       });
     }
   }
@@ -345,6 +390,20 @@ export class GroupHost implements Poller {
       inputFault(broken, `main to group '${entry.name}'`) ?? new RingError(String(broken)),
       'inbound',
     );
+  }
+
+  /** Each group's state, restarts and ring fill: a few native calls per group, for the inspector. */
+  health(): GroupHealth[] {
+    return [...this.entries.values()].map((e) => ({
+      name: e.name,
+      pid: e.child?.pid,
+      state: e.failure !== undefined ? 'failed' : e.stopping ? 'stopping' : 'running',
+      restarts: e.restarts.length,
+      ringBytes: e.options.ringBytes,
+      inboundFill: e.writer.fill(),
+      outboundFill: e.reader.fill(),
+      backlog: e.writer.backlogLength,
+    }));
   }
 
   /** Messages waiting for room in a group's inbound ring. */
@@ -458,9 +517,15 @@ export class GroupHost implements Poller {
             : undefined;
     if (to === undefined || reason !== undefined) {
       this.mgr.stats.groupMessagesUndeliverable++;
-      if (to === undefined)
-        this.mgr.emit('undeliverable', { from: from.name, toIndex: dest, messageType: desc.name });
-      else this.mgr.emit('undeliverable', { from: from.name, to: to.name, messageType: desc.name, reason });
+      this.mgr.emit('undeliverable', {
+        via: 'group',
+        from: from.name,
+        to: to?.name,
+        toIndex: dest,
+        messageType: desc.name,
+        reason: reason ?? 'the destination group is gone',
+        count: 1,
+      });
       return true;
     }
     to.writer.sendRelayed(desc, record);
@@ -518,6 +583,7 @@ export class GroupHost implements Poller {
       clearInterval(pump);
       this.dispose(entry);
       void this.broadcastTable();
+      if (DC.groupStop.hasSubscribers) DC.groupStop.publish({ group: name });
     }
     if (readError !== undefined) throw readError;
     if (entry.failure !== failedBefore) throw entry.failure;

@@ -211,6 +211,11 @@ export class RingReader {
     );
   }
 
+  /** Bytes published and not yet read in the ring (0 once closed): one native call, for the inspector. */
+  fill(): number {
+    return this.handle >= 0 ? native().ringFill(this.handle) : 0;
+  }
+
   close(): void {
     if (this.handle >= 0) {
       ringHandles.unregister(this);

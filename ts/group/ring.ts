@@ -4,6 +4,7 @@
  * claimed span and publishes once per batch (its reader is `reader.ts`).
  * The Rust addon moves the positions; no native call is made per message.
  */
+import { DC } from '../diagnostics.js';
 import { BackpressureError, PacketError } from '../errors.js';
 import type { Message, Schema } from '../message.js';
 import { native } from '../native.js';
@@ -187,6 +188,14 @@ export class RingWriter {
 
   private checkRoom(): void {
     if (this.backlogFull) {
+      if (DC.groupBackpressure.hasSubscribers)
+        DC.groupBackpressure.publish({
+          ring: this.where,
+          backlog: this.backlogLength,
+          limit: this.maxBacklog,
+          bytes: this.queuedBytes,
+          limitBytes: this.maxBacklogBytes,
+        });
       throw new BackpressureError(
         `${this.where}: the ring is full and ${this.backlogLength} messages (${this.queuedBytes} bytes) are waiting (maxBacklog ${this.maxBacklog}, maxBacklogBytes ${this.maxBacklogBytes}); tick and retry`,
       );
@@ -383,6 +392,11 @@ export class RingWriter {
     const used = this.pos - this.start;
     this.start = this.pos;
     return { handle: this.handle, used };
+  }
+
+  /** Bytes published and not yet read in the ring (0 once closed): one native call, for the inspector. */
+  fill(): number {
+    return this.handle >= 0 ? native().ringFill(this.handle) : 0;
   }
 
   close(): void {
