@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { GroupFailed, TsageError } from '../errors.js';
 import { SchemaTable } from '../schema-table.js';
 import { HeldTicks } from './held.js';
-import { maxRecordFor, type ResolvedGroupOptions } from './options.js';
+import { type GroupHealth, maxRecordFor, type ResolvedGroupOptions } from './options.js';
 import { RingReader } from './reader.js';
 import { createRingRegion, type SharedRegion } from './region.js';
 import { RingWriter } from './ring.js';
@@ -133,4 +133,18 @@ export function renewRings(entry: Entry): number {
   }
   entry.renew = { inbound: false, outbound: false };
   return dropped;
+}
+
+/** A group's state, restarts and ring fill (two native calls), for the inspector. */
+export function healthOf(e: Entry): GroupHealth {
+  return {
+    name: e.name,
+    pid: e.child?.pid,
+    state: e.failure !== undefined ? 'failed' : e.stopping ? 'stopping' : 'running',
+    restarts: e.restarts.length,
+    ringBytes: e.options.ringBytes,
+    inboundFill: e.writer.fill(),
+    outboundFill: e.reader.fill(),
+    backlog: e.writer.backlogLength,
+  };
 }

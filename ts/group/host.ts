@@ -23,7 +23,8 @@ import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
 import { decodeMessage, sameSchema } from '../schema-table.js';
-import { createEntry, type Entry, type RingSide, renewRings } from './entry.js';
+import { broadcastTable, MAX_ERROR_TEXT, refusalsFrom } from './control.js';
+import { createEntry, type Entry, healthOf, type RingSide, renewRings } from './entry.js';
 import { moduleHref } from './module.js';
 import {
   type ChildConfig,
@@ -300,21 +301,16 @@ export class GroupHost implements Poller {
 
   /** A group's report of messages other groups sent it that it could not take (its own classes disagree). */
   private childUndeliverable(entry: Entry, items: unknown): void {
-    // The report is the group's own word: taken only in the shape it must have, and bounded.
-    if (!Array.isArray(items)) return;
-    for (const item of items.slice(0, 256)) {
-      const count = Number(item?.count);
-      if (!Number.isSafeInteger(count) || count <= 0) continue;
-      this.mgr.stats.groupMessagesUndeliverable += count;
-      const fromIndex = Number(item.from);
+    for (const r of refusalsFrom(items)) {
+      this.mgr.stats.groupMessagesUndeliverable += r.count;
       this.mgr.emit('undeliverable', {
         via: 'group',
-        from: this.byIndex[fromIndex]?.name ?? `group #${fromIndex}`,
+        from: this.byIndex[r.from]?.name ?? `group #${r.from}`,
         to: entry.name,
         toIndex: entry.index,
-        messageType: String(item.messageType).slice(0, 256),
-        reason: String(item.reason).slice(0, MAX_ERROR_TEXT),
-        count,
+        messageType: r.messageType,
+        reason: r.reason,
+        count: r.count,
       });
     }
   }
@@ -331,33 +327,8 @@ export class GroupHost implements Poller {
    * `addProcessGroup` resolves, the other groups can already send to the new one.
    */
   private broadcastTable(): Promise<void> {
-    const groups = this.table();
-    const version = ++this.tableVersion;
-    const acks: Promise<void>[] = [];
-    for (const e of this.entries.values()) {
-      const child = e.child;
-      if (!child?.connected) continue;
-      acks.push(
-        new Promise<void>((resolve) => {
-          const timer = setTimeout(done, 1000);
-          function done(): void {
-            clearTimeout(timer);
-            child.off('message', onMessage);
-            child.off('exit', done);
-            resolve();
-          }
-          function onMessage(m: any): void {
-            if (m?.type === 'groups-ack' && m.version >= version) done();
-          }
-          child.on('message', onMessage);
-          child.once('exit', done);
-          child.send({ type: 'groups', groups, version }, (err) => {
-            if (err) done();
-          });
-        }),
-      );
-    }
-    return Promise.all(acks).then(() => undefined);
+    const children = [...this.entries.values()].map((e) => e.child);
+    return broadcastTable(children, this.table(), ++this.tableVersion);
   }
 
   /** Sends a control message to every running group's process (the cluster's join and leave). */
@@ -394,16 +365,7 @@ export class GroupHost implements Poller {
 
   /** Each group's state, restarts and ring fill: a few native calls per group, for the inspector. */
   health(): GroupHealth[] {
-    return [...this.entries.values()].map((e) => ({
-      name: e.name,
-      pid: e.child?.pid,
-      state: e.failure !== undefined ? 'failed' : e.stopping ? 'stopping' : 'running',
-      restarts: e.restarts.length,
-      ringBytes: e.options.ringBytes,
-      inboundFill: e.writer.fill(),
-      outboundFill: e.reader.fill(),
-      backlog: e.writer.backlogLength,
-    }));
+    return [...this.entries.values()].map(healthOf);
   }
 
   /** Messages waiting for room in a group's inbound ring. */
@@ -625,9 +587,6 @@ export class GroupHost implements Poller {
 function stoppedFor(ring: RingSide): string {
   return ring === 'outbound' ? 'for what it wrote into its ring' : 'for breaking the ring main writes to';
 }
-
-/** Most characters kept of an error text a group's process reports. */
-const MAX_ERROR_TEXT = 4096;
 
 /** A DataView over exactly `u8`. */
 function viewOf(u8: Uint8Array): DataView {
