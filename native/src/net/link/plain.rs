@@ -12,9 +12,8 @@
 //!
 //! The listener keeps no state for a client until the client echoes a cookie
 //! that only the listener can make (a MAC over its address, nonce and a coarse
-//! time), so spoofed sources cost it nothing. Per-source handshake accounting,
-//! when it comes, goes in [`Plain::on_hello`] and [`Plain::on_connect`], before
-//! any reply.
+//! time), so spoofed sources cost it nothing. The caps on peers (in all, and
+//! per source IP) are the endpoint's, checked when it is asked to admit a client.
 
 use std::net::SocketAddr;
 
