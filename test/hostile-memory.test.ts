@@ -81,7 +81,10 @@ test('10 MB of never-completing fragments from 63 peers: held at what was sent, 
   clearInterval(keepAlive);
   t.true(server.faults.length > 0);
   t.true(server.faults.every((f) => /incomplete for 3000 ms|left reliable id/.test(f.error.message)));
-  t.true(server.departures.every((d) => d[1] === 'error'));
+  t.true(
+    server.departures.every((d) => d[1] === 'error'),
+    `departures: ${JSON.stringify(server.departures)}`,
+  );
 });
 
 /** A TCP connection to `port` that writes `parts` and is destroyed at teardown. */
