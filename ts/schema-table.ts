@@ -30,6 +30,11 @@
  *   is built between two calls of {@link newBuildBudget}, and a type past it is
  *   left for later ({@link SchemaTable.unbuilt}). The network does, once per
  *   service, so a burst of announcements cannot make one tick long.
+ * - **What is thrown** is always the other side's fault, named by `where`:
+ *   `PeerProtocolError` for an announcement that is malformed or past the
+ *   limits (a network peer is disconnected for it; a group reports it as its
+ *   `PacketTypeError`, see `group/untrusted.ts`), `PacketTypeError` for one
+ *   that disagrees, `PacketError` for a message that does not decode.
  */
 import type { Codec } from './codec.js';
 import { PacketError, PacketTypeError, PeerProtocolError } from './errors.js';
