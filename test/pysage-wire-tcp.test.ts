@@ -45,12 +45,12 @@ interface Server {
   peerErrors: { peer: string; error: TsageError }[];
 }
 
-async function pysageServer(t: ExecutionContext): Promise<Server> {
+async function pysageServer(t: ExecutionContext, options: Record<string, unknown> = {}): Promise<Server> {
   const { mgr: server, inbox } = manager(t);
   const events = recordEvents(server);
   const peerErrors: Server['peerErrors'] = [];
   server.on('peerError', (e: { peer: string; error: TsageError }) => peerErrors.push(e));
-  await server.listen({ host: '127.0.0.1', port: 0, transport: 'tcp', wire: 'pysage' });
+  await server.listen({ host: '127.0.0.1', port: 0, transport: 'tcp', wire: 'pysage', ...options });
   return { server, inbox, events, peerErrors };
 }
 
@@ -303,6 +303,67 @@ test("without a 'peerError' listener each kind of fault is logged once per peer,
   await pumpUntil(server, () => inbox.received.length === 1, 5000, 'the good frame after the bad ones');
   t.is(server.stats.network!.peerErrors, 6);
   t.is(warned.length, 2, warned.join('\n'));
-  t.regex(warned[0]!, new RegExp(`peer ${raw.addr}: .*packet type 250`));
+  t.regex(warned[0]!, new RegExp(`peer ${raw.addr} sent packet type 250`));
   t.regex(warned[1]!, /TestMessage1\.amount: .*truncated/);
+});
+
+test('a silent peer stays connected and is sent nothing: pysage has no keepalives', async (t) => {
+  const s = await pysageServer(t, { timeoutMs: 200 });
+  const raw = await rawClient(t, s);
+  await pumpFor(s.server, 700);
+  t.deepEqual(s.events.disconnected, [], 'more than timeoutMs of silence is not a departure');
+  t.false(raw.closed());
+  t.is(raw.received().length, 0, 'no welcome, no keepalive');
+  raw.socket.write(frame(hex('67 00 00 00 09')));
+  await pumpUntil(s.server, () => s.inbox.received.length === 1, 5000, 'a frame after the silence');
+  t.is((s.inbox.received[0] as InstanceType<typeof TestMessage1>).amount, 9);
+});
+
+test('a frame that takes longer than timeoutMs to arrive is a violation: the peer is disconnected', async (t) => {
+  const s = await pysageServer(t, { timeoutMs: 200 });
+  const raw = await rawClient(t, s);
+  raw.socket.write(frame(hex('67 00 00 00 09')).subarray(0, 6));
+  await pumpUntil(s.server, () => s.events.disconnected.length === 1, 5000, 'the departure');
+  t.deepEqual(s.events.disconnected, [[raw.addr, 'error']]);
+  t.is(s.peerErrors[0]?.error.code, 'ERR_TSAGE_PEER_PROTOCOL');
+  t.regex(s.peerErrors[0]!.error.message, /took more than 200 ms to send a TCP frame/);
+});
+
+test('a full listener closes a new connection without a word (pysage has no refusal)', async (t) => {
+  const s = await pysageServer(t, { maxPeers: 1 });
+  await rawClient(t, s);
+  const socket = tcpConnect({ host: '127.0.0.1', port: s.server.transport!.address.port });
+  t.teardown(() => {
+    socket.destroy();
+  });
+  let bytes = 0;
+  socket.on('data', (c: Buffer) => {
+    bytes += c.length;
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await pumpWhile(s.server, closed, 5000, 'the refused connection to close');
+  t.is(bytes, 0);
+  t.is(s.server.stats.network!.droppedPeerCap, 1);
+  t.is(s.events.connected.length, 1);
+});
+
+test('maxPeerErrors faults disconnect the peer with reason error; what it sent before is delivered', async (t) => {
+  const s = await pysageServer(t, { maxPeerErrors: 3 });
+  const raw = await rawClient(t, s);
+  const bad = frame(hex('fa 01'));
+  raw.socket.write(
+    Buffer.concat([frame(hex('67 00 00 00 01')), bad, bad, bad, frame(hex('67 00 00 00 02'))]),
+  );
+  await pumpUntil(s.server, () => s.events.disconnected.length === 1, 5000, 'the departure');
+  await pumpUntil(s.server, () => raw.closed(), 5000, 'the connection to close');
+  t.deepEqual(s.events.disconnected, [[raw.addr, 'error']]);
+  t.is(s.peerErrors.length, 3);
+  t.true(s.peerErrors.every((e) => e.error instanceof PacketTypeError));
+  t.deepEqual(
+    s.inbox.received.map((m) => (m as InstanceType<typeof TestMessage1>).amount),
+    [1],
+    'nothing after the fault that disconnected it',
+  );
+  t.is(s.server.stats.network!.peersDisconnectedForErrors, 1);
 });

@@ -225,3 +225,32 @@ test('what the pysage wire over UDP cannot do is InvalidOption naming the option
   t.notThrows(() => s.server.sendMessage(m, raw.addr, { reliability: 'unreliable', channel: 0 }));
   await pumpUntil(s.server, () => raw.received.length === 1, 5000, 'the one allowed');
 });
+
+test('past maxPeersPerIp new ports of one IP are dropped and counted, as past maxPeers', async (t) => {
+  const s = await pysageServer(t, { maxPeersPerIp: 2 });
+  const [a, b, c] = [await rawSocket(t, s.port), await rawSocket(t, s.port), await rawSocket(t, s.port)];
+  a.send(hex('67 00 00 00 01'));
+  b.send(hex('67 00 00 00 02'));
+  await pumpUntil(s.server, () => s.inbox.received.length === 2, 5000, 'two peers');
+  for (let i = 0; i < 5; i++) c.send(hex('67 00 00 00 03'));
+  await pumpUntil(s.server, () => s.server.stats.network!.droppedIpCap === 5, 5000, 'the drops');
+  t.deepEqual(s.events.connected.sort(), [a.addr, b.addr].sort());
+  t.is(s.server.stats.network!.droppedPeerCap, 0);
+  t.is(s.inbox.received.length, 2);
+});
+
+test('maxPeerErrors faults forget the peer (reason error); its next datagram makes it a new peer', async (t) => {
+  const s = await pysageServer(t, { maxPeerErrors: 2 });
+  const raw = await rawSocket(t, s.port);
+  raw.send(hex('67 00 00 00 01'));
+  await pumpUntil(s.server, () => s.inbox.received.length === 1, 5000, 'the first message');
+  raw.send(hex('fa 01'));
+  raw.send(hex('fa 02'));
+  await pumpUntil(s.server, () => s.events.disconnected.length === 1, 5000, 'the departure');
+  t.deepEqual(s.events.disconnected, [[raw.addr, 'error']]);
+  t.is(s.peerErrors.length, 2);
+  raw.send(hex('67 00 00 00 02'));
+  await pumpUntil(s.server, () => s.inbox.received.length === 2, 5000, 'the message after');
+  t.deepEqual(s.events.connected, [raw.addr, raw.addr], 'there is no connection to refuse: it is a new peer');
+  t.is(raw.received.length, 0, 'nothing is ever sent to it');
+});

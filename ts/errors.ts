@@ -22,8 +22,8 @@ export class PacketError extends TsageError {
 
 /** A `packetType` is missing, outside 101..255, taken by another class, or unknown on receipt. */
 export class PacketTypeError extends TsageError {
-  constructor(message: string) {
-    super('ERR_TSAGE_PACKET_TYPE', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_PACKET_TYPE', message, options);
   }
 }
 
@@ -92,8 +92,8 @@ export class UnknownActor extends TsageError {
  * Errors from the native ring code carry the same `code`.
  */
 export class RingError extends TsageError {
-  constructor(message: string) {
-    super('ERR_TSAGE_RING', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_RING', message, options);
   }
 }
 
@@ -101,6 +101,21 @@ export class RingError extends TsageError {
 export class NotConnected extends TsageError {
   constructor(message: string) {
     super('ERR_TSAGE_NOT_CONNECTED', message);
+  }
+}
+
+/**
+ * A peer broke the network protocol: a payload of a kind that does not exist, a schema
+ * announcement that is not one (or is over the limits), messages it never announced, a gap
+ * in its reliable stream it never filled, a TCP frame that cannot be, a frame it never
+ * finished. Reported as a `'peerError'` event (never thrown by a tick); the peer is
+ * disconnected. Other faults of a peer are reported with the error class of their kind
+ * (`PacketError` for a message that does not decode, `PacketTypeError` for a schema that
+ * disagrees with this process's).
+ */
+export class PeerProtocolError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_PEER_PROTOCOL', message);
   }
 }
 

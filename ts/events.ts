@@ -6,13 +6,25 @@
  * is one line here (and a line in docs/observability.md).
  */
 import type { ClusterNode, NodeLeftReason } from './cluster/members.js';
-import type { TsageError } from './errors.js';
+import type { GroupFailed, TsageError } from './errors.js';
 
 /**
  * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt.
+ * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt, and
+ * `'error'` is this side disconnecting a peer for its faults (a `'peerError'` said which).
  */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
+export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused' | 'error';
+
+/** A fault of a network peer (`'peerError'`): what it sent was wrong (docs/security.md). */
+export interface PeerErrorEvent {
+  /** The peer's address (`ip:port`), as in `msg.sender`. */
+  peer: string;
+  /**
+   * What it did: a `PeerProtocolError` (a violation: the peer is disconnected), a `PacketError`
+   * (a message that does not decode) or a `PacketTypeError` (a schema that disagrees), by `code`.
+   */
+  error: TsageError;
+}
 
 /** Messages packed for a network peer that can never reach it (it went away first, or refused them). */
 export interface NetUndeliverable {
@@ -60,14 +72,6 @@ export interface MessagesLost {
   reason: 'gap' | 'unacknowledged';
 }
 
-/** A fault in what a network peer sent (`'peerError'`): counted, reported, never thrown. */
-export interface PeerFault {
-  /** The peer's address, `'ip:port'`. */
-  peer: string;
-  /** What was wrong (`PacketTypeError` for an unknown packet type, `PacketError` for bytes that do not decode). */
-  error: TsageError;
-}
-
 /** Something malformed that arrived from the cluster (`'clusterError'`). */
 export interface ClusterFault {
   /** `'group@node'` of the sender, when it is known. */
@@ -93,12 +97,18 @@ export interface ManagerEvents {
   peerConnected: [address: string];
   /** A network peer went away, after its last messages were dispatched. */
   peerDisconnected: [address: string, reason: DisconnectReason];
-  /** What a network peer sent was at fault (on pysage's wire: an unknown packet type, bytes that do not decode). */
-  peerError: [info: PeerFault];
+  /**
+   * A network peer sent something wrong: counted, and reported here (or logged once per peer and
+   * kind without a listener); never thrown. A violation, or `maxPeerErrors` faults, disconnects it.
+   */
+  peerError: [info: PeerErrorEvent];
   /** Messages that were accepted but can never be delivered: counted, and reported here, never dropped silently. */
   undeliverable: [info: Undeliverable];
-  /** A group's process died and was restarted under `restart: 'on-failure'`. */
-  groupRestart: [group: string, reason: string];
+  /**
+   * A group's process died, or was stopped for an invalid record in its ring, and was restarted
+   * under `restart: 'on-failure'`: `error` is the GroupFailed it would otherwise have been.
+   */
+  groupRestart: [group: string, reason: string, error: GroupFailed];
   /** A node joined the cluster (this node, once, when it joins). */
   nodeJoined: [node: ClusterNode];
   /** A node left the cluster. */

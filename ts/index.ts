@@ -33,6 +33,7 @@ export {
   NotConnected,
   PacketError,
   PacketTypeError,
+  PeerProtocolError,
   RingError,
   TsageError,
   UnknownActor,
@@ -48,7 +49,7 @@ export type {
   ManagerListener,
   MessagesLost,
   NetUndeliverable,
-  PeerFault,
+  PeerErrorEvent,
   Undeliverable,
 } from './events.js';
 export type { GroupHealth, GroupOptions } from './group/options.js';

@@ -30,11 +30,11 @@ export class ChatServer extends Actor {
   }
 }
 
-/** Starts a chat server on 127.0.0.1 (UDP on tsage's wire by default); resolves with its port and a stop function. */
+/** Starts a chat server on 127.0.0.1 (UDP on tsage's wire by default); resolves with its port, its manager and a stop function. */
 export async function startChatServer(
   port = 0,
   net: { transport?: TransportKind; wire?: Wire } = {},
-): Promise<{ port: number; stop: () => Promise<void> }> {
+): Promise<{ port: number; mgr: ActorManager; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));
   mgr.on('peerDisconnected', (addr: string, reason: string) => {
@@ -45,6 +45,7 @@ export async function startChatServer(
   const loop = mgr.start({ intervalMs: 10 });
   return {
     port: mgr.transport!.address.port,
+    mgr,
     stop: async () => {
       loop.stop();
       await mgr.reset();

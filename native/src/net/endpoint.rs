@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::budget::Budget;
 use super::events::{EventRef, Events, MESSAGE_PAYLOAD};
 use super::link::{Cx, Input, Link, Tick};
 use super::outbox::Outbox;
@@ -50,6 +51,8 @@ pub struct Endpoint {
     table: Table,
     out: Outbox,
     events: Events,
+    /// What is held for all peers together (partial and early messages).
+    budget: Budget,
 }
 
 /// Seals what a peer just queued: the link frames it for that peer's session and address.
@@ -73,6 +76,7 @@ impl Endpoint {
             Link::plain(&mut rng)
         };
         let out = Outbox::new(cfg.mtu, link.headroom(), link.tailroom());
+        let budget = Budget::new(cfg.max_buffered_bytes);
         Endpoint {
             cfg,
             rng,
@@ -80,6 +84,7 @@ impl Endpoint {
             table: Table::default(),
             out,
             events: Events::default(),
+            budget,
         }
     }
 
@@ -89,7 +94,8 @@ impl Endpoint {
     }
 
     fn remove_peer(&mut self, id: PeerId, reason: DisconnectReason) {
-        if self.table.remove(id).is_some() {
+        if let Some(mut e) = self.table.remove(id) {
+            e.peer.release(&mut self.budget);
             self.events.push_disconnected(id, reason);
         }
     }
@@ -239,6 +245,11 @@ impl Endpoint {
         self.events.backlog()
     }
 
+    /// Bytes held for all peers together: partial messages and ones held for their turn.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
     /// Next datagram to send. Hand the buffer back with [`recycle`](Self::recycle) to avoid allocation.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.out.pop()
@@ -267,6 +278,7 @@ impl Endpoint {
                 channel,
                 data: data.to_vec(),
             },
+            EventRef::Fault { peer, kind, detail } => Event::Fault { peer, kind, detail },
         })
     }
 
@@ -299,20 +311,30 @@ impl Endpoint {
                 .link
                 .tick(now, &mut e.session, e.addr, e.last_recv, &self.cfg, &mut self.out)
             {
-                Tick::Connecting => false,
-                Tick::Failed => true,
+                Tick::Connecting => None,
+                Tick::Failed => Some(DisconnectReason::Timeout),
                 // The raw link said whether the peer timed out; it has no reliability timers to run.
-                Tick::Connected if self.link.is_whole() => false,
-                Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => true,
+                Tick::Connected if self.link.is_whole() => None,
+                Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => {
+                    Some(DisconnectReason::Timeout)
+                }
                 Tick::Connected => {
-                    e.peer.on_timers(now, &self.cfg, &mut self.out);
+                    e.peer.on_timers(now, &self.cfg, &mut self.out, &mut self.budget);
                     e.peer.flush(now, &self.cfg, &mut self.out);
                     seal(&self.link, e, &mut self.out);
-                    false
+                    match e.peer.stalled(now, &self.cfg) {
+                        Some((fault, detail)) => {
+                            // A gap it never fills: say why, tell it goodbye, forget it.
+                            self.events.push_fault(id, fault, detail);
+                            self.link.goodbye(&e.session, e.addr, &mut self.out);
+                            Some(DisconnectReason::Error)
+                        }
+                        None => None,
+                    }
                 }
             };
-            if gone {
-                self.remove_peer(id, DisconnectReason::Timeout);
+            if let Some(reason) = gone {
+                self.remove_peer(id, reason);
             }
         }
     }
@@ -339,8 +361,14 @@ impl Endpoint {
             Input::Payload(peer, payload) => {
                 let Some(e) = self.table.get_mut(peer) else { return };
                 e.last_recv = now;
-                e.peer
-                    .on_payload(now, &payload, &self.cfg, &mut self.out, &mut self.events);
+                e.peer.on_payload(
+                    now,
+                    &payload,
+                    &self.cfg,
+                    &mut self.out,
+                    &mut self.events,
+                    &mut self.budget,
+                );
                 seal(&self.link, e, &mut self.out);
             }
             Input::Incoming { session, replaces } => {
@@ -349,6 +377,11 @@ impl Endpoint {
                 }
                 if self.table.len() >= self.cfg.max_peers {
                     self.out.stats.drop_peer_cap += 1;
+                    self.link.refuse(&session, from, &mut self.out);
+                    return;
+                }
+                if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
+                    self.out.stats.drop_ip_cap += 1;
                     self.link.refuse(&session, from, &mut self.out);
                     return;
                 }
@@ -372,15 +405,19 @@ impl Endpoint {
     }
 
     /// A whole message from `from` (the raw link): a new address becomes a peer first, while
-    /// there is room (past `max_peers` its datagrams are dropped and counted, and the peers
-    /// there are keep their traffic); the message is then delivered as it is, unless the
-    /// undrained events have reached `max_event_bytes`.
+    /// there is room (past `max_peers`, or `max_peers_per_ip` from its IP, its datagrams are
+    /// dropped and counted, and the peers there are keep their traffic); the message is then
+    /// delivered as it is, unless the undrained events have reached `max_event_bytes`.
     fn on_whole(&mut self, now: u64, from: SocketAddr, known: Option<PeerId>, data: &[u8]) {
         let id = match known {
             Some(id) => id,
             None => {
                 if self.table.len() >= self.cfg.max_peers {
                     self.out.stats.drop_peer_cap += 1;
+                    return;
+                }
+                if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
+                    self.out.stats.drop_ip_cap += 1;
                     return;
                 }
                 let Some(session) = self.link.incoming() else { return };

@@ -15,14 +15,15 @@
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
 //! Each kind of link keeps its per-peer state in a [`Session`]. The kinds:
-//! [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT) and a 6-byte
-//! prefix; [`raw`], pysage's wire, whose datagrams are whole messages that the
-//! endpoint delivers as they are ([`Input::Whole`]) and whose sends bypass the
-//! peer's reliability ([`Link::send_whole`]). The kinds to come (a CRC32C
-//! check on every datagram, netcode 1.02's encrypted packets and connect
-//! tokens) are further variants of [`Link`] and [`Session`];
+//! [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT), a 6-byte
+//! prefix and a CRC32C ([`crc`]) on every datagram; [`raw`], pysage's wire,
+//! whose datagrams are whole messages that the endpoint delivers as they are
+//! ([`Input::Whole`]) and whose sends bypass the peer's reliability
+//! ([`Link::send_whole`]). The kinds to come (netcode 1.02's encrypted packets
+//! and connect tokens) are further variants of [`Link`] and [`Session`];
 //! `docs/net-protocol.md` says how each fits.
 
+pub(crate) mod crc;
 pub(crate) mod plain;
 pub(crate) mod raw;
 
@@ -139,7 +140,8 @@ impl Link {
     /// Bytes the link puts after each payload.
     pub(crate) fn tailroom(&self) -> usize {
         match self {
-            Link::Plain(_) | Link::Raw(_) => 0,
+            Link::Plain(_) => plain::TAILROOM,
+            Link::Raw(_) => 0,
         }
     }
 
