@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 
 use super::{DisconnectReason, PeerId};
+use crate::netcode::ClientState;
 
 /// Offset of the tag byte in every event.
 pub const AT_TAG: usize = 0;
@@ -60,8 +61,36 @@ pub enum Tag {
     Pending = 5,
 }
 
-/// Names of [`DisconnectReason`]s, by their code in a disconnected event.
-pub const DISCONNECT_REASONS: [&str; 4] = ["local", "remote", "timeout", "refused"];
+/// The netcode client's error states, as [`DisconnectReason::Secure`] carries them, in the
+/// order of their codes (after the other reasons).
+pub const SECURE_FAILURES: [ClientState; 6] = [
+    ClientState::ConnectTokenExpired,
+    ClientState::InvalidConnectToken,
+    ClientState::ConnectionTimedOut,
+    ClientState::ConnectionResponseTimedOut,
+    ClientState::ConnectionRequestTimedOut,
+    ClientState::ConnectionDenied,
+];
+
+/// Code of the first [`SECURE_FAILURES`] state.
+const SECURE_BASE: u8 = 6;
+
+/// Names of [`DisconnectReason`]s, by their code in a disconnected event: the netcode states by
+/// their names in the standard.
+pub const DISCONNECT_REASONS: [&str; 12] = [
+    "local",
+    "remote",
+    "timeout",
+    "refused",
+    "token-required",
+    "not-secure",
+    SECURE_FAILURES[0].name(),
+    SECURE_FAILURES[1].name(),
+    SECURE_FAILURES[2].name(),
+    SECURE_FAILURES[3].name(),
+    SECURE_FAILURES[4].name(),
+    SECURE_FAILURES[5].name(),
+];
 
 /// Why a send entry was refused for good.
 #[repr(u8)]
@@ -84,6 +113,12 @@ fn reason_code(r: DisconnectReason) -> u8 {
         DisconnectReason::Remote => 1,
         DisconnectReason::Timeout => 2,
         DisconnectReason::Refused => 3,
+        DisconnectReason::TokenRequired => 4,
+        DisconnectReason::NotSecure => 5,
+        DisconnectReason::Secure(state) => match SECURE_FAILURES.iter().position(|s| *s == state) {
+            Some(i) => SECURE_BASE + i as u8,
+            None => 1,
+        },
     }
 }
 
@@ -92,6 +127,11 @@ fn reason_of(code: u8) -> DisconnectReason {
         0 => DisconnectReason::Local,
         1 => DisconnectReason::Remote,
         2 => DisconnectReason::Timeout,
+        4 => DisconnectReason::TokenRequired,
+        5 => DisconnectReason::NotSecure,
+        c if (SECURE_BASE..SECURE_BASE + SECURE_FAILURES.len() as u8).contains(&c) => {
+            DisconnectReason::Secure(SECURE_FAILURES[(c - SECURE_BASE) as usize])
+        }
         _ => DisconnectReason::Refused,
     }
 }
@@ -505,5 +545,24 @@ mod tests {
             })
         );
         assert_eq!(ev.pop(), None);
+    }
+
+    #[test]
+    fn should_round_trip_every_disconnect_reason_through_its_code() {
+        let mut all = vec![
+            DisconnectReason::Local,
+            DisconnectReason::Remote,
+            DisconnectReason::Timeout,
+            DisconnectReason::Refused,
+            DisconnectReason::TokenRequired,
+            DisconnectReason::NotSecure,
+        ];
+        all.extend(SECURE_FAILURES.iter().map(|s| DisconnectReason::Secure(*s)));
+        assert_eq!(all.len(), DISCONNECT_REASONS.len());
+        for (i, r) in all.into_iter().enumerate() {
+            assert_eq!(reason_code(r) as usize, i, "{r:?}");
+            assert_eq!(reason_of(reason_code(r)), r);
+        }
+        assert_eq!(DISCONNECT_REASONS[11], "connection denied");
     }
 }

@@ -9,6 +9,7 @@ mod fuzz;
 mod handshake;
 mod liveness;
 mod loss;
+mod secure;
 
 use std::net::SocketAddr;
 
