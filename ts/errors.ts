@@ -104,6 +104,20 @@ export class NotConnected extends TsageError {
   }
 }
 
+/**
+ * A connection attempt failed: `connect()` rejects with it. `reason` says why: for a secure
+ * connection (with a token) the netcode client's state, by its name in the standard
+ * (`'connection denied'`, `'connection request timed out'`, `'connect token expired'`,
+ * `'invalid connect token'`, ...); otherwise `'refused'`, `'timeout'` or `'token-required'`.
+ */
+export class ConnectFailed extends NotConnected {
+  readonly reason: string;
+  constructor(message: string, reason: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
 /** `listen` could not bind its address (in use, not local, no permission). */
 export class ListenFailed extends TsageError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -19,6 +19,7 @@ export {
   ClusterConnectFailed,
   ClusterProtocolError,
   ConcreteMessageAlreadyDefined,
+  ConnectFailed,
   DefaultActorFailed,
   GroupAlreadyExists,
   GroupDoesNotExist,
@@ -52,6 +53,7 @@ export {
 } from './message.js';
 export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export type { PeerInfo, SecureOptions } from './net/secure.js';
 export {
   CONNECT_TOKEN_BYTES,
   CONNECT_TOKEN_KEY_BYTES,

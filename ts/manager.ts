@@ -23,6 +23,7 @@ import {
   resolveNetOptions,
   type SendOptions,
 } from './net/options.js';
+import { firstTokenServer, type PeerInfo } from './net/secure.js';
 import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
 import type { Poller } from './poller.js';
@@ -328,6 +329,11 @@ export class ActorManager extends Dispatcher {
       if (this.net.kind !== o.transport) {
         throw new InvalidOption(`the manager already has a ${this.net.kind} transport; disconnect() first`);
       }
+      const secure = o.secure !== null || o.token !== null;
+      if (this.net instanceof UdpTransport && this.net.secure !== secure) {
+        const has = this.net.secure ? 'a secure' : 'an ordinary (not secure)';
+        throw new InvalidOption(`the manager already has ${has} UDP transport; disconnect() first`);
+      }
       return this.net;
     }
     let t: NetTransport;
@@ -336,9 +342,10 @@ export class ActorManager extends Dispatcher {
       if (listening) await tcp.listen();
       t = tcp;
     } else {
+      const reach = o.token !== null ? tokenHost(o.token) : o.host;
       t = await UdpTransport.open(
         this,
-        listening ? o : { ...o, port: 0, host: await clientBindAddress(o.host) },
+        listening ? o : { ...o, port: 0, host: await clientBindAddress(reach) },
         listening,
       );
     }
@@ -360,11 +367,25 @@ export class ActorManager extends Dispatcher {
     await this.openTransport(o, true);
   }
 
-  /** Connects to a listening manager; resolves with the server's address once the handshake is done. */
+  /**
+   * Connects to a listening manager; resolves with the server's address once the handshake is
+   * done. With `{ token }` the connection is secure (netcode 1.02), to the token's servers in
+   * order. Rejects with `ConnectFailed`, whose `reason` says why (for a secure connection, the
+   * netcode client's state).
+   */
   async connect(options: NetOptions): Promise<string> {
     const o = resolveNetOptions(options, 'connect');
     const t = await this.openTransport(o, false);
+    if (o.token !== null) return (t as UdpTransport).connectWithToken(o.token);
     return t.connectTo(o.host, o.port);
+  }
+
+  /**
+   * Who the peer at `addr` (a `msg.sender`, a `'peerConnected'` address) is: `{ address }`,
+   * and on a secure listener its token's `clientId` and `userData`. Undefined for no such peer.
+   */
+  peerInfo(addr: string): PeerInfo | undefined {
+    return this.net?.peerInfo(addr);
   }
 
   /**
@@ -526,4 +547,11 @@ export class ActorManager extends Dispatcher {
     this.clear();
     if (failure !== undefined) throw failure;
   }
+}
+
+/** The host of a token's first server (where a client binds follows from it). */
+function tokenHost(token: Uint8Array): string {
+  const a = firstTokenServer(token);
+  if (a === undefined) return '0.0.0.0';
+  return a.slice(0, a.lastIndexOf(':')).replace(/^\[|\]$/g, '');
 }

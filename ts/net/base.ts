@@ -9,6 +9,7 @@ import { type Message, type MessageClass, type Reliability, type Schema, schemaO
 import type { Poller } from '../poller.js';
 import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
+import type { PeerInfo } from './secure.js';
 
 /** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
 export const CTRL_SCHEMA = 1;
@@ -121,6 +122,12 @@ export abstract class NetTransport implements Poller {
   protected abstract get hasOutgoing(): boolean;
   /** Moves what is packed out and what arrived in; processes events. */
   abstract service(): void;
+
+  /** Who the peer at `addr` is (`{ address }` unless its transport knows more); undefined if there is none. */
+  peerInfo(addr: string): PeerInfo | undefined {
+    const peer = this.peers.get(String(addr));
+    return peer === undefined ? undefined : { address: peer.addr };
+  }
   abstract close(): Promise<void>;
 
   protected addPeer(addr: string, id: number, connected: boolean): Peer {

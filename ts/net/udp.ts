@@ -18,6 +18,7 @@ import {
   type Sink,
 } from './base.js';
 import { type ConditionerOptions, type ResolvedNetOptions, validateConditioner } from './options.js';
+import { connectFailed, firstTokenServer, nativeSecure, type PeerInfo } from './secure.js';
 
 /** Datagrams read per native call: enough to keep up, few enough that one poll's messages die young. */
 const MAX_DATAGRAMS = 512;
@@ -56,6 +57,10 @@ const sockets = new FinalizationRegistry<number>((handle) => native().netClose(h
 
 export class UdpTransport extends NetTransport {
   readonly kind = 'udp' as const;
+  /** Whether netcode 1.02 runs under the peers (a `secure` listener, or a client with a token). */
+  readonly secure: boolean;
+  /** Who each peer of a secure listener is, read when it connects. */
+  private readonly identities = new WeakMap<Peer, PeerInfo>();
   /** The addon's layouts (send entries, events, result slots), read once. */
   private readonly layout: NetLayout = netLayout();
   private readonly entry = this.layout.send;
@@ -81,12 +86,14 @@ export class UdpTransport extends NetTransport {
   private constructor(mgr: NetManager, options: ResolvedNetOptions, handle: number) {
     super(mgr, options);
     this.handle = handle;
+    this.secure = options.secure !== null || options.token !== null;
     sockets.register(this, handle, this);
     const a = native().netLocalAddress(handle);
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
     this.local = { address: ip, port: Number(a.slice(i + 1)), family: ip.includes(':') ? 'IPv6' : 'IPv4' };
     for (const n of this.layout.counters) this.stats[n] = 0;
+    if (this.secure) for (const n of this.layout.secureCounters) this.stats[n] = 0;
     if (options.conditioner) this.setConditioner(options.conditioner);
   }
 
@@ -103,7 +110,8 @@ export class UdpTransport extends NetTransport {
     };
     let handle: number;
     try {
-      handle = native().netOpen(ip, options.port, config, randomSeed());
+      const secure = options.secure !== null || options.token !== null ? nativeSecure(options.secure) : null;
+      handle = native().netOpen(ip, options.port, config, randomSeed(), secure);
     } catch (err) {
       throw new ListenFailed(`cannot bind UDP ${formatAddr(ip, options.port)}: ${(err as Error).message}`, {
         cause: err,
@@ -127,16 +135,42 @@ export class UdpTransport extends NetTransport {
     const id = native().netConnect(this.handle, ip, port);
     const existing = this.byId.get(id);
     if (existing?.connected) return existing.addr;
-    const peer = existing ?? this.addPeer(formatAddr(ip, port), id, false);
+    if (existing === undefined) this.addPeer(formatAddr(ip, port), id, false);
+    return this.established(id);
+  }
+
+  /** Starts a secure connection with a connect token (to its servers in order); resolves with the server's address. */
+  async connectWithToken(token: Uint8Array): Promise<string> {
+    const first = firstTokenServer(token) ?? "the token's first server";
+    let id: number;
+    try {
+      id = native().netConnectToken(this.handle, token);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ERR_TSAGE_INVALID_TOKEN') throw err;
+      throw Object.assign(connectFailed(first, 'invalid connect token', true), { cause: err });
+    }
+    this.addPeer(first, id, false);
+    return this.established(id);
+  }
+
+  /** Waits for the connection attempt `id` to complete (servicing meanwhile). */
+  private async established(id: number): Promise<string> {
     const done = new Promise<string>((resolve, reject) => this.connecting.set(id, { resolve, reject }));
     this.startPump();
     try {
       const addr = await done;
-      this.server ??= peer;
+      // The peer as it is now: a token's attempt may have moved on to another of its servers.
+      this.server ??= this.byId.get(id);
       return addr;
     } finally {
       if (this.connecting.size === 0) this.stopPump();
     }
+  }
+
+  override peerInfo(addr: string): PeerInfo | undefined {
+    const peer = this.peers.get(String(addr));
+    if (peer === undefined) return undefined;
+    return this.identities.get(peer) ?? { address: peer.addr };
   }
 
   /** Services the socket on a timer while a handshake is under way, so `await connect()` needs no ticking. */
@@ -201,6 +235,11 @@ export class UdpTransport extends NetTransport {
     if (this.gone.size !== 0) this.dropGone(settled);
     const names = this.layout.counters;
     for (let i = 0; i < names.length; i++) this.stats[names[i]!] = res[counters + i]!;
+    if (this.secure) {
+      const sec = this.layout.secureCounters;
+      const at = this.layout.result.secureCounters;
+      for (let i = 0; i < sec.length; i++) this.stats[sec[i]!] = res[at + i]!;
+    }
     if (this.losses.length !== 0) {
       for (const [, addr, why, count] of this.losses.splice(0)) this.undeliverable(addr, why, count);
     }
@@ -306,6 +345,7 @@ export class UdpTransport extends NetTransport {
           if (peer) this.removePeer(peer, 'remote');
           peer = this.addPeer(addr, id, false);
         }
+        if (this.secure) this.identify(peer);
         this.peerConnected(peer);
         const c = this.connecting.get(id);
         if (c) {
@@ -322,14 +362,20 @@ export class UdpTransport extends NetTransport {
         const c = this.connecting.get(id);
         if (c) {
           this.connecting.delete(id);
-          c.reject(
-            new NotConnected(`connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})`),
-          );
+          c.reject(connectFailed(peer?.addr ?? `peer ${id}`, reason, this.secure));
         }
       } else {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
       }
     }
+  }
+
+  /** Reads who a secure listener's new peer is (its token's client id and user data). */
+  private identify(peer: Peer): void {
+    const b = native().netPeerIdentity(this.handle, peer.id);
+    if (b === undefined) return;
+    const clientId = new DataView(b, 0, 8).getBigUint64(0, true);
+    this.identities.set(peer, { address: peer.addr, clientId, userData: new Uint8Array(b, 8) });
   }
 
   /** Disconnects every peer (they are told) and closes the socket. */

@@ -13,6 +13,7 @@ mod handles;
 mod net;
 mod netcode;
 mod ring;
+mod secure;
 mod shm;
 mod sys;
 
@@ -151,6 +152,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("netSetConditioner", net::set_conditioner),
         ("netService", net::service),
         ("netClose", net::close),
+        ("netConnectToken", secure::connect_token),
+        ("netPeerIdentity", secure::peer_identity),
         ("netcodeGenerateToken", netcode::generate_token),
     ];
     for (name, f) in all {
