@@ -137,6 +137,11 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
   if (token !== null && (o.port !== undefined || o.host !== undefined)) {
     throw new InvalidOption('NetOptions.token names the servers to connect to: leave host and port out');
   }
+  if (secure !== null && secure.publicAddress === undefined && (o.host === '0.0.0.0' || o.host === '::')) {
+    throw new InvalidOption(
+      `NetOptions.secure.publicAddress is required when listening on ${o.host} (tokens name the address clients reach)`,
+    );
+  }
   if ((secure !== null || token !== null) && o.transport === 'tcp') {
     throw new InvalidOption("NetOptions.transport must be 'udp' for a secure connection");
   }
