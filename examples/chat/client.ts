@@ -1,5 +1,6 @@
 // Chat client: `npx tsx examples/chat/client.ts <port> <nick> [line...]` says each line, prints what others
-// say, and leaves once it has heard `expect` lines (argv --expect=N) or after 5 s.
+// say, and leaves once it has heard `expect` lines (argv --expect=N) or after 5 s. With --token=<hex>
+// (a connect token from the backend) it connects securely, to the server the token names.
 import { Actor, ActorManager } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
@@ -8,6 +9,7 @@ const port = Number(args[0]);
 const nick = args[1] ?? 'anon';
 const expect = Number(args.find((a) => a.startsWith('--expect='))?.slice(9) ?? 0);
 const lines = args.slice(2).filter((a) => !a.startsWith('--'));
+const token = args.find((a) => a.startsWith('--token='))?.slice(8);
 
 const mgr = new ActorManager();
 let heard = 0;
@@ -25,7 +27,9 @@ mgr.registerActor(
     }
   })(),
 );
-await mgr.connect({ host: '127.0.0.1', port });
+await mgr.connect(
+  token === undefined ? { host: '127.0.0.1', port } : { token: new Uint8Array(Buffer.from(token, 'hex')) },
+);
 const loop = mgr.start({ intervalMs: 10 });
 mgr.sendMessage(new HelloMessage({ nick }));
 for (const text of lines) {
