@@ -562,6 +562,7 @@ export async function run(h: Harness): Promise<Section> {
   ]);
   const u = results[0]!.stats ?? {};
   const s = results[1]!.stats ?? {};
+  const sec = results[2]!.stats ?? {};
   const perRun = (x: number | undefined) => fmtInt(Math.round((x ?? 0) / RUNS));
   const targets: Target[] = [
     {
@@ -604,7 +605,7 @@ export async function run(h: Harness): Promise<Section> {
     notes: [
       `tsage UDP against framed TCP with no message objects at all (raw bytes): ${fmtRatio(udp.rate / raw.rate)}.`,
       `Handshake, from \`connect()\` until it resolves, for a new client each time (${HANDSHAKES} of them; the receiver ticking on setImmediate): tsage UDP ${hs(results[0])}; secure, with a new connect token each time, ${hs(results[2])}. The secure handshake is netcode's: request, challenge, response (sent as soon as the challenge arrives rather than at the next 10 Hz step), keep-alive.`,
-      `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Every run delivered every message in order with the right sum.`,
+      `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Secure: ${perRun(sec.datagramsOut)} datagrams out, ${perRun(sec.retransmissions)} messages resent, \`BackpressureError\` ${perRun(sec.backpressured)} times per run. Every run delivered every message in order with the right sum.`,
     ],
     targets,
   };
