@@ -82,8 +82,9 @@ impl Endpoint {
     }
 
     /// Starts a secure connection with a 2048-byte connect token, to the token's servers in
-    /// order; its first connection request goes out at once. `Event::Connected` follows when
-    /// a server accepts, or `Event::Disconnected` with the netcode client's error state.
+    /// order; its first connection request goes out at the next [`Endpoint::update`].
+    /// `Event::Connected` follows when a server accepts, or `Event::Disconnected` with the
+    /// netcode client's error state.
     pub fn connect_token(&mut self, now: u64, token: &[u8]) -> Result<PeerId, TokenConnectError> {
         let Link::Secure(l) = &mut self.link else {
             return Err(TokenConnectError::NotSecure);
@@ -91,7 +92,7 @@ impl Endpoint {
         if self.table.len() >= self.cfg.max_peers {
             return Err(TokenConnectError::PeerLimit);
         }
-        let (session, addr) = l.start(now, token, &mut self.out)?;
+        let (session, addr) = l.start(now, token)?;
         if self.table.find(addr).is_some() {
             return Err(TokenConnectError::Busy(addr));
         }

@@ -217,14 +217,9 @@ impl Secure {
         }
     }
 
-    /// A session connecting with `token`; its first connection request goes out at once.
-    /// Returns it and the first server address it tries.
-    pub(crate) fn start(
-        &mut self,
-        now: u64,
-        token: &[u8],
-        out: &mut Outbox,
-    ) -> Result<(super::Session, SocketAddr), TokenConnectError> {
+    /// A session connecting with `token`, and the first server address it tries; its first
+    /// connection request goes out at its first [`Secure::tick`] (the endpoint's next update).
+    pub(crate) fn start(&mut self, now: u64, token: &[u8]) -> Result<(super::Session, SocketAddr), TokenConnectError> {
         let mut client = Client::new().map_err(TokenConnectError::Crypto)?;
         self.cout.clear();
         client.connect(now, token, &mut self.cout).map_err(|e| match e {
@@ -236,8 +231,6 @@ impl Secure {
         let addr = client
             .server_address()
             .ok_or(TokenConnectError::Token(TokenError::ServerAddressCount(0)))?;
-        client.update(now, &mut self.cout);
-        forward(&self.cout, out, false);
         let s = ClientSession {
             client,
             plain_refused: false,
