@@ -185,7 +185,7 @@ test('secure UDP: 20,000+ random, crafted and mutated datagrams do not crash the
     return [rng.chance(0.3) ? relay : stranger, d];
   };
   await feed(server, port, 2000, fuzzed);
-  const before = { ...server.stats.network! };
+  const before: Record<string, number> = { ...server.stats.network! };
   const mem0 = memory();
   // The largest captured datagram of each prefix byte, truncated at every length.
   const sample = new Map<number, Buffer>();
@@ -198,7 +198,7 @@ test('secure UDP: 20,000+ random, crafted and mutated datagrams do not crash the
   const mem1 = memory();
   await feed(server, port, N / 2, fuzzed);
   const mem2 = memory();
-  const after = { ...server.stats.network! };
+  const after: Record<string, number> = { ...server.stats.network! };
   t.log(
     `memory: heap ${mem0.heap.toFixed(1)} -> ${mem2.heap.toFixed(1)} MiB, rss ${mem0.rss.toFixed(1)} -> ${mem2.rss.toFixed(1)} MiB`,
   );

@@ -14,7 +14,9 @@ export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
 export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
+export { CHANNEL_NAMES } from './diagnostics.js';
 export {
+  AbortError,
   BackpressureError,
   ClusterConnectFailed,
   ClusterProtocolError,
@@ -37,7 +39,25 @@ export {
   UnknownActor,
   WrongMessageTypeSpecified,
 } from './errors.js';
-export type { GroupOptions } from './group/options.js';
+export type {
+  ClusterFault,
+  ClusterUndeliverable,
+  DisconnectReason,
+  GroupUndeliverable,
+  ManagerEventName,
+  ManagerEvents,
+  ManagerListener,
+  MessagesLost,
+  NetUndeliverable,
+  Undeliverable,
+} from './events.js';
+export type { GroupHealth, GroupOptions } from './group/options.js';
+export type {
+  InspectOptions,
+  InspectorHandle,
+  InspectorSample,
+  PeerSample,
+} from './inspect/server.js';
 export { ActorManager, type ManagerStats, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,
@@ -51,7 +71,7 @@ export {
   schemaForPacketType,
   schemaOf,
 } from './message.js';
-export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
+export type { NetTransport, PeerStats } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
 export type { PeerInfo, SecureOptions } from './net/secure.js';
 export {
@@ -64,4 +84,12 @@ export {
 } from './net/token.js';
 export { childNodeFlags } from './node-flags.js';
 export type { Poller } from './poller.js';
+export type {
+  ClusterStats,
+  NetStats,
+  NetStatsShared,
+  SecureCounters,
+  TcpCounters,
+  UdpCounters,
+} from './stats.js';
 export type { TypeCode } from './types.js';

@@ -23,6 +23,8 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** Node flags before the script (e.g. `--expose-gc`). */
   nodeArgs?: string[];
+  /** Variables added to this process's environment. */
+  env?: Record<string, string>;
   /** Give the child a stdin pipe (for `send`); closing it (`end`) is the child's cue to finish. */
   input?: boolean;
 }
@@ -51,6 +53,7 @@ export function startChild(
     [...(options.nodeArgs ?? []), '--import=tsx', join(fixtures, name), ...args],
     {
       stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+      env: options.env === undefined ? process.env : { ...process.env, ...options.env },
     },
   );
   let stdout = '';

@@ -59,6 +59,11 @@ export interface NetOptions {
    * it times out per the token's `timeoutSeconds`.
    */
   token?: Uint8Array;
+  /**
+   * Cancels `listen` or `connect` while it is under way: it rejects with `AbortError`, and what
+   * it started is undone (the half-open peer is forgotten; a transport it opened is closed).
+   */
+  signal?: AbortSignal;
 }
 
 export interface ResolvedNetOptions {

@@ -129,7 +129,8 @@ export function firstTokenServer(token: Uint8Array): string | undefined {
 /** What each way a connection attempt can end means, for its rejection's message. */
 const WHY: Readonly<Record<string, string>> = {
   refused: 'the listener is full',
-  timeout: 'no answer in time',
+  timeout:
+    'nothing answered. Is a listener bound there, and is it ticking? A listener answers handshakes from its tick (mgr.start() or mgr.tick())',
   'token-required': 'it is a secure listener, which takes connect tokens only: connect({ token })',
   'not-secure': 'it is an ordinary listener, which takes no connect tokens',
   'connect token expired': 'the token expired before a server accepted it',
