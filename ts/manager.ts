@@ -24,7 +24,7 @@ import {
   resolveNetOptions,
   type SendOptions,
 } from './net/options.js';
-import { firstTokenServer, type PeerInfo } from './net/secure.js';
+import { type PeerInfo, tokenHost } from './net/secure.js';
 import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
 import './debug.js';
@@ -326,11 +326,7 @@ export class ActorManager extends Dispatcher {
       if (this.net.kind !== o.transport) {
         throw new InvalidOption(`the manager already has a ${this.net.kind} transport; disconnect() first`);
       }
-      const secure = o.secure !== null || o.token !== null;
-      if (this.net instanceof UdpTransport && this.net.secure !== secure) {
-        const has = this.net.secure ? 'a secure' : 'an ordinary (not secure)';
-        throw new InvalidOption(`the manager already has ${has} UDP transport; disconnect() first`);
-      }
+      if (this.net instanceof UdpTransport) this.net.checkMode(o);
       return this.net;
     }
     let t: NetTransport;
@@ -340,11 +336,8 @@ export class ActorManager extends Dispatcher {
       t = tcp;
     } else {
       const reach = o.token !== null ? tokenHost(o.token) : o.host;
-      t = await UdpTransport.open(
-        this,
-        listening ? o : { ...o, port: 0, host: await clientBindAddress(reach) },
-        listening,
-      );
+      const bind = listening ? o : { ...o, port: 0, host: await clientBindAddress(reach) };
+      t = await UdpTransport.open(this, bind, listening);
     }
     this.net = t;
     this.addPoller(t);
@@ -373,9 +366,8 @@ export class ActorManager extends Dispatcher {
   /**
    * Connects to a listening manager; resolves with the server's address once the handshake is
    * done. The server must be ticking (`start()` or `tick()`): a listener answers handshakes from
-   * its tick, so `connect()` times out against one that does not tick. With `{ token }` the
-   * connection is secure (netcode 1.02), to the token's servers in order. Rejects with
-   * `ConnectFailed`, whose `reason` says why (for a secure connection, the netcode client's state).
+   * its tick, so `connect()` times out against one that does not tick. `{ token }`: securely, to
+   * the token's servers in order. Rejects with `ConnectFailed`, whose `reason` says why.
    */
   async connect(options: NetOptions): Promise<string> {
     const o = resolveNetOptions(options, 'connect');
@@ -393,10 +385,7 @@ export class ActorManager extends Dispatcher {
     }
   }
 
-  /**
-   * Who the peer at `addr` (a `msg.sender`, a `'peerConnected'` address) is: `{ address }`,
-   * and on a secure listener its token's `clientId` and `userData`. Undefined for no such peer.
-   */
+  /** Who the peer at `addr` is: `{ address }`, and on a secure listener its token's `clientId` and `userData`. */
   peerInfo(addr: string): PeerInfo | undefined {
     return this.net?.peerInfo(addr);
   }
@@ -606,11 +595,4 @@ export class ActorManager extends Dispatcher {
     this.clear();
     if (failure !== undefined) throw failure;
   }
-}
-
-/** The host of a token's first server (where a client binds follows from it). */
-function tokenHost(token: Uint8Array): string {
-  const a = firstTokenServer(token);
-  if (a === undefined) return '0.0.0.0';
-  return a.slice(0, a.lastIndexOf(':')).replace(/^\[|\]$/g, '');
 }

@@ -126,6 +126,13 @@ export function firstTokenServer(token: Uint8Array): string | undefined {
   return undefined;
 }
 
+/** The host of a token's first server (where a client binds follows from it). */
+export function tokenHost(token: Uint8Array): string {
+  const a = firstTokenServer(token);
+  if (a === undefined) return '0.0.0.0';
+  return a.slice(0, a.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+}
+
 /** What each way a connection attempt can end means, for its rejection's message. */
 const WHY: Readonly<Record<string, string>> = {
   refused: 'the listener is full',

@@ -7,7 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { aborted, throwIfAborted } from '../abort.js';
 import { DC } from '../diagnostics.js';
-import { ListenFailed, NotConnected, TsageError } from '../errors.js';
+import { InvalidOption, ListenFailed, NotConnected, TsageError } from '../errors.js';
 import { type NetConditionerConfig, type NetLayout, native, netLayout, PEER_STAT_FIELDS } from '../native.js';
 import { formatAddr, resolveHost } from './address.js';
 import {
@@ -235,6 +235,13 @@ export class UdpTransport extends NetTransport {
       signal?.removeEventListener('abort', onAbort);
       if (this.connecting.size === 0) this.stopPump();
     }
+  }
+
+  /** Refuses options of the other mode (a token for a plain transport, a plain dial for a secure one). */
+  checkMode(o: ResolvedNetOptions): void {
+    if (this.secure === (o.secure !== null || o.token !== null)) return;
+    const has = this.secure ? 'a secure' : 'an ordinary (not secure)';
+    throw new InvalidOption(`the manager already has ${has} UDP transport; disconnect() first`);
   }
 
   override peerInfo(addr: string): PeerInfo | undefined {
