@@ -13,11 +13,11 @@ import { Dispatcher, type DispatchStats } from './dispatcher.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
-import type { GroupOptions } from './group/options.js';
+import type { GroupHealth, GroupOptions } from './group/options.js';
 import { MAIN_GROUP } from './group/wire.js';
 import { isMessage, type Message } from './message.js';
 import { clientBindAddress } from './net/address.js';
-import type { NetTransport } from './net/base.js';
+import type { NetTransport, PeerStats } from './net/base.js';
 import {
   type ConditionerOptions,
   type NetOptions,
@@ -29,9 +29,7 @@ import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
 import './debug.js';
 import { DC } from './diagnostics.js';
-import type { GroupHealth } from './group/options.js';
 import { type InspectOptions, Inspector, type InspectorHandle } from './inspect/server.js';
-import type { PeerStats } from './net/base.js';
 import type { Poller } from './poller.js';
 import type { ClusterStats, NetStats } from './stats.js';
 
@@ -43,12 +41,16 @@ export interface ManagerStats extends DispatchStats {
   lastTickMs: number;
   /** Group processes restarted under a restart policy. */
   groupRestarts: number;
-  /** Group-to-group messages whose destination group was gone when they were relayed. */
+  /**
+   * Group-to-group messages that could not be relayed: the destination group was gone, the
+   * message was larger than it accepts, or its packet type is another schema on its ring or in
+   * its own classes (each reported as `'undeliverable'`).
+   */
   groupMessagesUndeliverable: number;
   /**
-   * Messages a group's process sent in a tick it did not live to finish, published early (the
-   * tick sent a message larger than a ring record, or more than its ring holds) and so held by
-   * main, then dropped: the restarted process handles that tick's input again.
+   * Messages a group's process sent in a tick it did not finish (it died, or was failed for an
+   * invalid record), published early (a message larger than a ring record, or more than its ring
+   * holds) and so held by main, then dropped: the restarted process handles that tick's input again.
    */
   groupMessagesDiscarded: number;
   /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */

@@ -20,7 +20,8 @@ function errorText(err: unknown): string {
 }
 
 function fail(err: unknown): never {
-  send({ type: 'failed', error: errorText(err) });
+  // inboundRing: its own ring held what it cannot read past, so main gives its successor a new one.
+  send({ type: 'failed', error: errorText(err), inboundRing: link.inboundBroken });
   console.error(`tsage group '${config.name}' failed:`, err);
   process.exit(1);
 }
@@ -36,7 +37,7 @@ process.on('disconnect', () => process.exit(0));
 
 const mgr = ActorManager.getSingleton();
 mgr.groupName = config.name;
-const link = new GroupLink(mgr, config);
+const link: GroupLink = new GroupLink(mgr, config, (items) => send({ type: 'undeliverable', items }));
 mgr.attachGroupLink(link);
 
 process.on('message', (m: any) => {
