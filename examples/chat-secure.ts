@@ -12,7 +12,14 @@ const protocolId = 0x63686174_00000001n; // "chat", version 1
 
 function client(token: Uint8Array, nick: string, expect: number, lines: string[]): Promise<number> {
   const script = fileURLToPath(new URL('./chat/client.ts', import.meta.url));
-  const args = [script, '0', nick, `--expect=${expect}`, `--token=${Buffer.from(token).toString('hex')}`];
+  const args = [
+    script,
+    '0',
+    nick,
+    `--expect=${expect}`,
+    '--together=2',
+    `--token=${Buffer.from(token).toString('hex')}`,
+  ];
   const child = spawn(process.execPath, [...childNodeFlags(), ...args, ...lines], { stdio: 'inherit' });
   return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
 }
