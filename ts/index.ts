@@ -34,6 +34,7 @@ export {
   NotConnected,
   PacketError,
   PacketTypeError,
+  PeerProtocolError,
   RingError,
   TsageError,
   UnknownActor,
@@ -49,6 +50,7 @@ export type {
   ManagerListener,
   MessagesLost,
   NetUndeliverable,
+  PeerErrorEvent,
   Undeliverable,
 } from './events.js';
 export type { GroupHealth, GroupOptions } from './group/options.js';

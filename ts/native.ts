@@ -134,6 +134,8 @@ const CONFIG_FIELDS = [
   'mtu',
   'maxMessageSize',
   'maxPeers',
+  'maxPeersPerIp',
+  'maxBufferedBytes',
   'timeoutMs',
   'keepaliveMs',
   'acceptIncoming',
@@ -174,6 +176,7 @@ export interface NetLayout {
     readonly message: EventLayout<'peer' | 'channel' | 'length' | 'payload'>;
     readonly refused: EventLayout<'peer' | 'reason' | 'count'>;
     readonly pending: EventLayout<'peer' | 'bytes'>;
+    readonly fault: EventLayout<'peer' | 'kind' | 'detail'>;
   };
   /** Set in a message event's channel byte when it was sent reliably. */
   readonly reliableBit: number;
@@ -181,6 +184,8 @@ export interface NetLayout {
   readonly disconnectReasons: readonly string[];
   /** A refused event's reason, by code. */
   readonly refusalReasons: readonly string[];
+  /** A fault event's kind, by code. */
+  readonly faultKinds: readonly string[];
   /** The send-entry header: its size, field offsets, and the control flag. */
   readonly send: {
     readonly header: number;
@@ -221,6 +226,7 @@ const EVENT_FIELDS: Record<keyof NetLayout['events'], readonly string[]> = {
   message: ['peer', 'channel', 'length', 'payload'],
   refused: ['peer', 'reason', 'count'],
   pending: ['peer', 'bytes'],
+  fault: ['peer', 'kind', 'detail'],
 };
 const SEND_FIELDS = ['header', 'peer', 'channel', 'reliability', 'flags', 'length', 'control'] as const;
 const RESULT_FIELDS = ['more', 'kept', 'counters', 'secureCounters', 'length'] as const;
@@ -230,6 +236,7 @@ const DISCONNECT_REASONS = [
   'remote',
   'timeout',
   'refused',
+  'error',
   'token-required',
   'not-secure',
   'connect token expired',
@@ -240,6 +247,7 @@ const DISCONNECT_REASONS = [
   'connection denied',
 ];
 const REFUSAL_REASONS = ['gone', 'too-large', 'invalid'];
+const FAULT_KINDS = ['gap', 'channel', 'fragment'];
 function isOffset(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
 }
@@ -278,7 +286,8 @@ export function layoutMismatch(l: any): string | undefined {
   if (!isOffset(l.reliableBit) || l.reliableBit === 0) return 'no reliableBit';
   const r =
     sameNames(l.disconnectReasons, DISCONNECT_REASONS, 'disconnectReasons') ??
-    sameNames(l.refusalReasons, REFUSAL_REASONS, 'refusalReasons');
+    sameNames(l.refusalReasons, REFUSAL_REASONS, 'refusalReasons') ??
+    sameNames(l.faultKinds, FAULT_KINDS, 'faultKinds');
   if (r) return r;
   for (const f of SEND_FIELDS) if (!isOffset(l.send?.[f])) return `send has no field ${f}`;
   if (l.send.control === 0) return 'send.control is no flag';

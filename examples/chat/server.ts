@@ -33,21 +33,26 @@ export class ChatServer extends Actor {
   }
 }
 
-/** Starts a chat server on 127.0.0.1 (secure, given a key and protocol id); resolves with its port and a stop function. */
+/**
+ * Starts a chat server on 127.0.0.1 (UDP, or TCP; secure UDP given a key and protocol id); resolves
+ * with its port, its manager and a stop function.
+ */
 export async function startChatServer(
   port = 0,
+  transport: 'udp' | 'tcp' = 'udp',
   secure?: SecureOptions,
-): Promise<{ port: number; stop: () => Promise<void> }> {
+): Promise<{ port: number; mgr: ActorManager; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));
   mgr.on('peerDisconnected', (addr: string, reason: string) => {
     console.log(`server: ${server.nicks.get(addr) ?? addr} left (${reason})`);
     server.nicks.delete(addr);
   });
-  await mgr.listen({ host: '127.0.0.1', port, ...(secure === undefined ? {} : { secure }) });
+  await mgr.listen({ host: '127.0.0.1', port, transport, ...(secure === undefined ? {} : { secure }) });
   const loop = mgr.start({ intervalMs: 10 });
   return {
     port: mgr.transport!.address.port,
+    mgr,
     stop: async () => {
       loop.stop();
       await mgr.reset();

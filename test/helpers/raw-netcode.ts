@@ -35,10 +35,10 @@ export class RawNetcodeClient {
     socket.on('message', (d) => this.receive(d));
   }
 
-  /** A client with a socket on 127.0.0.1, closed when the test ends. */
-  static async open(t: ExecutionContext, token: Uint8Array): Promise<RawNetcodeClient> {
+  /** A client with a socket on `host` (any of 127.0.0.0/8; default 127.0.0.1), closed when the test ends. */
+  static async open(t: ExecutionContext, token: Uint8Array, host = '127.0.0.1'): Promise<RawNetcodeClient> {
     const socket = createSocket('udp4');
-    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => socket.bind(0, host, r));
     const c = new RawNetcodeClient(socket, token);
     t.teardown(() => c.close());
     return c;
@@ -47,6 +47,12 @@ export class RawNetcodeClient {
   /** The port it sends from. */
   get localPort(): number {
     return this.socket.address().port;
+  }
+
+  /** The address it sends from, `ip:port`, as the server's `msg.sender` holds it. */
+  get localAddress(): string {
+    const a = this.socket.address();
+    return `${a.address}:${a.port}`;
   }
 
   /** Starts connecting: the request, then the response, at 10 Hz; keep-alives once connected. */

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::budget::Budget;
 use super::events::{EventRef, Events};
 use super::link::{Cx, Input, Link, Tick};
 use super::outbox::Outbox;
@@ -55,6 +56,8 @@ pub struct Endpoint {
     events: Events,
     /// Peers the link's own timers ended during an update (kept for its allocation).
     gone: Vec<(SocketAddr, DisconnectReason)>,
+    /// What is held for all peers together (partial and early messages).
+    budget: Budget,
 }
 
 /// Seals what a peer just queued: the link frames it for that peer's session and address.
@@ -79,6 +82,7 @@ impl Endpoint {
 
     fn with_link(cfg: Config, rng: Rng, link: Link) -> Self {
         let out = Outbox::new(cfg.mtu, link.headroom(), link.tailroom());
+        let budget = Budget::new(cfg.max_buffered_bytes);
         Endpoint {
             cfg,
             rng,
@@ -87,6 +91,7 @@ impl Endpoint {
             out,
             events: Events::default(),
             gone: Vec::new(),
+            budget,
         }
     }
 
@@ -96,7 +101,8 @@ impl Endpoint {
     }
 
     fn remove_peer(&mut self, now: u64, id: PeerId, reason: DisconnectReason) {
-        if let Some(e) = self.table.remove(id) {
+        if let Some(mut e) = self.table.remove(id) {
+            e.peer.release(&mut self.budget);
             self.link.forget(now, &e.session, e.addr, &mut self.out);
             self.events.push_disconnected(id, reason);
         }
@@ -237,6 +243,11 @@ impl Endpoint {
         self.events.backlog()
     }
 
+    /// Bytes held for all peers together: partial messages and ones held for their turn.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
     /// Next datagram to send. Hand the buffer back with [`recycle`](Self::recycle) to avoid allocation.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.out.pop()
@@ -265,6 +276,7 @@ impl Endpoint {
                 channel,
                 data: data.to_vec(),
             },
+            EventRef::Fault { peer, kind, detail } => Event::Fault { peer, kind, detail },
         })
     }
 
@@ -311,10 +323,18 @@ impl Endpoint {
                     Some(DisconnectReason::Timeout)
                 }
                 Tick::Connected | Tick::Linked => {
-                    e.peer.on_timers(now, &self.cfg, &mut self.out);
+                    e.peer.on_timers(now, &self.cfg, &mut self.out, &mut self.budget);
                     e.peer.flush(now, &self.cfg, &mut self.out);
                     seal(&mut self.link, now, e, &mut self.out);
-                    None
+                    match e.peer.stalled(now, &self.cfg) {
+                        Some((fault, detail)) => {
+                            // A gap it never fills: say why, tell it goodbye, forget it.
+                            self.events.push_fault(id, fault, detail);
+                            self.link.goodbye(now, &mut e.session, e.addr, &mut self.out);
+                            Some(DisconnectReason::Error)
+                        }
+                        None => None,
+                    }
                 }
             };
             if let Some(reason) = gone {
@@ -345,8 +365,14 @@ impl Endpoint {
             Input::Payload(peer, payload) => {
                 let Some(e) = self.table.get_mut(peer) else { return };
                 e.last_recv = now;
-                e.peer
-                    .on_payload(now, &payload, &self.cfg, &mut self.out, &mut self.events);
+                e.peer.on_payload(
+                    now,
+                    &payload,
+                    &self.cfg,
+                    &mut self.out,
+                    &mut self.events,
+                    &mut self.budget,
+                );
                 seal(&mut self.link, now, e, &mut self.out);
             }
             Input::Incoming { mut session, replaces } => {
@@ -355,6 +381,11 @@ impl Endpoint {
                 }
                 if self.table.len() >= self.cfg.max_peers {
                     self.out.stats.drop_peer_cap += 1;
+                    self.link.refuse(now, &mut session, from, &mut self.out);
+                    return;
+                }
+                if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
+                    self.out.stats.drop_ip_cap += 1;
                     self.link.refuse(now, &mut session, from, &mut self.out);
                     return;
                 }

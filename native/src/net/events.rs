@@ -5,8 +5,9 @@
 //! peer id (u32, little-endian, like every integer here); [`LAYOUT`] lists
 //! each kind's tag and field offsets, and the addon exports that list
 //! (`netLayout()`), so TypeScript reads offsets from here instead of keeping a
-//! copy of its own. The endpoint produces the first three kinds; the addon's
-//! send path produces [`Tag::Refused`] and [`Tag::Pending`] in a log of its own.
+//! copy of its own. The endpoint produces connections, departures, messages
+//! and faults; the addon's send path produces [`Tag::Refused`] and
+//! [`Tag::Pending`] in a log of its own.
 
 use std::net::SocketAddr;
 
@@ -44,6 +45,11 @@ const REFUSED_LEN: usize = AT_FIELDS + 5;
 /// Pending: bytes (u32) of the peer's send entries left in the send buffer for the next service.
 pub const PENDING_BYTES: usize = AT_FIELDS;
 const PENDING_LEN: usize = AT_FIELDS + 4;
+/// Fault: kind u8 (index into [`FAULT_KINDS`]).
+pub const FAULT_KIND: usize = AT_FIELDS;
+/// Fault: where (u32): the missing reliable id, or the channel (see [`Fault`]).
+pub const FAULT_DETAIL: usize = AT_FIELDS + 1;
+const FAULT_LEN: usize = AT_FIELDS + 5;
 
 /// The kinds of event.
 #[repr(u8)]
@@ -59,6 +65,9 @@ pub enum Tag {
     Refused = 4,
     /// How much of a peer's sends wait in the send buffer: the backpressure the caller sees.
     Pending = 5,
+    /// The peer broke the protocol and is being disconnected (a departure with reason
+    /// `error` follows): what it did.
+    Fault = 6,
 }
 
 /// The netcode client's error states, as [`DisconnectReason::Secure`] carries them, in the
@@ -73,15 +82,16 @@ pub const SECURE_FAILURES: [ClientState; 6] = [
 ];
 
 /// Code of the first [`SECURE_FAILURES`] state.
-const SECURE_BASE: u8 = 6;
+const SECURE_BASE: u8 = 7;
 
 /// Names of [`DisconnectReason`]s, by their code in a disconnected event: the netcode states by
 /// their names in the standard.
-pub const DISCONNECT_REASONS: [&str; 12] = [
+pub const DISCONNECT_REASONS: [&str; 13] = [
     "local",
     "remote",
     "timeout",
     "refused",
+    "error",
     "token-required",
     "not-secure",
     SECURE_FAILURES[0].name(),
@@ -91,6 +101,32 @@ pub const DISCONNECT_REASONS: [&str; 12] = [
     SECURE_FAILURES[4].name(),
     SECURE_FAILURES[5].name(),
 ];
+
+/// What a peer did that the endpoint disconnected it for: a gap in its reliable data that
+/// it never filled, for `timeout_ms` while it was otherwise alive.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A reliable id below ones received never came (the detail is the missing id, low 32 bits).
+    Gap = 0,
+    /// A reliable-ordered channel waited for its next message (the detail is the channel).
+    Channel = 1,
+    /// A fragmented reliable message was left incomplete (the detail is its first reliable id).
+    Fragment = 2,
+}
+
+/// Names of [`Fault`]s, by code.
+pub const FAULT_KINDS: [&str; 3] = ["gap", "channel", "fragment"];
+
+impl Fault {
+    fn of(code: u8) -> Fault {
+        match code {
+            0 => Fault::Gap,
+            1 => Fault::Channel,
+            _ => Fault::Fragment,
+        }
+    }
+}
 
 /// Why a send entry was refused for good.
 #[repr(u8)]
@@ -113,8 +149,9 @@ fn reason_code(r: DisconnectReason) -> u8 {
         DisconnectReason::Remote => 1,
         DisconnectReason::Timeout => 2,
         DisconnectReason::Refused => 3,
-        DisconnectReason::TokenRequired => 4,
-        DisconnectReason::NotSecure => 5,
+        DisconnectReason::Error => 4,
+        DisconnectReason::TokenRequired => 5,
+        DisconnectReason::NotSecure => 6,
         DisconnectReason::Secure(state) => match SECURE_FAILURES.iter().position(|s| *s == state) {
             Some(i) => SECURE_BASE + i as u8,
             None => 1,
@@ -127,8 +164,10 @@ fn reason_of(code: u8) -> DisconnectReason {
         0 => DisconnectReason::Local,
         1 => DisconnectReason::Remote,
         2 => DisconnectReason::Timeout,
-        4 => DisconnectReason::TokenRequired,
-        5 => DisconnectReason::NotSecure,
+        3 => DisconnectReason::Refused,
+        4 => DisconnectReason::Error,
+        5 => DisconnectReason::TokenRequired,
+        6 => DisconnectReason::NotSecure,
         c if (SECURE_BASE..SECURE_BASE + SECURE_FAILURES.len() as u8).contains(&c) => {
             DisconnectReason::Secure(SECURE_FAILURES[(c - SECURE_BASE) as usize])
         }
@@ -151,7 +190,7 @@ pub struct EventLayout {
 }
 
 /// Every kind of event: the source of `netLayout().events`.
-pub const LAYOUT: [EventLayout; 5] = [
+pub const LAYOUT: [EventLayout; 6] = [
     EventLayout {
         name: "connected",
         tag: Tag::Connected,
@@ -191,6 +230,12 @@ pub const LAYOUT: [EventLayout; 5] = [
         fixed: PENDING_LEN,
         fields: &[("peer", AT_PEER), ("bytes", PENDING_BYTES)],
     },
+    EventLayout {
+        name: "fault",
+        tag: Tag::Fault,
+        fixed: FAULT_LEN,
+        fields: &[("peer", AT_PEER), ("kind", FAULT_KIND), ("detail", FAULT_DETAIL)],
+    },
 ];
 
 /// A decoded event; a message's `data` borrows the log.
@@ -218,6 +263,15 @@ pub enum EventRef<'a> {
         channel: u8,
         /// Payload.
         data: &'a [u8],
+    },
+    /// See [`super::Event::Fault`].
+    Fault {
+        /// The peer at fault.
+        peer: PeerId,
+        /// What it did.
+        kind: Fault,
+        /// Where.
+        detail: u32,
     },
 }
 
@@ -267,6 +321,13 @@ impl Events {
         self.buf.extend_from_slice(&count.to_le_bytes());
     }
 
+    /// Queues what a peer did wrong (its departure follows).
+    pub(crate) fn push_fault(&mut self, peer: PeerId, kind: Fault, detail: u32) {
+        self.start(Tag::Fault, peer);
+        self.buf.push(kind as u8);
+        self.buf.extend_from_slice(&detail.to_le_bytes());
+    }
+
     /// Queues how many bytes of `peer`'s send entries wait.
     pub(crate) fn push_pending(&mut self, peer: PeerId, bytes: u32) {
         self.start(Tag::Pending, peer);
@@ -295,6 +356,7 @@ impl Events {
             t if t == Tag::Connected as u8 => CONNECTED_ADDR + b[p + CONNECTED_ADDR_LENGTH] as usize,
             t if t == Tag::Refused as u8 => REFUSED_LEN,
             t if t == Tag::Pending as u8 => PENDING_LEN,
+            t if t == Tag::Fault as u8 => FAULT_LEN,
             _ => DISCONNECTED_LEN,
         }
     }
@@ -353,6 +415,16 @@ impl Events {
                         .ok()
                         .and_then(|t| t.parse().ok())
                         .expect("an address this log encoded"),
+                },
+                t if t == Tag::Fault as u8 => EventRef::Fault {
+                    peer,
+                    kind: Fault::of(b[FAULT_KIND]),
+                    detail: u32::from_le_bytes([
+                        b[FAULT_DETAIL],
+                        b[FAULT_DETAIL + 1],
+                        b[FAULT_DETAIL + 2],
+                        b[FAULT_DETAIL + 3],
+                    ]),
                 },
                 _ => EventRef::Disconnected {
                     peer,
@@ -476,6 +548,7 @@ mod tests {
         ev.push_message(9, 4, true, b"hello");
         ev.push_refused(9, Refusal::TooLarge, 70_000);
         ev.push_pending(9, 123_456);
+        ev.push_fault(9, Fault::Channel, 31);
         let mut out = vec![0u8; 256];
         let n = ev.drain_into(&mut out);
         let mut p = 0;
@@ -510,6 +583,11 @@ mod tests {
                     assert_eq!(field(b, l.tag, "bytes", 4), 123_456);
                     l.fixed
                 }
+                Tag::Fault => {
+                    assert_eq!(FAULT_KINDS[field(b, l.tag, "kind", 1) as usize], "channel");
+                    assert_eq!(field(b, l.tag, "detail", 4), 31);
+                    l.fixed
+                }
             };
             p += size;
         }
@@ -521,7 +599,8 @@ mod tests {
                 Tag::Disconnected,
                 Tag::Message,
                 Tag::Refused,
-                Tag::Pending
+                Tag::Pending,
+                Tag::Fault
             ]
         );
         // Each kind has its own tag; every field lies inside the fixed part or starts the variable one.
@@ -554,6 +633,7 @@ mod tests {
             DisconnectReason::Remote,
             DisconnectReason::Timeout,
             DisconnectReason::Refused,
+            DisconnectReason::Error,
             DisconnectReason::TokenRequired,
             DisconnectReason::NotSecure,
         ];
@@ -563,6 +643,7 @@ mod tests {
             assert_eq!(reason_code(r) as usize, i, "{r:?}");
             assert_eq!(reason_of(reason_code(r)), r);
         }
-        assert_eq!(DISCONNECT_REASONS[11], "connection denied");
+        assert_eq!(DISCONNECT_REASONS[4], "error");
+        assert_eq!(DISCONNECT_REASONS[12], "connection denied");
     }
 }

@@ -15,12 +15,14 @@
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
 //! Each kind of link keeps its per-peer state in a [`Session`]. There are two
-//! kinds: [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT) and a
-//! 6-byte prefix; and [`secure`], netcode 1.02's connect tokens and encrypted
-//! packets. The kinds to come (a CRC32C check on every datagram, pysage's raw
+//! kinds: [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT), a
+//! 6-byte prefix and a CRC32C ([`crc`]) on every datagram; and [`secure`],
+//! netcode 1.02's connect tokens and encrypted packets (whose tag stands in for
+//! the CRC). The kinds to come (pysage's raw
 //! one-message datagrams) are further variants of [`Link`] and [`Session`];
 //! `docs/net-protocol.md` says how each fits.
 
+pub(crate) mod crc;
 pub(crate) mod plain;
 pub(crate) mod secure;
 
@@ -132,7 +134,7 @@ impl Link {
     /// Bytes the link puts after each payload.
     pub(crate) fn tailroom(&self) -> usize {
         match self {
-            Link::Plain(_) => 0,
+            Link::Plain(_) => plain::TAILROOM,
             Link::Secure(_) => secure::TAILROOM,
         }
     }

@@ -25,7 +25,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Cx, Input, Known, Tick};
+use super::{plain, Cx, Input, Known, Tick};
 use crate::crypto::{CryptoError, TAG_BYTES};
 use crate::net::outbox::Outbox;
 use crate::net::packet::refusal::{NoTokens, TokenRequired, T_NO_TOKENS};
@@ -272,11 +272,14 @@ impl Secure {
             cx.stats().drop_stranger += 1;
             return Input::Done;
         };
-        if b.len() == HANDSHAKE_LEN && b.first() == Some(&T_HELLO) {
-            // A plain handshake (never a valid netcode packet: 32 bytes of type 1 is the wrong size).
-            if let Some(h) = Hello::parse(b).filter(|h| h.version == PROTOCOL_VERSION) {
+        if b.len() == HANDSHAKE_LEN + plain::TAILROOM && b.first() == Some(&T_HELLO) {
+            // A plain handshake, with its CRC (never a valid netcode packet: 36 bytes of type 1
+            // is the wrong size). The answer is a plain-link packet, so it carries a CRC too.
+            let hello = plain::check_crc(b).and_then(Hello::parse);
+            if let Some(h) = hello.filter(|h| h.version == PROTOCOL_VERSION) {
                 if let Some(mut r) = cx.out.reply_buf() {
                     TokenRequired { nonce: h.nonce }.encode(&mut r);
+                    plain::append_crc(&mut r);
                     cx.out.send(from, r);
                 }
                 cx.stats().refused_token_required += 1;
@@ -328,7 +331,9 @@ impl Secure {
         self.cout.clear();
         let before = c.client.server_address();
         if b.first() == Some(&T_NO_TOKENS) {
-            let ours = NoTokens::parse(b)
+            // A plain-link packet: it ends with the plain link's CRC.
+            let ours = plain::check_crc(b)
+                .and_then(NoTokens::parse)
                 .filter(|_| before.map(netcode::address::canonical) == Some(netcode::address::canonical(from)))
                 .filter(|n| c.client.request_tag() == Some(&n.tag[..]));
             if ours.is_none() {

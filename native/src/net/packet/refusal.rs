@@ -4,7 +4,7 @@
 //! says in one small plain-link packet why it will not, and the client fails
 //! its attempt with that reason instead of timing out.
 //!
-//! Both are stateless and smaller than what they answer (a 32-byte HELLO, a
+//! Both are stateless and smaller than what they answer (a 36-byte HELLO, a
 //! 1078-byte connection request), and both echo something only a party that
 //! saw the request knows (the HELLO's nonce; the request's token MAC), so an
 //! off-path sender cannot forge one to end somebody's connection attempt.
