@@ -27,6 +27,7 @@ function client(
     String(port),
     nick,
     `--expect=${expect}`,
+    '--together=2',
     ...flags,
     ...lines,
   ]);
@@ -35,7 +36,7 @@ function client(
 /** The chat client in Python 3 (examples/chat/client.py): pysage's wire with nothing but socket and struct. */
 function pythonClient(port: number, nick: string, expect: number, lines: string[]): Promise<number> {
   const script = fileURLToPath(new URL('./chat/client.py', import.meta.url));
-  return run('python3', [script, String(port), nick, `--expect=${expect}`, '--online=2', ...lines]);
+  return run('python3', [script, String(port), nick, `--expect=${expect}`, '--together=2', ...lines]);
 }
 
 export async function runChatDemo(): Promise<void> {
@@ -63,13 +64,7 @@ export async function runPysageChatDemo(): Promise<void> {
   console.log(`chat server listening on 127.0.0.1:${server.port} (TCP, pysage's wire)`);
   try {
     const codes = await Promise.all([
-      client(
-        server.port,
-        'alice',
-        2,
-        ['hi carol', 'is python there?'],
-        ['--transport=tcp', '--wire=pysage', '--online=2'],
-      ),
+      client(server.port, 'alice', 2, ['hi carol', 'is python there?'], ['--transport=tcp', '--wire=pysage']),
       pythonClient(server.port, 'carol', 2, ['hello alice', 'yes, with socket and struct']),
     ]);
     if (codes.some((c) => c !== 0)) throw new Error(`a chat client failed (exit codes ${codes.join(', ')})`);

@@ -23,7 +23,7 @@ const EXPECT: Record<string, RegExp> = {
   bytes: /^97 98 0 0 \| 0 255$/m,
   groups: /^ate 3 pancakes$/m,
   network: /^<server> hello alice$/m,
-  'connect-token': /^2048$/m,
+  'connect-token': /^2048$[\s\S]*^player 42: ada$/m,
   cluster: /^b got 5$/m,
   events: /^127\.0\.0\.1:\d+ joined$/m,
   seeing: /open http:\/\/127\.0\.0\.1:\d+\//,

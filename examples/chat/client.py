@@ -2,7 +2,7 @@
 """A chat client in plain Python 3 (socket and struct; no pysage, no tsage) for the
 chat server on pysage's wire: npx tsx examples/chat/server.ts 8000 --wire=pysage --transport=tcp
 
-    python3 examples/chat/client.py PORT NICK [--udp] [--expect=N] [--online=K] [LINE ...]
+    python3 examples/chat/client.py PORT NICK [--udp] [--expect=N] [--together=K] [LINE ...]
 
 It says hello, says each line (once K are online), prints what the others say, and
 leaves once it has heard N lines (or after 5 s). The messages are examples/chat/messages.ts, packed as
@@ -84,14 +84,14 @@ def main():
     flags = [a for a in sys.argv[1:] if a.startswith('--')]
     port, nick, lines = int(args[0]), args[1], args[2:]
     flag = lambda name: int(next((f.split('=')[1] for f in flags if f.startswith(name + '=')), 0))
-    expect, online = flag('--expect'), flag('--online')
+    expect, together = flag('--expect'), flag('--together')
     link = Udp(port) if '--udp' in flags else Tcp(port)
     link.send(struct.pack('!B', HELLO) + p(nick))
     heard, seen, deadline, next_line = 0, 0, time.time() + 5, time.time() + 0.2
     while heard < expect or lines:
         if time.time() > deadline:
             break
-        if lines and seen >= online and time.time() >= next_line:
+        if lines and seen >= together and time.time() >= next_line:
             link.send(struct.pack('!B', CHAT) + p(nick) + S(lines.pop(0)))
             next_line = time.time() + 0.2
         ready, _, _ = select.select([link.sock], [], [], 0.05)

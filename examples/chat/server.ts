@@ -1,7 +1,8 @@
 // Chat server: relays each line to every other client.
 // `npx tsx examples/chat/server.ts [port] [--wire=pysage] [--transport=tcp]`: on pysage's wire it also
 // serves clients that are not tsage, such as examples/chat/client.py (Python 3, socket and struct).
-import { Actor, ActorManager, type TransportKind, type Wire } from 'tsage';
+// With `secure`, only clients holding a connect token made with its private key get in (chat-secure.ts).
+import { Actor, ActorManager, type SecureOptions, type TransportKind, type Wire } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
 export class ChatServer extends Actor {
@@ -13,9 +14,13 @@ export class ChatServer extends Actor {
   }
 
   handleHelloMessage(msg: HelloMessage): boolean {
-    this.nicks.set(String(msg.sender), msg.nick);
-    console.log(`server: ${msg.nick} joined from ${String(msg.sender)}`);
-    this.mgr.broadcastMessage(new JoinedMessage({ nick: msg.nick, online: this.nicks.size }));
+    // A secure client is who its token says (the backend put the nick in its user data), whatever it claims.
+    const info = this.mgr.peerInfo(String(msg.sender));
+    const nick = info?.userData ? new TextDecoder().decode(info.userData).replace(/\0+$/, '') : msg.nick;
+    this.nicks.set(String(msg.sender), nick);
+    const who = info?.clientId === undefined ? '' : ` (player ${info.clientId}, by its token)`;
+    console.log(`server: ${nick} joined from ${String(msg.sender)}${who}`);
+    this.mgr.broadcastMessage(new JoinedMessage({ nick, online: this.nicks.size }));
     return true;
   }
 
@@ -30,10 +35,13 @@ export class ChatServer extends Actor {
   }
 }
 
-/** Starts a chat server on 127.0.0.1 (UDP on tsage's wire by default); resolves with its port, its manager and a stop function. */
+/**
+ * Starts a chat server on 127.0.0.1 (UDP on tsage's wire by default, or TCP; on pysage's wire;
+ * secure UDP given a key and protocol id); resolves with its port, its manager and a stop function.
+ */
 export async function startChatServer(
   port = 0,
-  net: { transport?: TransportKind; wire?: Wire } = {},
+  net: { transport?: TransportKind; wire?: Wire; secure?: SecureOptions } = {},
 ): Promise<{ port: number; mgr: ActorManager; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));

@@ -14,18 +14,19 @@
 //! - [`Link::start`], [`Link::tick`], [`Link::accept`], [`Link::refuse`] and
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
-//! Each kind of link keeps its per-peer state in a [`Session`]. The kinds:
-//! [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT), a 6-byte
-//! prefix and a CRC32C ([`crc`]) on every datagram; [`raw`], pysage's wire,
-//! whose datagrams are whole messages that the endpoint delivers as they are
-//! ([`Input::Whole`]) and whose sends bypass the peer's reliability
-//! ([`Link::send_whole`]). The kinds to come (netcode 1.02's encrypted packets
-//! and connect tokens) are further variants of [`Link`] and [`Session`];
-//! `docs/net-protocol.md` says how each fits.
+//! Each kind of link keeps its per-peer state in a [`Session`]. There are three
+//! kinds: [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT), a
+//! 6-byte prefix and a CRC32C ([`crc`]) on every datagram; [`secure`],
+//! netcode 1.02's connect tokens and encrypted packets (whose tag stands in for
+//! the CRC); and [`raw`], pysage's wire, whose datagrams are whole messages that
+//! the endpoint delivers as they are ([`Input::Whole`]) and whose sends bypass
+//! the peer's reliability ([`Link::send_whole`]). Other kinds would be further
+//! variants of [`Link`] and [`Session`]; `docs/net-protocol.md` says how each fits.
 
 pub(crate) mod crc;
 pub(crate) mod plain;
 pub(crate) mod raw;
+pub(crate) mod secure;
 
 use std::net::SocketAddr;
 
@@ -39,6 +40,8 @@ use super::{Config, DisconnectReason, PeerId, SendError, Stats};
 pub(crate) enum Link {
     /// tsage's own handshake and framing.
     Plain(plain::Plain),
+    /// netcode 1.02 (boxed: it holds the state machines' buffers).
+    Secure(Box<secure::Secure>),
     /// pysage's wire: one whole message per datagram, nothing else.
     Raw(raw::Raw),
 }
@@ -48,16 +51,19 @@ pub(crate) enum Link {
 pub(crate) enum Session {
     /// See [`plain::Session`].
     Plain(plain::Session),
+    /// See [`secure::Session`].
+    Secure(secure::Session),
     /// See [`raw::Session`].
     Raw(raw::Session),
 }
 
 impl Session {
-    /// Whether the handshake is complete (payloads may flow). A raw session always is.
+    /// Whether the handshake is complete (payloads may flow).
     #[inline]
     pub(crate) fn is_connected(&self) -> bool {
         match self {
             Session::Plain(s) => s.is_connected(),
+            Session::Secure(s) => s.is_connected(),
             Session::Raw(_) => true,
         }
     }
@@ -78,6 +84,9 @@ pub(crate) enum Input<'a> {
     Established(PeerId),
     /// The peer is gone.
     Gone(PeerId, DisconnectReason),
+    /// Our connection attempt to this peer goes on at another address (a connect token's next
+    /// server): the peer is found there from now on.
+    Moved(PeerId, SocketAddr),
     /// The datagram is one whole message (the raw link): from the peer at its source address,
     /// or, with `None`, from a new address that the endpoint admits as a peer first (or drops
     /// when it is full). (It names no bytes: the endpoint delivers the datagram it read.)
@@ -93,6 +102,13 @@ pub(crate) enum Tick {
     Failed,
     /// Connected: the peer's own timers run.
     Connected,
+    /// Connected, and the link watches the peer's liveness itself: the peer's timers run, but
+    /// not the endpoint's timeout.
+    Linked,
+    /// The link ended the session (an attempt failed, or a connection timed out).
+    Gone(DisconnectReason),
+    /// The attempt goes on at another address (see [`Input::Moved`]).
+    Moved(SocketAddr),
 }
 
 /// What the link may use while it reads a datagram: the configuration, the outbox (for
@@ -133,6 +149,7 @@ impl Link {
     pub(crate) fn headroom(&self) -> usize {
         match self {
             Link::Plain(_) => plain::HEADROOM,
+            Link::Secure(_) => secure::HEADROOM,
             Link::Raw(_) => 0,
         }
     }
@@ -141,6 +158,7 @@ impl Link {
     pub(crate) fn tailroom(&self) -> usize {
         match self {
             Link::Plain(_) => plain::TAILROOM,
+            Link::Secure(_) => secure::TAILROOM,
             Link::Raw(_) => 0,
         }
     }
@@ -148,8 +166,8 @@ impl Link {
     /// The session of a new peer admitted by [`Input::Whole`] with no peer.
     pub(crate) fn incoming(&self) -> Option<Session> {
         match self {
-            Link::Plain(_) => None,
             Link::Raw(l) => Some(Session::Raw(l.incoming())),
+            Link::Plain(_) | Link::Secure(_) => None,
         }
     }
 
@@ -164,13 +182,29 @@ impl Link {
     ) -> Result<(), SendError> {
         match self {
             Link::Raw(l) => l.send(addr, payload, cfg, out),
-            Link::Plain(_) => Err(SendError::BadChannel),
+            Link::Plain(_) | Link::Secure(_) => Err(SendError::BadChannel),
         }
     }
 
-    /// Reads one datagram from `from`, where `known` is the peer there, if any.
+    /// Link-wide timers, run once per endpoint update before the sessions' (the secure link's
+    /// server: keep-alives and timeouts). Peers whose sessions they ended go into `gone`.
+    pub(crate) fn update(&mut self, now: u64, out: &mut Outbox, gone: &mut Vec<(SocketAddr, DisconnectReason)>) {
+        if let Link::Secure(l) = self {
+            l.update(now, out, gone);
+        }
+    }
+
+    /// A session the endpoint removed, for the link to let go of.
+    pub(crate) fn forget(&mut self, now: u64, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+        if let (Link::Secure(l), Session::Secure(s)) = (self, s) {
+            l.forget(now, s, addr, out);
+        }
+    }
+
+    /// Reads one datagram from `from`, where `known` is the peer there, if any. (A payload
+    /// may borrow the link: the secure link decrypts into a buffer of its own.)
     pub(crate) fn input<'a>(
-        &mut self,
+        &'a mut self,
         now: u64,
         from: SocketAddr,
         b: &'a [u8],
@@ -179,15 +213,18 @@ impl Link {
     ) -> Input<'a> {
         match self {
             Link::Plain(l) => l.input(now, from, b, known, cx),
+            Link::Secure(l) => l.input(now, from, b, known, cx),
             Link::Raw(l) => l.input(b, known, cx),
         }
     }
 
-    /// A new outgoing session to `addr`; its first handshake packet goes out at once.
-    pub(crate) fn start(&mut self, now: u64, addr: SocketAddr, rng: &mut Rng, out: &mut Outbox) -> Session {
+    /// A new outgoing session to `addr`; its first handshake packet goes out at once. `None`
+    /// for a link that connects by other means (the secure link: with a connect token).
+    pub(crate) fn start(&mut self, now: u64, addr: SocketAddr, rng: &mut Rng, out: &mut Outbox) -> Option<Session> {
         match self {
-            Link::Plain(l) => Session::Plain(l.start(now, addr, rng, out)),
-            Link::Raw(l) => Session::Raw(l.start()),
+            Link::Plain(l) => Some(Session::Plain(l.start(now, addr, rng, out))),
+            Link::Secure(_) => None,
+            Link::Raw(l) => Some(Session::Raw(l.start())),
         }
     }
 
@@ -204,46 +241,52 @@ impl Link {
     ) -> Tick {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.tick(now, s, addr, cfg, out),
+            (Link::Secure(l), Session::Secure(s)) => l.tick(now, s, addr, out),
             (Link::Raw(l), Session::Raw(s)) => l.tick(now, s, last_recv, cfg),
-            _ => unreachable!("a session of another link kind"),
+            _ => Tick::Failed,
         }
     }
 
     /// Tells an admitted client (see [`Input::Incoming`]) that it is connected.
     pub(crate) fn accept(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
-        match (self, s) {
-            (Link::Plain(l), Session::Plain(s)) => l.accept(s, addr, out),
-            (Link::Raw(_), _) => {}
-            _ => unreachable!("a session of another link kind"),
+        // The netcode server told its client already (its first keep-alive).
+        if let (Link::Plain(l), Session::Plain(s)) = (self, s) {
+            l.accept(s, addr, out);
         }
     }
 
     /// Tells a client the endpoint has no room for it.
-    pub(crate) fn refuse(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+    pub(crate) fn refuse(&mut self, now: u64, s: &mut Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.refuse(s, addr, out),
-            (Link::Raw(_), _) => {}
-            _ => unreachable!("a session of another link kind"),
+            (Link::Secure(l), Session::Secure(s)) => l.goodbye(now, s, out),
+            _ => {}
         }
     }
 
-    /// Tells a connected peer goodbye (the raw link says nothing).
-    pub(crate) fn goodbye(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+    /// Tells a connected peer goodbye.
+    pub(crate) fn goodbye(&mut self, now: u64, s: &mut Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.goodbye(s, addr, out),
-            (Link::Raw(_), _) => {}
-            _ => unreachable!("a session of another link kind"),
+            (Link::Secure(l), Session::Secure(s)) => l.goodbye(now, s, out),
+            _ => {}
         }
     }
 
-    /// Turns the payload after the headroom of `dg` into a datagram for the session's peer.
-    /// (A `Vec`, not a slice: a link that appends a MAC or a checksum grows the datagram.)
-    /// The raw link's peers queue no payloads, so it frames none.
+    /// Turns the payload after the headroom of `dg` into a datagram for the session's peer;
+    /// false if it cannot (then it is not sent). (A `Vec`, not a slice: a link that appends a
+    /// MAC or a checksum grows the datagram.) The raw link's peers queue no payloads, so it
+    /// frames none.
     #[inline]
     #[allow(clippy::ptr_arg)]
-    pub(crate) fn frame(&self, s: &Session, dg: &mut Vec<u8>) {
-        if let (Link::Plain(_), Session::Plain(s)) = (self, s) {
-            plain::frame(s, dg);
+    pub(crate) fn frame(&mut self, now: u64, s: &mut Session, dg: &mut Vec<u8>) -> bool {
+        match (self, s) {
+            (Link::Plain(_), Session::Plain(s)) => {
+                plain::frame(s, dg);
+                true
+            }
+            (Link::Secure(l), Session::Secure(s)) => l.frame(now, s, dg),
+            _ => false,
         }
     }
 }

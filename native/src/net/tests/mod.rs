@@ -11,6 +11,7 @@ mod hostile;
 mod liveness;
 mod loss;
 mod raw;
+mod secure;
 
 use std::net::SocketAddr;
 
