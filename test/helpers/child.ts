@@ -23,6 +23,8 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** Node flags before the script (e.g. `--expose-gc`). */
   nodeArgs?: string[];
+  /** Variables added to (or, when undefined, removed from) the parent's environment. */
+  env?: Record<string, string | undefined>;
 }
 
 /** Starts `test/fixtures/<name>` and resolves when it exits. The child is killed if the test ends first. */
@@ -37,6 +39,7 @@ export function startChild(
     [...(options.nodeArgs ?? []), '--import=tsx', join(fixtures, name), ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+      env: options.env ? { ...process.env, ...options.env } : process.env,
     },
   );
   let stdout = '';

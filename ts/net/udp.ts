@@ -101,9 +101,11 @@ export class UdpTransport extends NetTransport {
       keepaliveMs: options.keepaliveMs,
       acceptIncoming: accept,
     };
+    // Outside the try: a missing addon is a NativeLoadError, not a failure to bind.
+    const n = native();
     let handle: number;
     try {
-      handle = native().netOpen(ip, options.port, config, randomSeed());
+      handle = n.netOpen(ip, options.port, config, randomSeed());
     } catch (err) {
       throw new ListenFailed(`cannot bind UDP ${formatAddr(ip, options.port)}: ${(err as Error).message}`, {
         cause: err,
