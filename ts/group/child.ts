@@ -19,9 +19,10 @@ function errorText(err: unknown): string {
   return err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
 }
 
+/** Tells main why this group fails (main reports it as GroupFailed), or prints it if main cannot be told. */
 function fail(err: unknown): never {
-  send({ type: 'failed', error: errorText(err) });
-  console.error(`tsage group '${config.name}' failed:`, err);
+  if (process.connected) send({ type: 'failed', error: errorText(err) });
+  else console.error(`tsage group '${config.name}' failed:`, err);
   process.exit(1);
 }
 
