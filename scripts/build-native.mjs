@@ -1,5 +1,7 @@
 // Builds the Rust addon and puts it where node-gyp-build looks for it, tagged
 // with its C library on Linux: prebuilds/<os>-<cpu>/tsage.napi[.<libc>].node.
+// A glibc build links against the baseline in ts/platforms.ts, not this
+// machine's glibc (scripts/glibc-baseline.mjs).
 // Run by `npm install` in a git checkout (prepare) for this machine, and by the
 // build matrix with `--target <rust-triple>` for each platform it ships
 // (docs/packaging.md). Prints to stderr only: `npm pack --json` owns stdout.
@@ -7,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { glibcBaseline, glibcBaselineArgs } from './glibc-baseline.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -37,7 +40,16 @@ if (triple !== undefined && !TRIPLES[triple]) {
 const target = triple ? TRIPLES[triple] : { os: process.platform, cpu: process.arch, libc: hostLibc() };
 if (!LIB[target.os]) throw new Error(`tsage: no native build recipe for platform ${target.os}`);
 
-const cargoArgs = ['build', '--release', '--lib', ...(triple ? ['--target', triple] : [])];
+const targetArgs = triple ? ['--target', triple] : [];
+let cargoArgs = ['build', '--release', '--lib', ...targetArgs];
+if (target.libc === 'glibc') {
+  // Link against the glibc baseline, not the build machine's (scripts/glibc-baseline.mjs).
+  const baseline = glibcBaseline(root);
+  const stub = join(root, 'target', `glibc-${baseline}${triple ? `-${triple}` : ''}`);
+  const args = glibcBaselineArgs(stub, baseline);
+  cargoArgs = ['rustc', '--release', '--lib', '--crate-type', 'cdylib', ...targetArgs, '--', ...args];
+  console.error(`tsage: linking against glibc ${baseline} (stub in ${stub})`);
+}
 const env = { ...process.env };
 // musl's default is a static C runtime, with which Rust makes no shared library.
 if (target.libc === 'musl') env.RUSTFLAGS = `${env.RUSTFLAGS ?? ''} -C target-feature=-crt-static`.trim();
