@@ -61,9 +61,27 @@ async function until(cond: () => boolean | Promise<boolean>, ms: number, what: s
   }
 }
 
-/** Starts a nats-server on a free loopback port; it is killed when the test ends. */
+/**
+ * Starts a nats-server on a free loopback port; it is killed when the test ends.
+ * A port found free can be taken by another process before the server binds it
+ * (tests run in parallel), so a start that fails for that reason is tried again
+ * on another port, a bounded number of times.
+ */
 export async function startNats(t: ExecutionContext, options: NatsServerOptions = {}): Promise<NatsServer> {
   requireNatsServer();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsOnce(t, options);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 5) throw err;
+    }
+  }
+}
+
+/** The server could not bind a port that was free a moment before. */
+class PortTaken extends Error {}
+
+async function startNatsOnce(t: ExecutionContext, options: NatsServerOptions): Promise<NatsServer> {
   const port = await freePort('tcp');
   const args = ['-a', '127.0.0.1', '-p', String(port), ...(options.args ?? [])];
   if (options.config !== undefined) {
@@ -95,7 +113,10 @@ export async function startNats(t: ExecutionContext, options: NatsServerOptions 
   t.teardown(() => kill('SIGKILL'));
   await until(
     () => {
-      if (child.exitCode !== null) throw new Error(`nats-server exited at start:\n${log}`);
+      if (child.exitCode !== null) {
+        const Failure = log.includes('address already in use') ? PortTaken : Error;
+        throw new Failure(`nats-server exited at start:\n${log}`);
+      }
       return log.includes('Server is ready');
     },
     10_000,
