@@ -9,7 +9,7 @@ export class BombMessage extends Message {
 }
 
 export class Player extends Actor {
-  static override subscriptions = ['BombMessage'];
+  static override subscriptions = [BombMessage];
   health = 100;
 
   handleBombMessage(msg: BombMessage): boolean {

@@ -305,11 +305,11 @@ test('handleMessage serves an actor for any type; handle<Type> wins where both e
     }
   }
   const g = mgr.registerActor(new Generic());
+  mgr.triggerToActor(g.gid, 'Anything');
   mgr.queueMessage(new BombMessage({ damage: 1 }));
   mgr.queueMessage(new HealMessage({ amount: 1 }));
   mgr.tick();
-  mgr.triggerToActor(g.gid, 'Anything');
-  t.deepEqual(g.got, ['generic BombMessage', 'specific HealMessage', 'generic Anything']);
+  t.deepEqual(g.got, ['generic Anything', 'generic BombMessage', 'specific HealMessage']);
 });
 
 test('DefaultActor logs every message it receives and consumes none', (t) => {

@@ -32,7 +32,8 @@ test('a message holds its declared properties, read by getProperty and as fields
 
 test('getProperty returns the fallback only when the property is unset or null', (t) => {
   t.is(new BombMessage().getProperty('damage', 5), 5);
-  t.is(new BombMessage().getProperty('damage'), undefined);
+  // Typed `number` (as `damage` is declared); unset, it is undefined all the same.
+  t.is(new BombMessage().getProperty('damage') as number | undefined, undefined);
   t.is(new BombMessage({ damage: null }).getProperty('damage', 5), 5);
   t.is(new BombMessage({ damage: 0 }).getProperty('damage', 5), 0);
   t.is(new BombMessage().setProperty('damage', 3).getProperty('damage', 5), 3);
@@ -187,6 +188,8 @@ test('defineMessage without a packetType gives a local-only class', (t) => {
 });
 
 const ERROR_CODES: Record<string, string> = {
+  // Node's own code for a cancelled operation, so `err.code === 'ABORT_ERR'` holds as for Node's APIs.
+  AbortError: 'ABORT_ERR',
   PacketError: 'ERR_TSAGE_PACKET',
   PacketTypeError: 'ERR_TSAGE_PACKET_TYPE',
   WrongMessageTypeSpecified: 'ERR_TSAGE_WRONG_MESSAGE_TYPE',

@@ -385,7 +385,9 @@ test('disconnect() during a pending UDP handshake rejects the connect with NotCo
 /** Records a manager's 'undeliverable' events. */
 function recordUndeliverable(mgr: ActorManager): { peer: string; reason: string; count: number }[] {
   const seen: { peer: string; reason: string; count: number }[] = [];
-  mgr.on('undeliverable', (e: { peer: string; reason: string; count: number }) => seen.push(e));
+  mgr.on('undeliverable', (e) => {
+    if (e.via === 'network') seen.push({ peer: e.peer, reason: e.reason, count: e.count });
+  });
   return seen;
 }
 

@@ -194,7 +194,7 @@ function counters(server: ActorManager): Record<string, number> {
       'droppedWrongConnectionId',
       'droppedDuplicate',
       'droppedAbsurdFragment',
-    ].map((k) => [k, s[k] ?? 0]),
+    ].map((k) => [k, s[k as keyof typeof s] ?? 0]),
   );
 }
 

@@ -8,7 +8,7 @@
  * new BombMessage({ damage: 10 }).damage; // number
  * ```
  */
-import { Message, type MessageOptions, type Reliability } from './message.js';
+import { Message, type MessageClass, type MessageOptions, type Reliability, schemaOf } from './message.js';
 
 type Scalar<C extends string> = C extends 'q' | 'Q'
   ? bigint
@@ -47,7 +47,11 @@ export interface DefinedMessageClass<S extends Record<string, string | readonly 
   fromBytes(bytes: Uint8Array): Message & MessageProps<S>;
 }
 
-/** Defines a message class named `name` with typed properties from `{ property: typeCode }`. */
+/**
+ * Defines a message class named `name` with typed properties from `{ property: typeCode }`, and
+ * registers it: a `packetType` outside 101..255 or taken by another class, or a type code tsage
+ * does not know, throws here.
+ */
 export function defineMessage<const S extends Record<string, string | readonly string[]>>(
   name: string,
   schema: S,
@@ -62,5 +66,7 @@ export function defineMessage<const S extends Record<string, string | readonly s
     static override channel = options.channel;
   };
   Object.defineProperty(cls, 'name', { value: name });
+  // Registered now: a packetType out of range or taken, or a bad type code, throws here, not at first pack.
+  schemaOf(cls as unknown as MessageClass);
   return cls as unknown as DefinedMessageClass<S>;
 }

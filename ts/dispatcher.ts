@@ -2,6 +2,7 @@
  * The in-process core of the manager: subscriber tables, the double-buffered
  * queue, dispatch, and stepping of generator handlers. No I/O.
  */
+import { EventEmitter } from 'node:events';
 import {
   Actor,
   allocateActorGid,
@@ -14,8 +15,10 @@ import {
   WILDCARD,
 } from './actor.js';
 import { ConcreteMessageAlreadyDefined, InvalidOption, UnknownActor } from './errors.js';
+import type { ManagerEvents } from './events.js';
 import {
   adhocClass,
+  isAdhocName,
   isMessage,
   type Message,
   type MessageClass,
@@ -48,7 +51,11 @@ const EMPTY: readonly Receiver[] = [];
 /** Most slots a tick's new queue is made with (the size of the last batch, up to this). */
 const MAX_PRESIZE = 1 << 14;
 
-export class Dispatcher {
+/**
+ * The dispatcher is the manager's event emitter too (a `node:events` EventEmitter typed by
+ * {@link ManagerEvents}), so `events.once(mgr, 'peerConnected')` and `events.on(mgr, ...)` work.
+ */
+export class Dispatcher extends EventEmitter<ManagerEvents> {
   /** Subscribers per interned type id. Lists are copy-on-write, so dispatch may iterate while handlers (un)subscribe. */
   private byTid: (readonly Receiver[] | undefined)[] = [];
   private wild: readonly WildReceiver[] = [];
@@ -66,13 +73,14 @@ export class Dispatcher {
   /** Generators started by this tick's dispatch: their first step ran then, so this tick's stepGenerators skips them. */
   private started: Generator[] | undefined;
   private readonly asyncErrors: unknown[] = [];
-  /** Called with async handler rejections; when unset they are thrown by the next tick. */
-  onAsyncError: ((err: unknown) => void) | undefined;
+  /** Called with async handler rejections; when unset or it returns false, they are thrown by the next tick. */
+  onAsyncError: ((err: unknown) => boolean) | undefined;
 
   /** The counters; a subclass passes an object with more of its own (made once, so its shape never changes). */
   readonly stats: DispatchStats;
 
   constructor(stats: DispatchStats = { messagesDispatched: 0 }) {
+    super();
     this.stats = stats;
   }
 
@@ -158,9 +166,36 @@ export class Dispatcher {
     return names;
   }
 
+  /** @internal Messages dispatched per interned type id, while an inspector counts them (else undefined). */
+  typeCounts: number[] | undefined;
+
+  /** Subscriptions by name to types no class was registered for when they were made: checked by the next tick. */
+  private unchecked: [actor: string, name: string][] = [];
+
+  /**
+   * @internal Warns, once per name and process, of each subscription by name that the tick
+   * after it still finds no class for, unless the process is `connected` to others (groups, a
+   * network transport, a cluster), which may announce it. Not an error: the class may yet be
+   * registered; but not unsaid either (docs/observability.md).
+   */
+  checkSubscribedNames(connected: boolean): void {
+    if (this.unchecked.length === 0) return;
+    const names = this.unchecked.splice(0);
+    // Another process may announce the name's schema (a group subscribes by name to a class only main imports).
+    if (connected) return;
+    for (const [actor, name] of names) {
+      if (schemaForName(name) !== undefined || isAdhocName(name) || warnedNames.has(name)) continue;
+      warnedNames.add(name);
+      unknownType(actor, name);
+    }
+  }
+
   /** Subscribes an actor to a type (name, class or `'*'`). Returns false if it already was. */
   addReceiver(actor: Actor, type: Subscription): boolean {
     const name = this.subscriptionName(type);
+    if (typeof type === 'string' && name !== WILDCARD && schemaForName(name) === undefined) {
+      this.unchecked.push([actor.constructor.name, name]);
+    }
     if (name === WILDCARD) {
       if (this.wild.some((r) => r.actor === actor)) return false;
       this.wild = [...this.wild, { actor, byTid: [] }];
@@ -327,8 +362,7 @@ export class Dispatcher {
   }
 
   private reportAsync(err: unknown): void {
-    if (this.onAsyncError) this.onAsyncError(err);
-    else this.asyncErrors.push(err);
+    if (this.onAsyncError?.(err) !== true) this.asyncErrors.push(err);
   }
 
   /**
@@ -378,6 +412,10 @@ export class Dispatcher {
       }
     } finally {
       this.stats.messagesDispatched += i;
+      // Counted per type only while an inspector asks (one test per tick otherwise).
+      const counts = this.typeCounts;
+      if (counts !== undefined)
+        for (let j = 0; j < i; j++) counts[batch[j]!._tid] = (counts[batch[j]!._tid] ?? 0) + 1;
       if (i < n) {
         // Cut short (deadline or a throwing handler): what is left goes back in front, in order.
         const rest = batch.slice(i, n);
@@ -432,6 +470,19 @@ export class Dispatcher {
     this.asyncErrors.length = 0;
     this.stats.messagesDispatched = 0;
   }
+}
+
+/** Names already warned of in this process. */
+const warnedNames = new Set<string>();
+
+function unknownType(actor: string, name: string): void {
+  process.emitWarning(
+    `${actor} subscribes to '${name}', but no message class of that name is registered in this process, ` +
+      `so no message of it can be made or decoded here. Subscribe by class (static subscriptions = [${name}]) ` +
+      `or call registerMessage(${name}) before ticking; if the name is a typo, fix it. ` +
+      '(A bare name used only with triggerToActor is fine: ignore this.)',
+    { type: 'TsageWarning', code: 'TSAGE_UNKNOWN_TYPE' },
+  );
 }
 
 function describeActor(a: Actor): string {

@@ -152,3 +152,14 @@ export class ClusterProtocolError extends TsageError {
     super('ERR_TSAGE_CLUSTER_PROTOCOL', message);
   }
 }
+
+/**
+ * An operation was cancelled through its `signal` (`connect`, `listen`, `addProcessGroup`,
+ * `joinCluster`): what it had started was undone. `code` is Node's `'ABORT_ERR'`, `cause` the
+ * signal's reason.
+ */
+export class AbortError extends TsageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ABORT_ERR', message, options);
+  }
+}

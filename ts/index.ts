@@ -14,7 +14,9 @@ export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
 export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
 export { defineMessage, type MessageProps } from './define.js';
+export { CHANNEL_NAMES } from './diagnostics.js';
 export {
+  AbortError,
   BackpressureError,
   ClusterConnectFailed,
   ClusterProtocolError,
@@ -36,7 +38,25 @@ export {
   UnknownActor,
   WrongMessageTypeSpecified,
 } from './errors.js';
-export type { GroupOptions } from './group/options.js';
+export type {
+  ClusterFault,
+  ClusterUndeliverable,
+  DisconnectReason,
+  GroupUndeliverable,
+  ManagerEventName,
+  ManagerEvents,
+  ManagerListener,
+  MessagesLost,
+  NetUndeliverable,
+  Undeliverable,
+} from './events.js';
+export type { GroupHealth, GroupOptions } from './group/options.js';
+export type {
+  InspectOptions,
+  InspectorHandle,
+  InspectorSample,
+  PeerSample,
+} from './inspect/server.js';
 export { ActorManager, type ManagerStats, type StartOptions, type TickLoop } from './manager.js';
 export {
   adhocClass,
@@ -50,7 +70,7 @@ export {
   schemaForPacketType,
   schemaOf,
 } from './message.js';
-export type { DisconnectReason, NetStats, NetTransport } from './net/base.js';
+export type { NetTransport, PeerStats } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
 export {
   CONNECT_TOKEN_BYTES,
@@ -62,4 +82,11 @@ export {
 } from './net/token.js';
 export { childNodeFlags } from './node-flags.js';
 export type { Poller } from './poller.js';
+export type {
+  ClusterStats,
+  NetStats,
+  NetStatsShared,
+  TcpCounters,
+  UdpCounters,
+} from './stats.js';
 export type { TypeCode } from './types.js';

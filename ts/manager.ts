@@ -3,7 +3,8 @@
  * dispatches them on `tick()`, polls process groups and the network first,
  * then calls every actor's `update()`.
  */
-import { EventEmitter } from 'node:events';
+
+import { aborted, signalOption, throwIfAborted } from './abort.js';
 import { type GroupClusterConfig, groupConfig, joinAsGroup, joinAsNode } from './cluster/join.js';
 import type { ClusterLink } from './cluster/link.js';
 import type { ClusterNode } from './cluster/members.js';
@@ -25,7 +26,13 @@ import {
 } from './net/options.js';
 import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
+import './debug.js';
+import { DC } from './diagnostics.js';
+import type { GroupHealth } from './group/options.js';
+import { type InspectOptions, Inspector, type InspectorHandle } from './inspect/server.js';
+import type { PeerStats } from './net/base.js';
 import type { Poller } from './poller.js';
+import type { ClusterStats, NetStats } from './stats.js';
 
 /** Counters kept by the manager (`mgr.stats`). */
 export interface ManagerStats extends DispatchStats {
@@ -44,9 +51,9 @@ export interface ManagerStats extends DispatchStats {
    */
   groupMessagesDiscarded: number;
   /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
-  network?: Record<string, number>;
+  network?: NetStats;
   /** The cluster's counters (batches, messages, loss, refusals by reason...), while in a cluster. */
-  cluster?: Record<string, number>;
+  cluster?: ClusterStats;
 }
 
 /** Options of {@link ActorManager.start}. */
@@ -73,7 +80,6 @@ export class ActorManager extends Dispatcher {
 
   /** This manager's group: `ActorManager.MAIN_GROUP` in the main process. */
   groupName: string = MAIN_GROUP;
-  private readonly events = new EventEmitter();
   private readonly pollers: Poller[] = [];
   private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
 
@@ -89,7 +95,8 @@ export class ActorManager extends Dispatcher {
       groupMessagesDiscarded: 0,
     };
     super(stats);
-    this.onAsyncError = undefined;
+    // An async handler's rejection goes to 'error' listeners while there are some, else to the next tick.
+    this.onAsyncError = (err) => this.listenerCount('error') > 0 && this.emit('error', err);
   }
 
   /** The process's manager, created on first use. `new ActorManager()` makes an isolated one. */
@@ -101,33 +108,6 @@ export class ActorManager extends Dispatcher {
   /** Whether this manager runs in the main process (not inside a group's process). */
   get isMainGroup(): boolean {
     return this.groupName === MAIN_GROUP;
-  }
-
-  /**
-   * Listens for manager events: `'error'` (an async handler's rejection; without
-   * a listener it is thrown by the next tick), and the network's peer events.
-   */
-  on(event: string, listener: (...args: any[]) => void): this {
-    this.events.on(event, listener);
-    if (event === 'error') this.onAsyncError = (err) => this.events.emit('error', err);
-    return this;
-  }
-
-  /** Removes a listener added with `on`. */
-  off(event: string, listener: (...args: any[]) => void): this {
-    this.events.off(event, listener);
-    if (event === 'error' && this.events.listenerCount('error') === 0) this.onAsyncError = undefined;
-    return this;
-  }
-
-  /** Number of listeners for an event. */
-  listenerCount(event: string): number {
-    return this.events.listenerCount(event);
-  }
-
-  /** @internal emits a manager event */
-  emit(event: string, ...args: unknown[]): boolean {
-    return this.events.emit(event, ...args);
   }
 
   /** @internal adds a poller; groups are added before the network so they are polled first */
@@ -159,8 +139,23 @@ export class ActorManager extends Dispatcher {
     this.stepGenerators();
     this.updateActors();
     for (let i = 0; i < this.pollers.length; i++) this.pollers[i]!.flush(flushed);
+    // After the tick, so that a class its handlers made (and so registered) counts as known.
+    this.checkSubscribedNames(
+      this.groupLink !== undefined ||
+        (this.groupHost?.names.length ?? 0) > 0 ||
+        this.net !== undefined ||
+        this.clusterLink !== undefined,
+    );
     this.stats.ticks++;
     this.stats.lastTickMs = performance.now() - start;
+    this.inspector?.sampleTick(this.stats.lastTickMs, this.getMessageCount());
+    if (DC.tick.hasSubscribers) {
+      DC.tick.publish({
+        durationMs: this.stats.lastTickMs,
+        dispatched: this.stats.messagesDispatched,
+        queued: this.getMessageCount(),
+      });
+    }
     return flushed;
   }
 
@@ -198,8 +193,8 @@ export class ActorManager extends Dispatcher {
         this.tick(maxTickTimeMs);
       } catch (err) {
         state.stopped = true;
-        if (this.events.listenerCount('error') > 0) {
-          this.events.emit('error', err);
+        if (this.listenerCount('error') > 0) {
+          this.emit('error', err);
           return;
         }
         throw err;
@@ -257,7 +252,9 @@ export class ActorManager extends Dispatcher {
    * group runs a {@link DefaultActor}. Resolves once the actor is constructed;
    * rejects with `DefaultActorFailed` (carrying the child's error) if it is not.
    * A relative path is resolved against the working directory; pass
-   * `new URL('./x.js', import.meta.url)` to be independent of it.
+   * `new URL('./x.js', import.meta.url)` to be independent of it. A module is found by the name
+   * of its source or of what it compiles to (`x.ts` or `x.js`, whichever exists), so that
+   * URL works under tsx and once compiled. `options.signal` cancels the start.
    */
   addProcessGroup(name: string, module?: string | URL, options?: GroupOptions): Promise<void> {
     return this.host().add(name, module, options);
@@ -355,29 +352,48 @@ export class ActorManager extends Dispatcher {
    */
   async listen(options: NetOptions = {}): Promise<void> {
     const o = resolveNetOptions(options, 'listen');
+    const signal = signalOption(options.signal, 'NetOptions');
     if (this.net !== undefined)
       throw new InvalidOption('listen: the manager already has a transport; disconnect() first');
-    await this.openTransport(o, true);
-  }
-
-  /** Connects to a listening manager; resolves with the server's address once the handshake is done. */
-  async connect(options: NetOptions): Promise<string> {
-    const o = resolveNetOptions(options, 'connect');
-    const t = await this.openTransport(o, false);
-    return t.connectTo(o.host, o.port);
+    throwIfAborted(signal, 'listen');
+    const t = await this.openTransport(o, true);
+    if (signal?.aborted) {
+      if (this.net === t) await this.disconnect();
+      throw aborted(signal, 'listen');
+    }
   }
 
   /**
-   * Sends a message to a peer: a client's server when `peer` is omitted, or the
+   * Connects to a listening manager; resolves with the server's address once the handshake is
+   * done. The server must be ticking (`start()` or `tick()`): a listener answers handshakes from
+   * its tick, so `connect()` times out against one that does not tick.
+   */
+  async connect(options: NetOptions): Promise<string> {
+    const o = resolveNetOptions(options, 'connect');
+    const signal = signalOption(options.signal, 'NetOptions');
+    throwIfAborted(signal, 'connect');
+    const opened = this.net === undefined;
+    const t = await this.openTransport(o, false);
+    try {
+      return await t.connectTo(o.host, o.port, signal);
+    } catch (err) {
+      // An aborted first connection closes the transport it opened, as if connect() had not been called.
+      if (signal?.aborted && opened && this.net === t && t.peers.size === 0) await this.disconnect();
+      throw err;
+    }
+  }
+
+  /**
+   * Sends a message to a peer: a client's server when `peer` is omitted (or null), or the
    * address in a received message's `sender`. Packed now (a value that cannot
    * be packed throws here), sent on the next tick or turn of the event loop.
    * Throws `NotConnected` for an unknown peer or before `listen`/`connect`,
    * and `BackpressureError` when too much is waiting for that peer.
    */
-  sendMessage(msg: Message, peer?: string, options?: SendOptions): void {
+  sendMessage(msg: Message, peer?: string | null, options?: SendOptions): void {
     if (!isMessage(msg)) throw new InvalidOption('sendMessage: expected a Message');
     if (this.net === undefined) throw new NotConnected('sendMessage: call listen() or connect() first');
-    this.net.send(msg, peer, options);
+    this.net.send(msg, peer ?? undefined, options);
   }
 
   /** Sends a message to every connected peer; returns how many. */
@@ -401,6 +417,43 @@ export class ActorManager extends Dispatcher {
     this.net = undefined;
     this.removePoller(t);
     await t.close();
+  }
+
+  // ---- seeing it (docs/observability.md) ----
+
+  private inspector: Inspector | undefined;
+
+  /**
+   * Serves the live inspector: a page at the returned `url` (loopback by default) that plots,
+   * every second, messages per second by type, queue depth and tick time, each group's health
+   * and ring fill, and each peer's RTT, loss and retransmissions. `tsage inspect <port>` shows
+   * the same in a terminal. Calling it again returns the running one; `reset()` closes it.
+   */
+  async inspect(options: InspectOptions = {}): Promise<InspectorHandle> {
+    if (this.inspector?.handle !== undefined) return this.inspector.handle;
+    const inspector = new Inspector(this, options, () => {
+      if (this.inspector === inspector) {
+        this.inspector = undefined;
+        this.typeCounts = undefined;
+      }
+    });
+    this.inspector = inspector;
+    try {
+      return await inspector.listen();
+    } catch (err) {
+      this.inspector = undefined;
+      throw err;
+    }
+  }
+
+  /** Each connected network peer's RTT, loss and retransmissions (empty without a transport). */
+  peerStats(): PeerStats[] {
+    return this.net?.peerStats() ?? [];
+  }
+
+  /** Each process group's state, restarts and ring fill (empty in a group's process). */
+  groupHealth(): GroupHealth[] {
+    return this.groupHost?.health() ?? [];
   }
 
   // ---- cluster (docs/cluster.md) ----
@@ -499,6 +552,14 @@ export class ActorManager extends Dispatcher {
     delete this.stats.cluster;
   }
 
+  /**
+   * `await using mgr = new ActorManager()` resets the manager when the scope ends (Node 20 has
+   * `Symbol.asyncDispose`; TypeScript 5.2 and later compile `await using`).
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.reset();
+  }
+
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
     if (this.loop !== undefined) {
@@ -509,6 +570,7 @@ export class ActorManager extends Dispatcher {
       }
       this.loop = undefined;
     }
+    await this.inspector?.close();
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;
     this.net = undefined;

@@ -30,8 +30,8 @@ export type MessageClass<M extends Message = Message> = (new (
 
 /** Optional fields of a message other than its properties. */
 export interface MessageOptions {
-  /** Who sent it: a group name, a peer address, or anything the application chooses. */
-  sender?: unknown;
+  /** Who sent it: a group name, a peer address (`'ip:port'`), a cluster address (`'group@node'`). */
+  sender?: string | null;
   /** Deliver only to the actor with this gid. */
   receiverId?: number | null;
 }
@@ -253,8 +253,12 @@ export class Message {
 
   // Declared, not class fields: the constructor assigns them, and V8 builds
   // instances much faster without a field-definition step.
-  /** Who sent the message: the group name or peer address for received messages. */
-  declare sender: unknown;
+  /**
+   * Who sent the message, as an address to answer: a network peer's `'ip:port'` (pass it to
+   * `sendMessage`), the sending group's name, or `'group@node'` in a cluster; `null` for a
+   * message queued in this process.
+   */
+  declare sender: string | null;
   /** When set, only the actor with this gid receives the message. */
   declare receiverId: number | null;
   /**
@@ -289,17 +293,24 @@ export class Message {
     schemaOf(new.target as MessageClass).init(this, props);
   }
 
-  /** The value of a declared property, or `fallback` when it is unset or null. */
-  getProperty<T = any>(name: string, fallback?: T): T {
+  /**
+   * The value of a declared property, or `fallback` when it is unset or null. Typed from the
+   * class where it declares its fields (`declare damage: number`), `any` otherwise.
+   */
+  getProperty<K extends DeclaredKey<this>>(name: K, fallback?: this[K]): this[K];
+  getProperty<T = any, N extends string = string>(name: Undeclared<this, N>, fallback?: T): T;
+  getProperty(name: string, fallback?: unknown): unknown {
     const schema = schemaOf(this.constructor as MessageClass);
     if (!schema.index.has(name)) {
       throw new InvalidMessageProperty(`${schema.name}.getProperty: no property '${name}'`);
     }
     const v = (this as any)[name];
-    return v === undefined || v === null ? (fallback as T) : v;
+    return v === undefined || v === null ? fallback : v;
   }
 
-  /** Sets a declared property. */
+  /** Sets a declared property (typed like {@link getProperty}). */
+  setProperty<K extends DeclaredKey<this>>(name: K, value: this[K]): this;
+  setProperty<N extends string>(name: Undeclared<this, N>, value: unknown): this;
   setProperty(name: string, value: unknown): this {
     const schema = schemaOf(this.constructor as MessageClass);
     if (!schema.index.has(name)) {
@@ -356,6 +367,11 @@ export class Message {
   }
 }
 
+/** The fields a message class declares beyond Message's own: what `getProperty` is typed by. */
+export type DeclaredKey<M> = Exclude<keyof M, keyof Message> & string;
+/** A property name the class does not declare a field for (read and written as `any`). */
+type Undeclared<M, N extends string> = N extends DeclaredKey<M> ? never : N;
+
 /** Marks Message.prototype, for a check cheaper than `instanceof` on the hot path. */
 const BRAND = Symbol('tsage.message');
 Object.defineProperty(Message.prototype, BRAND, { value: true });
@@ -366,6 +382,12 @@ export function isMessage(v: unknown): v is Message {
 }
 
 const adhocClasses = new Map<string, MessageClass>();
+const adhocNames = new Set<string>();
+
+/** Whether an ad-hoc message of this type name was made (`triggerToActor(gid, name)`). */
+export function isAdhocName(name: string): boolean {
+  return adhocNames.has(name);
+}
 
 /**
  * A class for an ad-hoc message type that has no concrete class: a bare type
@@ -395,6 +417,7 @@ export function adhocClass(name: string, properties: readonly string[] = []): Me
       },
     });
     adhocClasses.set(key, cls);
+    adhocNames.add(name);
   }
   return cls;
 }

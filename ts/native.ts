@@ -65,6 +65,8 @@ export interface NativeBinding {
   ringSync(producer: number, used: number, consumer: number, released: number): void;
   /** Closes a ring handle. */
   ringClose(handle: number): void;
+  /** Bytes published and not yet released in a ring (either side's handle), at most its capacity. */
+  ringFill(handle: number): number;
   /** This process receives `signal` when its parent dies (Linux). Returns the parent's pid. */
   setParentDeathSignal(signal: number): number;
 
@@ -103,6 +105,11 @@ export interface NativeBinding {
   ): number;
   /** Closes the socket; closing a closed handle does nothing. */
   netClose(handle: number): void;
+  /**
+   * For each connected peer, while `out` has room, the fields named in `netLayout().peerStats`
+   * one after another (`srttMs` is -1 before the first sample). Returns the number of peers.
+   */
+  netPeerStats(handle: number, out: Float64Array): number;
 
   /**
    * Issues a netcode 1.02 connect token (docs/netcode.md) at the current unix time and
@@ -129,6 +136,18 @@ const CONFIG_FIELDS = [
   'timeoutMs',
   'keepaliveMs',
   'acceptIncoming',
+] as const;
+/** The per-peer fields this TypeScript reads from `netPeerStats`. */
+export const PEER_STAT_FIELDS = [
+  'peer',
+  'srttMs',
+  'rtoMs',
+  'packetsSent',
+  'packetsLost',
+  'retransmissions',
+  'packetsInFlight',
+  'unackedBytes',
+  'queuedBytes',
 ] as const;
 /** The conditioner fields this TypeScript passes to `netSetConditioner`. */
 const CONDITIONER_FIELDS = ['loss', 'duplicate', 'reorder', 'delayMs', 'jitterMs', 'seed'] as const;
@@ -187,6 +206,8 @@ export interface NetLayout {
   /** Field names `netOpen` and `netSetConditioner` take. */
   readonly config: readonly string[];
   readonly conditioner: readonly string[];
+  /** Fields `netPeerStats` writes per peer, in order. */
+  readonly peerStats: readonly string[];
 }
 
 /** What this TypeScript reads of each event kind. A kind the addon exports that is not here fails the check. */
@@ -273,6 +294,8 @@ export function layoutMismatch(l: any): string | undefined {
     const missing = want.find((f) => !Array.isArray(list) || !list.includes(f));
     if (missing !== undefined) return `the addon takes no field ${missing}`;
   }
+  const ps = sameNames(l.peerStats, PEER_STAT_FIELDS, 'peerStats');
+  if (ps) return ps;
   return undefined;
 }
 

@@ -23,7 +23,7 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** Node flags before the script (e.g. `--expose-gc`). */
   nodeArgs?: string[];
-  /** Variables added to (or, when undefined, removed from) the parent's environment. */
+  /** Variables added to (or, when undefined, removed from) this process's environment. */
   env?: Record<string, string | undefined>;
 }
 
@@ -39,7 +39,7 @@ export function startChild(
     [...(options.nodeArgs ?? []), '--import=tsx', join(fixtures, name), ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
-      env: options.env ? { ...process.env, ...options.env } : process.env,
+      env: options.env === undefined ? process.env : { ...process.env, ...options.env },
     },
   );
   let stdout = '';

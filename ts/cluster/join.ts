@@ -6,6 +6,7 @@
  * with the node's name and incarnation, and connections of their own.
  */
 import { connect, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
+import { abortable, signalOption, throwIfAborted } from '../abort.js';
 import { ClusterConnectFailed, InvalidOption, NodeNameTaken } from '../errors.js';
 import { ClusterLink, type ClusterManager, type Place, randomId } from './link.js';
 import { MAIN } from './members.js';
@@ -77,12 +78,28 @@ async function rollCall(link: ClusterLink, o: ResolvedClusterOptions): Promise<H
   return answers.sort((a, b) => Number(b.group === MAIN) - Number(a.group === MAIN));
 }
 
-/** Joins as a node's main process. */
+/**
+ * Joins as a node's main process. Aborting `signal` closes the connection (without a goodbye:
+ * the cluster has not heard of this node yet) and rejects with AbortError.
+ */
 export async function joinAsNode(mgr: ClusterManager, options: ClusterOptions): Promise<ClusterLink> {
   const o = resolveClusterOptions(options);
-  const nc = await open(o);
+  const signal = signalOption(options.signal, 'ClusterOptions');
+  throwIfAborted(signal, 'joinCluster');
+  const nc = await abortable(open(o), signal, 'joinCluster', (late) => void late.close());
   const inc = randomId();
-  return start(mgr, nc, o, { node: o.node, inc, proc: randomId(), group: MAIN, main: true });
+  const close = (): void => void nc.close().catch(() => undefined);
+  signal?.addEventListener('abort', close, { once: true });
+  try {
+    return await abortable(
+      start(mgr, nc, o, { node: o.node, inc, proc: randomId(), group: MAIN, main: true }),
+      signal,
+      'joinCluster',
+      (link) => void link.close(),
+    );
+  } finally {
+    signal?.removeEventListener('abort', close);
+  }
 }
 
 /** Joins as one of a node's process groups (`group` is its name). */
@@ -135,6 +152,6 @@ async function start(
 /** The options a node's process groups get: what can be copied to another process. */
 export function groupConfig(options: ClusterOptions, inc: number): GroupClusterConfig {
   const copy: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(options)) if (typeof v !== 'function') copy[k] = v;
+  for (const [k, v] of Object.entries(options)) if (typeof v !== 'function' && k !== 'signal') copy[k] = v;
   return { options: JSON.parse(JSON.stringify(copy)) as ClusterOptions, inc };
 }

@@ -6,6 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { DC } from '../diagnostics.js';
 import {
   BackpressureError,
   InvalidOption,
@@ -13,8 +14,10 @@ import {
   PacketTypeError,
   type TsageError,
 } from '../errors.js';
+import type { EventSink, ManagerEvents } from '../events.js';
 import { type Message, type MessageClass, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
+import type { ClusterStats } from '../stats.js';
 import { type ClusterNode, type MemberEvent, Members } from './members.js';
 import { isToken, type ResolvedClusterOptions, Subjects } from './options.js';
 import { InboundQueue, Receiver } from './receive.js';
@@ -31,14 +34,29 @@ import {
 } from './wire.js';
 
 /** What the link needs from the manager. */
-export interface ClusterManager {
+export interface ClusterManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
-  listenerCount(event: string): number;
   subscribedTypeNames(): string[];
   readonly subscriptionVersion: number;
-  readonly stats: { cluster?: Record<string, number> };
+  readonly stats: { cluster?: ClusterStats };
 }
+
+/** A one-argument event the link reports at the end of its poll, in order. */
+type Notice = {
+  [K in
+    | 'undeliverable'
+    | 'messagesLost'
+    | 'clusterError'
+    | 'clusterDisconnected'
+    | 'clusterReconnected'
+    | 'clusterClosed']: [K, ...ManagerEvents[K]];
+}[
+  | 'undeliverable'
+  | 'messagesLost'
+  | 'clusterError'
+  | 'clusterDisconnected'
+  | 'clusterReconnected'
+  | 'clusterClosed'];
 
 /** Where this process is: its node, the node's incarnation, this process, its group token. */
 export interface Place {
@@ -85,7 +103,7 @@ export class ClusterLink implements Poller {
   private readonly maxPendingBytes: number;
   private subsVersion = -1;
   private readonly events: MemberEvent[] = [];
-  private readonly notices: [string, unknown][] = [];
+  private readonly notices: Notice[] = [];
   private readonly logged = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private flushScheduled = false;
@@ -148,7 +166,7 @@ export class ClusterLink implements Poller {
         Object.defineProperty(view, k, { enumerable: true, get: () => (part as Record<string, number>)[k] });
       }
     }
-    mgr.stats.cluster = view;
+    mgr.stats.cluster = view as unknown as ClusterStats;
   }
 
   /** Subscribes to everything this process listens on; the caller flushes before relying on them. */
@@ -292,6 +310,8 @@ export class ClusterLink implements Poller {
     if (this.clientPending < 0) this.clientPending = clientPendingBytes(this.nc);
     const pending = this.outbox.unpublishedBytes + this.clientPending;
     if (pending > this.maxPendingBytes) {
+      if (DC.clusterBackpressure.hasSubscribers)
+        DC.clusterBackpressure.publish({ pendingBytes: pending, limit: this.maxPendingBytes });
       throw new BackpressureError(
         `${what}: ${pending} bytes wait to reach NATS (maxPendingBytes ${this.maxPendingBytes}); tick and retry`,
       );
@@ -310,7 +330,7 @@ export class ClusterLink implements Poller {
 
   private undeliverable(destination: string, count: number, reason: string): void {
     this.stats.messagesUndeliverable! += count;
-    this.notices.push(['undeliverable', { destination, count, reason }]);
+    this.notices.push(['undeliverable', { via: 'cluster', destination, count, reason }]);
   }
 
   // ---- receiving ----
@@ -397,6 +417,10 @@ export class ClusterLink implements Poller {
   /** Emits membership changes and notices, in order. A listener that throws throws out of the tick, as a handler does. */
   private report(): void {
     for (let e = this.events.shift(); e !== undefined; e = this.events.shift()) {
+      if (e.type !== 'error' && DC.clusterMember.hasSubscribers) {
+        const { type, ...rest } = e;
+        DC.clusterMember.publish({ event: type, ...rest });
+      }
       switch (e.type) {
         case 'nodeJoined':
           this.mgr.emit('nodeJoined', e.node);
@@ -415,7 +439,16 @@ export class ClusterLink implements Poller {
           break;
       }
     }
-    for (let n = this.notices.shift(); n !== undefined; n = this.notices.shift()) this.mgr.emit(n[0], n[1]);
+    // Each notice was typed when pushed (Notice pairs a name with its payload); the union does not spread.
+    const emit = this.mgr.emit.bind(this.mgr) as (event: Notice[0], arg: Notice[1]) => boolean;
+    for (let n = this.notices.shift(); n !== undefined; n = this.notices.shift()) {
+      if (n[0] === 'messagesLost') {
+        if (DC.clusterLost.hasSubscribers) DC.clusterLost.publish(n[1]);
+      } else if (n[0] !== 'undeliverable' && n[0] !== 'clusterError' && DC.clusterConnection.hasSubscribers) {
+        DC.clusterConnection.publish({ event: n[0], [n[0] === 'clusterClosed' ? 'error' : 'server']: n[1] });
+      }
+      emit(n[0], n[1]);
+    }
   }
 
   /** A fault of something received: emitted as `'clusterError'`, or logged once per kind and sender without a listener. */

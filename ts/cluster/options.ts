@@ -37,6 +37,11 @@ export interface ClusterOptions extends NodeConnectionOptions {
    * their own.
    */
   nkeySeed?: string;
+  /**
+   * Cancels the join while it is under way: `joinCluster` rejects with `AbortError` and the
+   * connection it opened is closed without a goodbye. No effect once it resolved.
+   */
+  signal?: AbortSignal;
 }
 
 /** tsage's own options, resolved. */
@@ -76,6 +81,7 @@ const OWN_KEYS = new Set([
   'maxAnnouncementProperties',
   'joinTimeoutMs',
   'nkeySeed',
+  'signal',
 ]);
 
 function int(o: Record<string, unknown>, key: string, min: number, max: number): number | undefined {

@@ -5,8 +5,9 @@
  * exits and restarts, and stops groups gracefully.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { isAbsolute, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { aborted, signalOption, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import {
   DefaultActorFailed,
   GroupAlreadyExists,
@@ -16,13 +17,16 @@ import {
   PacketTypeError,
   RingError,
 } from '../errors.js';
+import type { EventSink } from '../events.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
 import { decodeMessage, SchemaTable } from '../schema-table.js';
 import { HeldTicks } from './held.js';
+import { moduleHref } from './module.js';
 import {
   type ChildConfig,
+  type GroupHealth,
   type GroupOptions,
   maxRecordFor,
   type ResolvedGroupOptions,
@@ -43,9 +47,8 @@ import {
 } from './wire.js';
 
 /** What the host needs from the manager. */
-export interface GroupHostManager {
+export interface GroupHostManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
   readonly stats: {
     groupRestarts: number;
     groupMessagesUndeliverable: number;
@@ -87,15 +90,6 @@ interface Entry {
   exited: Promise<void>;
 }
 
-/** Resolves a group module given as a URL or a path (relative to the working directory). */
-function moduleHref(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (typeof module !== 'string' || module === '')
-    throw new InvalidOption('addProcessGroup: module must be a URL or a path');
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
-  return pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href;
-}
-
 export class GroupHost implements Poller {
   private readonly entries = new Map<string, Entry>();
   private readonly byIndex: (Entry | undefined)[] = [];
@@ -120,6 +114,8 @@ export class GroupHost implements Poller {
     }
     if (this.entries.has(name)) throw new GroupAlreadyExists(`group '${name}' already exists`);
     const opts = resolveGroupOptions(options);
+    const signal = signalOption(options?.signal, 'GroupOptions');
+    throwIfAborted(signal, `addProcessGroup('${name}')`);
     const href = module === undefined ? undefined : moduleHref(module);
     const geometry = { capacity: opts.ringBytes, maxRecord: maxRecordFor(opts.ringBytes) };
     const inbound = createRingRegion(geometry);
@@ -163,7 +159,7 @@ export class GroupHost implements Poller {
     this.entries.set(name, entry);
     this.byIndex[index] = entry;
     try {
-      await this.spawn(entry, true);
+      await this.spawn(entry, true, signal);
     } catch (err) {
       this.dispose(entry);
       throw err;
@@ -172,7 +168,7 @@ export class GroupHost implements Poller {
   }
 
   /** Starts (or restarts) the entry's process; with `awaitReady`, resolves once its actor is constructed. */
-  private spawn(entry: Entry, awaitReady: boolean): Promise<void> {
+  private spawn(entry: Entry, awaitReady: boolean, signal?: AbortSignal): Promise<void> {
     const o = entry.options;
     const config: ChildConfig = {
       name: entry.name,
@@ -211,10 +207,23 @@ export class GroupHost implements Poller {
       settle?.(new DefaultActorFailed(`group '${entry.name}' did not start within ${o.startTimeoutMs} ms`));
       child.kill('SIGKILL');
     }, o.startTimeoutMs);
+    // Aborting the start kills the process; add() then releases the rings (dispose).
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      settle?.(aborted(signal!, `addProcessGroup('${entry.name}')`));
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    started.then(
+      () => signal?.removeEventListener('abort', onAbort),
+      () => signal?.removeEventListener('abort', onAbort),
+    );
     child.on('message', (m: any) => {
       if (m?.type === 'ready') {
         ready = true;
         clearTimeout(timer);
+        if (DC.groupStart.hasSubscribers)
+          DC.groupStart.publish({ group: entry.name, pid: child.pid, restart: !awaitReady });
         // A running group does not keep the main process alive by itself (it dies with main).
         child.unref();
         (child.channel as { unref?: () => void } | undefined)?.unref?.();
@@ -265,6 +274,8 @@ export class GroupHost implements Poller {
         this.mgr.stats.groupRestarts++;
         // Its unfinished tick is handled again by its successor: what it published of it goes.
         this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+        if (DC.groupRestart.hasSubscribers)
+          DC.groupRestart.publish({ group: entry.name, reason: how + why, restarts: entry.restarts.length });
         this.mgr.emit('groupRestart', entry.name, how + why);
         void this.spawn(entry, false);
         return;
@@ -273,9 +284,11 @@ export class GroupHost implements Poller {
         `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
         entry.name,
       );
-      return;
+    } else {
+      entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name);
     }
-    entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name);
+    if (DC.groupFail.hasSubscribers)
+      DC.groupFail.publish({ group: entry.name, reason: entry.failure.message });
   }
 
   private table(): [string, number][] {
@@ -337,6 +350,20 @@ export class GroupHost implements Poller {
     }
     entry.writer.send(msg, schema, entry.index, MAIN_INDEX);
     this.scheduleFlush();
+  }
+
+  /** Each group's state, restarts and ring fill: a few native calls per group, for the inspector. */
+  health(): GroupHealth[] {
+    return [...this.entries.values()].map((e) => ({
+      name: e.name,
+      pid: e.child?.pid,
+      state: e.failure !== undefined ? 'failed' : e.stopping ? 'stopping' : 'running',
+      restarts: e.restarts.length,
+      ringBytes: e.options.ringBytes,
+      inboundFill: e.writer.fill(),
+      outboundFill: e.reader.fill(),
+      backlog: e.writer.backlogLength,
+    }));
   }
 
   /** Messages waiting for room in a group's inbound ring. */
@@ -438,6 +465,8 @@ export class GroupHost implements Poller {
       },
     );
     this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+    if (DC.groupFail.hasSubscribers)
+      DC.groupFail.publish({ group: entry.name, reason: entry.failure.message });
     if (entry.child.exitCode === null && entry.child.signalCode === null) entry.child.kill('SIGKILL');
   }
 
@@ -447,17 +476,28 @@ export class GroupHost implements Poller {
     if (to === undefined || to.failure !== undefined) {
       this.mgr.stats.groupMessagesUndeliverable++;
       const desc = from.table.get(u8[p + 4]!).descriptor;
-      this.mgr.emit('undeliverable', { from: from.name, toIndex: dest, messageType: desc.name });
+      this.mgr.emit('undeliverable', {
+        via: 'group',
+        from: from.name,
+        to: undefined,
+        toIndex: dest,
+        messageType: desc.name,
+        reason: 'the destination group is gone',
+        count: 1,
+      });
       return true;
     }
     if (end - p - 5 > to.options.maxMessageBytes) {
       this.mgr.stats.groupMessagesUndeliverable++;
       const desc = from.table.get(u8[p + 4]!).descriptor;
       this.mgr.emit('undeliverable', {
+        via: 'group',
         from: from.name,
         to: to.name,
+        toIndex: dest,
         messageType: desc.name,
         reason: `larger than group '${to.name}' accepts (maxMessageBytes ${to.options.maxMessageBytes})`,
+        count: 1,
       });
       return true;
     }
@@ -507,6 +547,7 @@ export class GroupHost implements Poller {
       clearInterval(pump);
       this.dispose(entry);
       void this.broadcastTable();
+      if (DC.groupStop.hasSubscribers) DC.groupStop.publish({ group: name });
     }
     if (readError !== undefined) throw readError;
     if (entry.failure !== failedBefore) throw entry.failure;

@@ -34,9 +34,14 @@ export interface GroupOptions {
   startTimeoutMs?: number;
   /** How long `removeProcessGroup` waits for a graceful exit before killing. Default 10000 ms. */
   stopTimeoutMs?: number;
+  /**
+   * Cancels the start: `addProcessGroup` rejects with `AbortError`, the group's process is
+   * killed and its rings are released. No effect once it resolved.
+   */
+  signal?: AbortSignal;
 }
 
-export type ResolvedGroupOptions = Required<Omit<GroupOptions, 'exportName' | 'maxTickTimeMs'>> &
+export type ResolvedGroupOptions = Required<Omit<GroupOptions, 'exportName' | 'maxTickTimeMs' | 'signal'>> &
   Pick<GroupOptions, 'exportName' | 'maxTickTimeMs'>;
 
 const DEFAULTS = {
@@ -85,7 +90,7 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
   }
   const resolved = {
     ...DEFAULTS,
-    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+    ...Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'signal')),
   } as ResolvedGroupOptions;
   if (o.maxHeldBytes === undefined) {
     resolved.maxHeldBytes = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);
@@ -124,4 +129,22 @@ export interface ChildConfig {
   groups: [string, number][];
   /** While the node is in a cluster: how this group joins it (see ts/cluster/join.ts). */
   cluster?: unknown;
+}
+
+/** One group as the inspector shows it (`mgr.inspect()`, docs/observability.md). */
+export interface GroupHealth {
+  name: string;
+  /** The process's pid (the latest one, after restarts). */
+  pid: number | undefined;
+  /** `'running'`, `'stopping'` (being removed), or `'failed'` (the next tick throws its GroupFailed). */
+  state: 'running' | 'stopping' | 'failed';
+  /** Restarts within the current restart window. */
+  restarts: number;
+  /** Bytes of each ring's data area. */
+  ringBytes: number;
+  /** Bytes waiting in the ring main writes (main to the group) and in the one it reads. */
+  inboundFill: number;
+  outboundFill: number;
+  /** Messages waiting in main's backlog for room in the group's ring. */
+  backlog: number;
 }

@@ -5,6 +5,7 @@
  * records in place. The Rust addon moves the positions; no native call is
  * made per message.
  */
+import { DC } from '../diagnostics.js';
 import { BackpressureError, PacketError, RingError } from '../errors.js';
 import type { Message, Schema } from '../message.js';
 import { native } from '../native.js';
@@ -144,6 +145,12 @@ export class RingWriter {
 
   private checkRoom(): void {
     if (this.backlogLength >= this.maxBacklog) {
+      if (DC.groupBackpressure.hasSubscribers)
+        DC.groupBackpressure.publish({
+          ring: this.where,
+          backlog: this.backlogLength,
+          limit: this.maxBacklog,
+        });
       throw new BackpressureError(
         `${this.where}: the ring is full and ${this.backlogLength} messages are waiting (maxBacklog ${this.maxBacklog}); tick and retry`,
       );
@@ -318,6 +325,11 @@ export class RingWriter {
     const used = this.pos - this.start;
     this.start = this.pos;
     return { handle: this.handle, used };
+  }
+
+  /** Bytes published and not yet read in the ring (0 once closed): one native call, for the inspector. */
+  fill(): number {
+    return this.handle >= 0 ? native().ringFill(this.handle) : 0;
   }
 
   close(): void {
@@ -538,6 +550,11 @@ export class RingReader {
     return new RingError(
       `${this.where}: RingReader: the record length at region offset ${at} is ${length}, ${why}: the record was rewritten after it was published`,
     );
+  }
+
+  /** Bytes published and not yet read in the ring (0 once closed): one native call, for the inspector. */
+  fill(): number {
+    return this.handle >= 0 ? native().ringFill(this.handle) : 0;
   }
 
   close(): void {

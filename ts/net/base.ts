@@ -4,7 +4,9 @@
  * outgoing buffer, decoding received ones into the manager's queue, and the
  * peer events.
  */
+import { DC } from '../diagnostics.js';
 import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
+import type { DisconnectReason, EventSink, ManagerEventName, ManagerEvents } from '../events.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
 import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
@@ -28,11 +30,7 @@ const WAITING_OVERHEAD = 64;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/**
- * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt.
- */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
+export type { DisconnectReason } from '../events.js';
 
 /** A growable outgoing byte buffer. */
 export interface Sink {
@@ -68,14 +66,28 @@ export interface Peer {
   pendingBytes: number;
 }
 
-/** Counters of a transport, in `mgr.stats.network`. */
-export type NetStats = Record<string, number>;
+import type { NetStats } from '../stats.js';
+
+export type { NetStats };
+
+/** One connected peer as the inspector shows it (`mgr.peerStats()`). */
+export interface PeerStats {
+  /** `ip:port`, as `msg.sender` holds it. */
+  address: string;
+  /** Smoothed round-trip time in ms; undefined before the first sample (and always for TCP). */
+  rttMs: number | undefined;
+  /** Packets sent to the peer so far, and of those, declared lost (UDP; 0 for TCP). */
+  packetsSent: number;
+  packetsLost: number;
+  /** Reliable messages sent to the peer again (UDP; 0 for TCP). */
+  retransmissions: number;
+  /** Bytes waiting to be sent to the peer (in the transport, and for UDP in its queue and windows). */
+  pendingBytes: number;
+}
 
 /** What a transport needs from the manager. */
-export interface NetManager {
+export interface NetManager extends EventSink {
   queueMessage(msg: Message): boolean;
-  emit(event: string, ...args: unknown[]): boolean;
-  listenerCount?(event: string): number;
 }
 
 export abstract class NetTransport implements Poller {
@@ -85,7 +97,8 @@ export abstract class NetTransport implements Poller {
   protected server: Peer | undefined;
   /** Errors met while reading (a peer's schema disagreeing, a packet that does not decode): thrown by the next tick. */
   protected readonly errors: Error[] = [];
-  readonly stats: NetStats = {
+  /** The counters (`mgr.stats.network`): these, and the transport's own, filled in by its constructor. */
+  readonly stats: NetStats & Record<string, number> = {
     messagesHeldForSchema: 0,
     messagesDroppedNoSchema: 0,
     messagesUndeliverable: 0,
@@ -102,8 +115,8 @@ export abstract class NetTransport implements Poller {
   abstract readonly kind: 'udp' | 'tcp';
   /** The bound address. */
   abstract get address(): { address: string; port: number; family: string };
-  /** Starts a connection; resolves with the peer's address once connected. */
-  abstract connectTo(host: string, port: number): Promise<string>;
+  /** Starts a connection; resolves with the peer's address once connected. Aborting `signal` undoes it. */
+  abstract connectTo(host: string, port: number, signal?: AbortSignal): Promise<string>;
   /** Bytes before each message in the outgoing buffer. */
   protected abstract readonly headerBytes: number;
   /** The outgoing buffer for a peer. */
@@ -121,6 +134,19 @@ export abstract class NetTransport implements Poller {
   protected abstract get hasOutgoing(): boolean;
   /** Moves what is packed out and what arrived in; processes events. */
   abstract service(): void;
+  /** Each connected peer's round trip, loss and retransmissions, as far as the transport knows them. */
+  peerStats(): PeerStats[] {
+    return [...this.peers.values()]
+      .filter((p) => p.connected)
+      .map((p) => ({
+        address: p.addr,
+        rttMs: undefined,
+        packetsSent: 0,
+        packetsLost: 0,
+        retransmissions: 0,
+        pendingBytes: p.pendingBytes,
+      }));
+  }
   abstract close(): Promise<void>;
 
   protected addPeer(addr: string, id: number, connected: boolean): Peer {
@@ -146,7 +172,7 @@ export abstract class NetTransport implements Poller {
    * (a service half done would lose or repeat messages): its error is kept and thrown by
    * the next tick, or emitted as `'error'`, like other errors met while reading.
    */
-  protected notify(event: string, ...args: unknown[]): void {
+  protected notify<K extends ManagerEventName>(event: K, ...args: ManagerEvents[K]): void {
     try {
       this.mgr.emit(event, ...args);
     } catch (err) {
@@ -160,7 +186,7 @@ export abstract class NetTransport implements Poller {
    */
   protected undeliverable(peer: string, reason: string, count: number): void {
     this.stats.messagesUndeliverable = (this.stats.messagesUndeliverable ?? 0) + count;
-    this.notify('undeliverable', { peer, reason, count });
+    this.notify('undeliverable', { via: 'network', peer, reason, count });
   }
 
   protected removePeer(peer: Peer, reason: DisconnectReason): void {
@@ -178,6 +204,7 @@ export abstract class NetTransport implements Poller {
     // A peer back from the same address before the old one's departure was reported: that goes first.
     if (this.departures.some((d) => d[0] === peer.addr)) this.reportDepartures();
     peer.connected = true;
+    if (DC.netConnect.hasSubscribers) DC.netConnect.publish({ address: peer.addr, transport: this.kind });
     this.notify('peerConnected', peer.addr);
   }
 
@@ -225,6 +252,13 @@ export abstract class NetTransport implements Poller {
 
   private checkRoom(peer: Peer, what: string): void {
     if (peer.pendingBytes > this.options.maxPendingBytes) {
+      if (DC.netBackpressure.hasSubscribers) {
+        DC.netBackpressure.publish({
+          peer: peer.addr,
+          pendingBytes: peer.pendingBytes,
+          limit: this.options.maxPendingBytes,
+        });
+      }
       throw new BackpressureError(
         `${what}: ${peer.pendingBytes} bytes are waiting for peer ${peer.addr} (maxPendingBytes ${this.options.maxPendingBytes}); tick and retry`,
       );
@@ -406,7 +440,7 @@ export abstract class NetTransport implements Poller {
     if (this.errors.length === 0) return;
     const errs = this.errors.splice(0);
     const [first] = errs;
-    if (this.mgr.listenerCount?.('error')) {
+    if (this.mgr.listenerCount('error') > 0) {
       for (const e of errs) this.mgr.emit('error', e);
       return;
     }
@@ -419,6 +453,8 @@ export abstract class NetTransport implements Poller {
   /** Emits the departures seen so far, in order (one at a time, so a listener that closes the transport cannot reorder them). */
   protected reportDepartures(): void {
     for (let d = this.departures.shift(); d !== undefined; d = this.departures.shift()) {
+      if (DC.netDisconnect.hasSubscribers)
+        DC.netDisconnect.publish({ address: d[0], reason: d[1], transport: this.kind });
       this.notify('peerDisconnected', d[0], d[1]);
     }
   }

@@ -46,6 +46,11 @@ export interface NetOptions {
   maxPendingBytes?: number;
   /** UDP link conditioner, for tests and for seeing a game under a bad network. */
   conditioner?: ConditionerOptions | null;
+  /**
+   * Cancels `listen` or `connect` while it is under way: it rejects with `AbortError`, and what
+   * it started is undone (the half-open peer is forgotten; a transport it opened is closed).
+   */
+  signal?: AbortSignal;
 }
 
 export interface ResolvedNetOptions {

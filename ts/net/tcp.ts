@@ -5,6 +5,8 @@
  * during a tick go out in one write per peer.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { aborted, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import { ListenFailed, NotConnected } from '../errors.js';
 import { formatAddr, resolveHost } from './address.js';
 import { CTRL_SCHEMA, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
@@ -56,6 +58,8 @@ export class TcpTransport extends NetTransport {
     const server = createServer((socket) => {
       if (this.conns.size >= this.options.maxPeers) {
         this.stats.droppedPeerCap!++;
+        if (DC.netRefused.hasSubscribers)
+          DC.netRefused.publish({ side: 'server', reason: 'peer-cap', count: 1, transport: 'tcp' });
         socket.destroy();
         return;
       }
@@ -79,10 +83,19 @@ export class TcpTransport extends NetTransport {
     if (a && typeof a === 'object') this.local = { address: a.address, port: a.port, family: a.family };
   }
 
-  async connectTo(host: string, port: number): Promise<string> {
+  async connectTo(host: string, port: number, signal?: AbortSignal): Promise<string> {
     const ip = await resolveHost(host);
+    throwIfAborted(signal, 'connect');
     const socket = tcpConnect({ host: ip, port, noDelay: true });
     await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(t);
+        socket.destroy();
+        reject(aborted(signal!, 'connect'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('close', () => signal?.removeEventListener('abort', onAbort));
+      socket.once('connect', () => signal?.removeEventListener('abort', onAbort));
       const t = setTimeout(() => {
         socket.destroy();
         reject(

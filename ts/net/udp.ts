@@ -5,8 +5,10 @@
  * socket and the protocol, and hands back events in one out buffer.
  */
 import { randomFillSync } from 'node:crypto';
+import { aborted, throwIfAborted } from '../abort.js';
+import { DC } from '../diagnostics.js';
 import { ListenFailed, NotConnected, TsageError } from '../errors.js';
-import { type NetConditionerConfig, type NetLayout, native, netLayout } from '../native.js';
+import { type NetConditionerConfig, type NetLayout, native, netLayout, PEER_STAT_FIELDS } from '../native.js';
 import { formatAddr, resolveHost } from './address.js';
 import {
   CTRL_SCHEMA,
@@ -15,9 +17,27 @@ import {
   NetTransport,
   newSink,
   type Peer,
+  type PeerStats,
   type Sink,
 } from './base.js';
 import { type ConditionerOptions, type ResolvedNetOptions, validateConditioner } from './options.js';
+
+/** The counters of handshakes a listener refused, and the reason each is published under. */
+const REFUSAL_COUNTERS: readonly [string, string][] = [
+  ['droppedPeerCap', 'peer-cap'],
+  ['droppedBadCookie', 'bad-cookie'],
+  ['droppedExpiredCookie', 'expired-cookie'],
+];
+
+/** Where each field of `netPeerStats` is in a peer's row (the addon's order, checked by netLayout()). */
+const PS = Object.fromEntries(PEER_STAT_FIELDS.map((f, i) => [f, i])) as Record<
+  (typeof PEER_STAT_FIELDS)[number],
+  number
+>;
+
+/** What a timed-out handshake's error adds: the usual cause. */
+const HANDSHAKE_HINT =
+  ': nothing answered. Is a listener bound there, and is it ticking? A listener answers handshakes from its tick (mgr.start() or mgr.tick())';
 
 /** Datagrams read per native call: enough to keep up, few enough that one poll's messages die young. */
 const MAX_DATAGRAMS = 512;
@@ -118,25 +138,66 @@ export class UdpTransport extends NetTransport {
     return { ...this.local };
   }
 
+  private peerOut = new Float64Array(PEER_STAT_FIELDS.length * 16);
+
+  /** Each connected peer's RTT, loss and retransmissions, from the protocol (one native call). */
+  override peerStats(): PeerStats[] {
+    if (this.closed) return [];
+    const stride = PEER_STAT_FIELDS.length;
+    let n = native().netPeerStats(this.handle, this.peerOut);
+    if (n * stride > this.peerOut.length) {
+      this.peerOut = new Float64Array(n * stride * 2);
+      n = native().netPeerStats(this.handle, this.peerOut);
+    }
+    const f = this.peerOut;
+    const out: PeerStats[] = [];
+    for (let i = 0; i < n && (i + 1) * stride <= f.length; i++) {
+      const o = i * stride;
+      const peer = this.byId.get(f[o + PS.peer]!);
+      if (peer === undefined) continue;
+      out.push({
+        address: peer.addr,
+        rttMs: f[o + PS.srttMs]! < 0 ? undefined : f[o + PS.srttMs]!,
+        packetsSent: f[o + PS.packetsSent]!,
+        packetsLost: f[o + PS.packetsLost]!,
+        retransmissions: f[o + PS.retransmissions]!,
+        pendingBytes: peer.pendingBytes + f[o + PS.queuedBytes]!,
+      });
+    }
+    return out;
+  }
+
   /** Installs, changes or (null) removes the seeded link conditioner on outgoing datagrams. */
   setConditioner(c: ConditionerOptions | null): void {
     const v = validateConditioner(c);
     native().netSetConditioner(this.handle, v === null ? null : conditionerConfig(v));
   }
 
-  async connectTo(host: string, port: number): Promise<string> {
+  async connectTo(host: string, port: number, signal?: AbortSignal): Promise<string> {
     const ip = await resolveHost(host);
+    throwIfAborted(signal, 'connect');
     const id = native().netConnect(this.handle, ip, port);
     const existing = this.byId.get(id);
     if (existing?.connected) return existing.addr;
     const peer = existing ?? this.addPeer(formatAddr(ip, port), id, false);
     const done = new Promise<string>((resolve, reject) => this.connecting.set(id, { resolve, reject }));
+    // Aborting forgets the half-open peer (the server, if it answered, sees a goodbye or a timeout).
+    const onAbort = (): void => {
+      const c = this.connecting.get(id);
+      if (c === undefined || this.closed) return;
+      this.connecting.delete(id);
+      native().netDisconnect(this.handle, id);
+      this.removePeer(peer, 'local');
+      c.reject(aborted(signal!, 'connect'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     this.startPump();
     try {
       const addr = await done;
       this.server ??= peer;
       return addr;
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       if (this.connecting.size === 0) this.stopPump();
     }
   }
@@ -203,8 +264,34 @@ export class UdpTransport extends NetTransport {
     if (this.gone.size !== 0) this.dropGone(settled);
     const names = this.layout.counters;
     for (let i = 0; i < names.length; i++) this.stats[names[i]!] = res[counters + i]!;
+    if (DC.netRetransmit.hasSubscribers || DC.netRefused.hasSubscribers) this.reportChanges();
     if (this.losses.length !== 0) {
       for (const [, addr, why, count] of this.losses.splice(0)) this.undeliverable(addr, why, count);
+    }
+  }
+
+  /** The counters `reportChanges` last saw, once someone subscribed. */
+  private seen: Record<string, number> | undefined;
+
+  /** Publishes what this service resent and refused, as differences of the protocol's counters. */
+  private reportChanges(): void {
+    const s = this.stats;
+    const seen = this.seen;
+    this.seen = { ...s };
+    if (seen === undefined) return;
+    const d = (k: string): number => (s[k] ?? 0) - (seen[k] ?? 0);
+    const retransmissions = d('retransmissions');
+    if (retransmissions + d('rtoExpiries') > 0 && DC.netRetransmit.hasSubscribers) {
+      DC.netRetransmit.publish({
+        retransmissions,
+        fastRetransmits: d('fastRetransmits'),
+        rtoExpiries: d('rtoExpiries'),
+      });
+    }
+    if (!DC.netRefused.hasSubscribers) return;
+    for (const [k, reason] of REFUSAL_COUNTERS) {
+      const count = d(k);
+      if (count > 0) DC.netRefused.publish({ side: 'server', reason, count, transport: 'udp' });
     }
   }
 
@@ -324,8 +411,14 @@ export class UdpTransport extends NetTransport {
         const c = this.connecting.get(id);
         if (c) {
           this.connecting.delete(id);
+          if (DC.netRefused.hasSubscribers) {
+            const address = peer?.addr ?? `peer ${id}`;
+            DC.netRefused.publish({ side: 'client', address, reason, transport: 'udp' });
+          }
           c.reject(
-            new NotConnected(`connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})`),
+            new NotConnected(
+              `connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})${reason === 'timeout' ? HANDSHAKE_HINT : ''}`,
+            ),
           );
         }
       } else {

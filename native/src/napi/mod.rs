@@ -142,6 +142,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("ringReleasePoll", ring::release_poll),
         ("ringSync", ring::sync),
         ("ringClose", ring::close),
+        ("ringFill", ring::fill),
         ("setParentDeathSignal", ring::parent_death_signal),
         ("netLayout", net::layout),
         ("netOpen", net::open),
@@ -151,6 +152,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("netSetConditioner", net::set_conditioner),
         ("netService", net::service),
         ("netClose", net::close),
+        ("netPeerStats", net::peer_stats),
         ("netcodeGenerateToken", netcode::generate_token),
     ];
     for (name, f) in all {

@@ -23,7 +23,7 @@ use crate::net::batch::{
     SendBatch, ENTRY_CHANNEL, ENTRY_FLAGS, ENTRY_HEADER, ENTRY_LENGTH, ENTRY_PEER, ENTRY_RELIABILITY, FLAG_CONTROL,
 };
 use crate::net::events::{self, Events, DISCONNECT_REASONS, REFUSAL_REASONS};
-use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, Reliability, Stats, CHANNELS};
+use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, PeerInfo, Reliability, Stats, CHANNELS};
 
 struct Slot {
     driver: Driver,
@@ -355,6 +355,51 @@ pub fn close(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     env.undefined()
 }
 
+/// Reads one field of a peer's snapshot.
+type PeerField = fn(u32, &PeerInfo) -> f64;
+
+/// The fields `netPeerStats` writes per peer, in order: `netLayout().peerStats`.
+#[rustfmt::skip]
+const PEER_STATS: &[(&str, PeerField)] = &[
+    ("peer", |id, _| id as f64),
+    ("srttMs", |_, p| p.srtt_ms.unwrap_or(-1.0)),
+    ("rtoMs", |_, p| p.rto_ms as f64),
+    ("packetsSent", |_, p| p.packets_sent as f64),
+    ("packetsLost", |_, p| p.packets_lost as f64),
+    ("retransmissions", |_, p| p.retransmissions as f64),
+    ("packetsInFlight", |_, p| p.packets_in_flight as f64),
+    ("unackedBytes", |_, p| p.unacked_bytes as f64),
+    ("queuedBytes", |_, p| p.queued_bytes as f64),
+];
+
+/// `netPeerStats(h, out) -> peers`: for each connected peer, while `out` (a Float64Array) has room,
+/// the fields of [`PEER_STATS`] one after another. Returns how many peers there are: when that is
+/// more than `out` holds, call again with a larger one. Bounded work: one pass over the peer table.
+pub fn peer_stats(env: &Env, args: &[napi_value]) -> Result<napi_value> {
+    let out = env.float64_array(arg(args, 1, "out")?, "out", 0)?;
+    // SAFETY: `out` is a typed array alive for this call, the only buffer argument (so nothing else
+    // here aliases it), and no JavaScript runs until the call returns.
+    let out = unsafe { out.as_mut_slice() };
+    let stride = PEER_STATS.len();
+    let n = with_slot(env, arg(args, 0, "h")?, |s| {
+        let e = s.driver.endpoint();
+        let mut n = 0;
+        for id in e.peers().collect::<Vec<_>>() {
+            let Some(info) = e.peer_info(id).filter(|i| i.connected) else {
+                continue;
+            };
+            if let Some(row) = out.get_mut(n * stride..(n + 1) * stride) {
+                for (slot, (_, get)) in row.iter_mut().zip(PEER_STATS) {
+                    *slot = get(id, &info);
+                }
+            }
+            n += 1;
+        }
+        Ok(n)
+    })?;
+    env.double(n as f64)
+}
+
 /// An object of numbers by name.
 fn numbers(env: &Env, pairs: &[(&str, usize)]) -> Result<napi_value> {
     let o = env.object()?;
@@ -415,5 +460,6 @@ pub fn layout(env: &Env, _args: &[napi_value]) -> Result<napi_value> {
     env.set(o, "counters", strings(env, COUNTERS.iter().map(|c| c.0))?)?;
     env.set(o, "config", strings(env, CONFIG.iter().map(|c| c.0))?)?;
     env.set(o, "conditioner", strings(env, CONDITIONER.iter().map(|c| c.0))?)?;
+    env.set(o, "peerStats", strings(env, PEER_STATS.iter().map(|c| c.0))?)?;
     Ok(o)
 }

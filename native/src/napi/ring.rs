@@ -87,6 +87,19 @@ fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>
     })
 }
 
+/// `ringFill(h) -> bytes`: bytes published and not yet released, `head - tail`, for either side of
+/// the ring. Clamped to the capacity: the other process writes one of the two and may write nonsense.
+pub fn fill(env: &Env, args: &[napi_value]) -> Result<napi_value> {
+    let used = with_slot(env, arg(args, 0, "h")?, |slot| {
+        let ring = match &slot.side {
+            Side::Producer(p) => p.ring(),
+            Side::Consumer(c) => c.ring(),
+        };
+        Ok(ring.head().saturating_sub(ring.tail()).min(ring.capacity() as u64))
+    })?;
+    env.double(used as f64)
+}
+
 /// `ringRegionLen(capacity) -> number`: bytes a region needs for a ring of this capacity.
 pub fn region_len(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let cap = env.get_uint(arg(args, 0, "capacity")?, "capacity", (1u64 << 39) as f64)? as usize;

@@ -29,6 +29,12 @@ pub struct PeerInfo {
     pub packets_in_flight: usize,
     /// Bytes held for reassembly or out-of-order delivery.
     pub rx_buffered_bytes: usize,
+    /// Payloads sent to the peer so far (pings and probes included).
+    pub packets_sent: u64,
+    /// Of those, declared lost (fast retransmit or timeout).
+    pub packets_lost: u64,
+    /// Reliable commands sent to the peer again.
+    pub retransmissions: u64,
 }
 
 /// The protocol state machine for one UDP socket: listens and connects out.
@@ -159,6 +165,7 @@ impl Endpoint {
     pub fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
         let e = self.table.get(peer)?;
         let p = &e.peer;
+        let counts = p.counts();
         Some(PeerInfo {
             addr: e.addr,
             connected: e.session.is_connected(),
@@ -168,6 +175,9 @@ impl Endpoint {
             unacked_bytes: p.unacked_bytes(),
             packets_in_flight: p.packets_in_flight(),
             rx_buffered_bytes: p.rx_buffered(),
+            packets_sent: counts.packets_sent,
+            packets_lost: counts.packets_lost,
+            retransmissions: counts.retransmissions,
         })
     }
 

@@ -18,6 +18,7 @@ mod tests;
 mod window;
 
 use recv::Receiver;
+pub(crate) use send::PeerCounts;
 use send::Sender;
 
 use super::events::Events;
@@ -152,6 +153,11 @@ impl Peer {
     /// Smoothed RTT in ms, if sampled.
     pub(crate) fn srtt(&self) -> Option<f64> {
         self.tx.rtt().srtt()
+    }
+
+    /// Packets sent, lost and resent so far.
+    pub(crate) fn counts(&self) -> PeerCounts {
+        self.tx.counts()
     }
 
     /// Current retransmission timeout, backoff included.

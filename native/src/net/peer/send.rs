@@ -74,6 +74,18 @@ pub(crate) struct Sender {
     last_ack_at: u64,
     probes: u32,
     last_send: u64,
+    counts: PeerCounts,
+}
+
+/// What one peer's send side has done, for the inspector: all only ever increase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PeerCounts {
+    /// Payloads sent (data, acks aside: pings and probes count).
+    pub packets_sent: u64,
+    /// Payloads declared lost (by fast retransmit or a timeout).
+    pub packets_lost: u64,
+    /// Reliable commands sent again.
+    pub retransmissions: u64,
 }
 
 impl Sender {
@@ -93,7 +105,13 @@ impl Sender {
             last_ack_at: now,
             probes: 0,
             last_send: now,
+            counts: PeerCounts::default(),
         }
+    }
+
+    /// What this side has sent, lost and resent so far.
+    pub(crate) fn counts(&self) -> PeerCounts {
+        self.counts
     }
 
     /// Bytes queued but never sent.
@@ -324,6 +342,7 @@ impl Sender {
             if from_resend {
                 self.resend_head += clen;
                 out.stats.retransmissions += 1;
+                self.counts.retransmissions += 1;
             } else {
                 self.queue_head += clen;
                 self.queue_meta.pop_front();
@@ -389,6 +408,7 @@ impl Sender {
         };
         self.flight.push(seq, now, body, rel_bytes, ids);
         self.last_send = now;
+        self.counts.packets_sent += 1;
         // The address is the link's business: the peer queues it under its own.
         out.send_payload(dg);
     }
@@ -437,6 +457,7 @@ impl Sender {
     /// Resolves record `i` as lost: its reliable commands that are still unacknowledged go
     /// back, in canonical form with their own ids, to the resend queue; its unreliable ones are gone.
     fn declare_lost(&mut self, i: usize, out: &mut Outbox) {
+        self.counts.packets_lost += 1;
         let (body, ids) = self.flight.take_lost(i);
         let (mut pos, mut prev, mut k) = (0, None, 0);
         while pos < body.len() {

@@ -77,6 +77,44 @@ fn should_fast_retransmit_before_rto() {
 }
 
 #[test]
+fn should_count_each_peers_sent_lost_and_resent_packets() {
+    let cfg = Config {
+        rto_min_ms: 1_000,
+        rto_initial_ms: 1_000,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(cfg.clone(), cfg);
+    let (pa, pb) = sim.connect();
+    let before = sim.a.peer_info(pa).unwrap();
+    assert_eq!((before.packets_lost, before.retransmissions), (0, 0));
+    // Drop the first datagram carrying data: exactly one packet is lost and its one message resent.
+    let mut dropped = false;
+    sim.filter_ab = Some(Box::new(move |_, d| {
+        if !dropped && !data_channels(d).is_empty() {
+            dropped = true;
+            return false;
+        }
+        true
+    }));
+    for i in 0..50 {
+        sim.a
+            .send(sim.now, pa, 0, Reliability::ReliableOrdered, &msg(i, 8))
+            .unwrap();
+        sim.step();
+    }
+    sim.steps(200);
+    let a = sim.a.peer_info(pa).unwrap();
+    assert_eq!(a.packets_lost, 1, "{a:?}");
+    assert_eq!(a.retransmissions, 1, "{a:?}");
+    assert!(a.packets_sent >= 50 + before.packets_sent, "{a:?}");
+    // The endpoint's totals agree with its one peer's.
+    assert_eq!(sim.a.stats().retransmissions, a.retransmissions);
+    // The other side lost nothing.
+    let b = sim.b.peer_info(pb).unwrap();
+    assert_eq!((b.packets_lost, b.retransmissions), (0, 0), "{b:?}");
+}
+
+#[test]
 fn should_estimate_rtt_from_acks() {
     let mut sim = Sim::pair();
     sim.cond_ab = Some(Conditioner::new(ConditionerConfig {

@@ -1,0 +1,148 @@
+/**
+ * The counters in `mgr.stats.network` and `mgr.stats.cluster`, by name. The UDP
+ * counters are defined in Rust (`native/src/napi/net.rs`, `COUNTERS`) and read
+ * from the addon; {@link UDP_COUNTERS} lists them for the type, and a test checks
+ * the two lists agree, so a counter added on one side fails until it is added here.
+ */
+
+/** Counters both network transports keep. */
+export interface NetStatsShared {
+  /** Messages that arrived before their schema announcement, held until it came. */
+  messagesHeldForSchema: number;
+  /** Held messages dropped (the peer left, or too many waited). */
+  messagesDroppedNoSchema: number;
+  /** Messages that can never reach their peer (see the `'undeliverable'` event). */
+  messagesUndeliverable: number;
+}
+
+/** The UDP transport's counters (the reliable-UDP protocol's, from the addon). */
+export interface UdpCounters {
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesSent: number;
+  messagesDelivered: number;
+  /** Reliable commands sent again after their packet was declared lost. */
+  retransmissions: number;
+  /** Packets declared lost because later ones were acknowledged. */
+  fastRetransmits: number;
+  /** Retransmission-timeout expiries (each doubles the timeout). */
+  rtoExpiries: number;
+  acksSent: number;
+  pingsSent: number;
+  /** Connections established, both directions. */
+  connections: number;
+  droppedGarbled: number;
+  droppedStranger: number;
+  droppedWrongConnectionId: number;
+  /** Handshake refusals: a cookie that did not verify, or that expired. */
+  droppedBadCookie: number;
+  droppedExpiredCookie: number;
+  droppedDuplicate: number;
+  droppedStale: number;
+  droppedAbsurdFragment: number;
+  /** Handshakes refused because `maxPeers` peers were connected. */
+  droppedPeerCap: number;
+  droppedReassemblyCap: number;
+  droppedEventBacklog: number;
+  droppedUnreliablePartial: number;
+  socketSendErrors: number;
+  conditionerLost: number;
+  conditionerDuplicated: number;
+  conditionerReordered: number;
+  /** Peers now (connecting or connected). */
+  peers: number;
+}
+
+/** Every UDP counter name, in no particular order (checked against the addon's list by test/stats.test.ts). */
+export const UDP_COUNTERS = Object.keys({
+  datagramsIn: 0,
+  datagramsOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  messagesSent: 0,
+  messagesDelivered: 0,
+  retransmissions: 0,
+  fastRetransmits: 0,
+  rtoExpiries: 0,
+  acksSent: 0,
+  pingsSent: 0,
+  connections: 0,
+  droppedGarbled: 0,
+  droppedStranger: 0,
+  droppedWrongConnectionId: 0,
+  droppedBadCookie: 0,
+  droppedExpiredCookie: 0,
+  droppedDuplicate: 0,
+  droppedStale: 0,
+  droppedAbsurdFragment: 0,
+  droppedPeerCap: 0,
+  droppedReassemblyCap: 0,
+  droppedEventBacklog: 0,
+  droppedUnreliablePartial: 0,
+  socketSendErrors: 0,
+  conditionerLost: 0,
+  conditionerDuplicated: 0,
+  conditionerReordered: 0,
+  peers: 0,
+} satisfies Record<keyof UdpCounters, 0>) as (keyof UdpCounters)[];
+
+/** The TCP transport's counters. */
+export interface TcpCounters {
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Connections closed for sending a frame length that cannot be right. */
+  droppedGarbled: number;
+  /** Connections refused because `maxPeers` peers were connected. */
+  droppedPeerCap: number;
+}
+
+/** Names of the TCP counters (what `ts/net/tcp.ts` starts at zero). */
+export const TCP_COUNTERS = Object.keys({
+  messagesIn: 0,
+  messagesOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  droppedGarbled: 0,
+  droppedPeerCap: 0,
+} satisfies Record<keyof TcpCounters, 0>) as (keyof TcpCounters)[];
+
+/**
+ * `mgr.stats.network`: the shared counters, and those of the transport in use (UDP's or
+ * TCP's; `mgr.transport.kind` says which), so a counter of the other one reads `undefined`.
+ */
+export type NetStats = NetStatsShared & Partial<UdpCounters> & Partial<TcpCounters>;
+
+/** `mgr.stats.cluster`: the counters of a process's cluster link (docs/cluster.md). */
+export interface ClusterStats {
+  heartbeatsSent: number;
+  heartbeatsReceived: number;
+  /** Heartbeats that did not parse (counted, reported as `'clusterError'`). */
+  heartbeatsRejected: number;
+  acksReceived: number;
+  acksUnmatched: number;
+  /** Messages in queue batches nobody acknowledged in time (reported as `'messagesLost'`). */
+  messagesUnacknowledged: number;
+  /** Batches dropped because more than `maxInboundBytes` waited to be ticked through. */
+  inboundDropped: number;
+  messagesUndeliverable: number;
+  disconnects: number;
+  reconnects: number;
+  batchesSent: number;
+  messagesSent: number;
+  bytesSent: number;
+  tailProbesSent: number;
+  batchesReceived: number;
+  messagesReceived: number;
+  /** Messages found missing from a stream (reported as `'messagesLost'`). */
+  messagesLost: number;
+  batchesRejected: number;
+  messagesRejected: number;
+  batchesFromNonMembers: number;
+  messagesForOtherIncarnation: number;
+  batchesOutOfSequence: number;
+  acksSent: number;
+}
