@@ -215,7 +215,7 @@ test('SIGKILL from outside while large replies stream: with restart, every reply
   t.is(mgr.stats.groupRestarts, 1);
 });
 
-test('a group holding more than maxHeldBytes of one unfinished tick is failed as misbehaving', async (t) => {
+test('a group holding more than maxHeldBytes of one unfinished tick is failed', async (t) => {
   const { mgr, inbox } = setup(t);
   const name = `${tag}-held-cap`;
   const MiB = 1024 * 1024;
@@ -234,7 +234,7 @@ test('a group holding more than maxHeldBytes of one unfinished tick is failed as
   const err = await pumpUntilThrows(mgr, 15_000, 'GroupFailed for holding too much');
   t.true(err instanceof GroupFailed, String(err));
   t.is((err as GroupFailed).groupName, name);
-  t.regex((err as Error).message, /misbehaved.*maxHeldBytes \(1048576\)/);
+  t.regex((err as Error).message, /was stopped for what it wrote.*maxHeldBytes \(1048576\)/);
   t.is(((err as GroupFailed).cause as { code?: string }).code, 'ERR_TSAGE_RING');
   t.is(inbox.of('Big').length, 0, 'nothing of the unfinished tick was delivered');
   t.deepEqual(mgr.groups, []);

@@ -1,6 +1,7 @@
 /**
  * Process groups that fail: a default actor that cannot be constructed, a
- * throwing update() or handler, schemas the two sides disagree on, SIGKILL
+ * throwing update() or handler, schemas the two sides disagree on (a group
+ * whose message does not decode in main fails, as issue 9 asks), SIGKILL
  * with and without a restart policy (and exactly-once delivery across the
  * restart), and an exhausted restart limit.
  */
@@ -104,18 +105,25 @@ test('a handler throwing: GroupFailed on a later tick', async (t) => {
   t.true(await waitDead(pid, 5000));
 });
 
-test('schemas that disagree, group to main: PacketTypeError from main tick', async (t) => {
+test('schemas that disagree, group to main: the group fails, and the next tick throws GroupFailed caused by the PacketTypeError', async (t) => {
   const { mgr, inbox } = setup(t);
   const name = `${tag}-clash-in`;
   await mgr.addProcessGroup(name, fixture('clash.ts'), { intervalMs: 2 });
-  track(await waitHello(mgr, inbox, name));
+  const pid = await waitHello(mgr, inbox, name);
+  track(pid);
   mgr.queueMessageToGroup(name, new Ping({ n: 1 }));
-  const err = await pumpUntilThrows(mgr, 10_000, 'PacketTypeError for Clash');
-  t.true(err instanceof PacketTypeError, String(err));
-  t.is((err as PacketTypeError).code, 'ERR_TSAGE_PACKET_TYPE');
-  t.regex((err as Error).message, new RegExp(`group '${name}'.*packet type 140`));
-  t.regex((err as Error).message, /Clash\(a:"p"\).*Clash\(a:"i"\)/);
+  const err = await pumpUntilThrows(mgr, 10_000, 'GroupFailed for Clash');
+  t.true(err instanceof GroupFailed, String(err));
+  t.is((err as GroupFailed).groupName, name);
+  const cause = (err as GroupFailed).cause;
+  t.true(cause instanceof PacketTypeError, String(cause));
+  t.is((cause as PacketTypeError).code, 'ERR_TSAGE_PACKET_TYPE');
+  t.regex((cause as Error).message, new RegExp(`group '${name}'.*packet type 140`));
+  t.regex((cause as Error).message, /Clash\(a:"p"\).*Clash\(a:"i"\)/);
   t.is(inbox.of('Clash').length, 0, 'the disagreeing message was not delivered');
+  t.deepEqual(mgr.groups, [], 'the group is gone (no restart policy)');
+  t.true(await waitDead(pid, 5000));
+  t.notThrows(() => mgr.tick(), 'the failure is reported once');
 });
 
 test('schemas that disagree, main to group: the group fails with the schema error', async (t) => {

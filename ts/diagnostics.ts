@@ -29,7 +29,7 @@ export const DC = {
   groupFail: channel('tsage:group:fail'),
   /** `{ group }`: a group was stopped by `removeProcessGroup`. */
   groupStop: channel('tsage:group:stop'),
-  /** `{ group, backlog, limit }`: a send to a group refused with BackpressureError. */
+  /** `{ ring, backlog, limit, bytes, limitBytes }`: a send to a group refused with BackpressureError. */
   groupBackpressure: channel('tsage:group:backpressure'),
   /** `{ event, node?, address?, reason? }`: `nodeJoined`, `nodeLeft`, `groupJoined`, `groupLeft`. */
   clusterMember: channel('tsage:cluster:member'),

@@ -22,8 +22,8 @@ export class PacketError extends TsageError {
 
 /** A `packetType` is missing, outside 101..255, taken by another class, or unknown on receipt. */
 export class PacketTypeError extends TsageError {
-  constructor(message: string) {
-    super('ERR_TSAGE_PACKET_TYPE', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_PACKET_TYPE', message, options);
   }
 }
 
@@ -92,8 +92,8 @@ export class UnknownActor extends TsageError {
  * Errors from the native ring code carry the same `code`.
  */
 export class RingError extends TsageError {
-  constructor(message: string) {
-    super('ERR_TSAGE_RING', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TSAGE_RING', message, options);
   }
 }
 

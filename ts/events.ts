@@ -6,7 +6,7 @@
  * is one line here (and a line in docs/observability.md).
  */
 import type { ClusterNode, NodeLeftReason } from './cluster/members.js';
-import type { TsageError } from './errors.js';
+import type { GroupFailed, TsageError } from './errors.js';
 
 /**
  * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
@@ -87,8 +87,11 @@ export interface ManagerEvents {
   peerDisconnected: [address: string, reason: DisconnectReason];
   /** Messages that were accepted but can never be delivered: counted, and reported here, never dropped silently. */
   undeliverable: [info: Undeliverable];
-  /** A group's process died and was restarted under `restart: 'on-failure'`. */
-  groupRestart: [group: string, reason: string];
+  /**
+   * A group's process died, or was stopped for an invalid record in its ring, and was restarted
+   * under `restart: 'on-failure'`: `error` is the GroupFailed it would otherwise have been.
+   */
+  groupRestart: [group: string, reason: string, error: GroupFailed];
   /** A node joined the cluster (this node, once, when it joins). */
   nodeJoined: [node: ClusterNode];
   /** A node left the cluster. */

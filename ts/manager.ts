@@ -42,12 +42,17 @@ export interface ManagerStats extends DispatchStats {
   lastTickMs: number;
   /** Group processes restarted under a restart policy. */
   groupRestarts: number;
-  /** Group-to-group messages whose destination group was gone when they were relayed. */
+  /**
+   * Group-to-group messages that could not be relayed: the destination group was gone, the
+   * message was larger than it accepts, or its packet type is another schema on its ring or in
+   * its own classes (each reported as `'undeliverable'`).
+   */
   groupMessagesUndeliverable: number;
   /**
    * Messages a group's process sent in a tick it did not live to finish, published early (the
    * tick sent a message larger than a ring record, or more than its ring holds) and so held by
-   * main, then dropped: the restarted process handles that tick's input again.
+   * main, then dropped: the restarted process handles that tick's input again. Also those of a
+   * held tick open when the group was failed for an invalid record.
    */
   groupMessagesDiscarded: number;
   /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */

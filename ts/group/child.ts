@@ -21,8 +21,10 @@ function errorText(err: unknown): string {
 
 /** Tells main why this group fails (main reports it as GroupFailed), or prints it if main cannot be told. */
 function fail(err: unknown): never {
-  if (process.connected) send({ type: 'failed', error: errorText(err) });
-  else console.error(`tsage group '${config.name}' failed:`, err);
+  if (process.connected) {
+    // inboundRing: its own ring held what it cannot read past, so main gives its successor a new one.
+    send({ type: 'failed', error: errorText(err), inboundRing: link.inboundBroken });
+  } else console.error(`tsage group '${config.name}' failed:`, err);
   process.exit(1);
 }
 
@@ -37,7 +39,7 @@ process.on('disconnect', () => process.exit(0));
 
 const mgr = ActorManager.getSingleton();
 mgr.groupName = config.name;
-const link = new GroupLink(mgr, config);
+const link: GroupLink = new GroupLink(mgr, config, (items) => send({ type: 'undeliverable', items }));
 mgr.attachGroupLink(link);
 
 process.on('message', (m: any) => {

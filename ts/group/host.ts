@@ -4,7 +4,7 @@
  * group through main, copied record to record without decoding), supervises
  * exits and restarts, and stops groups gracefully.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { aborted, signalOption, throwIfAborted } from '../abort.js';
 import { DC } from '../diagnostics.js';
@@ -16,24 +16,25 @@ import {
   InvalidOption,
   PacketTypeError,
   RingError,
+  type TsageError,
 } from '../errors.js';
 import type { EventSink } from '../events.js';
 import { type Message, type MessageClass, schemaOf } from '../message.js';
 import { childNodeFlags } from '../node-flags.js';
 import type { Poller } from '../poller.js';
-import { decodeMessage, SchemaTable } from '../schema-table.js';
-import { HeldTicks } from './held.js';
+import { decodeMessage, sameSchema } from '../schema-table.js';
+import { broadcastTable, MAX_ERROR_TEXT, refusalsFrom } from './control.js';
+import { createEntry, type Entry, healthOf, type RingSide, renewRings } from './entry.js';
 import { moduleHref } from './module.js';
 import {
   type ChildConfig,
   type GroupHealth,
   type GroupOptions,
   maxRecordFor,
-  type ResolvedGroupOptions,
   resolveGroupOptions,
 } from './options.js';
-import { createRingRegion, type SharedRegion } from './region.js';
-import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
+import { readSchemaRecord } from './reader.js';
+import { inputFault, learnAnnounced, relayCopy } from './untrusted.js';
 import {
   KIND_COMMIT,
   KIND_MESSAGE,
@@ -68,28 +69,6 @@ const childScript = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './child.ts' : './child.js', import.meta.url),
 );
 
-interface Entry {
-  name: string;
-  index: number;
-  options: ResolvedGroupOptions;
-  module: string | undefined;
-  inbound: SharedRegion;
-  outbound: SharedRegion;
-  writer: RingWriter;
-  reader: RingReader;
-  table: SchemaTable;
-  /** Records of the group's unfinished held tick, and committed ones waiting for room. */
-  held: HeldTicks;
-  child: ChildProcess;
-  /** Set when the process died and will not be restarted; thrown by the next tick. */
-  failure: GroupFailed | undefined;
-  /** The last error text the process reported before dying. */
-  lastError: string | undefined;
-  restarts: number[];
-  stopping: boolean;
-  exited: Promise<void>;
-}
-
 export class GroupHost implements Poller {
   private readonly entries = new Map<string, Entry>();
   private readonly byIndex: (Entry | undefined)[] = [];
@@ -117,47 +96,9 @@ export class GroupHost implements Poller {
     const signal = signalOption(options?.signal, 'GroupOptions');
     throwIfAborted(signal, `addProcessGroup('${name}')`);
     const href = module === undefined ? undefined : moduleHref(module);
-    const geometry = { capacity: opts.ringBytes, maxRecord: maxRecordFor(opts.ringBytes) };
-    const inbound = createRingRegion(geometry);
-    let outbound: SharedRegion;
-    try {
-      outbound = createRingRegion(geometry);
-    } catch (err) {
-      inbound.closeFd();
-      throw err;
-    }
-    const index = this.nextIndex++;
-    const entry: Entry = {
-      name,
-      index,
-      options: opts,
-      module: href,
-      inbound,
-      outbound,
-      writer: new RingWriter(
-        inbound.buffer,
-        geometry.maxRecord,
-        opts.maxBacklog,
-        opts.maxMessageBytes,
-        `group '${name}'`,
-      ),
-      reader: new RingReader(
-        outbound.buffer,
-        geometry.maxRecord,
-        opts.maxMessageBytes,
-        `group '${name}' to main`,
-      ),
-      table: new SchemaTable(() => `group '${name}'`),
-      held: new HeldTicks(opts.maxHeldBytes, `group '${name}'`),
-      child: undefined as unknown as ChildProcess,
-      failure: undefined,
-      lastError: undefined,
-      restarts: [],
-      stopping: false,
-      exited: Promise.resolve(),
-    };
+    const entry = createEntry(name, this.nextIndex++, opts, href);
     this.entries.set(name, entry);
-    this.byIndex[index] = entry;
+    this.byIndex[entry.index] = entry;
     try {
       await this.spawn(entry, true, signal);
     } catch (err) {
@@ -183,6 +124,7 @@ export class GroupHost implements Poller {
       regionLen: entry.inbound.len,
       maxRecord: maxRecordFor(o.ringBytes),
       maxBacklog: o.maxBacklog,
+      maxBacklogBytes: o.maxBacklogBytes,
       maxMessageBytes: o.maxMessageBytes,
       schemas: entry.writer.announcedSchemas(),
       groups: this.table(),
@@ -229,11 +171,15 @@ export class GroupHost implements Poller {
         (child.channel as { unref?: () => void } | undefined)?.unref?.();
         settle?.();
       } else if (m?.type === 'actor-failed') {
-        entry.lastError = String(m.error);
+        entry.lastError = String(m.error).slice(0, MAX_ERROR_TEXT);
         clearTimeout(timer);
-        settle?.(new DefaultActorFailed(`group '${entry.name}': default actor failed: ${m.error}`));
+        settle?.(new DefaultActorFailed(`group '${entry.name}': default actor failed: ${entry.lastError}`));
       } else if (m?.type === 'failed') {
-        entry.lastError = String(m.error);
+        entry.lastError = String(m.error).slice(0, MAX_ERROR_TEXT);
+        // Its own inbound ring held what it could not read past: the successor gets a new one.
+        if (m.inboundRing === true) entry.renew.inbound = true;
+      } else if (m?.type === 'undeliverable') {
+        this.childUndeliverable(entry, m.items);
       }
     });
     child.on('error', (err) => {
@@ -251,10 +197,11 @@ export class GroupHost implements Poller {
               `group '${entry.name}' exited before its actor was ready (${signal ?? `code ${code}`})${entry.lastError ? `: ${entry.lastError}` : ''}`,
             ),
           );
-          return;
-        }
-        if (!ready || entry.stopping || this.entries.get(entry.name) !== entry) return;
-        // A group failed for misbehaving is not restarted: its rings cannot be trusted.
+          // addProcessGroup rejects with that; a restarted process that dies starting is a failure like any.
+          if (awaitReady) return;
+        } else if (!ready && awaitReady) return;
+        if (entry.stopping || this.entries.get(entry.name) !== entry) return;
+        // Failed already (no restart): the next tick reports it.
         if (entry.failure !== undefined) return;
         this.onUnexpectedExit(entry, code, signal);
       });
@@ -263,8 +210,15 @@ export class GroupHost implements Poller {
   }
 
   private onUnexpectedExit(entry: Entry, code: number | null, signal: NodeJS.Signals | null): void {
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-    const why = entry.lastError ? `: ${entry.lastError}` : '';
+    const fault = entry.fault;
+    entry.fault = undefined;
+    const how = fault
+      ? `was stopped ${stoppedFor(fault.ring)}: ${fault.cause.message}`
+      : signal
+        ? `was killed by ${signal}`
+        : `exited with code ${code}`;
+    const why = entry.lastError && fault === undefined ? `: ${entry.lastError}` : '';
+    const cause = fault === undefined ? undefined : { cause: fault.cause };
     const o = entry.options;
     if (o.restart === 'on-failure' && !this.closed) {
       const now = Date.now();
@@ -274,21 +228,91 @@ export class GroupHost implements Poller {
         this.mgr.stats.groupRestarts++;
         // Its unfinished tick is handled again by its successor: what it published of it goes.
         this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+        const error = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name, cause);
+        try {
+          this.mgr.stats.groupMessagesDiscarded += renewRings(entry);
+        } catch (err) {
+          this.fail(
+            entry,
+            new GroupFailed(
+              `group '${entry.name}' ${how}${why}, and its rings could not be replaced: ${(err as Error).message}`,
+              entry.name,
+              cause,
+            ),
+          );
+          return;
+        }
         if (DC.groupRestart.hasSubscribers)
           DC.groupRestart.publish({ group: entry.name, reason: how + why, restarts: entry.restarts.length });
-        this.mgr.emit('groupRestart', entry.name, how + why);
+        this.mgr.emit('groupRestart', entry.name, how + why, error);
         void this.spawn(entry, false);
         return;
       }
-      entry.failure = new GroupFailed(
-        `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
-        entry.name,
+      this.fail(
+        entry,
+        new GroupFailed(
+          `group '${entry.name}' ${how}${why} (after ${entry.restarts.length} restarts in ${o.restartWindowMs} ms)`,
+          entry.name,
+          cause,
+        ),
       );
-    } else {
-      entry.failure = new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name);
+      return;
     }
-    if (DC.groupFail.hasSubscribers)
-      DC.groupFail.publish({ group: entry.name, reason: entry.failure.message });
+    this.fail(entry, new GroupFailed(`group '${entry.name}' ${how}${why}`, entry.name, cause));
+  }
+
+  /** The group failed for good: the next tick throws `failure`. */
+  private fail(entry: Entry, failure: GroupFailed): void {
+    entry.failure = failure;
+    if (DC.groupFail.hasSubscribers) DC.groupFail.publish({ group: entry.name, reason: failure.message });
+  }
+
+  /**
+   * The group wrote what it must not (or broke one of its rings): it fails, whatever its process
+   * is doing. Its process is killed; its restart policy applies when it has gone (with the broken
+   * ring replaced), and without one the next tick throws its GroupFailed with `cause`.
+   */
+  private faulted(entry: Entry, cause: TsageError, ring: RingSide): void {
+    if (entry.failure !== undefined || entry.fault !== undefined || this.entries.get(entry.name) !== entry)
+      return;
+    entry.fault = { cause, ring };
+    entry.renew[ring] = true;
+    this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
+    const child = entry.child;
+    const alive = child.exitCode === null && child.signalCode === null;
+    if (entry.options.restart !== 'on-failure' || this.closed || entry.stopping) {
+      entry.fault = undefined;
+      this.fail(
+        entry,
+        new GroupFailed(
+          `group '${entry.name}' was stopped ${stoppedFor(ring)}: ${cause.message}`,
+          entry.name,
+          {
+            cause,
+          },
+        ),
+      );
+    } else if (!alive) {
+      // Its exit was handled already (this was found in what it left behind): restart it now.
+      this.onUnexpectedExit(entry, child.exitCode, child.signalCode);
+    }
+    if (alive) child.kill('SIGKILL');
+  }
+
+  /** A group's report of messages other groups sent it that it could not take (its own classes disagree). */
+  private childUndeliverable(entry: Entry, items: unknown): void {
+    for (const r of refusalsFrom(items)) {
+      this.mgr.stats.groupMessagesUndeliverable += r.count;
+      this.mgr.emit('undeliverable', {
+        via: 'group',
+        from: this.byIndex[r.from]?.name ?? `group #${r.from}`,
+        to: entry.name,
+        toIndex: entry.index,
+        messageType: r.messageType,
+        reason: r.reason,
+        count: r.count,
+      });
+    }
   }
 
   private table(): [string, number][] {
@@ -303,33 +327,8 @@ export class GroupHost implements Poller {
    * `addProcessGroup` resolves, the other groups can already send to the new one.
    */
   private broadcastTable(): Promise<void> {
-    const groups = this.table();
-    const version = ++this.tableVersion;
-    const acks: Promise<void>[] = [];
-    for (const e of this.entries.values()) {
-      const child = e.child;
-      if (!child?.connected) continue;
-      acks.push(
-        new Promise<void>((resolve) => {
-          const timer = setTimeout(done, 1000);
-          function done(): void {
-            clearTimeout(timer);
-            child.off('message', onMessage);
-            child.off('exit', done);
-            resolve();
-          }
-          function onMessage(m: any): void {
-            if (m?.type === 'groups-ack' && m.version >= version) done();
-          }
-          child.on('message', onMessage);
-          child.once('exit', done);
-          child.send({ type: 'groups', groups, version }, (err) => {
-            if (err) done();
-          });
-        }),
-      );
-    }
-    return Promise.all(acks).then(() => undefined);
+    const children = [...this.entries.values()].map((e) => e.child);
+    return broadcastTable(children, this.table(), ++this.tableVersion);
   }
 
   /** Sends a control message to every running group's process (the cluster's join and leave). */
@@ -349,21 +348,24 @@ export class GroupHost implements Poller {
       throw new PacketTypeError(`${schema.name} has no static packetType: it cannot be sent to a group`);
     }
     entry.writer.send(msg, schema, entry.index, MAIN_INDEX);
+    this.checkWriter(entry);
     this.scheduleFlush();
+  }
+
+  /** A group that broke its inbound ring (main's writer found it corrupt) fails. */
+  private checkWriter(entry: Entry): void {
+    const broken = entry.writer.broken;
+    if (broken === undefined) return;
+    this.faulted(
+      entry,
+      inputFault(broken, `main to group '${entry.name}'`) ?? new RingError(String(broken)),
+      'inbound',
+    );
   }
 
   /** Each group's state, restarts and ring fill: a few native calls per group, for the inspector. */
   health(): GroupHealth[] {
-    return [...this.entries.values()].map((e) => ({
-      name: e.name,
-      pid: e.child?.pid,
-      state: e.failure !== undefined ? 'failed' : e.stopping ? 'stopping' : 'running',
-      restarts: e.restarts.length,
-      ringBytes: e.options.ringBytes,
-      inboundFill: e.writer.fill(),
-      outboundFill: e.reader.fill(),
-      backlog: e.writer.backlogLength,
-    }));
+    return [...this.entries.values()].map(healthOf);
   }
 
   /** Messages waiting for room in a group's inbound ring. */
@@ -395,6 +397,8 @@ export class GroupHost implements Poller {
   }
 
   private pollOne(entry: Entry, deadline: number | undefined): void {
+    // A group found at fault is not read again: its ring is replaced if it is restarted.
+    if (entry.fault !== undefined || entry.failure !== undefined) return;
     const held = entry.held;
     try {
       if (held.pending && !held.deliver((r) => this.route(entry, r, viewOf(r), 0, r.length))) return;
@@ -407,9 +411,10 @@ export class GroupHost implements Poller {
         return r;
       }, deadline);
     } catch (err) {
-      // The group broke the ring protocol (or rewrote a record under us): it alone pays for it.
-      if ((err as { code?: unknown } | null)?.code !== 'ERR_TSAGE_RING') throw err;
-      this.misbehaved(entry, err as Error);
+      // What the group wrote breaks the ring's protocol or does not decode: it alone pays for it.
+      const fault = inputFault(err, `group '${entry.name}' to main`);
+      if (fault === undefined) throw err;
+      this.faulted(entry, fault, 'outbound');
     }
   }
 
@@ -437,7 +442,7 @@ export class GroupHost implements Poller {
         held.hold(u8.buffer === entry.outbound.buffer ? u8.slice(p, end) : u8.subarray(p, end));
         return true;
       case KIND_SCHEMA:
-        entry.table.learn(readSchemaRecord(u8, p, end));
+        learnAnnounced(entry.table, readSchemaRecord(u8, p, end), `group '${entry.name}'`);
         return true;
       case KIND_TICK:
       case KIND_TICK_HELD:
@@ -453,63 +458,50 @@ export class GroupHost implements Poller {
   }
 
   /**
-   * A group that broke the ring protocol is failed as misbehaving (and not restarted: its rings
-   * cannot be trusted); the next tick throws its GroupFailed, with the protocol error as the cause.
+   * Forwards a group-to-group record (checked, and with its source set by main: see untrusted.ts);
+   * false (stop reading) while the destination's backlog is full.
    */
-  private misbehaved(entry: Entry, err: Error): void {
-    entry.failure ??= new GroupFailed(
-      `group '${entry.name}' misbehaved and was stopped: ${err.message}`,
-      entry.name,
-      {
-        cause: err,
-      },
-    );
-    this.mgr.stats.groupMessagesDiscarded += entry.held.drop();
-    if (DC.groupFail.hasSubscribers)
-      DC.groupFail.publish({ group: entry.name, reason: entry.failure.message });
-    if (entry.child.exitCode === null && entry.child.signalCode === null) entry.child.kill('SIGKILL');
-  }
-
-  /** Forwards a group-to-group record; false (stop reading) while the destination's backlog is full. */
   private relay(from: Entry, dest: number, u8: Uint8Array, p: number, end: number): boolean {
-    const to = this.byIndex[dest];
-    if (to === undefined || to.failure !== undefined) {
+    const dec = from.table.get(u8[p + ROUTE_HEADER]!);
+    const found = this.byIndex[dest];
+    const to = found?.failure === undefined ? found : undefined;
+    if (to?.writer.backlogFull) return false;
+    const record = relayCopy(dec, u8, p, end, from.index);
+    const desc = dec.descriptor;
+    const mine = to?.writer.announcedAs(desc.packetType);
+    const reason =
+      to === undefined
+        ? undefined
+        : record.length - ROUTE_HEADER - 1 > to.options.maxMessageBytes
+          ? `larger than group '${to.name}' accepts (maxMessageBytes ${to.options.maxMessageBytes})`
+          : mine !== undefined && !sameSchema(mine, desc)
+            ? `group '${to.name}' has packet type ${desc.packetType} as ${mine.name}(${mine.types.join(', ')}), not ${desc.name}(${desc.types.join(', ')})`
+            : undefined;
+    if (to === undefined || reason !== undefined) {
       this.mgr.stats.groupMessagesUndeliverable++;
-      const desc = from.table.get(u8[p + 4]!).descriptor;
       this.mgr.emit('undeliverable', {
         via: 'group',
         from: from.name,
-        to: undefined,
+        to: to?.name,
         toIndex: dest,
         messageType: desc.name,
-        reason: 'the destination group is gone',
+        reason: reason ?? 'the destination group is gone',
         count: 1,
       });
       return true;
     }
-    if (end - p - 5 > to.options.maxMessageBytes) {
-      this.mgr.stats.groupMessagesUndeliverable++;
-      const desc = from.table.get(u8[p + 4]!).descriptor;
-      this.mgr.emit('undeliverable', {
-        via: 'group',
-        from: from.name,
-        to: to.name,
-        toIndex: dest,
-        messageType: desc.name,
-        reason: `larger than group '${to.name}' accepts (maxMessageBytes ${to.options.maxMessageBytes})`,
-        count: 1,
-      });
-      return true;
-    }
-    if (to.writer.backlogLength >= to.options.maxBacklog) return false;
-    to.writer.sendRaw(from.table.get(u8[p + 4]!).descriptor, u8.subarray(p, end));
+    to.writer.sendRelayed(desc, record);
+    this.checkWriter(to);
     this.scheduleFlush();
     return true;
   }
 
   /** Publishes what was packed for each group. */
   flush(): void {
-    for (const entry of this.entries.values()) entry.writer.flush();
+    for (const entry of this.entries.values()) {
+      entry.writer.flush();
+      this.checkWriter(entry);
+    }
   }
 
   /** Stops a group gracefully: it drains what was sent to it, runs a last tick and exits. */
@@ -520,13 +512,14 @@ export class GroupHost implements Poller {
     const o = entry.options;
     const until = Date.now() + o.stopTimeoutMs;
     // Keep its rings moving while it winds down: our backlog in, its last messages out.
-    // A record that cannot be read stops the reading; remove() rejects with it once the group is gone
-    // (emitting it as 'error' would crash the process when nobody listens), as with a group found
-    // misbehaving meanwhile.
+    // A group found at fault meanwhile (a record that cannot be read) is failed, and remove()
+    // rejects with its GroupFailed once it is gone; so it does with an error a handler of ours
+    // threw while reading (emitting either as 'error' would crash the process when nobody listens).
     let readError: unknown;
     const failedBefore = entry.failure;
     const pump = setInterval(() => {
       entry.writer.flush();
+      this.checkWriter(entry);
       if (readError !== undefined || entry.failure !== failedBefore) return;
       try {
         this.pollOne(entry, undefined);
@@ -535,7 +528,12 @@ export class GroupHost implements Poller {
       }
     }, 1);
     try {
-      while (!entry.writer.flush() && Date.now() < until && entry.child.exitCode === null) {
+      while (
+        !entry.writer.flush() &&
+        entry.writer.broken === undefined &&
+        Date.now() < until &&
+        entry.child.exitCode === null
+      ) {
         await new Promise((r) => setTimeout(r, 1));
       }
       if (entry.child.connected) entry.child.send({ type: 'stop' }, () => undefined);
@@ -584,6 +582,10 @@ export class GroupHost implements Poller {
       }),
     );
   }
+}
+
+function stoppedFor(ring: RingSide): string {
+  return ring === 'outbound' ? 'for what it wrote into its ring' : 'for breaking the ring main writes to';
 }
 
 /** A DataView over exactly `u8`. */

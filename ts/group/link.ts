@@ -7,17 +7,28 @@
  * half-finished replies are never delivered (those it had to publish early
  * are held by main until the acknowledgement; see docs/groups.md).
  */
-import { GroupDoesNotExist, PacketTypeError, RingError } from '../errors.js';
-import { type Message, type MessageClass, schemaOf } from '../message.js';
+import { GroupDoesNotExist, PacketTypeError, RingError, type TsageError } from '../errors.js';
+import { type Message, type MessageClass, schemaForPacketType, schemaOf } from '../message.js';
 import { native } from '../native.js';
 import type { Poller } from '../poller.js';
-import { decodeMessage, SchemaTable } from '../schema-table.js';
+import { decodeMessage, type SchemaDescriptor, SchemaTable } from '../schema-table.js';
 import type { ChildConfig } from './options.js';
-import { RingReader, RingWriter, readSchemaRecord } from './ring.js';
+import { RingReader, readSchemaRecord } from './reader.js';
+import { RingWriter } from './ring.js';
+import { inputFault, learnAnnounced } from './untrusted.js';
 import { KIND_MESSAGE, KIND_SCHEMA, MAIN_GROUP, MAIN_INDEX, ROUTE_HEADER, shortMessage } from './wire.js';
 
 export interface GroupLinkManager {
   queueMessage(msg: Message): boolean;
+}
+
+/** Messages from another group that this group's own classes refuse, counted per sender and type. */
+export interface Refusal {
+  /** The sending group's index (main set it). */
+  from: number;
+  messageType: string;
+  count: number;
+  reason: string;
 }
 
 export class GroupLink implements Poller {
@@ -26,10 +37,23 @@ export class GroupLink implements Poller {
   private readonly table = new SchemaTable(() => 'the main process');
   private readonly indexByName = new Map<string, number>();
   private readonly nameByIndex = new Map<number, string>();
+  /** Announced packet types this process's own classes disagree with, and why. */
+  private readonly refused: ({ name: string; why: TsageError } | undefined)[] = new Array(256).fill(
+    undefined,
+  );
+  /** What was refused since the last report, by `from` and packet type. */
+  private refusals = new Map<number, Refusal>();
+  /** Set when reading the inbound ring failed on its framing: a successor needs a new ring. */
+  inboundBroken = false;
 
+  /**
+   * @param report called at the end of a tick with the messages other groups sent that this
+   *   group's own classes refused (counted, not delivered; main reports them as undeliverable)
+   */
   constructor(
     private readonly mgr: GroupLinkManager,
     private readonly config: ChildConfig,
+    private readonly report: (refusals: Refusal[]) => void = () => undefined,
   ) {
     const n = native();
     const inbound = n.shmMap(config.inFd, config.regionLen);
@@ -49,8 +73,9 @@ export class GroupLink implements Poller {
       config.maxMessageBytes,
       `group '${config.name}' to main`,
       true,
+      config.maxBacklogBytes,
     );
-    for (const d of config.schemas) this.table.learn(d);
+    for (const d of config.schemas) this.learn(d);
     this.setGroups(config.groups);
   }
 
@@ -81,22 +106,60 @@ export class GroupLink implements Poller {
     this.writer.send(msg, schema, dest, this.config.index);
   }
 
+  /**
+   * Reads what main wrote. The source in a message's route header is main's word (it sets it on
+   * what it relays), so it names the sender. A message of a packet type whose announcement this
+   * process's own class disagrees with is refused: from another group it is counted and reported
+   * (that group's class is not this one's), from main it fails this group, as anything else in
+   * the ring that cannot be read does.
+   */
   poll(): void {
-    this.reader.readHeld((kind, u8, dv, p, end) => {
-      if (kind === KIND_MESSAGE) {
-        if (end - p <= ROUTE_HEADER) throw shortMessage('the main process', end - p);
-        const src = dv.getUint16(p + 2, true);
-        const m = decodeMessage(this.table, u8, dv, p + ROUTE_HEADER, end);
-        m.sender = this.nameByIndex.get(src) ?? `group #${src}`;
-        this.mgr.queueMessage(m);
-        return true;
-      }
-      if (kind === KIND_SCHEMA) {
-        this.table.learn(readSchemaRecord(u8, p, end));
-        return true;
-      }
-      throw new RingError(`the main process wrote a record of unknown kind ${kind}`);
-    });
+    try {
+      this.reader.readHeld((kind, u8, dv, p, end) => {
+        if (kind === KIND_MESSAGE) {
+          if (end - p <= ROUTE_HEADER) throw shortMessage('the main process', end - p);
+          const src = dv.getUint16(p + 2, true);
+          const refused = this.refused[u8[p + ROUTE_HEADER]!];
+          if (refused !== undefined) return this.refuse(src, u8[p + ROUTE_HEADER]!, refused);
+          const m = decodeMessage(this.table, u8, dv, p + ROUTE_HEADER, end);
+          m.sender = this.nameByIndex.get(src) ?? `group #${src}`;
+          this.mgr.queueMessage(m);
+          return true;
+        }
+        if (kind === KIND_SCHEMA) {
+          this.learn(readSchemaRecord(u8, p, end));
+          return true;
+        }
+        throw new RingError(`the main process wrote a record of unknown kind ${kind}`);
+      });
+    } catch (err) {
+      // A ring error leaves the record where it is (the framing cannot be trusted past it).
+      if (inputFault(err, 'main to this group')?.code === 'ERR_TSAGE_RING') this.inboundBroken = true;
+      throw err;
+    }
+  }
+
+  /** Learns a schema main announced; one our own class of its packet type disagrees with is refused. */
+  private learn(d: SchemaDescriptor): void {
+    try {
+      learnAnnounced(this.table, d, 'the main process');
+    } catch (err) {
+      // Another group's class disagrees with ours: its messages are refused, one by one.
+      const pt = d?.packetType;
+      const ours = Number.isInteger(pt) && pt >= 101 && pt <= 255 && this.table.peek(pt) === undefined;
+      if (!(err instanceof PacketTypeError) || !ours || schemaForPacketType(pt) === undefined) throw err;
+      this.refused[pt] = { name: String(d.name), why: err };
+    }
+  }
+
+  private refuse(src: number, packetType: number, refused: { name: string; why: TsageError }): true {
+    if (src === MAIN_INDEX) throw refused.why;
+    const key = src * 256 + packetType;
+    const r = this.refusals.get(key);
+    if (r !== undefined) r.count++;
+    else
+      this.refusals.set(key, { from: src, messageType: refused.name, count: 1, reason: refused.why.message });
+    return true;
   }
 
   /**
@@ -107,10 +170,17 @@ export class GroupLink implements Poller {
    * A tick cut short by its time limit publishes its replies as they are (docs/groups.md, limits).
    */
   flush(queueFlushed: boolean): void {
+    if (this.refusals.size !== 0) {
+      const refusals = [...this.refusals.values()];
+      this.refusals = new Map();
+      this.report(refusals);
+    }
     this.writer.drain();
     if (!queueFlushed) this.writer.flush();
     else if (this.writer.backlogLength === 0 || !this.reader.holding) this.reader.commitWith(this.writer);
     else this.writer.publishHeld();
+    // Main reads this ring's positions and writes its tail: one it corrupted ends this process.
+    if (this.writer.broken !== undefined) throw this.writer.broken;
   }
 
   /** Whether anything is still to be read, handled or sent. */

@@ -20,13 +20,19 @@ export interface GroupOptions {
   ringBytes?: number;
   /** Messages held per direction while a ring is full before sends throw BackpressureError. Default 65536. */
   maxBacklog?: number;
+  /**
+   * Bytes of messages held so per direction before sends throw BackpressureError (and before
+   * main stops relaying other groups' messages to the group, which then wait in their rings).
+   * At least `maxMessageBytes`; default 64 MiB or twice `maxMessageBytes`, whichever is more.
+   */
+  maxBacklogBytes?: number;
   /** Largest packed message. Default 16 MiB. */
   maxMessageBytes?: number;
   /**
    * Bytes main holds of one unfinished tick of the group: a tick that sends a message larger
    * than a ring record, or more than its ring holds, is published before it acknowledges its
    * input, and main holds its messages until the tick is done (so that a restart after a crash
-   * repeats none). A group that holds more is failed as misbehaving. At least `maxMessageBytes`;
+   * repeats none). A group that holds more is failed for it. At least `maxMessageBytes`;
    * default 64 MiB or twice `maxMessageBytes`, whichever is more.
    */
   maxHeldBytes?: number;
@@ -72,6 +78,7 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
   num(o, 'maxBacklog', 1);
   num(o, 'maxMessageBytes', 1, 1 << 30);
   num(o, 'maxHeldBytes', 1, 2 ** 40);
+  num(o, 'maxBacklogBytes', 1, 2 ** 40);
   num(o, 'startTimeoutMs', 1);
   num(o, 'stopTimeoutMs', 1);
   if (o.ringBytes !== undefined) {
@@ -92,12 +99,14 @@ export function resolveGroupOptions(o: GroupOptions = {}): ResolvedGroupOptions 
     ...DEFAULTS,
     ...Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'signal')),
   } as ResolvedGroupOptions;
-  if (o.maxHeldBytes === undefined) {
-    resolved.maxHeldBytes = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);
-  } else if (o.maxHeldBytes < resolved.maxMessageBytes) {
-    throw new InvalidOption(
-      `GroupOptions.maxHeldBytes must be at least maxMessageBytes (${resolved.maxMessageBytes}), got ${o.maxHeldBytes}`,
-    );
+  for (const key of ['maxHeldBytes', 'maxBacklogBytes'] as const) {
+    if (o[key] === undefined) {
+      resolved[key] = Math.max(64 * 1024 * 1024, 2 * resolved.maxMessageBytes);
+    } else if (o[key] < resolved.maxMessageBytes) {
+      throw new InvalidOption(
+        `GroupOptions.${key} must be at least maxMessageBytes (${resolved.maxMessageBytes}), got ${o[key]}`,
+      );
+    }
   }
   return resolved;
 }
@@ -122,6 +131,7 @@ export interface ChildConfig {
   regionLen: number;
   maxRecord: number;
   maxBacklog: number;
+  maxBacklogBytes: number;
   maxMessageBytes: number;
   /** Schemas already announced on the inbound ring (for a restarted process). */
   schemas: SchemaDescriptor[];

@@ -1,12 +1,11 @@
 /**
  * The TypeScript side of a shared-memory ring (docs/ring.md, docs/groups.md):
  * a writer that packs messages with the compiled codec straight into the
- * claimed span and publishes once per batch, and a reader that decodes
- * records in place. The Rust addon moves the positions; no native call is
- * made per message.
+ * claimed span and publishes once per batch (its reader is `reader.ts`).
+ * The Rust addon moves the positions; no native call is made per message.
  */
 import { DC } from '../diagnostics.js';
-import { BackpressureError, PacketError, RingError } from '../errors.js';
+import { BackpressureError, PacketError } from '../errors.js';
 import type { Message, Schema } from '../message.js';
 import { native } from '../native.js';
 import { describeSchema, type SchemaDescriptor } from '../schema-table.js';
@@ -21,14 +20,13 @@ import {
 } from './wire.js';
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Closes a ring handle whose RingWriter or RingReader was collected without `close()`: the
  * handle holds its region and `out` array alive, so without this backstop the mapping would
  * never be unmapped. `close()` is the way; this only makes forgetting it leak nothing for good.
  */
-const ringHandles = new FinalizationRegistry<number>((handle) => native().ringClose(handle));
+export const ringHandles = new FinalizationRegistry<number>((handle) => native().ringClose(handle));
 
 type Pending =
   | { kind: 'schema'; desc: SchemaDescriptor }
@@ -49,6 +47,8 @@ export class RingWriter {
   private end = 0;
   private readonly backlog: Pending[] = [];
   private backlogHead = 0;
+  /** Bytes of the messages in the backlog. */
+  private queuedBytes = 0;
   private readonly announced: (SchemaDescriptor | undefined)[] = new Array(256).fill(undefined);
   /**
    * With `holdUntilFlush`: the region offset of the open tick's marker record, -1 while no tick
@@ -59,6 +59,12 @@ export class RingWriter {
   private tick = -1;
   private tickHeld = false;
   private spanEnd = 0;
+  /**
+   * The error of the native call that found the ring corrupt (its reader, the other process, can
+   * write its positions and any byte of it): from then on nothing more is written into it, and
+   * sends wait in the backlog, for a writer that replaces this one to {@link adopt}.
+   */
+  broken: Error | undefined;
 
   /**
    * @param region the mapped region (kept alive by the native handle)
@@ -71,6 +77,8 @@ export class RingWriter {
    *   its acknowledgement of what it read. Each tick's records then start with a marker; a tick
    *   that must publish early (a fragmented message streams as it is written) marks itself held
    *   and ends with a commit record, so the reader holds its records until then (docs/groups.md).
+   * @param maxBacklogBytes bytes of messages held when the ring is full before sends report
+   *   backpressure (as `maxBacklog` messages do)
    */
   constructor(
     region: ArrayBuffer,
@@ -79,6 +87,7 @@ export class RingWriter {
     private readonly maxMessage: number,
     private readonly where: string,
     private readonly holdUntilFlush = false,
+    private readonly maxBacklogBytes = Number.POSITIVE_INFINITY,
   ) {
     this.u8 = new Uint8Array(region);
     this.dv = new DataView(region);
@@ -91,9 +100,38 @@ export class RingWriter {
     return this.backlog.length - this.backlogHead;
   }
 
+  /** Bytes of the messages waiting in the backlog. */
+  get backlogBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** Whether the backlog is at one of its limits: a send now would throw {@link BackpressureError}. */
+  get backlogFull(): boolean {
+    return this.backlogLength >= this.maxBacklog || this.queuedBytes >= this.maxBacklogBytes;
+  }
+
   /** The schemas announced on this ring so far (for a restarted reader). */
   announcedSchemas(): SchemaDescriptor[] {
     return this.announced.filter((d): d is SchemaDescriptor => d !== undefined);
+  }
+
+  /** The schema announced on this ring for a packet type, if any. */
+  announcedAs(packetType: number): SchemaDescriptor | undefined {
+    return this.announced[packetType];
+  }
+
+  /**
+   * Takes over the backlog and the announced schemas of the writer of a ring this one replaces
+   * (a group's ring that had to be abandoned): what waited there waits here, from its start, and
+   * the new ring's reader is told the schemas at start, as a restarted one is.
+   */
+  adopt(old: RingWriter): void {
+    for (let i = old.backlogHead; i < old.backlog.length; i++) {
+      const item = old.backlog[i]!;
+      this.backlog.push(item.kind === 'raw' ? { ...item, progress: 0 } : item);
+    }
+    this.queuedBytes += old.queuedBytes;
+    for (let pt = 0; pt < 256; pt++) this.announced[pt] ??= old.announced[pt];
   }
 
   /**
@@ -129,30 +167,37 @@ export class RingWriter {
     return this.openTick() && this.writeInPlace(msg, schema, dest, src);
   }
 
-  /** Copies an already packed message record payload (route header first) into the ring. */
-  sendRaw(desc: SchemaDescriptor, payload: Uint8Array): void {
+  /**
+   * Writes a message record payload (route header first) that another group packed and main
+   * checked: `record` is main's own copy, so it may be kept in the backlog as it is.
+   */
+  sendRelayed(desc: SchemaDescriptor, record: Uint8Array): void {
     if (this.backlogLength !== 0) this.checkRoom();
     if (this.announced[desc.packetType] === undefined) this.announce(desc);
-    this.sendBytes(payload);
+    this.sendBytes(record, true);
   }
 
-  private sendBytes(payload: Uint8Array): void {
+  private sendBytes(payload: Uint8Array, owned = false): void {
     const progress = this.backlogLength === 0 ? this.writeBytes(KIND_MESSAGE, payload, 0) : 0;
     if (progress < payload.length) {
-      this.backlog.push({ kind: 'raw', recordKind: KIND_MESSAGE, bytes: payload.slice(), progress });
+      const bytes = owned ? payload : payload.slice();
+      this.backlog.push({ kind: 'raw', recordKind: KIND_MESSAGE, bytes, progress });
+      this.queuedBytes += bytes.length;
     }
   }
 
   private checkRoom(): void {
-    if (this.backlogLength >= this.maxBacklog) {
+    if (this.backlogFull) {
       if (DC.groupBackpressure.hasSubscribers)
         DC.groupBackpressure.publish({
           ring: this.where,
           backlog: this.backlogLength,
           limit: this.maxBacklog,
+          bytes: this.queuedBytes,
+          limitBytes: this.maxBacklogBytes,
         });
       throw new BackpressureError(
-        `${this.where}: the ring is full and ${this.backlogLength} messages are waiting (maxBacklog ${this.maxBacklog}); tick and retry`,
+        `${this.where}: the ring is full and ${this.backlogLength} messages (${this.queuedBytes} bytes) are waiting (maxBacklog ${this.maxBacklog}, maxBacklogBytes ${this.maxBacklogBytes}); tick and retry`,
       );
     }
   }
@@ -175,7 +220,14 @@ export class RingWriter {
 
   /** Commits what was written (publishing it unless `holdUntilFlush`) and claims a span of at least `min` bytes. */
   private claim(min: number): boolean {
-    const ok = native().ringCommitClaim(this.handle, this.pos - this.start, min, this.holdUntilFlush ? 0 : 1);
+    let ok = false;
+    if (this.broken === undefined) {
+      try {
+        ok = native().ringCommitClaim(this.handle, this.pos - this.start, min, this.holdUntilFlush ? 0 : 1);
+      } catch (err) {
+        this.broken = err as Error;
+      }
+    }
     if (ok) {
       this.start = this.pos = this.out[0]!;
       this.end = this.start + this.out[1]!;
@@ -206,10 +258,17 @@ export class RingWriter {
       if (this.tick < 0 && !this.openTick()) return progress;
       this.markHeld();
     }
-    // The native call claims spans itself (and publishes): hand it a clean state.
-    native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
-    this.start = this.pos = this.end = 0;
-    return native().ringWriteFragments(this.handle, kind, bytes, progress);
+    if (this.broken !== undefined) return progress;
+    try {
+      // The native call claims spans itself (and publishes): hand it a clean state.
+      native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
+      this.start = this.pos = this.end = 0;
+      return native().ringWriteFragments(this.handle, kind, bytes, progress);
+    } catch (err) {
+      this.broken = err as Error;
+      this.start = this.pos = this.end = 0;
+      return progress;
+    }
   }
 
   /** Starts a tick's records with a {@link KIND_TICK} marker; false when the ring has no room for it now. */
@@ -288,7 +347,14 @@ export class RingWriter {
   }
 
   private publish(): void {
-    native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
+    if (this.broken !== undefined) return;
+    try {
+      native().ringCommitClaim(this.handle, this.pos - this.start, 0, 1);
+    } catch (err) {
+      this.broken = err as Error;
+      this.start = this.pos = this.end = 0;
+      return;
+    }
     this.start = this.pos;
   }
 
@@ -303,6 +369,7 @@ export class RingWriter {
       } else {
         item.progress = this.writeBytes(item.recordKind, item.bytes, item.progress);
         if (item.progress < item.bytes.length) break;
+        this.queuedBytes -= item.bytes.length;
       }
       q[this.backlogHead++] = undefined as unknown as Pending;
     }
@@ -369,208 +436,5 @@ function packToScratch(
     }
     scratch = new Uint8Array(scratch.length * 2);
     scratchView = new DataView(scratch.buffer);
-  }
-}
-
-/**
- * Called for each record read: payload is u8[p, end). Returning `false` leaves
- * the record (and those after it) in the ring for a later read.
- */
-export type RecordHandler = (
-  kind: number,
-  u8: Uint8Array,
-  dv: DataView,
-  p: number,
-  end: number,
-) => boolean | undefined;
-
-const NO_WRITER = { handle: -1, used: 0 };
-
-/** Reads records in place from a ring. */
-export class RingReader {
-  private readonly u8: Uint8Array;
-  private readonly dv: DataView;
-  private readonly out = new Float64Array(4);
-  private handle: number;
-  /** Bytes of the current run read but not yet released. */
-  private held = 0;
-  /** Whether the last read found the ring empty. */
-  empty = true;
-
-  /**
-   * @param region the mapped region (kept alive by the native handle)
-   * @param maxRecord the ring's largest record payload, as this process laid it out or was told
-   *   (never read back from the shared header)
-   * @param maxMessage largest reassembled message accepted
-   * @param where names the ring in errors ("group 'chefs' to main")
-   */
-  constructor(
-    region: ArrayBuffer,
-    private readonly maxRecord: number,
-    maxMessage: number,
-    private readonly where: string,
-  ) {
-    this.u8 = new Uint8Array(region);
-    this.dv = new DataView(region);
-    this.handle = native().ringOpen(region, 1, this.out, maxMessage);
-    ringHandles.register(this, this.handle, this);
-  }
-
-  /**
-   * Reads runs of records and releases each as it is done, until the ring is
-   * empty, `maxRuns` runs were read, or the deadline passed. A handler that
-   * throws leaves the records after the failing one in the ring.
-   */
-  readAll(onRecord: RecordHandler, deadline: number | undefined, maxRuns = 64): void {
-    const n = native();
-    let release = 0;
-    for (let runs = 0; runs < maxRuns; runs++) {
-      const r = n.ringReleasePoll(this.handle, release);
-      release = 0;
-      if (r === 0) return;
-      if (r === 1) {
-        release = this.readRun(onRecord);
-        if (release < this.out[1]!) break;
-      } else {
-        const u8 = new Uint8Array(r);
-        onRecord(this.out[2]!, u8, new DataView(r), 0, u8.length);
-      }
-      if (deadline !== undefined && performance.now() >= deadline) break;
-    }
-    if (release !== 0) n.ringSync(-1, 0, this.handle, release);
-  }
-
-  /**
-   * Reads one run without releasing it (fragmented messages before it are
-   * handled and released by the ring). The run is released by {@link commitWith},
-   * together with the writer's publish, so that a process killed mid-tick
-   * reads the same records again after a restart. Does nothing while a run is held.
-   * Takes about `budgetBytes` at most, so that one tick's messages are few enough to die young.
-   */
-  readHeld(onRecord: RecordHandler, maxMessages = 64, budgetBytes = 256 * 1024): void {
-    if (this.held !== 0) return;
-    const n = native();
-    this.empty = false;
-    for (let i = 0; i < maxMessages; i++) {
-      const r = n.ringReleasePoll(this.handle, 0);
-      if (r === 0) {
-        this.empty = true;
-        return;
-      }
-      if (r === 1) {
-        this.held = this.readRun(onRecord, budgetBytes);
-        return;
-      }
-      const u8 = new Uint8Array(r);
-      onRecord(this.out[2]!, u8, new DataView(r), 0, u8.length);
-    }
-  }
-
-  /**
-   * Publishes the writer's records and releases the held run, back to back. When the writer's tick
-   * cannot be closed now (no room for its commit record), publishes its records held instead and
-   * keeps the run, to be released by a later call; returns whether the run was released.
-   */
-  commitWith(writer: RingWriter | undefined): boolean {
-    const w = writer === undefined ? NO_WRITER : writer.takeUncommitted();
-    if (w === undefined) {
-      writer!.publishHeld();
-      return false;
-    }
-    native().ringSync(w.handle, w.used, this.handle, this.held);
-    this.held = 0;
-    return true;
-  }
-
-  /** Whether a run is held unreleased. */
-  get holding(): boolean {
-    return this.held !== 0;
-  }
-
-  /**
-   * Reads the polled run (at most about `budget` bytes of it); returns the bytes read.
-   *
-   * The run is the other process's memory: it may rewrite a header after the native side
-   * checked the run. So each header is read once, and the length read is checked against the
-   * run before it bounds anything; the handler decodes within `[body, body + length)` only.
-   */
-  private readRun(onRecord: RecordHandler, budget = Number.POSITIVE_INFINITY): number {
-    const off = this.out[0]!;
-    const len = this.out[1]!;
-    const runEnd = off + len;
-    const u8 = this.u8;
-    const dv = this.dv;
-    let p = off;
-    /** The end of the record being handled (so a handler that throws skips exactly it). */
-    let next = off;
-    const stop = off + Math.min(len, budget);
-    const maxRecord = this.maxRecord;
-    try {
-      while (p < stop) {
-        const n = dv.getUint32(p, true);
-        const kind = dv.getUint32(p + 4, true);
-        const body = p + RECORD_HEADER;
-        if (n > runEnd - body || n > maxRecord) throw this.overrun(p, n, runEnd - body);
-        next = body + ((n + 7) & ~7);
-        if (onRecord(kind, u8, dv, body, body + n) === false) return p - off;
-        p = next;
-      }
-      if (p < runEnd) return p - off;
-    } catch (err) {
-      throw this.failed(err, next - off);
-    }
-    return len;
-  }
-
-  /**
-   * After a handler threw on the record ending `handled` bytes into the run: releases it and
-   * those before it (the rest stay for later), and returns what to throw. Kept out of
-   * {@link readRun} so that stays small enough to inline.
-   */
-  private failed(err: unknown, handled: number): unknown {
-    this.held = 0;
-    // A run that breaks the ring's framing cannot be released by record: leave it all.
-    if (err instanceof RingError) return err;
-    // The native side checks the headers it releases again: one rewritten meanwhile makes that a ring error.
-    try {
-      native().ringSync(-1, 0, this.handle, handled);
-    } catch (releaseErr) {
-      return new RingError(
-        `${this.where}: ${(releaseErr as Error).message} (releasing a record whose handler failed: ${(err as Error)?.message ?? String(err)})`,
-      );
-    }
-    return err;
-  }
-
-  private overrun(at: number, length: number, left: number): RingError {
-    const why =
-      length > left
-        ? `past the end of the run the ring checked (${left} bytes left)`
-        : `over the ring's largest record (${this.maxRecord})`;
-    return new RingError(
-      `${this.where}: RingReader: the record length at region offset ${at} is ${length}, ${why}: the record was rewritten after it was published`,
-    );
-  }
-
-  /** Bytes published and not yet read in the ring (0 once closed): one native call, for the inspector. */
-  fill(): number {
-    return this.handle >= 0 ? native().ringFill(this.handle) : 0;
-  }
-
-  close(): void {
-    if (this.handle >= 0) {
-      ringHandles.unregister(this);
-      native().ringClose(this.handle);
-    }
-    this.handle = -1;
-  }
-}
-
-/** Decodes a schema announcement record's JSON. */
-export function readSchemaRecord(u8: Uint8Array, p: number, end: number): SchemaDescriptor {
-  try {
-    return JSON.parse(utf8Strict.decode(u8.subarray(p, end))) as SchemaDescriptor;
-  } catch (err) {
-    throw new PacketError('a schema announcement in the ring is not valid JSON', { cause: err });
   }
 }
