@@ -43,12 +43,18 @@ async function loadIn(t: ExecutionContext, env: Record<string, string | undefine
 }
 
 /** Every NativeLoadError says the platform, what has an addon, and what works without one. */
-function assertExplains(t: ExecutionContext, e: { code?: unknown; message: string }, platform: string) {
-  t.is(e.code, 'ERR_TSAGE_NATIVE_LOAD', e.message);
-  t.true(e.message.includes(platform), e.message);
-  t.true(e.message.includes(`linux-x64-glibc (glibc ${GLIBC_REQUIRED} or later)`), e.message);
-  t.true(e.message.includes(WITHOUT_ADDON), e.message);
-  t.false(e.message.includes('cannot bind'), e.message);
+function assertExplains(
+  t: ExecutionContext,
+  e: { code?: unknown; message: string },
+  platform: string,
+  what = 'the load',
+) {
+  const says = `${what}: ${e.message}`;
+  t.is(e.code, 'ERR_TSAGE_NATIVE_LOAD', says);
+  t.true(e.message.includes(platform), says);
+  t.true(e.message.includes(`linux-x64-glibc (glibc ${GLIBC_REQUIRED} or later)`), says);
+  t.true(e.message.includes(WITHOUT_ADDON), says);
+  t.false(e.message.includes('cannot bind'), says);
 }
 
 test('on musl the glibc-tagged addon is refused, where an untagged one was loaded', async (t) => {
@@ -80,10 +86,8 @@ for (const [title, env] of [
     t.deepEqual(out.packed, [15, 7, 'héllo']);
     t.deepEqual(out.tcp, [42]);
     const platform = env.TSAGE_PREBUILD ? 'linux-x64-glibc' : 'linux-x64-musl';
-    for (const api of ['listenUdp', 'connectUdp', 'group', 'token']) {
-      t.log(api);
-      assertExplains(t, out[api], platform);
-    }
+    for (const api of ['listenUdp', 'connectUdp', 'group', 'token'])
+      assertExplains(t, out[api], platform, api);
     t.is(r.stderr, '', 'nothing printed to stderr');
   });
 }

@@ -3,7 +3,8 @@
  * the platform package beside it, both installed into a fresh folder with no
  * cargo on the PATH and no network (`npm ci --offline`, the lockfile made from
  * this repository's, so every tarball comes from npm's cache), then a small app
- * run from it as ESM (with a process group and UDP) and as CommonJS, and a
+ * run from it as ESM (with a process group and UDP) and as CommonJS (with a
+ * connect token, made by the addon), and a
  * TypeScript consumer type-checked against the shipped .d.ts.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -157,7 +158,7 @@ test('the packed tarball installs without cargo or network and runs as ESM, Comm
   const esm = await run('node', ['app.mjs'], { cwd: app, env, timeout: 60_000 });
   t.deepEqual(JSON.parse(esm.stdout), { local: [1, 42], udp: [7] });
   const cjs = await run('node', ['app.cjs'], { cwd: app, env, timeout: 30_000 });
-  t.deepEqual(JSON.parse(cjs.stdout), { local: [5], errorClass: 'function' });
+  t.deepEqual(JSON.parse(cjs.stdout), { local: [5], errorClass: 'function', token: 2048 });
 
   // The consumer's @types/node is this repository's; everything of tsage's comes from the tarball.
   writeFileSync(
