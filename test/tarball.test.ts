@@ -4,7 +4,8 @@
  * cargo on the PATH and no network (`npm ci --offline`, the lockfile made from
  * this repository's, so every tarball comes from npm's cache), then a small app
  * run from it as ESM (with a process group and UDP) and as CommonJS (with a
- * connect token, made by the addon), and a
+ * connect token, made by the addon), then without the platform package (and as
+ * if on musl) to see the NativeLoadError an installed package gives, and a
  * TypeScript consumer type-checked against the shipped .d.ts.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -15,6 +16,7 @@ import {
   mkdtempSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -24,7 +26,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { PLATFORMS, platformName, platformPackage } from '../ts/platforms.js';
+import { PLATFORMS, platformName, platformPackage, WITHOUT_ADDON } from '../ts/platforms.js';
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -159,6 +161,26 @@ test('the packed tarball installs without cargo or network and runs as ESM, Comm
   t.deepEqual(JSON.parse(esm.stdout), { local: [1, 42], udp: [7] });
   const cjs = await run('node', ['app.cjs'], { cwd: app, env, timeout: 30_000 });
   t.deepEqual(JSON.parse(cjs.stdout), { local: [5], errorClass: 'function', token: 2048 });
+
+  // Where the platform package is missing (--omit=optional) or none exists (musl): one NativeLoadError,
+  // naming the package, with no advice to run a build script the installed package does not have.
+  const platformDir = join(app, 'node_modules', platformManifest.name);
+  const noAddon = async (extra: Record<string, string>) => {
+    const r = await run('node', ['no-addon.mjs'], { cwd: app, env: { ...env, ...extra }, timeout: 30_000 });
+    t.is(r.stderr, '', 'nothing printed to stderr');
+    const out = JSON.parse(r.stdout) as { local: number[]; error: { code: string; message: string } };
+    t.deepEqual(out.local, [3], 'local actors work without the addon');
+    t.is(out.error.code, 'ERR_TSAGE_NATIVE_LOAD', out.error.message);
+    t.true(out.error.message.includes(WITHOUT_ADDON), out.error.message);
+    t.false(out.error.message.includes('build:native'), out.error.message);
+    return out.error.message;
+  };
+  const musl = await noAddon({ LIBC: 'musl' });
+  t.true(musl.includes('the package tsage-linux-x64-musl (there is none'), musl);
+  renameSync(platformDir, `${platformDir}.omitted`);
+  const omitted = await noAddon({});
+  t.true(omitted.includes(`the package ${platformManifest.name} (not installed`), omitted);
+  renameSync(`${platformDir}.omitted`, platformDir);
 
   // The consumer's @types/node is this repository's; everything of tsage's comes from the tarball.
   writeFileSync(
