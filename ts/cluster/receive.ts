@@ -208,14 +208,30 @@ export class Receiver {
     let rejected = 0;
     let delivered = 0;
     let p = b.records;
+    const host = this.host;
+    // The decoder of the run's packet type, looked up again only when the type changes.
+    let lastPt = -1;
+    let dec: Decoder | undefined;
+    let refusal: TsageError | undefined;
     try {
       for (let i = 0; i < b.count; i++) {
-        const len = readVarint(u8, p);
-        p += varintSize(len);
+        // parseBatch walked every length: a one-byte varint is read here, a longer one by readVarint.
+        let len = u8[p]!;
+        if (len < 0x80) p++;
+        else {
+          len = readVarint(u8, p);
+          p += varintSize(len);
+        }
         const end = p + len;
-        const dec = decoders[u8[p]!]!;
-        if (!('codec' in dec)) {
-          first ??= dec;
+        const pt = u8[p]!;
+        if (pt !== lastPt) {
+          lastPt = pt;
+          const d = decoders[pt]!;
+          dec = 'codec' in d ? d : undefined;
+          refusal = dec === undefined ? (d as TsageError) : undefined;
+        }
+        if (dec === undefined) {
+          first ??= refusal;
           rejected++;
           p = end;
           continue;
@@ -232,7 +248,7 @@ export class Receiver {
           continue;
         }
         m.sender = from;
-        this.host.queueMessage(m);
+        host.queueMessage(m);
         delivered++;
         p = end;
       }
