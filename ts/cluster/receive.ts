@@ -31,6 +31,8 @@ export interface Inbound {
   readonly token: string;
   readonly data: Uint8Array;
   readonly reply: string | undefined;
+  /** When it arrived (the `performance.now()` the link gave): heartbeats count from then, not from when a tick took them. */
+  readonly at: number;
 }
 
 /** Cost of a queued item beyond its bytes. */
@@ -43,14 +45,19 @@ export class InboundQueue {
   bytes = 0;
   constructor(private readonly maxBytes: number) {}
 
-  /** Queues a copy of `data`; false (nothing queued) when the bound would be passed. */
-  push(on: Inbound['on'], token: string, data: Uint8Array, reply: string | undefined): boolean {
+  /** Queues a copy of `data`, which arrived `at`; false (nothing queued) when the bound would be passed. */
+  push(on: Inbound['on'], token: string, data: Uint8Array, reply: string | undefined, at: number): boolean {
     const cost = data.length + ITEM_OVERHEAD;
     if (this.bytes + cost > this.maxBytes) return false;
     this.bytes += cost;
     // A copy (not `slice()`, which on a Node Buffer is a view): what is held is what is counted.
-    this.items.push({ on, token, data: new Uint8Array(data), reply });
+    this.items.push({ on, token, data: new Uint8Array(data), reply, at });
     return true;
+  }
+
+  /** When the oldest item still queued arrived (undefined when empty): everything that arrived before it was taken. */
+  get oldestArrival(): number | undefined {
+    return this.head === this.items.length ? undefined : this.items[this.head]!.at;
   }
 
   shift(): Inbound | undefined {
