@@ -209,6 +209,7 @@ const ERROR_CODES: Record<string, string> = {
   ClusterConnectFailed: 'ERR_TSAGE_CLUSTER_CONNECT',
   NodeNameTaken: 'ERR_TSAGE_NODE_NAME_TAKEN',
   ClusterProtocolError: 'ERR_TSAGE_CLUSTER_PROTOCOL',
+  PeerProtocolError: 'ERR_TSAGE_PEER_PROTOCOL',
 };
 
 test('every exported error class extends TsageError and has its stable code and name', (t) => {

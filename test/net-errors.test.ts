@@ -27,7 +27,6 @@ import {
   manager,
   pumpFor,
   pumpUntil,
-  pumpUntilThrows,
   pumpWhile,
   recordEvents,
   waitDead,
@@ -273,28 +272,26 @@ eachTransport(
     const b = manager(t);
     const bEvents = recordEvents(b.mgr);
     const attempt = b.mgr.connect({ host: '127.0.0.1', port, transport, timeoutMs: 3000 });
-    if (transport === 'udp') {
-      // The listener answers REJECT; the client's connect fails at once, well before its timeout.
-      const started = performance.now();
-      const err = await pumpWhile(
-        server,
-        attempt.then(
-          () => undefined,
-          (e: unknown) => e,
-        ),
-        5000,
-        'a refusal',
-      );
-      t.true(performance.now() - started < 2000);
-      t.true(err instanceof NotConnected, String(err));
-      t.regex((err as Error).message, /refused/);
-      t.deepEqual(bEvents.disconnected, [], 'no peer event for a peer that never connected');
-    } else {
-      // The kernel completes the TCP handshake; the server then closes the connection at once.
-      await pumpWhile(server, attempt, 5000, 'the TCP connect');
-      await pumpUntil([server, b.mgr], () => bEvents.disconnected.length === 1, 5000, 'the close');
-      t.deepEqual(bEvents.disconnected, [[`127.0.0.1:${port}`, 'remote']]);
-    }
+    // The listener refuses it (UDP: REJECT; TCP: a refusal frame with its reason); the client's connect
+    // fails at once, well before its timeout, and no peer event is emitted for it.
+    const started = performance.now();
+    const err = await pumpWhile(
+      server,
+      attempt.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      5000,
+      'a refusal',
+    );
+    t.true(performance.now() - started < 2000);
+    t.true(err instanceof NotConnected, String(err));
+    t.regex(
+      (err as Error).message,
+      transport === 'udp' ? /refused/ : /refused the connection: the listener is full \(maxPeers 1\)/,
+    );
+    t.deepEqual(bEvents.disconnected, [], 'no peer event for a peer that never connected');
+    t.deepEqual(bEvents.connected, []);
     t.is(server.stats.network!.droppedPeerCap, 1);
     t.is(serverEvents.connected.length, 1, 'the server never reported the refused client');
     t.is(server.transport!.peers.size, 1);
@@ -311,7 +308,7 @@ eachTransport(
 
 eachTransport(
   test,
-  'peers that disagree on a schema: PacketTypeError thrown by the next tick, or emitted as error',
+  "peers that disagree on a schema: a 'peerError' (logged once without a listener), never thrown; no clashing message is dispatched",
   async (t, transport) => {
     const { mgr, inbox } = manager(t);
     await mgr.listen({ host: '127.0.0.1', port: 0, transport });
@@ -321,21 +318,31 @@ eachTransport(
     await pumpUntil(mgr, () => inbox.of('Ready').length === 2, 15_000, 'both clash groups');
     const pids = inbox.of<Ready>('Ready').map((r) => r.pid);
 
-    // Without an 'error' listener the receiver's tick throws.
+    // Without a 'peerError' listener the fault is logged (once) and counted; no tick throws.
+    const warned: string[] = [];
+    const warn = console.warn;
+    console.warn = (...a: unknown[]) => void warned.push(a.join(' '));
+    t.teardown(() => {
+      console.warn = warn;
+    });
     mgr.queueMessageToGroup(names[0]!, new Dial({ host: '127.0.0.1', port, transport }));
-    const thrown = await pumpUntilThrows(mgr, 10_000, 'the clash');
-    t.true(thrown instanceof PacketTypeError, String(thrown));
-    t.is((thrown as PacketTypeError).code, 'ERR_TSAGE_PACKET_TYPE');
-    t.regex((thrown as Error).message, /packet type 151 as Clash\(a:"p"\).*defines it as Clash\(a:"i"\)/);
-    t.regex((thrown as Error).message, /peer 127\.0\.0\.1:\d+/);
+    await pumpUntil(mgr, () => mgr.stats.network!.peerSchemaErrors === 1, 10_000, 'the clash');
+    await pumpUntil(mgr, () => mgr.stats.network!.messagesDroppedSchemaMismatch === 1, 5000, 'its message');
+    console.warn = warn;
+    t.is(warned.length, 1);
+    t.regex(warned[0]!, /packet type 151 as Clash\(a:"p"\).*defines it as Clash\(a:"i"\)/);
+    t.regex(warned[0]!, /peer 127\.0\.0\.1:\d+/);
 
-    // With a listener it is emitted instead, and ticking goes on.
-    const errors: unknown[] = [];
-    mgr.on('error', (e: unknown) => errors.push(e));
+    // With a listener it is emitted, with a PacketTypeError naming both schemas.
+    const faults: { peer: string; error: Error }[] = [];
+    mgr.on('peerError', (e: { peer: string; error: Error }) => faults.push(e));
     mgr.queueMessageToGroup(names[1]!, new Dial({ host: '127.0.0.1', port, transport }));
-    await pumpUntil(mgr, () => errors.length === 1, 10_000, 'the emitted clash');
-    t.true(errors[0] instanceof PacketTypeError);
-    t.regex((errors[0] as Error).message, /packet type 151/);
+    await pumpUntil(mgr, () => faults.length === 1, 10_000, 'the emitted clash');
+    t.true(faults[0]!.error instanceof PacketTypeError);
+    t.is((faults[0]!.error as PacketTypeError).code, 'ERR_TSAGE_PACKET_TYPE');
+    t.regex(faults[0]!.error.message, /packet type 151/);
+    t.regex(faults[0]!.peer, /^127\.0\.0\.1:\d+$/);
+    await pumpUntil(mgr, () => mgr.stats.network!.messagesDroppedSchemaMismatch === 2, 5000, 'its message');
     t.is(inbox.of('Clash').length, 0, 'no clashing message was dispatched');
 
     await mgr.clearProcessGroups();

@@ -25,6 +25,7 @@ import {
   recordEvents,
   type Transport,
 } from './helpers/net.js';
+import { sealed, unsealed } from './helpers/raw-udp.js';
 import { type Rng, seededRng } from './helpers/rng.js';
 
 const Note = defineMessage('Note', { n: 'i', text: 'S' }, { packetType: 101 });
@@ -59,8 +60,13 @@ function someLength(rng: Rng, max: number): number {
   return rng.int(0, max);
 }
 
-/** A datagram shaped like the protocol's (docs/net-protocol.md), with random field values. */
+/** A datagram shaped like the protocol's (docs/net-protocol.md), with random field values; most end with a good CRC. */
 function craft(rng: Rng, connIds: number[]): Buffer {
+  const d = craftBody(rng, connIds);
+  return rng.chance(0.9) ? sealed(d) : d;
+}
+
+function craftBody(rng: Rng, connIds: number[]): Buffer {
   const type = rng.chance(0.9) ? rng.int(0x71, 0x78) : rng.int(0x6f, 0x7a);
   const sizes: Record<number, number> = { 113: 32, 114: 26, 115: 32, 116: 18, 117: 14, 119: 20, 120: 6 };
   const size = type === 0x76 ? 20 : (sizes[type] ?? rng.int(6, 40));
@@ -117,9 +123,19 @@ function craft(rng: Rng, connIds: number[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Flips bits, truncates, extends, overwrites or splices a captured datagram. */
+/**
+ * Flips bits, truncates, extends, overwrites or splices a captured datagram; half the mutants
+ * get a CRC that matches again, so they reach the parsers behind the integrity check.
+ */
 function mutate(rng: Rng, d: Buffer, corpus: Buffer[]): Buffer {
-  let b = Buffer.from(d);
+  const body = unsealed(d);
+  const reseal = body !== undefined && rng.chance(0.5);
+  const b = mutateBody(rng, Buffer.from(reseal ? body : d), corpus);
+  return reseal ? sealed(b.subarray(0, 1396)) : b;
+}
+
+function mutateBody(rng: Rng, d: Buffer, corpus: Buffer[]): Buffer {
+  let b = d;
   const steps = rng.int(1, 3);
   for (let s = 0; s < steps; s++) {
     const op = rng.int(0, 5);
@@ -188,6 +204,7 @@ function counters(server: ActorManager): Record<string, number> {
   return Object.fromEntries(
     [
       'datagramsIn',
+      'droppedBadChecksum',
       'droppedGarbled',
       'droppedStranger',
       'droppedBadCookie',
@@ -233,6 +250,8 @@ test('UDP: 20,000+ random, crafted and mutated datagrams do not crash the listen
   const { mgr: server, inbox } = manager(t);
   const events: PeerEvents = recordEvents(server, true);
   await server.listen({ host: '127.0.0.1', port: 0, maxPeers: 8 });
+  const faults: { error: Error }[] = [];
+  server.on('peerError', (e: { error: Error }) => faults.push(e));
   const port = server.transport!.address.port;
 
   // A relay between a real client and the listener records every datagram of a real session.
@@ -289,7 +308,7 @@ test('UDP: 20,000+ random, crafted and mutated datagrams do not crash the listen
   });
   await pumpUntil([server, client.mgr], () => inbox.received.length >= 52, 10_000, 'the Blobs');
   await pumpFor([server, client.mgr], 50);
-  // The client's connection id at the listener is in every DATA it sent.
+  // The client's connection id at the listener is in every DATA it sent. (Capture happens before any fuzzing.)
   const connIds = [
     ...new Set(corpus.filter((d) => d[0] === 0x76 || d[0] === 0x77).map((d) => d.readUInt32LE(2))),
   ];
@@ -332,9 +351,11 @@ test('UDP: 20,000+ random, crafted and mutated datagrams do not crash the listen
   const sample = new Map<number, Buffer>();
   for (const d of corpus)
     if (!sample.has(d[0]!) || d.length > sample.get(d[0]!)!.length) sample.set(d[0]!, d);
+  // Each is cut short and sealed again, so the truncation reaches the parsers behind the CRC.
   for (const d of sample.values()) {
-    for (let n = 0; n < d.length; n++)
-      truncations.push([stranger, d.subarray(0, n)], [relay, d.subarray(0, n)]);
+    const body = unsealed(d) ?? d;
+    for (let n = 0; n < body.length; n++)
+      truncations.push([stranger, sealed(body.subarray(0, n))], [relay, sealed(body.subarray(0, n))]);
   }
   await feed(server, port, truncations.length, (i) => truncations[i]!);
 
@@ -357,15 +378,23 @@ test('UDP: 20,000+ random, crafted and mutated datagrams do not crash the listen
   );
 
   t.true(after.datagramsIn! - before.datagramsIn! >= total * 0.9, 'the listener read them');
-  for (const k of ['droppedGarbled', 'droppedStranger', 'droppedBadCookie', 'droppedWrongConnectionId']) {
+  for (const k of [
+    'droppedBadChecksum',
+    'droppedGarbled',
+    'droppedStranger',
+    'droppedBadCookie',
+    'droppedWrongConnectionId',
+  ]) {
     t.true(after[k]! > before[k]!, `${k} rose`);
   }
   // Flat: the second 10,000 leave about as much held as the first (generous bounds; nothing like per-datagram growth).
   t.true(mem2.heap - mem0.heap < 16, `live heap grew ${(mem2.heap - mem0.heap).toFixed(1)} MiB`);
   t.true(mem2.rss - mem1.rss < 32, `rss grew ${(mem2.rss - mem1.rss).toFixed(1)} MiB in the second half`);
   t.true(mem2.rss - mem0.rss < 64, `rss grew ${(mem2.rss - mem0.rss).toFixed(1)} MiB`);
-  // Whatever reached the application side was refused cleanly, as errors of tsage's own.
-  for (const e of events.errors) t.true(e instanceof Error && 'code' in e, String(e));
+  // Whatever reached the application side was the peer's fault, reported with a code; none is the application's.
+  t.deepEqual(events.errors, []);
+  for (const f of faults) t.true('code' in f.error, String(f.error));
+  t.log(`peer faults reported: ${faults.length}`);
   t.true(server.transport!.peers.size <= 1, 'no stranger became a peer');
 
   await legitimateExchange(t, server, () => inbox.of('Note').length, 'udp');
@@ -376,7 +405,10 @@ test('TCP: random and mutated byte streams on 300 connections do not crash the l
   const rng = seededRng(t);
   const { mgr: server, inbox } = manager(t);
   const events = recordEvents(server, true);
-  await server.listen({ host: '127.0.0.1', port: 0, transport: 'tcp', maxPeers: 400 });
+  // Every connection comes from 127.0.0.1: the cap per IP address is raised with the total.
+  await server.listen({ host: '127.0.0.1', port: 0, transport: 'tcp', maxPeers: 400, maxPeersPerIp: 400 });
+  const faults: { error: Error }[] = [];
+  server.on('peerError', (e: { error: Error }) => faults.push(e));
   const port = server.transport!.address.port;
   const schema = Buffer.from(
     `\x01${JSON.stringify({ name: 'Note', packetType: 101, properties: ['n', 'text'], types: ['i', 'S'] })}`,
@@ -416,7 +448,16 @@ test('TCP: random and mutated byte streams on 300 connections do not crash the l
   await pumpUntil(server, () => events.connected.length === C, 10_000, 'every connection to be accepted');
   await pumpFor(server, 300);
   const mem1 = memory();
-  t.log({ stats: server.stats.network, errors: events.errors.length, closed, mem0, mem1 });
+  t.log({
+    stats: server.stats.network,
+    errors: events.errors.length,
+    faults: faults.length,
+    closed,
+    mem0,
+    mem1,
+  });
+  // Every fault is the peer's, reported as a TsageError with a code.
+  for (const f of faults) t.true('code' in f.error, String(f.error));
   t.true(server.stats.network!.droppedGarbled! > 0, 'garbled streams were counted');
   t.true(events.disconnected.length > 0);
   for (const e of events.errors) t.true(e instanceof Error && 'code' in e, String(e));

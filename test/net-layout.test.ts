@@ -23,7 +23,16 @@ test('the addon exports the layout this TypeScript reads, and netLayout() checks
   t.is(layoutMismatch(l), undefined);
   t.is(netLayout(), netLayout(), 'read once');
   t.deepEqual(netLayout(), l);
-  t.deepEqual(Object.keys(l.events).sort(), ['connected', 'disconnected', 'message', 'pending', 'refused']);
+  t.deepEqual(Object.keys(l.events).sort(), [
+    'connected',
+    'disconnected',
+    'fault',
+    'message',
+    'pending',
+    'refused',
+  ]);
+  t.deepEqual(l.faultKinds, ['gap', 'channel', 'fragment']);
+  t.true(l.disconnectReasons.includes('error'));
   t.is(l.result.length, l.result.counters + l.counters.length);
   t.true(l.counters.includes('datagramsIn') && l.counters.includes('peers'));
 });
@@ -49,6 +58,8 @@ test('a layout that differs from what this TypeScript reads is refused, saying w
     ],
     ['reordered reasons', (l) => l.disconnectReasons.reverse(), /disconnectReasons/],
     ['an unknown refusal', (l) => l.refusalReasons.push('bored'), /refusalReasons/],
+    ['an unknown fault', (l) => l.faultKinds.push('sulking'), /faultKinds/],
+    ['a fault without its detail', (l) => delete l.events.fault.detail, /event fault has no field detail/],
     [
       'a send field past the header',
       (l) => (l.send.length = l.send.header),
@@ -132,6 +143,10 @@ function decode(l: NetLayout, out: Uint8Array, len: number): Decoded[] {
         d.count = dv.getUint32(p + e.count, true);
       }
       if (kind === 'pending') d.bytes = dv.getUint32(p + e.bytes, true);
+      if (kind === 'fault') {
+        d.fault = l.faultKinds[out[p + e.kind]!]!;
+        d.detail = dv.getUint32(p + e.detail, true);
+      }
       p += e.fixed;
     }
     v.push(d);
@@ -279,11 +294,13 @@ test('netOpen and netSetConditioner take named fields and refuse unknown or ill-
       'cookieLifetimeMs',
       'fastRetransmitThreshold',
       'keepaliveMs',
+      'maxBufferedBytes',
       'maxEventBytes',
       'maxInFlightBytes',
       'maxInFlightPackets',
       'maxMessageSize',
       'maxPeers',
+      'maxPeersPerIp',
       'maxQueuedBytes',
       'maxReassemblyBytes',
       'mtu',

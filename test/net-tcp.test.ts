@@ -1,10 +1,12 @@
 /**
  * The TCP transport on the wire, checked with a raw `node:net` client: frames
- * are a 4-byte big-endian length and the packet; a schema announcement frame
- * (payload byte 0x01, then UTF-8 JSON) comes first for each packet type; a
- * message waits for its schema; frames split anywhere or packed together are
- * read; a frame length that cannot be believed closes that connection, is
- * counted, and the server goes on; bad payloads surface as errors.
+ * are a 4-byte big-endian length and the packet; the listener welcomes a
+ * connection with a control frame; a schema announcement frame (payload byte
+ * 0x01, then UTF-8 JSON) comes first for each packet type; a packet type this
+ * process registers decodes with its class; frames split anywhere or packed
+ * together are read; a frame length that cannot be believed closes that
+ * connection, is counted, and the server goes on; bad payloads are the peer's
+ * faults, reported as 'peerError'.
  */
 import { type Socket, connect as tcpConnect } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
@@ -13,6 +15,7 @@ import {
   defineMessage,
   PacketError,
   PacketTypeError,
+  PeerProtocolError,
   registerMessage,
 } from '../ts/index.js';
 import { hex, toHex } from './helpers/bytes.js';
@@ -48,6 +51,25 @@ function frame(payload: Uint8Array): Buffer {
 function schemaFrame(d: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(d), 'utf8');
   return frame(Buffer.concat([Buffer.from([1]), json]));
+}
+
+/** The frames in `b` other than the listener's control frames (its welcome, keepalives), back to back. */
+function messageFrames(b: Buffer): Buffer {
+  const keep: Buffer[] = [];
+  for (let p = 0; p + 4 <= b.length; ) {
+    const n = b.readUInt32BE(p);
+    const f = b.subarray(p, p + 4 + n);
+    if (!(n === 1 && (f[4] === 2 || f[4] === 3))) keep.push(f);
+    p += 4 + n;
+  }
+  return Buffer.concat(keep);
+}
+
+/** Records a manager's 'peerError' events. */
+function recordPeerErrors(mgr: ActorManager): { peer: string; error: Error }[] {
+  const seen: { peer: string; error: Error }[] = [];
+  mgr.on('peerError', (e: { peer: string; error: Error }) => seen.push(e));
+  return seen;
 }
 
 interface Raw {
@@ -97,32 +119,36 @@ async function tcpServer(
   return { server, inbox, events };
 }
 
-test('a hand-built frame is delivered once its schema is known; replies are the same bytes', async (t) => {
+test('a hand-built frame decodes with the local class, announced or not; replies are the same bytes', async (t) => {
   const { server, inbox, events } = await tcpServer(t);
   const raw = await rawClient(t, server, events);
   t.deepEqual(events.connected, [raw.addr]);
+  // The listener's first frame welcomes the connection.
+  await pumpUntil(server, () => raw.received().length >= 5, 5000, 'the welcome');
+  t.is(toHex(raw.received().subarray(0, 5)), '00 00 00 01 03');
 
-  // The message first: it waits, since this peer has not announced packet type 103.
+  // Probe is registered here: its packet type decodes with this process's class, unannounced.
   raw.socket.write(PROBE_1);
-  await pumpFor(server, 150);
-  t.is(inbox.received.length, 0);
-  raw.socket.write(schemaFrame(PROBE_SCHEMA));
   await pumpUntil(server, () => inbox.received.length === 1, 5000, 'the Probe');
   const got = inbox.of<Probe>('Probe')[0]!;
   t.true(got instanceof Probe);
   t.is(got.n, 1);
   t.is(got.sender, raw.addr);
+  // An announcement that agrees changes nothing.
+  raw.socket.write(Buffer.concat([schemaFrame(PROBE_SCHEMA), PROBE_1]));
+  await pumpUntil(server, () => inbox.received.length === 2, 5000, 'the second Probe');
 
   // The server's reply: its own announcement of Probe, then byte for byte the same frame.
   server.sendMessage(new Probe({ n: 1 }), got.sender as string);
   const expected = Buffer.concat([schemaFrame(PROBE_SCHEMA), PROBE_1]);
-  await pumpUntil(server, () => raw.received().length >= expected.length, 5000, 'the reply frames');
-  t.is(toHex(raw.received()), toHex(expected));
+  const replies = () => messageFrames(raw.received());
+  await pumpUntil(server, () => replies().length >= expected.length, 5000, 'the reply frames');
+  t.is(toHex(replies()), toHex(expected));
   // A second one is announced no more.
   server.sendMessage(new Probe({ n: -2 }), raw.addr);
-  await pumpUntil(server, () => raw.received().length >= expected.length + 9, 5000, 'the second reply');
-  t.is(toHex(raw.received().subarray(expected.length)), '00 00 00 05 67 ff ff ff fe');
-  t.is(server.stats.network!.messagesIn, 2);
+  await pumpUntil(server, () => replies().length >= expected.length + 9, 5000, 'the second reply');
+  t.is(toHex(replies().subarray(expected.length)), '00 00 00 05 67 ff ff ff fe');
+  t.is(server.stats.network!.messagesIn, 3);
 });
 
 test('frames split at every byte, and many frames in one write, are all read in order', async (t) => {
@@ -162,14 +188,19 @@ for (const [what, bytes] of [
 ] as const) {
   test(`a frame length of ${what} closes that connection, is counted, and the server goes on`, async (t) => {
     const { server, inbox, events } = await tcpServer(t);
+    const faults = recordPeerErrors(server);
     const raw = await rawClient(t, server, events);
     const bystander = await rawClient(t, server, events);
     // A good frame, then the garbage length, then what would be a good frame.
     raw.socket.write(Buffer.concat([schemaFrame(PROBE_SCHEMA), PROBE_1, hex(bytes), PROBE_1]));
     await pumpUntil(server, () => raw.closed(), 5000, 'the server to close the connection');
     await pumpUntil(server, () => events.disconnected.length === 1, 5000, 'the peer to be reported gone');
-    t.deepEqual(events.disconnected, [[raw.addr, 'remote']]);
+    t.deepEqual(events.disconnected, [[raw.addr, 'error']]);
     t.is(server.stats.network!.droppedGarbled, 1);
+    t.is(server.stats.network!.peerProtocolErrors, 1);
+    t.is(faults.length, 1);
+    t.like(faults[0], { peer: raw.addr });
+    t.regex(faults[0]!.error.message, /sent a TCP frame of \d+ bytes \(frames are 1 to maxMessageBytes/);
     t.deepEqual(
       inbox.of<Probe>('Probe').map((m) => m.n),
       [1],
@@ -194,8 +225,9 @@ for (const [what, bytes] of [
   });
 }
 
-test('bad payloads from a peer surface as errors (emitted, with a listener); the connection goes on', async (t) => {
+test("faults of a peer are reported as 'peerError' and counted; the connection goes on", async (t) => {
   const { server, inbox, events } = await tcpServer(t, true);
+  const faults = recordPeerErrors(server);
   const raw = await rawClient(t, server, events);
   const bad: [string, Buffer, new (...a: never[]) => Error, RegExp][] = [
     [
@@ -204,41 +236,60 @@ test('bad payloads from a peer surface as errors (emitted, with a listener); the
       PacketTypeError,
       /packet type 103 as Probe\(n:"p"\) but this process defines it as Probe\(n:"i"\)/,
     ],
-    ['a malformed schema', schemaFrame({ name: 'X', packetType: 7 }), PacketTypeError, /malformed schema/],
-    [
-      'an announcement that is not JSON',
-      frame(Buffer.from('\x01{not json', 'latin1')),
-      PacketTypeError,
-      /schema/,
-    ],
-    ['an unknown payload kind', frame(hex('05 00')), PacketTypeError, /unknown kind 5/],
+    ['a truncated packet', frame(hex('68 00 00')), PacketError, /Note\.n: bytes end before/],
+    ['a packet with bytes left over', frame(hex('68 00 00 00 01 00 00 00 00 ff')), PacketError, /left over/],
   ];
   for (const [what, bytes, cls, message] of bad) {
-    const before = events.errors.length;
+    const before = faults.length;
     raw.socket.write(bytes);
-    await pumpUntil(server, () => events.errors.length > before, 5000, what);
-    const err = events.errors[before] as Error;
-    t.true(err instanceof cls, `${what}: ${String(err)}`);
-    t.regex(err.message, message, what);
+    await pumpUntil(server, () => faults.length > before, 5000, what);
+    const { peer, error } = faults[before]!;
+    t.is(peer, raw.addr);
+    t.true(error instanceof cls, `${what}: ${String(error)}`);
+    t.regex(error.message, message, what);
   }
-  // Now a good announcement, then packets that do not decode.
-  raw.socket.write(schemaFrame(PROBE_SCHEMA));
-  for (const [what, bytes, message] of [
-    ['a truncated packet', frame(hex('67 00 00')), /truncated/],
-    ['a packet with bytes left over', frame(hex('67 00 00 00 01 ff')), /left over/],
-  ] as const) {
-    const before = events.errors.length;
-    raw.socket.write(bytes);
-    await pumpUntil(server, () => events.errors.length > before, 5000, what);
-    const err = events.errors[before] as Error;
-    t.true(err instanceof PacketError, `${what}: ${String(err)}`);
-    t.regex(err.message, message, what);
-  }
+  // Probe's schema disagreed: its messages from this peer are not decoded, and are counted.
   raw.socket.write(PROBE_1);
-  await pumpUntil(server, () => inbox.received.length === 1, 5000, 'a good Probe after the bad ones');
-  t.is(inbox.of<Probe>('Probe')[0]!.n, 1);
+  raw.socket.write(frame(hex('68 00 00 00 07 00 00 00 02 68 69')));
+  await pumpUntil(server, () => inbox.received.length === 1, 5000, 'a good Note after the bad ones');
+  t.is(inbox.of<Note>('Note')[0]!.text, 'hi');
+  t.is(inbox.of('Probe').length, 0);
+  const s = server.stats.network!;
+  t.like(s, { peerErrors: 3, peerSchemaErrors: 1, peerDecodeErrors: 2, messagesDroppedSchemaMismatch: 1 });
   t.false(raw.closed());
   t.deepEqual(events.disconnected, []);
+  t.deepEqual(events.errors, [], "none of it is the application's error");
+});
+
+test('protocol violations disconnect the peer, with a PeerProtocolError saying why', async (t) => {
+  const { server, events } = await tcpServer(t, true);
+  const faults = recordPeerErrors(server);
+  const cases: [string, Buffer, RegExp][] = [
+    ['a malformed schema', schemaFrame({ name: 'X', packetType: 7 }), /malformed schema/],
+    ['an announcement that is not JSON', frame(Buffer.from('\x01{not json', 'latin1')), /not UTF-8 JSON/],
+    ['an unknown payload kind', frame(hex('05 00')), /unknown kind 5/],
+    ['the welcome, sent to a listener', frame(hex('03')), /unknown kind 3/],
+  ];
+  for (const [what, bytes, message] of cases) {
+    const raw = await rawClient(t, server, events);
+    const before = faults.length;
+    raw.socket.write(bytes);
+    await pumpUntil(server, () => raw.closed() && faults.length > before, 5000, what);
+    const { peer, error } = faults[before]!;
+    t.is(peer, raw.addr, what);
+    t.true(error instanceof PeerProtocolError, `${what}: ${String(error)}`);
+    t.is((error as PeerProtocolError).code, 'ERR_TSAGE_PEER_PROTOCOL');
+    t.regex(error.message, message, what);
+    await pumpUntil(
+      server,
+      () => events.disconnected.some((d) => d[0] === raw.addr),
+      5000,
+      `${what}: departure`,
+    );
+    t.deepEqual(events.disconnected.at(-1), [raw.addr, 'error']);
+  }
+  t.like(server.stats.network!, { peerProtocolErrors: 4, peersDisconnectedForErrors: 4 });
+  t.deepEqual(events.errors, []);
 });
 
 test('TCP accepts reliability and channel options and keeps one order regardless', async (t) => {

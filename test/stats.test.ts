@@ -2,9 +2,23 @@
 import test from 'ava';
 import { ActorManager } from '../ts/index.js';
 import { netLayout } from '../ts/native.js';
-import { TCP_COUNTERS, UDP_COUNTERS } from '../ts/stats.js';
+import { NET_SHARED_COUNTERS, TCP_COUNTERS, UDP_COUNTERS } from '../ts/stats.js';
 
-const SHARED = ['messagesHeldForSchema', 'messagesDroppedNoSchema', 'messagesUndeliverable'];
+const SHARED = [
+  'messagesHeldForSchema',
+  'messagesDroppedNoSchema',
+  'messagesUndeliverable',
+  'messagesDroppedSchemaMismatch',
+  'peerErrors',
+  'peerDecodeErrors',
+  'peerSchemaErrors',
+  'peerProtocolErrors',
+  'peersDisconnectedForErrors',
+];
+
+test('the shared counters are the ones listed for the type', (t) => {
+  t.deepEqual([...NET_SHARED_COUNTERS].sort(), [...SHARED].sort());
+});
 
 test('UdpCounters names exactly the counters the addon reports (native/src/napi/net.rs COUNTERS)', (t) => {
   t.deepEqual([...UDP_COUNTERS].sort(), [...netLayout().counters].sort());

@@ -104,6 +104,21 @@ export class NotConnected extends TsageError {
   }
 }
 
+/**
+ * A peer broke the network protocol: a payload of a kind that does not exist, a schema
+ * announcement that is not one (or is over the limits), messages it never announced, a gap
+ * in its reliable stream it never filled, a TCP frame that cannot be, a frame it never
+ * finished. Reported as a `'peerError'` event (never thrown by a tick); the peer is
+ * disconnected. Other faults of a peer are reported with the error class of their kind
+ * (`PacketError` for a message that does not decode, `PacketTypeError` for a schema that
+ * disagrees with this process's).
+ */
+export class PeerProtocolError extends TsageError {
+  constructor(message: string) {
+    super('ERR_TSAGE_PEER_PROTOCOL', message);
+  }
+}
+
 /** `listen` could not bind its address (in use, not local, no permission). */
 export class ListenFailed extends TsageError {
   constructor(message: string, options?: { cause?: unknown }) {

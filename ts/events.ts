@@ -10,9 +10,21 @@ import type { GroupFailed, TsageError } from './errors.js';
 
 /**
  * Why a peer went away (`'peerDisconnected'`), or why a connection attempt failed (in the
- * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt.
+ * rejected `connect()`'s message): `'refused'` only ever fails a connection attempt, and
+ * `'error'` is this side disconnecting a peer for its faults (a `'peerError'` said which).
  */
-export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused';
+export type DisconnectReason = 'local' | 'remote' | 'timeout' | 'refused' | 'error';
+
+/** A fault of a network peer (`'peerError'`): what it sent was wrong (docs/security.md). */
+export interface PeerErrorEvent {
+  /** The peer's address (`ip:port`), as in `msg.sender`. */
+  peer: string;
+  /**
+   * What it did: a `PeerProtocolError` (a violation: the peer is disconnected), a `PacketError`
+   * (a message that does not decode) or a `PacketTypeError` (a schema that disagrees), by `code`.
+   */
+  error: TsageError;
+}
 
 /** Messages packed for a network peer that can never reach it (it went away first, or refused them). */
 export interface NetUndeliverable {
@@ -85,6 +97,11 @@ export interface ManagerEvents {
   peerConnected: [address: string];
   /** A network peer went away, after its last messages were dispatched. */
   peerDisconnected: [address: string, reason: DisconnectReason];
+  /**
+   * A network peer sent something wrong: counted, and reported here (or logged once per peer and
+   * kind without a listener); never thrown. A violation, or `maxPeerErrors` faults, disconnects it.
+   */
+  peerError: [info: PeerErrorEvent];
   /** Messages that were accepted but can never be delivered: counted, and reported here, never dropped silently. */
   undeliverable: [info: Undeliverable];
   /**

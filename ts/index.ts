@@ -33,6 +33,7 @@ export {
   NotConnected,
   PacketError,
   PacketTypeError,
+  PeerProtocolError,
   RingError,
   TsageError,
   UnknownActor,
@@ -48,6 +49,7 @@ export type {
   ManagerListener,
   MessagesLost,
   NetUndeliverable,
+  PeerErrorEvent,
   Undeliverable,
 } from './events.js';
 export type { GroupHealth, GroupOptions } from './group/options.js';

@@ -381,6 +381,63 @@ export function isMessage(v: unknown): v is Message {
   return typeof v === 'object' && v !== null && (v as { [BRAND]?: boolean })[BRAND] === true;
 }
 
+/** Most names interned for classes built from other processes' announcements (an interned id is never freed). */
+export const MAX_FOREIGN_NAMES = 65_536;
+let foreignNames = 0;
+
+/**
+ * A class for a message type this process has no class for, built from another process's
+ * announcement. It decodes, and dispatches by name (actors subscribed to the name receive
+ * it), but it stays out of the registry: it takes neither a packet type nor a name, so it can
+ * never stand in for a class of this process, nor be found by `schemaForName`. Its codec is
+ * compiled on first use. Throws {@link PacketTypeError} when this process has a class of that
+ * name, or when {@link MAX_FOREIGN_NAMES} names are already interned for such classes, and
+ * what the class checks throw for bad property names or type codes.
+ */
+export function foreignClass(
+  name: string,
+  properties: readonly string[],
+  types: readonly TypeCode[],
+): MessageClass {
+  const mine = byName.get(name);
+  if (mine !== undefined) {
+    throw new PacketTypeError(
+      `'${name}' is this process's ${mine.packetType === undefined ? 'local class' : `packet type ${mine.packetType}`}: another process cannot define it`,
+    );
+  }
+  const c = class extends Message {
+    static override properties = properties;
+    static override types = types;
+    static override messageType = name;
+  };
+  Object.defineProperty(c, 'name', { value: name });
+  const props = validateClass(c, name);
+  if (!typeIds.has(name)) {
+    if (foreignNames >= MAX_FOREIGN_NAMES) {
+      throw new PacketTypeError(
+        `'${name}': ${MAX_FOREIGN_NAMES} type names of other processes are known already, no more are taken`,
+      );
+    }
+    foreignNames++;
+  }
+  let codec: Codec | undefined;
+  installSchema(c, {
+    cls: c,
+    name,
+    properties: props,
+    tid: typeId(name),
+    packetType: undefined,
+    index: new Map(props.map((p, i) => [p, i])),
+    init: makeInit(name, props),
+    sendParams: -1,
+    codec() {
+      codec ??= compileCodec(name, props, types, c.prototype);
+      return codec;
+    },
+  });
+  return c;
+}
+
 const adhocClasses = new Map<string, MessageClass>();
 const adhocNames = new Set<string>();
 

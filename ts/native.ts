@@ -123,6 +123,8 @@ const CONFIG_FIELDS = [
   'mtu',
   'maxMessageSize',
   'maxPeers',
+  'maxPeersPerIp',
+  'maxBufferedBytes',
   'timeoutMs',
   'keepaliveMs',
   'acceptIncoming',
@@ -163,6 +165,7 @@ export interface NetLayout {
     readonly message: EventLayout<'peer' | 'channel' | 'length' | 'payload'>;
     readonly refused: EventLayout<'peer' | 'reason' | 'count'>;
     readonly pending: EventLayout<'peer' | 'bytes'>;
+    readonly fault: EventLayout<'peer' | 'kind' | 'detail'>;
   };
   /** Set in a message event's channel byte when it was sent reliably. */
   readonly reliableBit: number;
@@ -170,6 +173,8 @@ export interface NetLayout {
   readonly disconnectReasons: readonly string[];
   /** A refused event's reason, by code. */
   readonly refusalReasons: readonly string[];
+  /** A fault event's kind, by code. */
+  readonly faultKinds: readonly string[];
   /** The send-entry header: its size, field offsets, and the control flag. */
   readonly send: {
     readonly header: number;
@@ -207,12 +212,14 @@ const EVENT_FIELDS: Record<keyof NetLayout['events'], readonly string[]> = {
   message: ['peer', 'channel', 'length', 'payload'],
   refused: ['peer', 'reason', 'count'],
   pending: ['peer', 'bytes'],
+  fault: ['peer', 'kind', 'detail'],
 };
 const SEND_FIELDS = ['header', 'peer', 'channel', 'reliability', 'flags', 'length', 'control'] as const;
 const RESULT_FIELDS = ['more', 'kept', 'counters', 'length'] as const;
 /** The reasons this TypeScript knows how to report. */
-const DISCONNECT_REASONS = ['local', 'remote', 'timeout', 'refused'];
+const DISCONNECT_REASONS = ['local', 'remote', 'timeout', 'refused', 'error'];
 const REFUSAL_REASONS = ['gone', 'too-large', 'invalid'];
+const FAULT_KINDS = ['gap', 'channel', 'fragment'];
 function isOffset(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
 }
@@ -251,7 +258,8 @@ export function layoutMismatch(l: any): string | undefined {
   if (!isOffset(l.reliableBit) || l.reliableBit === 0) return 'no reliableBit';
   const r =
     sameNames(l.disconnectReasons, DISCONNECT_REASONS, 'disconnectReasons') ??
-    sameNames(l.refusalReasons, REFUSAL_REASONS, 'refusalReasons');
+    sameNames(l.refusalReasons, REFUSAL_REASONS, 'refusalReasons') ??
+    sameNames(l.faultKinds, FAULT_KINDS, 'faultKinds');
   if (r) return r;
   for (const f of SEND_FIELDS) if (!isOffset(l.send?.[f])) return `send has no field ${f}`;
   if (l.send.control === 0) return 'send.control is no flag';

@@ -13,7 +13,32 @@ export interface NetStatsShared {
   messagesDroppedNoSchema: number;
   /** Messages that can never reach their peer (see the `'undeliverable'` event). */
   messagesUndeliverable: number;
+  /** Messages of a packet type whose schema the peer announced in disagreement with this process's: not decoded. */
+  messagesDroppedSchemaMismatch: number;
+  /** Faults of peers (each reported as `'peerError'`; docs/security.md). */
+  peerErrors: number;
+  /** Of which messages that did not decode (`PacketError`). */
+  peerDecodeErrors: number;
+  /** Schemas that disagreed with this process's, or took the name of one of its classes (`PacketTypeError`). */
+  peerSchemaErrors: number;
+  /** Protocol violations (`PeerProtocolError`): each disconnects its peer. */
+  peerProtocolErrors: number;
+  /** Peers disconnected for their faults (reason `'error'`). */
+  peersDisconnectedForErrors: number;
 }
+
+/** Names of the shared counters (what `ts/net/base.ts` starts at zero). */
+export const NET_SHARED_COUNTERS = Object.keys({
+  messagesHeldForSchema: 0,
+  messagesDroppedNoSchema: 0,
+  messagesUndeliverable: 0,
+  messagesDroppedSchemaMismatch: 0,
+  peerErrors: 0,
+  peerDecodeErrors: 0,
+  peerSchemaErrors: 0,
+  peerProtocolErrors: 0,
+  peersDisconnectedForErrors: 0,
+} satisfies Record<keyof NetStatsShared, 0>) as (keyof NetStatsShared)[];
 
 /** The UDP transport's counters (the reliable-UDP protocol's, from the addon). */
 export interface UdpCounters {
@@ -34,6 +59,8 @@ export interface UdpCounters {
   /** Connections established, both directions. */
   connections: number;
   droppedGarbled: number;
+  /** Datagrams whose CRC32C did not match (corrupted on the way, or forged): dropped unread. */
+  droppedBadChecksum: number;
   droppedStranger: number;
   droppedWrongConnectionId: number;
   /** Handshake refusals: a cookie that did not verify, or that expired. */
@@ -42,8 +69,12 @@ export interface UdpCounters {
   droppedDuplicate: number;
   droppedStale: number;
   droppedAbsurdFragment: number;
+  /** CONNECTs replaying a live session's cookie (or an older one): dropped, the session kept. */
+  droppedReplayedConnect: number;
   /** Handshakes refused because `maxPeers` peers were connected. */
   droppedPeerCap: number;
+  /** Handshakes refused because `maxPeersPerIp` peers came from that IP address. */
+  droppedIpCap: number;
   droppedReassemblyCap: number;
   droppedEventBacklog: number;
   droppedUnreliablePartial: number;
@@ -53,6 +84,8 @@ export interface UdpCounters {
   conditionerReordered: number;
   /** Peers now (connecting or connected). */
   peers: number;
+  /** Bytes held now for all peers (partial messages, ordered ones held for their turn): at most `maxBufferedBytes`. */
+  bufferedBytes: number;
 }
 
 /** Every UDP counter name, in no particular order (checked against the addon's list by test/stats.test.ts). */
@@ -70,6 +103,7 @@ export const UDP_COUNTERS = Object.keys({
   pingsSent: 0,
   connections: 0,
   droppedGarbled: 0,
+  droppedBadChecksum: 0,
   droppedStranger: 0,
   droppedWrongConnectionId: 0,
   droppedBadCookie: 0,
@@ -77,7 +111,9 @@ export const UDP_COUNTERS = Object.keys({
   droppedDuplicate: 0,
   droppedStale: 0,
   droppedAbsurdFragment: 0,
+  droppedReplayedConnect: 0,
   droppedPeerCap: 0,
+  droppedIpCap: 0,
   droppedReassemblyCap: 0,
   droppedEventBacklog: 0,
   droppedUnreliablePartial: 0,
@@ -86,6 +122,7 @@ export const UDP_COUNTERS = Object.keys({
   conditionerDuplicated: 0,
   conditionerReordered: 0,
   peers: 0,
+  bufferedBytes: 0,
 } satisfies Record<keyof UdpCounters, 0>) as (keyof UdpCounters)[];
 
 /** The TCP transport's counters. */
@@ -98,6 +135,14 @@ export interface TcpCounters {
   droppedGarbled: number;
   /** Connections refused because `maxPeers` peers were connected. */
   droppedPeerCap: number;
+  /** Connections refused because `maxPeersPerIp` came from that IP address. */
+  droppedIpCap: number;
+  /** Connections closed for taking more than `timeoutMs` to send a frame (slowloris). */
+  droppedSlowFrame: number;
+  /** Keepalives sent (after `keepaliveMs` without sending). */
+  pingsSent: number;
+  /** Bytes received and not yet framed, all connections together: at most about `maxBufferedBytes`. */
+  bufferedBytes: number;
 }
 
 /** Names of the TCP counters (what `ts/net/tcp.ts` starts at zero). */
@@ -108,6 +153,10 @@ export const TCP_COUNTERS = Object.keys({
   bytesOut: 0,
   droppedGarbled: 0,
   droppedPeerCap: 0,
+  droppedIpCap: 0,
+  droppedSlowFrame: 0,
+  pingsSent: 0,
+  bufferedBytes: 0,
 } satisfies Record<keyof TcpCounters, 0>) as (keyof TcpCounters)[];
 
 /**

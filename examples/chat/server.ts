@@ -28,18 +28,22 @@ export class ChatServer extends Actor {
   }
 }
 
-/** Starts a chat server on 127.0.0.1; resolves with its port and a stop function. */
-export async function startChatServer(port = 0): Promise<{ port: number; stop: () => Promise<void> }> {
+/** Starts a chat server on 127.0.0.1 (UDP, or TCP); resolves with its port, its manager and a stop function. */
+export async function startChatServer(
+  port = 0,
+  transport: 'udp' | 'tcp' = 'udp',
+): Promise<{ port: number; mgr: ActorManager; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));
   mgr.on('peerDisconnected', (addr: string, reason: string) => {
     console.log(`server: ${server.nicks.get(addr) ?? addr} left (${reason})`);
     server.nicks.delete(addr);
   });
-  await mgr.listen({ host: '127.0.0.1', port });
+  await mgr.listen({ host: '127.0.0.1', port, transport });
   const loop = mgr.start({ intervalMs: 10 });
   return {
     port: mgr.transport!.address.port,
+    mgr,
     stop: async () => {
       loop.stop();
       await mgr.reset();

@@ -7,7 +7,7 @@
  * schema the sender announced, and sets the source in its route header itself.
  */
 import { type Codec, compileCodec } from '../codec.js';
-import { PacketError, PacketTypeError, RingError, TsageError } from '../errors.js';
+import { PacketError, PacketTypeError, PeerProtocolError, RingError, TsageError } from '../errors.js';
 import type { Decoder, SchemaDescriptor, SchemaTable } from '../schema-table.js';
 import { ROUTE_HEADER } from './wire.js';
 
@@ -34,13 +34,15 @@ export function inputFault(err: unknown, where: string): TsageError | undefined 
 
 /**
  * Learns a schema announcement from the ring. Learning runs no application code, so whatever it
- * throws is the announcement's fault: an error that is not a tsage error already becomes a
+ * throws is the announcement's fault: an error that is not a tsage error already, or the
+ * `PeerProtocolError` a table throws for a malformed one (a network peer's violation), becomes a
  * {@link PacketTypeError} naming who announced it.
  */
 export function learnAnnounced(table: SchemaTable, d: SchemaDescriptor, who: string): void {
   try {
     table.learn(d);
   } catch (err) {
+    if (err instanceof PeerProtocolError) throw new PacketTypeError(err.message, { cause: err });
     if (err instanceof TsageError) throw err;
     throw new PacketTypeError(`${who} announced a schema this process cannot use: ${String(err)}`, {
       cause: err,

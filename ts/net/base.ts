@@ -1,74 +1,29 @@
 /**
  * What both network transports share: peers by address, per-peer schema
  * announcement and learning, packing messages straight into the transport's
- * outgoing buffer, decoding received ones into the manager's queue, and the
- * peer events.
+ * outgoing buffer, decoding received ones into the manager's queue, the peer
+ * events, and the rule for what peers send (`faults.ts`): a fault is the peer's,
+ * reported as `'peerError'`, never thrown out of a tick.
  */
 import { DC } from '../diagnostics.js';
-import { BackpressureError, InvalidOption, NotConnected, PacketError, PacketTypeError } from '../errors.js';
-import type { DisconnectReason, EventSink, ManagerEventName, ManagerEvents } from '../events.js';
+import {
+  BackpressureError,
+  InvalidOption,
+  NotConnected,
+  PacketError,
+  PacketTypeError,
+  type TsageError,
+} from '../errors.js';
+import type { EventSink, ManagerEventName, ManagerEvents } from '../events.js';
 import { type Message, type MessageClass, type Reliability, type Schema, schemaOf } from '../message.js';
 import type { Poller } from '../poller.js';
-import { type Decoder, describeSchema, SchemaTable } from '../schema-table.js';
+import { describeSchema, newBuildBudget, SchemaTable } from '../schema-table.js';
+import { Inbound } from './inbound.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
+import { CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
+import { Waiting } from './waiting.js';
 
-/** A payload whose first byte is this is a schema announcement (JSON), not a pysage packet. */
-export const CTRL_SCHEMA = 1;
-/**
- * Messages held per peer while their schema announcement is still on its way (it can be
- * overtaken by messages sent in a mode other than reliable-ordered, say when it is lost
- * and resent). Reliable ones are held up to this many bytes: the protocol has acknowledged
- * them, so past it the peer is misbehaving and that is an error. Unreliable ones are held
- * up to a count; past it they are dropped (and counted), as a lost datagram would be.
- */
-const MAX_WAITING_BYTES = 32 * 1024 * 1024;
-const MAX_WAITING_UNRELIABLE = 4096;
-const MAX_WAITING_UNRELIABLE_BYTES = 4 * 1024 * 1024;
-/** What one waiting message is counted as beyond its bytes (its array and its copy), so tiny ones cannot pile up unbounded. */
-const WAITING_OVERHEAD = 64;
-
-const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
-
-export type { DisconnectReason } from '../events.js';
-
-/** A growable outgoing byte buffer. */
-export interface Sink {
-  u8: Uint8Array;
-  dv: DataView;
-  len: number;
-}
-
-export function newSink(size: number): Sink {
-  const u8 = new Uint8Array(size);
-  return { u8, dv: new DataView(u8.buffer), len: 0 };
-}
-
-/** One connected (or connecting) peer. */
-export interface Peer {
-  /** `ip:port` (`[ip]:port` for IPv6): what `msg.sender` holds and `sendMessage` takes. */
-  readonly addr: string;
-  /** The transport's own id for it (UDP peer id). */
-  readonly id: number;
-  connected: boolean;
-  /** Packet types announced to this peer. */
-  readonly announced: boolean[];
-  /** Schemas this peer announced. */
-  readonly table: SchemaTable;
-  /** Received messages waiting for their schema: [packetType, bytes, came reliably]. */
-  waiting: [number, Uint8Array, boolean][];
-  /** Bytes (with a fixed overhead per message) of the reliable messages in `waiting`. */
-  waitingBytes: number;
-  /** Unreliable messages in `waiting`, and their bytes likewise. */
-  waitingUnreliable: number;
-  waitingUnreliableBytes: number;
-  /** Bytes packed for this peer and not yet accepted by the transport. */
-  pendingBytes: number;
-}
-
-import type { NetStats } from '../stats.js';
-
-export type { NetStats };
+export { CTRL_PING, CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
 
 /** One connected peer as the inspector shows it (`mgr.peerStats()`). */
 export interface PeerStats {
@@ -85,6 +40,20 @@ export interface PeerStats {
   pendingBytes: number;
 }
 
+const utf8 = new TextEncoder();
+
+/** A growable outgoing byte buffer. */
+export interface Sink {
+  u8: Uint8Array;
+  dv: DataView;
+  len: number;
+}
+
+export function newSink(size: number): Sink {
+  const u8 = new Uint8Array(size);
+  return { u8, dv: new DataView(u8.buffer), len: 0 };
+}
+
 /** What a transport needs from the manager. */
 export interface NetManager extends EventSink {
   queueMessage(msg: Message): boolean;
@@ -95,21 +64,35 @@ export abstract class NetTransport implements Poller {
   protected readonly byId = new Map<number, Peer>();
   /** The server a client connected to: `sendMessage` without a peer goes there. */
   protected server: Peer | undefined;
-  /** Errors met while reading (a peer's schema disagreeing, a packet that does not decode): thrown by the next tick. */
+  /** Errors of the application met while servicing (a peer-event listener that threw): thrown by the next tick. */
   protected readonly errors: Error[] = [];
   /** The counters (`mgr.stats.network`): these, and the transport's own, filled in by its constructor. */
   readonly stats: NetStats & Record<string, number> = {
     messagesHeldForSchema: 0,
     messagesDroppedNoSchema: 0,
+    messagesDroppedSchemaMismatch: 0,
     messagesUndeliverable: 0,
+    peerErrors: 0,
+    peerDecodeErrors: 0,
+    peerSchemaErrors: 0,
+    peerProtocolErrors: 0,
+    peersDisconnectedForErrors: 0,
   };
   private flushScheduled = false;
   protected closed = false;
+  /** What arrives from peers: decoding, schemas, messages waiting for one, faults (`inbound.ts`). */
+  private readonly inbound: Inbound;
 
   constructor(
     protected readonly mgr: NetManager,
     readonly options: ResolvedNetOptions,
-  ) {}
+  ) {
+    this.inbound = new Inbound(this.stats, options, {
+      queue: (m) => mgr.queueMessage(m),
+      listeners: () => mgr.listenerCount('peerError'),
+      notify: (event, payload) => this.notify(event, payload),
+    });
+  }
 
   /** Which transport this is. */
   abstract readonly kind: 'udp' | 'tcp';
@@ -148,6 +131,8 @@ export abstract class NetTransport implements Poller {
       }));
   }
   abstract close(): Promise<void>;
+  /** Closes the connection to a peer this side drops for its faults (it is then removed with reason 'error'). */
+  protected abstract disconnectPeer(peer: Peer): void;
 
   protected addPeer(addr: string, id: number, connected: boolean): Peer {
     const peer: Peer = {
@@ -155,12 +140,15 @@ export abstract class NetTransport implements Poller {
       id,
       connected,
       announced: new Array(256).fill(false),
-      table: new SchemaTable(() => `peer ${addr}`),
-      waiting: [],
-      waitingBytes: 0,
-      waitingUnreliable: 0,
-      waitingUnreliableBytes: 0,
+      table: new SchemaTable(() => `peer ${addr}`, {
+        maxBytes: this.options.maxSchemaBytes,
+        maxProperties: this.options.maxSchemaProperties,
+      }),
+      waiting: new Waiting(),
+      waitsForBuild: false,
       pendingBytes: 0,
+      errors: 0,
+      dropping: false,
     };
     this.peers.set(addr, peer);
     this.byId.set(id, peer);
@@ -194,7 +182,7 @@ export abstract class NetTransport implements Poller {
     this.peers.delete(peer.addr);
     this.byId.delete(peer.id);
     if (this.server === peer) this.server = undefined;
-    if (peer.waiting.length !== 0) this.stats.messagesDroppedNoSchema! += peer.waiting.length;
+    this.inbound.forget(peer);
     // Peer events pair up: a peer that never connected (a failed attempt) is reported by its connect() rejecting.
     // A departure is reported at the end of the tick, after the messages that came before it are dispatched.
     if (peer.connected) this.departures.push([peer.addr, reason]);
@@ -216,7 +204,8 @@ export abstract class NetTransport implements Poller {
       );
     }
     const peer = this.peers.get(String(to));
-    if (peer === undefined) throw new NotConnected(`${what}: no connected peer '${String(to)}'`);
+    if (peer === undefined || peer.dropping)
+      throw new NotConnected(`${what}: no connected peer '${String(to)}'`);
     if (!peer.connected) {
       throw new NotConnected(`${what}: peer '${peer.addr}' is still connecting (await connect() first)`);
     }
@@ -239,10 +228,11 @@ export abstract class NetTransport implements Poller {
     const channel = params >> 3;
     const rel = params & 7;
     // All or nothing: if one peer pushes back, no peer takes it, so retrying the broadcast sends no duplicates.
-    for (const peer of this.peers.values()) if (peer.connected) this.checkRoom(peer, 'broadcastMessage');
+    for (const peer of this.peers.values())
+      if (peer.connected && !peer.dropping) this.checkRoom(peer, 'broadcastMessage');
     let n = 0;
     for (const peer of this.peers.values()) {
-      if (!peer.connected) continue;
+      if (!peer.connected || peer.dropping) continue;
       this.pack(peer, schema, msg, channel, rel);
       n++;
     }
@@ -319,105 +309,36 @@ export abstract class NetTransport implements Poller {
   }
 
   /**
-   * Handles one received payload from a peer (`reliable`: it was sent in a reliable mode).
-   * Errors are kept for the next tick, so later payloads still arrive.
+   * Handles one received payload from a peer (`reliable`: it was sent in a reliable mode):
+   * see `inbound.ts`. What is wrong with it is the peer's fault; later payloads still arrive.
    */
   protected receive(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number, reliable = true): void {
-    try {
-      const pt = u8[p]!;
-      // The common case first: a message whose schema is known (never a control payload, below 101).
-      const known = peer.table.peek(pt);
-      if (known !== undefined) {
-        this.deliver(peer, known, u8, dv, p, end);
-        return;
-      }
-      if (pt === CTRL_SCHEMA) {
-        let announced: any;
-        try {
-          announced = JSON.parse(utf8Strict.decode(u8.subarray(p + 1, end)));
-        } catch (err) {
-          throw new PacketTypeError(
-            `peer ${peer.addr} announced a schema that is not UTF-8 JSON (${(err as Error).message})`,
-          );
-        }
-        peer.table.learn(announced);
-        this.release(peer);
-        return;
-      }
-      if (pt < 101) throw new PacketTypeError(`peer ${peer.addr} sent a payload of unknown kind ${pt}`);
-      // A message whose schema has not arrived yet: it waits (in order) for the announcement.
-      const cost = end - p + WAITING_OVERHEAD;
-      if (!reliable) {
-        if (
-          peer.waitingUnreliable >= MAX_WAITING_UNRELIABLE ||
-          peer.waitingUnreliableBytes + cost > MAX_WAITING_UNRELIABLE_BYTES
-        ) {
-          this.stats.messagesDroppedNoSchema!++;
-          return;
-        }
-        peer.waitingUnreliable++;
-        peer.waitingUnreliableBytes += cost;
-      } else {
-        if (peer.waitingBytes + cost > MAX_WAITING_BYTES) {
-          this.stats.messagesDroppedNoSchema!++;
-          throw new PacketTypeError(
-            `peer ${peer.addr} sent more than ${MAX_WAITING_BYTES} bytes of reliable messages without announcing their schema (packet type ${pt})`,
-          );
-        }
-        peer.waitingBytes += cost;
-      }
-      peer.waiting.push([pt, u8.slice(p, end), reliable]);
-      this.stats.messagesHeldForSchema!++;
-    } catch (err) {
-      this.errors.push(err instanceof Error ? err : new Error(String(err)));
-    }
+    this.inbound.receive(peer, u8, dv, p, end, reliable);
   }
 
-  private deliver(peer: Peer, dec: Decoder, u8: Uint8Array, dv: DataView, p: number, end: number): void {
-    const m = new dec.cls() as Message;
-    const e = dec.codec.decode(m, u8, dv, p + 1, end);
-    if (e !== end)
-      throw new PacketError(`${dec.descriptor.name} from ${peer.addr}: ${end - e} bytes left over`);
-    m.sender = peer.addr;
-    this.mgr.queueMessage(m);
+  /**
+   * A fault of `peer` (see `faults.ts`): counted and reported; the peer is dropped at the end
+   * of this service if it must be. `gone`: the protocol below already disconnected it.
+   */
+  protected fault(peer: Peer, error: TsageError, violation: boolean, gone = false): void {
+    this.inbound.fault(peer, error, violation, gone);
   }
 
-  /** Delivers messages that were waiting for a schema that has now arrived (one that does not decode is reported, not kept). */
-  private release(peer: Peer): void {
-    if (peer.waiting.length === 0) return;
-    const still: [number, Uint8Array, boolean][] = [];
-    let bytes = 0;
-    let unreliable = 0;
-    let unreliableBytes = 0;
-    for (const w of peer.waiting) {
-      const dec = peer.table.peek(w[0]);
-      if (dec === undefined) {
-        still.push(w);
-        if (w[2]) {
-          bytes += w[1].length + WAITING_OVERHEAD;
-        } else {
-          unreliable++;
-          unreliableBytes += w[1].length + WAITING_OVERHEAD;
-        }
-        continue;
-      }
-      try {
-        this.deliver(
-          peer,
-          dec,
-          w[1],
-          new DataView(w[1].buffer, w[1].byteOffset, w[1].byteLength),
-          0,
-          w[1].length,
-        );
-      } catch (err) {
-        this.errors.push(err instanceof Error ? err : new Error(String(err)));
-      }
+  /** Transports call it as a service begins: a new budget for building classes from announcements. */
+  protected beginService(): void {
+    newBuildBudget();
+  }
+
+  /**
+   * Transports call it as a service ends: messages that waited too long for their schema
+   * expire, and the peers dropped for their faults are disconnected.
+   */
+  protected settlePeers(): void {
+    for (const peer of this.inbound.settle(this.peers.values())) {
+      if (this.peers.get(peer.addr) !== peer) continue;
+      this.disconnectPeer(peer);
+      this.removePeer(peer, 'error');
     }
-    peer.waiting = still;
-    peer.waitingBytes = bytes;
-    peer.waitingUnreliable = unreliable;
-    peer.waitingUnreliableBytes = unreliableBytes;
   }
 
   /** Publishes soon even if nobody ticks. */

@@ -35,7 +35,27 @@ export interface NetOptions {
   maxMessageBytes?: number;
   /** Most peers at once; further handshakes are refused. Default 64. */
   maxPeers?: number;
-  /** A peer silent this long is reported gone. Default 10000 ms. */
+  /** Most peers from one IP address (a listener); its further handshakes are refused. Default 16. */
+  maxPeersPerIp?: number;
+  /**
+   * Faults a peer may make (messages that do not decode, schemas that disagree) before it is
+   * disconnected; a protocol violation disconnects it at once. Default 16.
+   */
+  maxPeerErrors?: number;
+  /** Largest schema announcement taken from a peer, in bytes (checked before it is parsed). Default 16 KiB. */
+  maxSchemaBytes?: number;
+  /** Most properties in a schema a peer announces. Default 256. */
+  maxSchemaProperties?: number;
+  /**
+   * Bytes a UDP listener holds for all its peers together: partial messages, and messages
+   * held for their turn (each peer may hold 32 MiB of it). Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * A peer silent this long is reported gone. Also how long a peer may leave a gap in its
+   * reliable stream unfilled, keep its messages waiting for a schema it never announces, or
+   * (TCP) take to send one frame. Default 10000 ms.
+   */
   timeoutMs?: number;
   /** A ping is sent after this long without traffic. Default 1000 ms (UDP). */
   keepaliveMs?: number;
@@ -60,6 +80,11 @@ export interface ResolvedNetOptions {
   mtu: number;
   maxMessageBytes: number;
   maxPeers: number;
+  maxPeersPerIp: number;
+  maxPeerErrors: number;
+  maxSchemaBytes: number;
+  maxSchemaProperties: number;
+  maxBufferedBytes: number;
   timeoutMs: number;
   keepaliveMs: number;
   maxPendingBytes: number;
@@ -127,6 +152,11 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
   num(r, 'mtu', 256, 65507);
   num(r, 'maxMessageBytes', 1, 1 << 30);
   num(r, 'maxPeers', 1, 65535);
+  num(r, 'maxPeersPerIp', 1, 65535);
+  num(r, 'maxPeerErrors', 1, 1_000_000);
+  num(r, 'maxSchemaBytes', 64, 1 << 30);
+  num(r, 'maxSchemaProperties', 1, 1_000_000);
+  num(r, 'maxBufferedBytes', 1, 2 ** 40);
   num(r, 'timeoutMs', 1, 3_600_000);
   num(r, 'keepaliveMs', 1, 3_600_000);
   num(r, 'maxPendingBytes', 1, 2 ** 31);
@@ -137,6 +167,11 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
     mtu: o.mtu ?? 1200,
     maxMessageBytes: o.maxMessageBytes ?? 16 * 1024 * 1024,
     maxPeers: o.maxPeers ?? 64,
+    maxPeersPerIp: o.maxPeersPerIp ?? 16,
+    maxPeerErrors: o.maxPeerErrors ?? 16,
+    maxSchemaBytes: o.maxSchemaBytes ?? 16 * 1024,
+    maxSchemaProperties: o.maxSchemaProperties ?? 256,
+    maxBufferedBytes: o.maxBufferedBytes ?? 64 * 1024 * 1024,
     timeoutMs: o.timeoutMs ?? 10_000,
     keepaliveMs: o.keepaliveMs ?? 1000,
     maxPendingBytes: o.maxPendingBytes ?? 1024 * 1024,

@@ -3,24 +3,53 @@
  * big-endian length and the packed message. Always reliable and ordered
  * (reliability and channel options are accepted and ignored). Frames packed
  * during a tick go out in one write per peer.
+ *
+ * Between tsage peers a few control frames travel too: the listener's welcome
+ * (or refusal, with its reason) as a connection opens, so that `connect()`
+ * resolves only once the listener took it; and a keepalive after `keepaliveMs`
+ * without sending, so that `timeoutMs` of silence means the peer is gone. A
+ * frame must arrive whole within `timeoutMs` of its first byte (a peer that
+ * trickles bytes cannot hold a connection open), and what arrives is framed in
+ * linear time: bytes are copied once, when a frame is complete.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { aborted, throwIfAborted } from '../abort.js';
 import { DC } from '../diagnostics.js';
-import { ListenFailed, NotConnected } from '../errors.js';
+import { ListenFailed, NotConnected, PeerProtocolError } from '../errors.js';
+import { TCP_COUNTERS } from '../stats.js';
 import { formatAddr, resolveHost } from './address.js';
-import { CTRL_SCHEMA, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
+import { CTRL_PING, type NetManager, NetTransport, newSink, type Peer, type Sink } from './base.js';
 import type { ResolvedNetOptions } from './options.js';
+
+/** The listener took the connection: the first frame a tsage listener sends. */
+const CTRL_WELCOME = 3;
+/** The listener refused the connection (the reason follows, UTF-8); it closes it then. */
+const CTRL_REFUSED = 4;
+/** Longest refusal reason read. */
+const MAX_REASON = 200;
+/** How long a refused connection is given to read its refusal before it is destroyed. */
+const REFUSAL_LINGER_MS = 1000;
+
+const PING_FRAME = new Uint8Array([0, 0, 0, 1, CTRL_PING]);
+const WELCOME_FRAME = new Uint8Array([0, 0, 0, 1, CTRL_WELCOME]);
 
 interface TcpPeer {
   peer: Peer;
   socket: Socket;
   sink: Sink;
-  /** Bytes received and not yet framed. */
+  /** Bytes received and not yet framed: chunks as they came, the first read from `rxOff`. */
   rx: Buffer[];
+  rxOff: number;
   rxLen: number;
+  /** When the first byte of the frame not yet complete arrived (-1: none is under way). */
+  frameSince: number;
+  /** When something was last received, and last sent. */
+  lastRecv: number;
+  lastSend: number;
   /** Set when this side closed the connection. */
   closing: boolean;
+  /** Our connection attempt, until the listener's welcome or refusal. */
+  pending?: { resolve: (addr: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
 }
 
 export class TcpTransport extends NetTransport {
@@ -29,23 +58,17 @@ export class TcpTransport extends NetTransport {
   private server_: Server | undefined;
   private local = { address: '', port: 0, family: '' };
   private readonly conns = new Map<Peer, TcpPeer>();
+  private readonly perIp = new Map<string, number>();
   private nextId = 1;
   /** Bytes received and not yet framed at which a connection stops reading (always room for a whole frame). */
   private readonly rxLimit: number;
+  /** Bytes received and not yet framed, all connections together. */
+  private rxTotal = 0;
 
   constructor(mgr: NetManager, options: ResolvedNetOptions) {
     super(mgr, options);
     this.rxLimit = Math.max(options.maxPendingBytes, options.maxMessageBytes + 4);
-    for (const k of [
-      'messagesIn',
-      'messagesOut',
-      'bytesIn',
-      'bytesOut',
-      'droppedGarbled',
-      'droppedPeerCap',
-    ]) {
-      this.stats[k] = 0;
-    }
+    for (const k of TCP_COUNTERS) this.stats[k] = 0;
   }
 
   get address(): { address: string; port: number; family: string } {
@@ -55,16 +78,7 @@ export class TcpTransport extends NetTransport {
   /** Starts listening. */
   async listen(): Promise<void> {
     const ip = await resolveHost(this.options.host);
-    const server = createServer((socket) => {
-      if (this.conns.size >= this.options.maxPeers) {
-        this.stats.droppedPeerCap!++;
-        if (DC.netRefused.hasSubscribers)
-          DC.netRefused.publish({ side: 'server', reason: 'peer-cap', count: 1, transport: 'tcp' });
-        socket.destroy();
-        return;
-      }
-      this.adopt(socket);
-    });
+    const server = createServer((socket) => this.incoming(socket));
     this.server_ = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
@@ -83,10 +97,44 @@ export class TcpTransport extends NetTransport {
     if (a && typeof a === 'object') this.local = { address: a.address, port: a.port, family: a.family };
   }
 
+  /** A connection to the listener: welcomed, or refused with its reason when the listener is full. */
+  private incoming(socket: Socket): void {
+    const ip = socket.remoteAddress ?? '?';
+    let why: string | undefined;
+    let reason = '';
+    if (this.conns.size >= this.options.maxPeers) {
+      this.stats.droppedPeerCap!++;
+      why = `the listener is full (maxPeers ${this.options.maxPeers})`;
+      reason = 'peer-cap';
+    } else if ((this.perIp.get(ip) ?? 0) >= this.options.maxPeersPerIp) {
+      this.stats.droppedIpCap!++;
+      why = `the listener has ${this.options.maxPeersPerIp} connections from ${ip} (maxPeersPerIp)`;
+      reason = 'ip-cap';
+    }
+    if (why !== undefined) {
+      if (DC.netRefused.hasSubscribers)
+        DC.netRefused.publish({ side: 'server', reason, count: 1, transport: 'tcp' });
+      socket.on('error', () => undefined);
+      const text = Buffer.from(why, 'utf8');
+      const frame = Buffer.alloc(5 + text.length);
+      frame.writeUInt32BE(1 + text.length, 0);
+      frame[4] = CTRL_REFUSED;
+      text.copy(frame, 5);
+      socket.end(frame);
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+      return;
+    }
+    const c = this.adopt(socket);
+    c.socket.write(WELCOME_FRAME);
+    this.peerConnected(c.peer);
+  }
+
   async connectTo(host: string, port: number, signal?: AbortSignal): Promise<string> {
     const ip = await resolveHost(host);
     throwIfAborted(signal, 'connect');
     const socket = tcpConnect({ host: ip, port, noDelay: true });
+    const timeoutMs = this.options.timeoutMs;
+    const what = formatAddr(ip, port);
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         clearTimeout(t);
@@ -98,12 +146,8 @@ export class TcpTransport extends NetTransport {
       socket.once('connect', () => signal?.removeEventListener('abort', onAbort));
       const t = setTimeout(() => {
         socket.destroy();
-        reject(
-          new NotConnected(
-            `connect: no TCP connection to ${formatAddr(ip, port)} within ${this.options.timeoutMs} ms`,
-          ),
-        );
-      }, this.options.timeoutMs);
+        reject(new NotConnected(`connect: no TCP connection to ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
       socket.once('connect', () => {
         clearTimeout(t);
         resolve();
@@ -121,39 +165,87 @@ export class TcpTransport extends NetTransport {
       };
     }
     const c = this.adopt(socket);
+    // Connected once the listener says so: a full one refuses, with its reason.
+    const addr = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        c.pending = undefined;
+        socket.destroy();
+        reject(
+          new NotConnected(
+            `connect: the listener at ${what} did not welcome the connection within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      c.pending = { resolve, reject, timer };
+      this.scheduleFlush();
+    });
     this.server ??= c.peer;
-    return c.peer.addr;
+    return addr;
   }
 
   private adopt(socket: Socket): TcpPeer {
     socket.setNoDelay(true);
-    const peer = this.addPeer(
-      formatAddr(socket.remoteAddress ?? '?', socket.remotePort),
-      this.nextId++,
-      false,
-    );
-    const c: TcpPeer = { peer, socket, sink: newSink(16 * 1024), rx: [], rxLen: 0, closing: false };
+    const ip = socket.remoteAddress ?? '?';
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    const peer = this.addPeer(formatAddr(ip, socket.remotePort), this.nextId++, false);
+    const now = performance.now();
+    const c: TcpPeer = {
+      peer,
+      socket,
+      sink: newSink(16 * 1024),
+      rx: [],
+      rxOff: 0,
+      rxLen: 0,
+      frameSince: -1,
+      lastRecv: now,
+      lastSend: now,
+      closing: false,
+    };
     this.conns.set(peer, c);
     socket.on('data', (chunk: Buffer) => {
       this.stats.bytesIn! += chunk.length;
+      if (c.rxLen === 0) c.frameSince = performance.now();
       c.rx.push(chunk);
       c.rxLen += chunk.length;
+      this.rxTotal += chunk.length;
+      c.lastRecv = performance.now();
       // Stop reading until a tick takes frames out, so a peer that outruns us meets TCP backpressure.
-      if (c.rxLen >= this.rxLimit) socket.pause();
+      if (c.rxLen >= this.rxLimit || this.rxTotal >= this.options.maxBufferedBytes) socket.pause();
+      if (c.pending !== undefined) this.scheduleFlush();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       // Frames already received are still delivered on the next tick.
       this.readFrames(c);
-      this.conns.delete(peer);
+      this.forget(c);
+      const p = c.pending;
+      if (p !== undefined) {
+        c.pending = undefined;
+        clearTimeout(p.timer);
+        p.reject(
+          new NotConnected(`connect: the listener at ${peer.addr} closed the connection before welcoming it`),
+        );
+      }
       this.removePeer(peer, c.closing ? 'local' : 'remote');
       // Frames packed since the last service can no longer be written.
       const unsent = countFrames(c.sink);
       c.sink.len = 0;
       if (unsent !== 0) this.undeliverable(peer.addr, 'the peer is gone', unsent);
     });
-    this.peerConnected(peer);
     return c;
+  }
+
+  /** Lets go of a connection's books (once). */
+  private forget(c: TcpPeer): void {
+    if (this.conns.get(c.peer) !== c) return;
+    this.conns.delete(c.peer);
+    const ip = c.socket.remoteAddress ?? '?';
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+    this.rxTotal -= c.rxLen;
+    c.rx = [];
+    c.rxLen = 0;
   }
 
   protected get hasOutgoing(): boolean {
@@ -179,46 +271,153 @@ export class TcpTransport extends NetTransport {
     this.stats.messagesOut!++;
   }
 
-  /** Splits what arrived into frames and hands each to the manager. */
+  /** The big-endian u32 at `k` bytes into what is unframed (there are at least `k + 4`). */
+  private peekLength(c: TcpPeer, k: number): number {
+    let v = 0;
+    let chunk = 0;
+    let at = c.rxOff + k;
+    for (let i = 0; i < 4; i++) {
+      while (at >= c.rx[chunk]!.length) {
+        at -= c.rx[chunk]!.length;
+        chunk++;
+      }
+      v = v * 256 + c.rx[chunk]![at++]!;
+    }
+    return v;
+  }
+
+  /** Takes the next `n` unframed bytes: a view when they lie in one chunk, else one copy of them. */
+  private take(c: TcpPeer, n: number): Buffer {
+    const first = c.rx[0]!;
+    let out: Buffer;
+    if (first.length - c.rxOff >= n) {
+      out = first.subarray(c.rxOff, c.rxOff + n);
+      c.rxOff += n;
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let w = 0;
+      while (w < n) {
+        const ch = c.rx[0]!;
+        const k = Math.min(n - w, ch.length - c.rxOff);
+        ch.copy(out, w, c.rxOff, c.rxOff + k);
+        w += k;
+        c.rxOff += k;
+        if (c.rxOff === ch.length) {
+          c.rx.shift();
+          c.rxOff = 0;
+        }
+      }
+    }
+    if (c.rx.length !== 0 && c.rxOff === c.rx[0]!.length) {
+      c.rx.shift();
+      c.rxOff = 0;
+    }
+    c.rxLen -= n;
+    this.rxTotal -= n;
+    return out;
+  }
+
+  /** Splits what arrived into frames and hands each on; a frame not yet whole waits, uncopied. */
   private readFrames(c: TcpPeer): void {
-    if (c.rxLen < 4) return;
-    const buf = c.rx.length === 1 ? c.rx[0]! : Buffer.concat(c.rx, c.rxLen);
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const u8 = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    let p = 0;
-    while (p + 4 <= buf.length) {
-      const n = dv.getUint32(p);
+    let took = false;
+    while (c.rxLen >= 4 && !c.peer.dropping) {
+      const n = this.peekLength(c, 0);
       if (n === 0 || n > this.options.maxMessageBytes) {
         // Not a frame we can believe: the stream is out of step, so the connection cannot go on.
         this.stats.droppedGarbled!++;
-        c.socket.destroy();
-        c.rx = [];
-        c.rxLen = 0;
+        this.fault(
+          c.peer,
+          new PeerProtocolError(
+            `peer ${c.peer.addr} sent a TCP frame of ${n} bytes (frames are 1 to maxMessageBytes ${this.options.maxMessageBytes})`,
+          ),
+          true,
+        );
         return;
       }
-      if (p + 4 + n > buf.length) break;
+      if (c.rxLen < 4 + n) break;
+      const frame = this.take(c, 4 + n);
+      took = true;
       this.stats.messagesIn!++;
-      this.receive(c.peer, u8, dv, p + 4, p + 4 + n);
-      p += 4 + n;
+      this.frame(c, frame);
     }
-    const rest = buf.subarray(p);
-    c.rx = rest.length ? [rest] : [];
-    c.rxLen = rest.length;
+    // The next frame began at the latest with the last bytes received.
+    if (took) c.frameSince = c.rxLen === 0 ? -1 : c.lastRecv;
+  }
+
+  /** One whole frame: the listener's welcome or refusal while connecting, else a payload. */
+  private frame(c: TcpPeer, f: Buffer): void {
+    const kind = f[4]!;
+    if (c.pending !== undefined && (kind === CTRL_WELCOME || kind === CTRL_REFUSED)) {
+      const p = c.pending;
+      c.pending = undefined;
+      clearTimeout(p.timer);
+      if (kind === CTRL_WELCOME && f.length === 5) {
+        this.peerConnected(c.peer);
+        p.resolve(c.peer.addr);
+      } else {
+        const why = f.subarray(5, 5 + MAX_REASON).toString('utf8');
+        p.reject(new NotConnected(`connect: the listener at ${c.peer.addr} refused the connection: ${why}`));
+        c.closing = true;
+        c.socket.destroy();
+      }
+      return;
+    }
+    const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
+    this.receive(c.peer, f, dv, 4, f.length);
   }
 
   service(): void {
+    this.beginService();
+    const now = performance.now();
+    const { timeoutMs, keepaliveMs } = this.options;
     for (const c of this.conns.values()) {
       this.readFrames(c);
-      if (c.rxLen < this.rxLimit && c.socket.isPaused()) c.socket.resume();
+      if (c.peer.dropping) continue;
+      if (c.frameSince >= 0 && now - c.frameSince > timeoutMs) {
+        this.stats.droppedSlowFrame!++;
+        this.fault(
+          c.peer,
+          new PeerProtocolError(
+            `peer ${c.peer.addr} took more than ${timeoutMs} ms to send a TCP frame (${c.rxLen} bytes of it arrived)`,
+          ),
+          true,
+        );
+        continue;
+      }
+      if (now - c.lastRecv > timeoutMs && c.pending === undefined) {
+        // Silent too long (a tsage peer sends a keepalive every keepaliveMs): gone.
+        c.socket.destroy();
+        this.forget(c);
+        this.removePeer(c.peer, 'timeout');
+        continue;
+      }
+      if (c.rxLen < this.rxLimit && this.rxTotal < this.options.maxBufferedBytes && c.socket.isPaused())
+        c.socket.resume();
+      if (c.sink.len === 0 && now - c.lastSend >= keepaliveMs && c.peer.connected && c.socket.writable) {
+        c.socket.write(PING_FRAME);
+        this.stats.pingsSent!++;
+        c.lastSend = now;
+      }
       // A socket that can no longer be written keeps its frames until 'close' reports them undeliverable.
       if (c.sink.len !== 0 && c.socket.writable) {
         const bytes = Buffer.from(c.sink.u8.subarray(0, c.sink.len));
         this.stats.bytesOut! += bytes.length;
         c.socket.write(bytes);
         c.sink.len = 0;
+        c.lastSend = now;
       }
       c.peer.pendingBytes = c.socket.writableLength;
     }
+    this.settlePeers();
+    this.stats.bufferedBytes = this.rxTotal;
+  }
+
+  protected disconnectPeer(peer: Peer): void {
+    const c = this.conns.get(peer);
+    if (c === undefined) return;
+    c.closing = true;
+    c.socket.destroy();
+    this.forget(c);
   }
 
   async close(): Promise<void> {
@@ -234,8 +433,10 @@ export class TcpTransport extends NetTransport {
     await Promise.race([Promise.all(ends), new Promise((r) => setTimeout(r, 1000))]);
     for (const c of this.conns.values()) c.socket.destroy();
     // Report the peers gone now, as UDP does, rather than on a 'close' event after disconnect() resolved.
-    for (const c of this.conns.values()) this.removePeer(c.peer, 'local');
-    this.conns.clear();
+    for (const c of [...this.conns.values()]) {
+      this.forget(c);
+      this.removePeer(c.peer, 'local');
+    }
     if (this.server_) await new Promise<void>((r) => this.server_!.close(() => r()));
     // The departures (this side's goodbyes among them), then any error a peer-event listener threw.
     this.reportDepartures();
@@ -243,10 +444,9 @@ export class TcpTransport extends NetTransport {
   }
 }
 
-/** Messages in a sink of frames (u32 big-endian length, then the payload); schema announcements are not messages. */
+/** Messages in a sink of frames (u32 big-endian length, then the payload); control payloads (below 101) are not messages. */
 function countFrames(sink: Sink): number {
   let n = 0;
-  for (let off = 0; off < sink.len; off += 4 + sink.dv.getUint32(off))
-    if (sink.u8[off + 4] !== CTRL_SCHEMA) n++;
+  for (let off = 0; off < sink.len; off += 4 + sink.dv.getUint32(off)) if (sink.u8[off + 4]! >= 101) n++;
   return n;
 }

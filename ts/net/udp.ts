@@ -7,7 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { aborted, throwIfAborted } from '../abort.js';
 import { DC } from '../diagnostics.js';
-import { ListenFailed, NotConnected, TsageError } from '../errors.js';
+import { ListenFailed, NotConnected, PeerProtocolError, TsageError } from '../errors.js';
 import { type NetConditionerConfig, type NetLayout, native, netLayout, PEER_STAT_FIELDS } from '../native.js';
 import { formatAddr, resolveHost } from './address.js';
 import {
@@ -71,6 +71,18 @@ function conditionerConfig(c: ConditionerOptions): NetConditionerConfig {
   };
 }
 
+/** What a fault event from the protocol says (its kinds: netLayout().faultKinds). */
+function stallMessage(addr: string, kind: string | undefined, detail: number, ms: number): string {
+  switch (kind) {
+    case 'gap':
+      return `peer ${addr} left reliable id ${detail} missing for ${ms} ms while sending later ones (a gap it never filled)`;
+    case 'channel':
+      return `peer ${addr} left reliable-ordered channel ${detail} waiting for its next message for ${ms} ms`;
+    default:
+      return `peer ${addr} left a fragmented reliable message (reliable id ${detail}) incomplete for ${ms} ms`;
+  }
+}
+
 /** Closes the socket of a transport collected without `close()` (a backstop: `close()` also tells peers goodbye). */
 const sockets = new FinalizationRegistry<number>((handle) => native().netClose(handle));
 
@@ -117,6 +129,8 @@ export class UdpTransport extends NetTransport {
       mtu: options.mtu,
       maxMessageSize: options.maxMessageBytes,
       maxPeers: options.maxPeers,
+      maxPeersPerIp: options.maxPeersPerIp,
+      maxBufferedBytes: options.maxBufferedBytes,
       timeoutMs: options.timeoutMs,
       keepaliveMs: options.keepaliveMs,
       acceptIncoming: accept,
@@ -238,6 +252,7 @@ export class UdpTransport extends NetTransport {
 
   service(): void {
     if (this.closed) return;
+    this.beginService();
     const n = native();
     const res = this.result;
     const { kept, more, counters } = this.layout.result;
@@ -259,6 +274,8 @@ export class UdpTransport extends NetTransport {
         throw new TsageError('ERR_TSAGE_NATIVE', 'netService kept reporting more events');
       this.drain(n.netService(this.handle, this.sink.u8, 0, this.out, MAX_DATAGRAMS, res));
     }
+    // Peers dropped for their faults go now, so that what was packed for them is counted below.
+    this.settlePeers();
     if (this.gone.size !== 0) this.dropGone(settled);
     const names = this.layout.counters;
     for (let i = 0; i < names.length; i++) this.stats[names[i]!] = res[counters + i]!;
@@ -336,6 +353,10 @@ export class UdpTransport extends NetTransport {
     this.gone.clear();
   }
 
+  protected disconnectPeer(peer: Peer): void {
+    native().netDisconnect(this.handle, peer.id);
+  }
+
   protected override removePeer(peer: Peer, reason: DisconnectReason): void {
     this.gone.set(peer.id, { addr: peer.addr, at: this.sink.len });
     super.removePeer(peer, reason);
@@ -344,7 +365,7 @@ export class UdpTransport extends NetTransport {
   private readEvents(len: number): void {
     const u8 = this.out;
     const dv = this.outView;
-    const { message, connected, disconnected, refused, pending } = this.layout.events;
+    const { message, connected, disconnected, refused, pending, fault } = this.layout.events;
     const MESSAGE = message.tag;
     const PEER = message.peer;
     const LENGTH = message.length;
@@ -419,6 +440,19 @@ export class UdpTransport extends NetTransport {
             ),
           );
         }
+      } else if (tag === fault.tag) {
+        // The protocol found a gap the peer never filled; it disconnected the peer (its departure follows).
+        const peer = this.byId.get(dv.getUint32(p + fault.peer, true));
+        const kind = this.layout.faultKinds[u8[p + fault.kind]!];
+        const detail = dv.getUint32(p + fault.detail, true);
+        p += fault.fixed;
+        if (peer)
+          this.fault(
+            peer,
+            new PeerProtocolError(stallMessage(peer.addr, kind, detail, this.options.timeoutMs)),
+            true,
+            true,
+          );
       } else {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
       }

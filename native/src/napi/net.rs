@@ -22,7 +22,7 @@ use super::{arg, Env, JsError, Result};
 use crate::net::batch::{
     SendBatch, ENTRY_CHANNEL, ENTRY_FLAGS, ENTRY_HEADER, ENTRY_LENGTH, ENTRY_PEER, ENTRY_RELIABILITY, FLAG_CONTROL,
 };
-use crate::net::events::{self, Events, DISCONNECT_REASONS, REFUSAL_REASONS};
+use crate::net::events::{self, Events, DISCONNECT_REASONS, FAULT_KINDS, REFUSAL_REASONS};
 use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, PeerInfo, Reliability, Stats, CHANNELS};
 
 struct Slot {
@@ -73,6 +73,7 @@ const CONFIG: &[(&str, Field<Config>)] = &[
     ("mtu", Field::Int(|c, x| c.mtu = x as usize)),
     ("maxMessageSize", Field::Int(|c, x| c.max_message_size = x as usize)),
     ("maxPeers", Field::Int(|c, x| c.max_peers = x as usize)),
+    ("maxPeersPerIp", Field::Int(|c, x| c.max_peers_per_ip = x as usize)),
     ("timeoutMs", Field::Int(|c, x| c.timeout_ms = x)),
     ("keepaliveMs", Field::Int(|c, x| c.keepalive_ms = x)),
     ("rtoMinMs", Field::Int(|c, x| c.rto_min_ms = x)),
@@ -91,6 +92,7 @@ const CONFIG: &[(&str, Field<Config>)] = &[
         "maxReassemblyBytes",
         Field::Int(|c, x| c.max_reassembly_bytes = x as usize),
     ),
+    ("maxBufferedBytes", Field::Int(|c, x| c.max_buffered_bytes = x as usize)),
     ("maxEventBytes", Field::Int(|c, x| c.max_event_bytes = x as usize)),
     ("ackDelayMs", Field::Int(|c, x| c.ack_delay_ms = x)),
     (
@@ -220,6 +222,7 @@ struct Counters<'a> {
     send_errors: u64,
     cond: ConditionerStats,
     peers: u64,
+    buffered: u64,
 }
 
 /// Reads one counter from a snapshot.
@@ -242,6 +245,7 @@ const COUNTERS: &[(&str, Counter)] = &[
     ("pingsSent", |c| c.e.pings_sent),
     ("connections", |c| c.e.connections),
     ("droppedGarbled", |c| c.e.drop_garbled),
+    ("droppedBadChecksum", |c| c.e.drop_bad_checksum),
     ("droppedStranger", |c| c.e.drop_stranger),
     ("droppedWrongConnectionId", |c| c.e.drop_wrong_connection_id),
     ("droppedBadCookie", |c| c.e.drop_bad_cookie),
@@ -249,7 +253,9 @@ const COUNTERS: &[(&str, Counter)] = &[
     ("droppedDuplicate", |c| c.e.drop_duplicate),
     ("droppedStale", |c| c.e.drop_stale),
     ("droppedAbsurdFragment", |c| c.e.drop_absurd_fragment),
+    ("droppedReplayedConnect", |c| c.e.drop_replayed_connect),
     ("droppedPeerCap", |c| c.e.drop_peer_cap),
+    ("droppedIpCap", |c| c.e.drop_ip_cap),
     ("droppedReassemblyCap", |c| c.e.drop_reassembly_cap),
     ("droppedEventBacklog", |c| c.e.drop_event_backlog),
     ("droppedUnreliablePartial", |c| c.e.drop_unreliable_partial),
@@ -258,6 +264,7 @@ const COUNTERS: &[(&str, Counter)] = &[
     ("conditionerDuplicated", |c| c.cond.duplicated),
     ("conditionerReordered", |c| c.cond.reordered),
     ("peers", |c| c.peers),
+    ("bufferedBytes", |c| c.buffered),
 ];
 
 /// Result slot: 1 while more events wait (call again with `sendLen` 0), else 0.
@@ -340,6 +347,7 @@ fn write_counters(s: &mut Slot, result: &mut [f64]) {
         send_errors,
         cond,
         peers: e.peer_count() as u64,
+        buffered: e.buffered_bytes() as u64,
     };
     for (i, (_, get)) in COUNTERS.iter().enumerate() {
         result[RESULT_COUNTERS + i] = get(&c) as f64;
@@ -428,6 +436,7 @@ pub fn layout(env: &Env, _args: &[napi_value]) -> Result<napi_value> {
     env.set(o, "reliableBit", env.double(events::RELIABLE_BIT as f64)?)?;
     env.set(o, "disconnectReasons", strings(env, DISCONNECT_REASONS.into_iter())?)?;
     env.set(o, "refusalReasons", strings(env, REFUSAL_REASONS.into_iter())?)?;
+    env.set(o, "faultKinds", strings(env, FAULT_KINDS.into_iter())?)?;
     let send = numbers(
         env,
         &[

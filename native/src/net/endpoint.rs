@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::budget::Budget;
 use super::events::{EventRef, Events};
 use super::link::{Cx, Input, Link, Tick};
 use super::outbox::Outbox;
@@ -50,6 +51,8 @@ pub struct Endpoint {
     table: Table,
     out: Outbox,
     events: Events,
+    /// What is held for all peers together (partial and early messages).
+    budget: Budget,
 }
 
 /// Seals what a peer just queued: the link frames it for that peer's session and address.
@@ -69,6 +72,7 @@ impl Endpoint {
         let mut rng = Rng::new(seed);
         let link = Link::plain(&mut rng);
         let out = Outbox::new(cfg.mtu, link.headroom(), link.tailroom());
+        let budget = Budget::new(cfg.max_buffered_bytes);
         Endpoint {
             cfg,
             rng,
@@ -76,6 +80,7 @@ impl Endpoint {
             table: Table::default(),
             out,
             events: Events::default(),
+            budget,
         }
     }
 
@@ -85,7 +90,8 @@ impl Endpoint {
     }
 
     fn remove_peer(&mut self, id: PeerId, reason: DisconnectReason) {
-        if self.table.remove(id).is_some() {
+        if let Some(mut e) = self.table.remove(id) {
+            e.peer.release(&mut self.budget);
             self.events.push_disconnected(id, reason);
         }
     }
@@ -222,6 +228,11 @@ impl Endpoint {
         self.events.backlog()
     }
 
+    /// Bytes held for all peers together: partial messages and ones held for their turn.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
     /// Next datagram to send. Hand the buffer back with [`recycle`](Self::recycle) to avoid allocation.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.out.pop()
@@ -250,6 +261,7 @@ impl Endpoint {
                 channel,
                 data: data.to_vec(),
             },
+            EventRef::Fault { peer, kind, detail } => Event::Fault { peer, kind, detail },
         })
     }
 
@@ -279,18 +291,28 @@ impl Endpoint {
                 continue;
             };
             let gone = match self.link.tick(now, &mut e.session, e.addr, &self.cfg, &mut self.out) {
-                Tick::Connecting => false,
-                Tick::Failed => true,
-                Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => true,
+                Tick::Connecting => None,
+                Tick::Failed => Some(DisconnectReason::Timeout),
+                Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => {
+                    Some(DisconnectReason::Timeout)
+                }
                 Tick::Connected => {
-                    e.peer.on_timers(now, &self.cfg, &mut self.out);
+                    e.peer.on_timers(now, &self.cfg, &mut self.out, &mut self.budget);
                     e.peer.flush(now, &self.cfg, &mut self.out);
                     seal(&self.link, e, &mut self.out);
-                    false
+                    match e.peer.stalled(now, &self.cfg) {
+                        Some((fault, detail)) => {
+                            // A gap it never fills: say why, tell it goodbye, forget it.
+                            self.events.push_fault(id, fault, detail);
+                            self.link.goodbye(&e.session, e.addr, &mut self.out);
+                            Some(DisconnectReason::Error)
+                        }
+                        None => None,
+                    }
                 }
             };
-            if gone {
-                self.remove_peer(id, DisconnectReason::Timeout);
+            if let Some(reason) = gone {
+                self.remove_peer(id, reason);
             }
         }
     }
@@ -317,8 +339,14 @@ impl Endpoint {
             Input::Payload(peer, payload) => {
                 let Some(e) = self.table.get_mut(peer) else { return };
                 e.last_recv = now;
-                e.peer
-                    .on_payload(now, &payload, &self.cfg, &mut self.out, &mut self.events);
+                e.peer.on_payload(
+                    now,
+                    &payload,
+                    &self.cfg,
+                    &mut self.out,
+                    &mut self.events,
+                    &mut self.budget,
+                );
                 seal(&self.link, e, &mut self.out);
             }
             Input::Incoming { session, replaces } => {
@@ -327,6 +355,11 @@ impl Endpoint {
                 }
                 if self.table.len() >= self.cfg.max_peers {
                     self.out.stats.drop_peer_cap += 1;
+                    self.link.refuse(&session, from, &mut self.out);
+                    return;
+                }
+                if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
+                    self.out.stats.drop_ip_cap += 1;
                     self.link.refuse(&session, from, &mut self.out);
                     return;
                 }

@@ -5,8 +5,9 @@
 //! peer id (u32, little-endian, like every integer here); [`LAYOUT`] lists
 //! each kind's tag and field offsets, and the addon exports that list
 //! (`netLayout()`), so TypeScript reads offsets from here instead of keeping a
-//! copy of its own. The endpoint produces the first three kinds; the addon's
-//! send path produces [`Tag::Refused`] and [`Tag::Pending`] in a log of its own.
+//! copy of its own. The endpoint produces connections, departures, messages
+//! and faults; the addon's send path produces [`Tag::Refused`] and
+//! [`Tag::Pending`] in a log of its own.
 
 use std::net::SocketAddr;
 
@@ -43,6 +44,11 @@ const REFUSED_LEN: usize = AT_FIELDS + 5;
 /// Pending: bytes (u32) of the peer's send entries left in the send buffer for the next service.
 pub const PENDING_BYTES: usize = AT_FIELDS;
 const PENDING_LEN: usize = AT_FIELDS + 4;
+/// Fault: kind u8 (index into [`FAULT_KINDS`]).
+pub const FAULT_KIND: usize = AT_FIELDS;
+/// Fault: where (u32): the missing reliable id, or the channel (see [`Fault`]).
+pub const FAULT_DETAIL: usize = AT_FIELDS + 1;
+const FAULT_LEN: usize = AT_FIELDS + 5;
 
 /// The kinds of event.
 #[repr(u8)]
@@ -58,10 +64,39 @@ pub enum Tag {
     Refused = 4,
     /// How much of a peer's sends wait in the send buffer: the backpressure the caller sees.
     Pending = 5,
+    /// The peer broke the protocol and is being disconnected (a departure with reason
+    /// `error` follows): what it did.
+    Fault = 6,
 }
 
 /// Names of [`DisconnectReason`]s, by their code in a disconnected event.
-pub const DISCONNECT_REASONS: [&str; 4] = ["local", "remote", "timeout", "refused"];
+pub const DISCONNECT_REASONS: [&str; 5] = ["local", "remote", "timeout", "refused", "error"];
+
+/// What a peer did that the endpoint disconnected it for: a gap in its reliable data that
+/// it never filled, for `timeout_ms` while it was otherwise alive.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A reliable id below ones received never came (the detail is the missing id, low 32 bits).
+    Gap = 0,
+    /// A reliable-ordered channel waited for its next message (the detail is the channel).
+    Channel = 1,
+    /// A fragmented reliable message was left incomplete (the detail is its first reliable id).
+    Fragment = 2,
+}
+
+/// Names of [`Fault`]s, by code.
+pub const FAULT_KINDS: [&str; 3] = ["gap", "channel", "fragment"];
+
+impl Fault {
+    fn of(code: u8) -> Fault {
+        match code {
+            0 => Fault::Gap,
+            1 => Fault::Channel,
+            _ => Fault::Fragment,
+        }
+    }
+}
 
 /// Why a send entry was refused for good.
 #[repr(u8)]
@@ -84,6 +119,7 @@ fn reason_code(r: DisconnectReason) -> u8 {
         DisconnectReason::Remote => 1,
         DisconnectReason::Timeout => 2,
         DisconnectReason::Refused => 3,
+        DisconnectReason::Error => 4,
     }
 }
 
@@ -92,7 +128,8 @@ fn reason_of(code: u8) -> DisconnectReason {
         0 => DisconnectReason::Local,
         1 => DisconnectReason::Remote,
         2 => DisconnectReason::Timeout,
-        _ => DisconnectReason::Refused,
+        3 => DisconnectReason::Refused,
+        _ => DisconnectReason::Error,
     }
 }
 
@@ -111,7 +148,7 @@ pub struct EventLayout {
 }
 
 /// Every kind of event: the source of `netLayout().events`.
-pub const LAYOUT: [EventLayout; 5] = [
+pub const LAYOUT: [EventLayout; 6] = [
     EventLayout {
         name: "connected",
         tag: Tag::Connected,
@@ -151,6 +188,12 @@ pub const LAYOUT: [EventLayout; 5] = [
         fixed: PENDING_LEN,
         fields: &[("peer", AT_PEER), ("bytes", PENDING_BYTES)],
     },
+    EventLayout {
+        name: "fault",
+        tag: Tag::Fault,
+        fixed: FAULT_LEN,
+        fields: &[("peer", AT_PEER), ("kind", FAULT_KIND), ("detail", FAULT_DETAIL)],
+    },
 ];
 
 /// A decoded event; a message's `data` borrows the log.
@@ -178,6 +221,15 @@ pub enum EventRef<'a> {
         channel: u8,
         /// Payload.
         data: &'a [u8],
+    },
+    /// See [`super::Event::Fault`].
+    Fault {
+        /// The peer at fault.
+        peer: PeerId,
+        /// What it did.
+        kind: Fault,
+        /// Where.
+        detail: u32,
     },
 }
 
@@ -227,6 +279,13 @@ impl Events {
         self.buf.extend_from_slice(&count.to_le_bytes());
     }
 
+    /// Queues what a peer did wrong (its departure follows).
+    pub(crate) fn push_fault(&mut self, peer: PeerId, kind: Fault, detail: u32) {
+        self.start(Tag::Fault, peer);
+        self.buf.push(kind as u8);
+        self.buf.extend_from_slice(&detail.to_le_bytes());
+    }
+
     /// Queues how many bytes of `peer`'s send entries wait.
     pub(crate) fn push_pending(&mut self, peer: PeerId, bytes: u32) {
         self.start(Tag::Pending, peer);
@@ -255,6 +314,7 @@ impl Events {
             t if t == Tag::Connected as u8 => CONNECTED_ADDR + b[p + CONNECTED_ADDR_LENGTH] as usize,
             t if t == Tag::Refused as u8 => REFUSED_LEN,
             t if t == Tag::Pending as u8 => PENDING_LEN,
+            t if t == Tag::Fault as u8 => FAULT_LEN,
             _ => DISCONNECTED_LEN,
         }
     }
@@ -313,6 +373,16 @@ impl Events {
                         .ok()
                         .and_then(|t| t.parse().ok())
                         .expect("an address this log encoded"),
+                },
+                t if t == Tag::Fault as u8 => EventRef::Fault {
+                    peer,
+                    kind: Fault::of(b[FAULT_KIND]),
+                    detail: u32::from_le_bytes([
+                        b[FAULT_DETAIL],
+                        b[FAULT_DETAIL + 1],
+                        b[FAULT_DETAIL + 2],
+                        b[FAULT_DETAIL + 3],
+                    ]),
                 },
                 _ => EventRef::Disconnected {
                     peer,
@@ -436,6 +506,7 @@ mod tests {
         ev.push_message(9, 4, true, b"hello");
         ev.push_refused(9, Refusal::TooLarge, 70_000);
         ev.push_pending(9, 123_456);
+        ev.push_fault(9, Fault::Channel, 31);
         let mut out = vec![0u8; 256];
         let n = ev.drain_into(&mut out);
         let mut p = 0;
@@ -470,6 +541,11 @@ mod tests {
                     assert_eq!(field(b, l.tag, "bytes", 4), 123_456);
                     l.fixed
                 }
+                Tag::Fault => {
+                    assert_eq!(FAULT_KINDS[field(b, l.tag, "kind", 1) as usize], "channel");
+                    assert_eq!(field(b, l.tag, "detail", 4), 31);
+                    l.fixed
+                }
             };
             p += size;
         }
@@ -481,7 +557,8 @@ mod tests {
                 Tag::Disconnected,
                 Tag::Message,
                 Tag::Refused,
-                Tag::Pending
+                Tag::Pending,
+                Tag::Fault
             ]
         );
         // Each kind has its own tag; every field lies inside the fixed part or starts the variable one.

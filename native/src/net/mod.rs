@@ -21,6 +21,7 @@
 //! `driver` and `udp_sys`.
 
 pub(crate) mod batch;
+mod budget;
 pub mod conditioner;
 mod cookie;
 pub mod driver;
@@ -45,7 +46,7 @@ use std::net::SocketAddr;
 pub use conditioner::{Conditioner, ConditionerConfig, ConditionerStats};
 pub use driver::{Driver, ServiceReport};
 pub use endpoint::{Endpoint, PeerInfo};
-pub use events::EventRef;
+pub use events::{EventRef, Fault};
 pub use stats::Stats;
 
 /// Number of independent ordering channels (numbered `0..CHANNELS`).
@@ -120,6 +121,9 @@ pub struct Config {
     pub max_message_size: usize,
     /// Most simultaneous peers (connecting or connected); further handshakes are refused.
     pub max_peers: usize,
+    /// Most peers admitted from one IP address (any port); its further handshakes are refused,
+    /// so one host cannot take every slot of `max_peers`. Connections out are not counted.
+    pub max_peers_per_ip: usize,
     /// A peer silent for this long is reported `Disconnected { Timeout }`;
     /// also bounds how long a connection attempt may take.
     pub timeout_ms: u64,
@@ -140,6 +144,8 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// Per-peer cap on bytes held for reassembly and out-of-order delivery.
     pub max_reassembly_bytes: usize,
+    /// Cap on those bytes for all peers together: what one endpoint (a listener) holds.
+    pub max_buffered_bytes: usize,
     /// Once this many received message bytes wait undrained in the event queue,
     /// further data is refused (reliable data is then not acknowledged, so the peer backs off).
     pub max_event_bytes: usize,
@@ -161,6 +167,7 @@ impl Default for Config {
             mtu: 1200,
             max_message_size: 16 << 20,
             max_peers: 64,
+            max_peers_per_ip: 16,
             timeout_ms: 10_000,
             keepalive_ms: 1_000,
             rto_min_ms: 30,
@@ -170,6 +177,7 @@ impl Default for Config {
             max_in_flight_packets: 2048,
             max_queued_bytes: 4 << 20,
             max_reassembly_bytes: 32 << 20,
+            max_buffered_bytes: 64 << 20,
             max_event_bytes: 64 << 20,
             ack_delay_ms: 5,
             ack_every: 8,
@@ -208,8 +216,10 @@ pub enum DisconnectReason {
     Remote,
     /// Nothing was heard from the peer for `timeout_ms` (or the handshake never completed).
     Timeout,
-    /// The listener refused the handshake (its peer cap was reached).
+    /// The listener refused the handshake (its peer cap, or its cap per IP address, was reached).
     Refused,
+    /// This side disconnected the peer for breaking the protocol (an [`Event::Fault`] says how).
+    Error,
 }
 
 /// Something the caller should know about, drained with `Endpoint::poll_event`.
@@ -237,6 +247,15 @@ pub enum Event {
         channel: u8,
         /// The payload.
         data: Vec<u8>,
+    },
+    /// A peer broke the protocol and is disconnected (`Disconnected { Error }` follows).
+    Fault {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        kind: Fault,
+        /// Where: the missing reliable id or the channel.
+        detail: u32,
     },
 }
 

@@ -29,6 +29,8 @@ pub struct Stats {
     pub connections: u64,
     /// Dropped: truncated or malformed datagram or command.
     pub drop_garbled: u64,
+    /// Dropped: the datagram's integrity check (the plain link's CRC32C) did not match.
+    pub drop_bad_checksum: u64,
     /// Dropped: connection traffic from an address with no (suitable) peer.
     pub drop_stranger: u64,
     /// Dropped: connection id did not match the peer's.
@@ -43,8 +45,12 @@ pub struct Stats {
     pub drop_stale: u64,
     /// Dropped: fragment with an absurd count, total length or inconsistent fields.
     pub drop_absurd_fragment: u64,
+    /// Dropped: a CONNECT that replays a live session's cookie (or an older one).
+    pub drop_replayed_connect: u64,
     /// Refused: handshake while `max_peers` peers exist.
     pub drop_peer_cap: u64,
+    /// Refused: handshake from an address whose IP already has `max_peers_per_ip` peers.
+    pub drop_ip_cap: u64,
     /// Refused or dropped: the peer's reassembly/out-of-order memory cap was reached.
     pub drop_reassembly_cap: u64,
     /// Refused or dropped: undrained event bytes reached `max_event_bytes`.

@@ -2,7 +2,7 @@
 //! a small id that is reused once the peer is gone, and found by address.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::link::Session;
 use super::peer::Peer;
@@ -29,6 +29,8 @@ pub(crate) struct Table {
     slots: Vec<Option<Box<Entry>>>,
     free: Vec<PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// Peers per IP address (entries removed at zero, so it never outgrows the table).
+    by_ip: HashMap<IpAddr, usize>,
     count: usize,
     serials: u64,
 }
@@ -50,6 +52,7 @@ impl Table {
             peer: Peer::new(id, now),
         }));
         self.by_addr.insert(addr, id);
+        *self.by_ip.entry(addr.ip()).or_insert(0) += 1;
         self.count += 1;
         id
     }
@@ -59,6 +62,12 @@ impl Table {
         let e = self.slots.get_mut(id as usize).and_then(Option::take)?;
         if self.by_addr.get(&e.addr) == Some(&id) {
             self.by_addr.remove(&e.addr);
+        }
+        if let Some(n) = self.by_ip.get_mut(&e.addr.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_ip.remove(&e.addr.ip());
+            }
         }
         self.free.push(id);
         self.count -= 1;
@@ -79,6 +88,11 @@ impl Table {
     #[inline]
     pub(crate) fn find(&self, addr: SocketAddr) -> Option<PeerId> {
         self.by_addr.get(&addr).copied()
+    }
+
+    /// Number of peers at this IP address (any port).
+    pub(crate) fn count_ip(&self, ip: IpAddr) -> usize {
+        self.by_ip.get(&ip).copied().unwrap_or(0)
     }
 
     /// Number of peers.

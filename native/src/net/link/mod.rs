@@ -15,12 +15,13 @@
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
 //! Each kind of link keeps its per-peer state in a [`Session`]. There is one
-//! kind today, [`plain`]: tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT)
-//! and a 6-byte prefix. The kinds to come (a CRC32C check on every datagram,
-//! netcode 1.02's encrypted packets and connect tokens, pysage's raw
+//! kind today, [`plain`]: tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT),
+//! a 6-byte prefix and a CRC32C ([`crc`]) on every datagram. The kinds to come
+//! (netcode 1.02's encrypted packets and connect tokens, pysage's raw
 //! one-message datagrams) are further variants of [`Link`] and [`Session`];
 //! `docs/net-protocol.md` says how each fits.
 
+pub(crate) mod crc;
 pub(crate) mod plain;
 
 use std::net::SocketAddr;
@@ -115,7 +116,7 @@ impl Link {
     /// Bytes the link puts after each payload.
     pub(crate) fn tailroom(&self) -> usize {
         match self {
-            Link::Plain(_) => 0,
+            Link::Plain(_) => plain::TAILROOM,
         }
     }
 

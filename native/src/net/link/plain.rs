@@ -1,19 +1,23 @@
 //! The plain link: tsage's stateless-cookie handshake and its framing.
 //!
 //! Every datagram starts with the 6-byte [`Prefix`]: type, flags and the
-//! receiver's connection id. A peer payload is framed by taking its kind and
-//! flags as the type and flags and putting the connection id after them
-//! (`[kind, flags, conn, rest of the payload]`), so the payload is written
-//! [`HEADROOM`] bytes into its buffer and framed in place with a 6-byte write.
+//! receiver's connection id, and ends with the CRC32C of everything before it
+//! ([`TAILROOM`] bytes, little-endian; [`super::crc`]). A peer payload is framed
+//! by taking its kind and flags as the type and flags and putting the connection
+//! id after them (`[kind, flags, conn, rest of the payload, crc]`), so the payload
+//! is written [`HEADROOM`] bytes into its buffer and framed in place with a 6-byte
+//! write and a 4-byte append. A datagram whose CRC does not match is dropped
+//! (`drop_bad_checksum`) before anything else looks at it, so a corrupted packet
+//! is never acknowledged: its sender resends what it carried.
 //!
 //! The listener keeps no state for a client until the client echoes a cookie
 //! that only the listener can make (a MAC over its address, nonce and a coarse
-//! time), so spoofed sources cost it nothing. Per-source handshake accounting,
-//! when it comes, goes in [`Plain::on_hello`] and [`Plain::on_connect`], before
-//! any reply.
+//! time), so spoofed sources cost it nothing. The caps on peers (in all, and
+//! per source IP) are the endpoint's, checked when it is asked to admit a client.
 
 use std::net::SocketAddr;
 
+use super::crc::crc32c;
 use super::{Cx, Input, Known, Tick};
 use crate::net::cookie::CookieKey;
 use crate::net::outbox::Outbox;
@@ -26,6 +30,29 @@ use crate::net::{Config, DisconnectReason, PeerId};
 
 /// Bytes before a payload in its buffer: the prefix minus the kind and flags the payload brings.
 pub(crate) const HEADROOM: usize = PREFIX_LEN - 2;
+/// Bytes after a payload: the CRC32C of the datagram.
+pub(crate) const TAILROOM: usize = 4;
+
+/// Appends the CRC32C of the datagram so far.
+#[inline]
+fn append_crc(dg: &mut Vec<u8>) {
+    let c = crc32c(dg);
+    dg.extend_from_slice(&c.to_le_bytes());
+}
+
+/// The datagram without its CRC, if the CRC is there and right.
+#[inline]
+fn check_crc(b: &[u8]) -> Option<&[u8]> {
+    let n = b.len().checked_sub(TAILROOM)?;
+    let (body, tail) = b.split_at(n);
+    (crc32c(body).to_le_bytes() == tail).then_some(body)
+}
+
+/// Sends one of the link's own packets, its CRC appended.
+fn send(out: &mut Outbox, addr: SocketAddr, mut dg: Vec<u8>) {
+    append_crc(&mut dg);
+    out.send(addr, dg);
+}
 
 /// A cookie a client holds: what the listener sent, and when it arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +90,9 @@ pub(crate) struct Session {
     pub remote_conn: u32,
     /// The client's handshake nonce.
     pub nonce: u64,
+    /// The timestamp of the cookie a listener admitted the client with (0 for our own
+    /// outgoing sessions): a CONNECT with an older or equal one is a replay.
+    pub cookie_ts: u32,
     pub state: State,
 }
 
@@ -89,12 +119,14 @@ fn conn_id(rng: &mut Rng) -> u32 {
     }
 }
 
-/// Frames a payload in place: `[kind, flags]` stay first, the peer's connection id follows.
+/// Frames a payload in place: `[kind, flags]` stay first, the peer's connection id follows,
+/// and the CRC goes on the end.
 #[inline]
-pub(crate) fn frame(s: &Session, dg: &mut [u8]) {
+pub(crate) fn frame(s: &Session, dg: &mut Vec<u8>) {
     dg[0] = dg[HEADROOM];
     dg[1] = dg[HEADROOM + 1];
     dg[2..PREFIX_LEN].copy_from_slice(&s.remote_conn.to_le_bytes());
+    append_crc(dg);
 }
 
 impl Plain {
@@ -112,6 +144,10 @@ impl Plain {
         known: Known<'_>,
         cx: &mut Cx<'_>,
     ) -> Input<'a> {
+        let Some(b) = check_crc(b) else {
+            cx.stats().drop_bad_checksum += 1;
+            return Input::Done;
+        };
         let Some(p) = Prefix::parse(b) else {
             cx.stats().drop_garbled += 1;
             return Input::Done;
@@ -176,7 +212,7 @@ impl Plain {
         }
         .encode(&mut r);
         debug_assert!(r.len() <= b.len());
-        cx.out.send(from, r);
+        send(cx.out, from, r);
     }
 
     fn on_connect<'a>(
@@ -218,13 +254,22 @@ impl Plain {
                 send_accept(s, from, cx.out);
                 return Input::Done;
             }
-            // A new session from the same address replaces the old one.
+            if s.nonce == nonce || ts <= s.cookie_ts {
+                // The live session's own cookie with another connection id (the MAC does not
+                // cover it), or a cookie made before that session began: a replay, which must
+                // not end a live session.
+                cx.stats().drop_replayed_connect += 1;
+                return Input::Done;
+            }
+            // A client that came back from the same address with a cookie made since (it
+            // restarted on the same port): its new session replaces the old one.
             replaces = Some(id);
         }
         let session = Session {
             local_conn: conn_id(cx.rng),
             remote_conn: c.client_conn,
             nonce,
+            cookie_ts: ts,
             state: State::Connected,
         };
         Input::Incoming {
@@ -240,6 +285,7 @@ impl Plain {
             local_conn: conn_id(rng),
             remote_conn: 0,
             nonce,
+            cookie_ts: 0,
             state: State::Connecting(Handshake {
                 started: now,
                 last_sent: now,
@@ -284,7 +330,7 @@ impl Plain {
             nonce: s.nonce,
         }
         .encode(&mut r);
-        out.send(addr, r);
+        send(out, addr, r);
     }
 
     /// DISCONNECT, twice (it is not acknowledged).
@@ -292,7 +338,7 @@ impl Plain {
         for _ in 0..2 {
             let mut b = out.buf();
             Disconnect { conn: s.remote_conn }.encode(&mut b);
-            out.send(addr, b);
+            send(out, addr, b);
         }
     }
 }
@@ -384,7 +430,7 @@ fn send_hello(s: &Session, addr: SocketAddr, out: &mut Outbox) {
         nonce: s.nonce,
     }
     .encode(&mut b);
-    out.send(addr, b);
+    send(out, addr, b);
 }
 
 fn send_connect(s: &Session, addr: SocketAddr, out: &mut Outbox) {
@@ -397,7 +443,7 @@ fn send_connect(s: &Session, addr: SocketAddr, out: &mut Outbox) {
         client_conn: s.local_conn,
     }
     .encode(&mut b);
-    out.send(addr, b);
+    send(out, addr, b);
 }
 
 fn send_accept(s: &Session, addr: SocketAddr, out: &mut Outbox) {
@@ -408,5 +454,5 @@ fn send_accept(s: &Session, addr: SocketAddr, out: &mut Outbox) {
         server_conn: s.local_conn,
     }
     .encode(&mut b);
-    out.send(addr, b);
+    send(out, addr, b);
 }

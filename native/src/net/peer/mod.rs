@@ -21,7 +21,8 @@ use recv::Receiver;
 pub(crate) use send::PeerCounts;
 use send::Sender;
 
-use super::events::Events;
+use super::budget::Budget;
+use super::events::{Events, Fault};
 use super::outbox::Outbox;
 use super::packet::{Payload, PayloadHeader, FLAG_HAS_ACK, T_ACK, T_DATA};
 use super::{Config, PeerId, Reliability, SendError};
@@ -101,6 +102,7 @@ impl Peer {
         cfg: &Config,
         out: &mut Outbox,
         events: &mut Events,
+        budget: &mut Budget,
     ) {
         let Some((h, body)) = PayloadHeader::parse(p).filter(|(h, _)| matches!(h.kind, T_DATA | T_ACK)) else {
             out.stats.drop_garbled += 1;
@@ -108,14 +110,24 @@ impl Peer {
         };
         self.tx.on_ack(now, &h, cfg, out);
         if h.kind == T_DATA {
-            self.rx.on_data(now, &h, body, cfg, out, events);
+            self.rx.on_data(now, &h, body, cfg, out, events, budget);
         }
     }
 
     /// Runs the timers: loss detection, probe and retransmission timeouts, partial expiry.
-    pub(crate) fn on_timers(&mut self, now: u64, cfg: &Config, out: &mut Outbox) {
+    pub(crate) fn on_timers(&mut self, now: u64, cfg: &Config, out: &mut Outbox, budget: &mut Budget) {
         self.tx.on_timers(now, &mut self.rx.acks, cfg, out);
-        self.rx.expire_partials(now, out);
+        self.rx.expire_partials(now, out, budget);
+    }
+
+    /// A gap the peer left unfilled too long, if any (see [`recv::Receiver::stalled`]).
+    pub(crate) fn stalled(&mut self, now: u64, cfg: &Config) -> Option<(Fault, u32)> {
+        self.rx.stalled(now, cfg)
+    }
+
+    /// Gives back what was held for the peer (it is leaving).
+    pub(crate) fn release(&mut self, budget: &mut Budget) {
+        self.rx.release(budget);
     }
 
     /// Sends what the windows allow, then a standalone ack or a keepalive if one is due.

@@ -27,6 +27,8 @@ pub(crate) struct RxChannel {
     pub rel_newest: Option<u16>,
     /// Newest `UnreliableSequenced` sequence number delivered.
     pub unrel_newest: Option<u16>,
+    /// When the ordered stream last moved on, or began to wait (a first message held).
+    pub progress_at: u64,
 }
 
 impl RxChannel {
@@ -71,6 +73,39 @@ impl Held {
     /// Whether a message with sequence number `key` is held.
     pub(crate) fn contains(&self, key: u64) -> bool {
         key >= self.base && self.slots.get((key - self.base) as usize).is_some_and(|s| s.1 != EMPTY)
+    }
+
+    /// Whether nothing is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The memory it has allocated: what holding messages really costs.
+    pub(crate) fn footprint(&self) -> usize {
+        self.arena.capacity() + self.slots.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+
+    /// About what holding `len` bytes as message `key` adds to [`Held::footprint`]: the bytes,
+    /// and a slot for every sequence number up to it.
+    pub(crate) fn growth(&self, key: u64, len: usize) -> usize {
+        let slots = if self.live == 0 {
+            1
+        } else if key < self.base {
+            (self.base - key) as usize
+        } else {
+            ((key - self.base) as usize + 1).saturating_sub(self.slots.len())
+        };
+        len + slots * std::mem::size_of::<(u32, u32)>()
+    }
+
+    /// Once nothing is held, gives the memory back (a burst held behind a gap must not
+    /// stay allocated for the connection's life).
+    pub(crate) fn trim(&mut self) {
+        if self.live == 0 {
+            self.slots = VecDeque::new();
+            self.arena = Vec::new();
+            self.live_bytes = 0;
+        }
     }
 
     /// Holds `data` as message `key` (not already held).

@@ -74,6 +74,9 @@ pub(crate) struct Sender {
     last_ack_at: u64,
     probes: u32,
     last_send: u64,
+    /// When the retransmission timeout last fired: it fires again one (backed-off) RTO later
+    /// at the earliest, however many packets have been out longer than that.
+    rto_fired_at: u64,
     counts: PeerCounts,
 }
 
@@ -105,6 +108,7 @@ impl Sender {
             last_ack_at: now,
             probes: 0,
             last_send: now,
+            rto_fired_at: 0,
             counts: PeerCounts::default(),
         }
     }
@@ -496,8 +500,11 @@ impl Sender {
             }
         }
         // Retransmission timeout: everything out longer than the RTO is lost. Only
-        // packets carrying reliable data count as an expiry (and double the RTO).
+        // packets carrying reliable data count as an expiry (and double the RTO), and
+        // the timer restarts when it fires (as TCP's does): the next expiry is one RTO
+        // later, even when more packets have been out longer than that.
         let rto = self.rtt.rto(cfg);
+        let mut may_fire = now.saturating_sub(self.rto_fired_at) >= rto;
         let mut fired = false;
         for i in 0..self.flight.len() {
             if self.flight.sent_at(i) + rto > now {
@@ -507,15 +514,19 @@ impl Sender {
                 // Resend only the oldest reliable packet (as TCP does); the rest are
                 // left to ack-driven detection once acks flow again.
                 let reliable = self.flight.is_reliable(i);
-                if reliable && fired {
+                if reliable && !may_fire {
                     continue;
                 }
-                fired |= reliable;
+                if reliable {
+                    may_fire = false;
+                    fired = true;
+                }
                 self.declare_lost(i, out);
             }
         }
         if fired {
             out.stats.rto_expiries += 1;
+            self.rto_fired_at = now;
             self.rtt.back_off(cfg);
         }
         self.flight.pop_resolved(out);

@@ -22,22 +22,6 @@ fn should_deliver_one_mib_message_intact() {
     assert_eq!(got[1].1, b"after");
 }
 
-fn frag_packet(conn: u32, seq: u16, id: u16, f: Frag, payload: &[u8]) -> Vec<u8> {
-    let mut d = data_header(conn, seq);
-    let mut c = Vec::new();
-    encode_canonical(&mut c, Reliability::Reliable, 0, id as u32, 0, Some(f), payload);
-    write_wire(&mut d, &c, true, id as u32, false);
-    d
-}
-
-/// Connection id B expects from A (read from a genuine datagram).
-fn conn_of(sim: &mut Sim, pa: PeerId) -> u32 {
-    sim.a.send(sim.now, pa, 0, Reliability::Unreliable, b"").unwrap();
-    sim.a.update(sim.now);
-    let (_, d) = sim.a.poll_transmit().unwrap();
-    Prefix::parse(&d).unwrap().conn
-}
-
 #[test]
 fn should_drop_and_count_absurd_fragments() {
     let mut sim = Sim::pair();
@@ -93,6 +77,13 @@ fn should_enforce_reassembly_cap() {
         sim.b.handle_datagram(sim.now, sim.a_addr, &d);
         assert!(sim.b.peer_info(pb).unwrap().rx_buffered_bytes <= 100_000);
     }
-    assert_eq!(sim.b.peer_info(pb).unwrap().rx_buffered_bytes, 80_000);
+    // Two reservations of the whole message (and its books) fit; the rest are refused.
+    let one = crate::net::fragment::Reassembly::reservation(&Frag {
+        total: 40_000,
+        count: 40,
+        index: 0,
+    });
+    assert_eq!(sim.b.peer_info(pb).unwrap().rx_buffered_bytes, 2 * one);
+    assert_eq!(sim.b.buffered_bytes(), 2 * one);
     assert_eq!(sim.b.stats().drop_reassembly_cap, 48);
 }

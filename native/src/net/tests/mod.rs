@@ -7,14 +7,18 @@ mod driver;
 mod fragments;
 mod fuzz;
 mod handshake;
+mod hostile;
 mod liveness;
 mod loss;
 
 use std::net::SocketAddr;
 
+use super::link::crc::crc32c;
+use super::link::plain::TAILROOM;
 use super::packet::cmd::{encode_canonical, parse_cmd, write_wire};
 use super::packet::{
-    Frag, PayloadHeader, Prefix, HANDSHAKE_LEN, PAYLOAD_HEADER_LEN, PREFIX_LEN, T_CONNECT, T_DATA, T_HELLO, T_REJECT,
+    Frag, PayloadHeader, Prefix, HANDSHAKE_LEN, PAYLOAD_HEADER_LEN, PREFIX_LEN, T_ACCEPT, T_CONNECT, T_DATA,
+    T_DISCONNECT, T_HELLO, T_REJECT,
 };
 use super::rng::Rng;
 use super::seq::{diff16, extend16, gt16, gt32, lt16, lt32};
@@ -35,6 +39,20 @@ fn data_header(conn: u32, seq: u16) -> Vec<u8> {
     d[2..PREFIX_LEN].copy_from_slice(&conn.to_le_bytes());
     d[0] = T_DATA;
     d
+}
+
+/// A crafted datagram with the plain link's CRC32C appended, as a peer would send it.
+fn sealed(mut d: Vec<u8>) -> Vec<u8> {
+    let c = crc32c(&d);
+    d.extend_from_slice(&c.to_le_bytes());
+    d
+}
+
+/// A datagram without its CRC32C (checked).
+fn unsealed(d: &[u8]) -> &[u8] {
+    let (body, tail) = d.split_at(d.len() - TAILROOM);
+    assert_eq!(tail, crc32c(body).to_le_bytes(), "a datagram with a bad CRC");
+    body
 }
 
 type Filter = Box<dyn FnMut(u64, &[u8]) -> bool>;
@@ -173,6 +191,7 @@ fn data_channels(d: &[u8]) -> Vec<u8> {
     if d.first() != Some(&T_DATA) {
         return v;
     }
+    let d = unsealed(d);
     let mut pos = DATA_HEADER_LEN;
     let mut prev = None;
     while let Some(c) = parse_cmd(&d[pos..], false, &mut prev) {
@@ -190,4 +209,21 @@ fn msg(seq: u32, len: usize) -> Vec<u8> {
 
 fn seq_of(d: &[u8]) -> u32 {
     u32::from_le_bytes(d[..4].try_into().unwrap())
+}
+
+/// A DATA packet to `conn` carrying one reliable fragment with reliable id `id`.
+fn frag_packet(conn: u32, seq: u16, id: u16, f: Frag, payload: &[u8]) -> Vec<u8> {
+    let mut d = data_header(conn, seq);
+    let mut c = Vec::new();
+    encode_canonical(&mut c, Reliability::Reliable, 0, id as u32, 0, Some(f), payload);
+    write_wire(&mut d, &c, true, id as u32, false);
+    sealed(d)
+}
+
+/// Connection id B expects from A (read from a genuine datagram).
+fn conn_of(sim: &mut Sim, pa: PeerId) -> u32 {
+    sim.a.send(sim.now, pa, 0, Reliability::Unreliable, b"").unwrap();
+    sim.a.update(sim.now);
+    let (_, d) = sim.a.poll_transmit().unwrap();
+    Prefix::parse(&d).unwrap().conn
 }

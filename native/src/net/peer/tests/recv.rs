@@ -1,7 +1,9 @@
 //! The receiver, driven by hand: payloads the test writes, in any order, at any time.
 
 use super::*;
+use crate::net::budget::Budget;
 use crate::net::events::{EventRef, Events};
+use crate::net::fragment::Reassembly;
 use crate::net::packet::{FLAG_ACK_NOW, T_ACK};
 use crate::net::peer::recv::Receiver;
 
@@ -14,6 +16,7 @@ struct Rig {
     cfg: Config,
     out: Outbox,
     events: Events,
+    budget: Budget,
 }
 
 impl Rig {
@@ -22,6 +25,7 @@ impl Rig {
         Rig {
             rx: Receiver::new(9),
             out: outbox(&cfg),
+            budget: Budget::new(cfg.max_buffered_bytes),
             cfg,
             events: Events::default(),
         }
@@ -34,8 +38,15 @@ impl Rig {
     fn feed_flags(&mut self, now: u64, seq: u16, flags: u8, cmds: &[CmdSpec<'_>]) {
         let (mut h, body) = data(seq, cmds);
         h.flags = flags;
-        self.rx
-            .on_data(now, &h, &body, &self.cfg, &mut self.out, &mut self.events);
+        self.rx.on_data(
+            now,
+            &h,
+            &body,
+            &self.cfg,
+            &mut self.out,
+            &mut self.events,
+            &mut self.budget,
+        );
     }
 
     /// Messages delivered so far: (peer, channel, bytes).
@@ -66,7 +77,10 @@ fn should_hold_early_ordered_messages_and_deliver_them_in_order() {
     let mut r = Rig::new(Config::default());
     r.feed(0, 0, &[(RO, 4, 2, 2, None, b"c")]);
     assert!(r.messages().is_empty());
-    assert_eq!(r.rx.buffered(), 1, "the early one is held");
+    // Held at what holding it allocated: its byte, and slots for the sequence numbers up to it.
+    let held = r.rx.buffered();
+    assert!((1..=64).contains(&held), "the early one is held ({held} bytes)");
+    assert_eq!(r.budget.used(), held, "and counted in the endpoint's budget");
     r.feed(0, 1, &[(RO, 4, 0, 0, None, b"a")]);
     r.feed(0, 2, &[(RO, 4, 1, 1, None, b"b")]);
     let got = r.messages();
@@ -74,7 +88,11 @@ fn should_hold_early_ordered_messages_and_deliver_them_in_order() {
         got,
         [(9, 4, b"a".to_vec()), (9, 4, b"b".to_vec()), (9, 4, b"c".to_vec())]
     );
-    assert_eq!(r.rx.buffered(), 0);
+    assert_eq!(
+        (r.rx.buffered(), r.budget.used()),
+        (0, 0),
+        "delivered, all of it is given back"
+    );
     let a = r.rx.acks;
     assert_eq!((a.any, a.ack, a.ack_bits, a.rel_base), (true, 2, 0b11, 3));
 }
@@ -145,23 +163,24 @@ fn should_leave_a_packet_unacknowledged_while_the_event_backlog_is_full() {
 #[test]
 fn should_reassemble_fragments_that_arrive_in_any_order() {
     let mut r = Rig::new(Config::default());
-    let msg: Vec<u8> = (0..30).collect();
+    let msg: Vec<u8> = (0..192).collect();
     let frag = |index| Frag {
-        total: 30,
+        total: 192,
         count: 3,
         index,
     };
-    r.feed(0, 0, &[(R, 2, 2, 0, Some(frag(2)), &msg[20..])]);
-    r.feed(0, 1, &[(R, 2, 0, 0, Some(frag(0)), &msg[..10])]);
+    r.feed(0, 0, &[(R, 2, 2, 0, Some(frag(2)), &msg[128..])]);
+    r.feed(0, 1, &[(R, 2, 0, 0, Some(frag(0)), &msg[..64])]);
     assert_eq!(
         r.rx.buffered(),
-        30,
-        "the whole message is reserved when its reassembly starts"
+        Reassembly::reservation(&frag(0)),
+        "the most the message can hold is reserved when its reassembly starts"
     );
+    assert_eq!(r.budget.used(), r.rx.buffered());
     assert!(r.messages().is_empty());
-    r.feed(0, 2, &[(R, 2, 1, 0, Some(frag(1)), &msg[10..20])]);
+    r.feed(0, 2, &[(R, 2, 1, 0, Some(frag(1)), &msg[64..128])]);
     assert_eq!(r.messages(), [(9, 2, msg)]);
-    assert_eq!(r.rx.buffered(), 0);
+    assert_eq!((r.rx.buffered(), r.budget.used()), (0, 0));
 }
 
 #[test]

@@ -199,6 +199,33 @@ fn should_double_the_rto_on_each_expiry_and_reset_it_on_an_ack() {
 }
 
 #[test]
+fn should_fire_the_rto_once_per_rto_however_many_packets_are_overdue() {
+    let cfg = Config::default();
+    let mut out = outbox(&cfg);
+    let mut tx = Sender::new(0);
+    // Twenty packets out and never acknowledged (a peer that went quiet).
+    for _ in 0..20 {
+        send_one(&mut tx, 0, &cfg, &mut out);
+    }
+    let mut fired = Vec::new();
+    for now in 1..=20_000 {
+        let before = out.stats.rto_expiries;
+        tx.on_timers(now, &mut Acks::default(), &cfg, &mut out);
+        tx.flush(now, &mut Acks::default(), &cfg, &mut out);
+        drain(&mut out);
+        if out.stats.rto_expiries != before {
+            fired.push(now);
+        }
+    }
+    // 200 ms, doubling to the 2 s cap, then every 2 s: not once per call while the other
+    // nineteen packets are overdue too.
+    let mut want = vec![200, 600, 1_400, 3_000];
+    want.extend((5_000..=19_000).step_by(2_000));
+    assert_eq!(fired, want);
+    assert_eq!(out.stats.retransmissions, want.len() as u64);
+}
+
+#[test]
 fn should_probe_an_unacknowledged_tail_three_times_before_the_rto() {
     let cfg = Config::default();
     let mut out = outbox(&cfg);
