@@ -301,7 +301,9 @@ test('groups started before joinCluster join with it, answer from their own conn
 
 test('a process that falls behind does not take a node as gone while that nodeâ€™s heartbeats wait in its queue', async (t) => {
   const nats = await startNats(t);
-  const slow = { nodeTimeoutMs: 2000, heartbeatMs: 1000 };
+  // A silence window (nodeTimeoutMs - heartbeatMs) of 1.8 s: nine heartbeats, so that a heartbeat
+  // or the backlog arriving late on a loaded machine leaves room; b then pauses for longer.
+  const slow = { nodeTimeoutMs: 2000, heartbeatMs: 200 };
   const a = await joined(t, nats.url, 'ahead', slow);
   const b = await joined(t, nats.url, 'behind', slow);
   const got: number[] = [];
@@ -324,7 +326,7 @@ test('a process that falls behind does not take a node as gone while that nodeâ€
   b.tick();
   for (let i = 0; i < 16; i++) a.queueMessageToGroup('main@behind', new Blob({ bytes: 'x'.repeat(100_000) }));
   a.tick();
-  await pumpFor(a, 2500);
+  await pumpFor(a, 3000);
   await pumpUntil([a, b], () => got.length === 16, 10_000, 'all 16 at b');
   t.deepEqual(left, []);
   t.is(b.stats.cluster!.batchesFromNonMembers, 0);
