@@ -13,6 +13,8 @@
 //! [`CryptoError::MissingSymbol`] naming it.
 
 mod aead;
+#[cfg(test)]
+pub(crate) mod cost;
 mod hchacha;
 mod ossl;
 mod secret;

@@ -3,6 +3,7 @@
 //! in-memory network ([`Net`]) drives a server and clients by hand-set time.
 
 mod client;
+mod cost;
 mod fuzz;
 mod packets;
 mod requests;
