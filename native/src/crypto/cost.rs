@@ -11,11 +11,10 @@
 //! The tests assert only that every variant computed the same bytes.
 
 use std::ffi::c_int;
-use std::ptr;
 use std::time::Instant;
 
-use super::ossl::{ossl, EvpCipherCtx, Ossl, CTRL_AEAD_GET_TAG, CTRL_AEAD_SET_IVLEN, CTRL_AEAD_SET_TAG};
-use super::{Aead, Key, NONCE_BYTES, TAG_BYTES};
+use super::raw::Raw;
+use super::{Aead, Key, NONCE_BYTES};
 
 /// `struct timespec` on 64-bit Linux.
 #[repr(C)]
@@ -78,93 +77,6 @@ fn nonce(i: u64) -> [u8; NONCE_BYTES] {
     let mut n = [0u8; NONCE_BYTES];
     n[4..].copy_from_slice(&i.to_le_bytes());
     n
-}
-
-/// One context, given the cipher, key and IV length once: each message sets only its
-/// nonce, feeds the associated data, runs the cipher over the body in one update, in
-/// place, and finishes: the least the EVP interface allows for an AEAD message, and the
-/// call sequence [`Aead`] made before it split the body (see `aead::CHUNK`).
-pub(super) struct Raw {
-    api: &'static Ossl,
-    ctx: *mut EvpCipherCtx,
-}
-
-impl Raw {
-    pub(super) fn new(key: &Key, enc: c_int) -> Raw {
-        let api = ossl().unwrap();
-        // SAFETY: EVP_CIPHER_CTX_new has no preconditions.
-        let ctx = unsafe { (api.ctx_new)() };
-        assert!(!ctx.is_null());
-        // SAFETY: ctx is a fresh context and the cipher OpenSSL's static table; the key
-        // points to 32 readable bytes; a null IV is set per message.
-        let ok = unsafe {
-            (api.init)(
-                ctx,
-                (api.chacha20_poly1305)(),
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null(),
-                enc,
-            ) == 1
-                && (api.ctx_ctrl)(ctx, CTRL_AEAD_SET_IVLEN, NONCE_BYTES as c_int, ptr::null_mut()) == 1
-                && (api.init)(ctx, ptr::null(), ptr::null_mut(), key.bytes().as_ptr(), ptr::null(), -1) == 1
-        };
-        assert!(ok, "raw context setup");
-        Raw { api, ctx }
-    }
-
-    /// Nonce, associated data, the bytes in place; the caller finishes.
-    fn run(&mut self, n: &[u8; NONCE_BYTES], aad: &[u8], buf: &mut [u8]) {
-        let (mut o1, mut o2) = (0, 0);
-        // SAFETY: live context holding cipher and key; n is 12 bytes, aad and buf are
-        // valid for their lengths (buf in place, which OpenSSL allows).
-        let ok = unsafe {
-            (self.api.init)(self.ctx, ptr::null(), ptr::null_mut(), ptr::null(), n.as_ptr(), -1) == 1
-                && (self.api.update)(self.ctx, ptr::null_mut(), &mut o1, aad.as_ptr(), aad.len() as c_int) == 1
-                && (self.api.update)(self.ctx, buf.as_mut_ptr(), &mut o2, buf.as_ptr(), buf.len() as c_int) == 1
-        };
-        assert!(ok, "raw update");
-    }
-
-    pub(super) fn seal(&mut self, n: &[u8; NONCE_BYTES], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_BYTES] {
-        self.run(n, aad, buf);
-        let (mut tag, mut outl) = ([0u8; TAG_BYTES], 0);
-        // SAFETY: a stream cipher's final writes nothing (tag has room anyway); the tag
-        // control writes TAG_BYTES into tag.
-        let ok = unsafe {
-            (self.api.finish)(self.ctx, tag.as_mut_ptr(), &mut outl) == 1
-                && (self.api.ctx_ctrl)(self.ctx, CTRL_AEAD_GET_TAG, TAG_BYTES as c_int, tag.as_mut_ptr().cast()) == 1
-        };
-        assert!(ok, "raw seal final");
-        tag
-    }
-
-    pub(super) fn open(&mut self, n: &[u8; NONCE_BYTES], aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_BYTES]) -> bool {
-        let mut outl = 0;
-        // SAFETY: OpenSSL reads the 16 tag bytes only, despite the mutable pointer type.
-        let set =
-            unsafe { (self.api.ctx_ctrl)(self.ctx, CTRL_AEAD_SET_TAG, TAG_BYTES as c_int, tag.as_ptr() as *mut _) };
-        assert_eq!(set, 1, "raw set tag");
-        self.run(n, aad, buf);
-        let mut tail = [0u8; 16];
-        // SAFETY: live context; tail has room for anything final could write.
-        unsafe { (self.api.finish)(self.ctx, tail.as_mut_ptr(), &mut outl) == 1 }
-    }
-
-    /// The bulk cipher alone, continuing one message (no nonce, no associated data, no tag).
-    fn update_only(&mut self, buf: &mut [u8]) {
-        let mut outl = 0;
-        // SAFETY: live context mid-message; buf is valid for its length, in place.
-        let ok = unsafe { (self.api.update)(self.ctx, buf.as_mut_ptr(), &mut outl, buf.as_ptr(), buf.len() as c_int) };
-        assert_eq!(ok, 1, "raw update only");
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        // SAFETY: ctx came from EVP_CIPHER_CTX_new and is freed once, here.
-        unsafe { (self.api.ctx_free)(self.ctx) };
-    }
 }
 
 #[test]

@@ -3,8 +3,8 @@
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 
-use super::cost::Raw;
 use super::ossl::{libcrypto_symbol, Ossl, SYMBOLS};
+use super::raw::Raw;
 use super::*;
 
 fn hex(s: &str) -> Vec<u8> {

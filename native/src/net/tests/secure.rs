@@ -448,6 +448,7 @@ fn should_drop_changed_and_replayed_packets_and_deliver_each_message_once() {
     assert_eq!(net.ep(S).peer_count(), 1, "the connection survives");
 }
 
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 /// CPU time of moving `n` 64-byte reliable-ordered messages from `tx` to `rx` (peer `to` at
 /// `tx`), in steps of 1 ms and batches of at most 1,024: (sender ns, receiver ns, data
 /// datagrams, their bytes, datagrams back). The sender's side is `send`, `update`, framing and reading the
@@ -512,6 +513,7 @@ fn transfer_cost(
 }
 
 #[test]
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn secure_cost_per_datagram_of_a_reliable_ordered_transfer_against_the_plain_link() {
     // The same transfer in memory (no sockets) over a plain pair and a secure pair: what each
     // side spends per data datagram, best of several rounds. Run with `cargo test --release
