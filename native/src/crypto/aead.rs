@@ -36,6 +36,17 @@ enum Dir {
 // carry no thread affinity.
 unsafe impl Send for Aead {}
 
+/// Bytes per `EVP_CipherUpdate` of a message's body. On an AVX-512 machine
+/// OpenSSL 3.0's ChaCha20 runs 16 blocks (1024 bytes) at a time past 512 bytes,
+/// and one update of anything from 1088 to 1536 bytes cost about the same
+/// (a seal of 1024 bytes 609 ns, of 1088 798 ns, of 1536 837 ns, in C against
+/// the system's libcrypto; Node's copy shows the same steps). Fed as 1024 bytes
+/// and then the rest, the rest takes the short path instead: 6 to 9% less per
+/// seal plus open from 1100 to 1200 bytes, no change elsewhere (`cargo test
+/// --release secure_cost -- --nocapture`). A multiple of the 64-byte block and
+/// of Poly1305's 16 bytes, so the bytes are the same as one update's (tested).
+pub(crate) const CHUNK: usize = 1024;
+
 fn len_c(len: usize, what: &'static str) -> Result<c_int, CryptoError> {
     c_int::try_from(len).map_err(|_| CryptoError::Failed(what))
 }
@@ -116,7 +127,8 @@ impl Aead {
     }
 
     /// Runs the cipher over `len` bytes from `input` to `output`, which are
-    /// either the same buffer or disjoint buffers of at least `len` bytes.
+    /// either the same buffer or disjoint buffers of at least `len` bytes: the
+    /// whole [`CHUNK`]s in one update, the rest in a second.
     ///
     /// # Safety
     /// `input` must be readable and `output` writable for `len` bytes, and
@@ -128,14 +140,19 @@ impl Aead {
         output: *mut u8,
         len: usize,
     ) -> Result<(), CryptoError> {
-        if len == 0 {
-            return Ok(());
-        }
-        let n = len_c(len, "EVP_CipherUpdate (message too long)")?;
-        let mut outl = 0;
-        // SAFETY: guaranteed by the caller; OpenSSL allows in-place operation.
-        if unsafe { (self.api.update)(ctx, output, &mut outl, input, n) } != 1 || outl != n {
-            return Err(CryptoError::Failed("EVP_CipherUpdate"));
+        len_c(len, "EVP_CipherUpdate (message too long)")?;
+        let whole = len - len % CHUNK;
+        for (at, n) in [(0, whole), (whole, len - whole)] {
+            if n == 0 {
+                continue;
+            }
+            let mut outl = 0;
+            // SAFETY: at + n <= len, so both ranges lie inside what the caller guarantees
+            // (and n fits a c_int, as len does); OpenSSL allows in-place operation.
+            let ok = unsafe { (self.api.update)(ctx, output.add(at), &mut outl, input.add(at), n as c_int) };
+            if ok != 1 || outl != n as c_int {
+                return Err(CryptoError::Failed("EVP_CipherUpdate"));
+            }
         }
         Ok(())
     }

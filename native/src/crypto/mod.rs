@@ -13,8 +13,13 @@
 //! [`CryptoError::MissingSymbol`] naming it.
 
 mod aead;
+/// CPU-clock micro-benches: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` as 64-bit Linux has it.
+#[cfg(all(test, target_os = "linux", target_pointer_width = "64"))]
+pub(crate) mod cost;
 mod hchacha;
 mod ossl;
+#[cfg(test)]
+mod raw;
 mod secret;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,8 @@
 //! in-memory network ([`Net`]) drives a server and clients by hand-set time.
 
 mod client;
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+mod cost;
 mod fuzz;
 mod packets;
 mod requests;
