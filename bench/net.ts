@@ -1,15 +1,16 @@
 /**
  * Network: reliable-ordered 64-byte messages between two processes on
- * loopback. tsage's reliable UDP (and its TCP transport, for reference)
- * against Node's `net` with length-prefixed frames and zeromq PUSH/PULL over
- * tcp://: throughput of N messages, ping/pong round-trip latency, and tsage
- * UDP's throughput with 5% of the datagrams lost in each direction.
+ * loopback. tsage's reliable UDP, plain and secure (netcode 1.02 under it),
+ * and its TCP transport for reference, against Node's `net` with
+ * length-prefixed frames and zeromq PUSH/PULL over tcp://: throughput of N
+ * messages, ping/pong round-trip latency, tsage UDP's throughput with 5% of
+ * the datagrams lost in each direction, and the time of a handshake.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import * as zmq from 'zeromq';
-import { Actor, ActorManager, BackpressureError } from '../ts/index.js';
+import { Actor, ActorManager, BackpressureError, generateConnectToken } from '../ts/index.js';
 import { NetData, NetPing, NetPong, valueAt } from './fixtures/net-messages.js';
 import {
   fmtInt,
@@ -37,6 +38,12 @@ const LOSS_SEED = Number(process.env.TSAGE_BENCH_NET_SEED ?? 20_261_121);
 const HOST = '127.0.0.1';
 /** Frame of the `net` peer: u32 BE length (64), then type u8, seq i32, value i32, 55 zero bytes. */
 const FRAME = 68;
+/** Handshakes timed per tsage UDP peer (each a new client, and for secure a new token). */
+const HANDSHAKES = Number(process.env.TSAGE_BENCH_NET_HANDSHAKES ?? 50);
+/** The secure receiver's key and protocol id (the bench is its backend). */
+const BENCH_KEY = new Uint8Array(32).map((_, i) => (i * 29 + 3) & 0xff);
+const BENCH_PROTOCOL = 0x6265_6e63_6820_3130n;
+let benchClientId = 1n;
 
 const fixture = (f: string) => new URL(`./fixtures/${f}`, import.meta.url).pathname;
 const immediate = () => new Promise<void>((r) => setImmediate(r));
@@ -135,12 +142,39 @@ interface Peer {
   latency?(warm: number, count: number): Promise<number[]>;
   /** Counters worth printing (tsage's transport stats), or undefined. */
   stats?(): Record<string, number>;
+  /** `count` handshakes by new clients, each timed from `connect()` until it resolves, in ms. */
+  handshakes?(count: number): Promise<number[]>;
   close(): Promise<void>;
 }
 
-/** tsage, over its UDP transport (optionally with the link conditioner on both ends) or its TCP one. */
-async function tsagePeer(transport: 'udp' | 'tcp', loss: number): Promise<Peer> {
-  const rx = await Receiver.start('net-tsage-sink.ts', [transport, String(loss), String(LOSS_SEED + 1)]);
+/** A fresh token for the secure receiver at `port`. */
+function benchToken(port: number): Uint8Array {
+  return generateConnectToken({
+    privateKey: BENCH_KEY,
+    protocolId: BENCH_PROTOCOL,
+    clientId: benchClientId++,
+    serverAddresses: [`${HOST}:${port}`],
+  });
+}
+
+/**
+ * tsage, over its UDP transport (optionally with the link conditioner on both ends), over UDP
+ * with netcode 1.02 under it ('secure'), or over its TCP transport.
+ */
+async function tsagePeer(transport: 'udp' | 'tcp' | 'secure', loss: number): Promise<Peer> {
+  const keyArgs =
+    transport === 'secure' ? [Buffer.from(BENCH_KEY).toString('hex'), String(BENCH_PROTOCOL)] : [];
+  const rx = await Receiver.start('net-tsage-sink.ts', [
+    transport,
+    String(loss),
+    String(LOSS_SEED + 1),
+    ...keyArgs,
+  ]);
+  const port = rx.hello.port as number;
+  const dial = () =>
+    transport === 'secure'
+      ? { token: benchToken(port) }
+      : { host: HOST, port, transport: transport === 'tcp' ? ('tcp' as const) : ('udp' as const) };
   const mgr = new ActorManager();
   let pong = -1;
   let backpressured = 0;
@@ -153,12 +187,7 @@ async function tsagePeer(transport: 'udp' | 'tcp', loss: number): Promise<Peer> 
   }
   mgr.registerActor(new Sender());
   try {
-    await mgr.connect({
-      host: HOST,
-      port: rx.hello.port as number,
-      transport,
-      conditioner: loss > 0 ? { loss, seed: LOSS_SEED } : null,
-    });
+    await mgr.connect({ ...dial(), conditioner: loss > 0 ? { loss, seed: LOSS_SEED } : null });
   } catch (err) {
     await rx.stop();
     throw err;
@@ -176,9 +205,11 @@ async function tsagePeer(transport: 'udp' | 'tcp', loss: number): Promise<Peer> 
   const name =
     transport === 'tcp'
       ? 'tsage TCP transport (reference)'
-      : loss > 0
-        ? `tsage UDP reliable-ordered, ${loss * 100}% loss each way`
-        : 'tsage UDP reliable-ordered';
+      : transport === 'secure'
+        ? 'tsage UDP reliable-ordered, secure (netcode 1.02)'
+        : loss > 0
+          ? `tsage UDP reliable-ordered, ${loss * 100}% loss each way`
+          : 'tsage UDP reliable-ordered';
   return {
     name,
     throughput: (n) => busy(() => sendAll(n)),
@@ -197,6 +228,29 @@ async function tsagePeer(transport: 'udp' | 'tcp', loss: number): Promise<Peer> 
         }
       }),
     stats: () => ({ ...mgr.stats.network, backpressured }),
+    ...(transport === 'tcp' || loss > 0
+      ? {}
+      : {
+          handshakes: (count: number) =>
+            busy(async () => {
+              await rx.setFast(true);
+              try {
+                const ms: number[] = [];
+                for (let k = 0; k < count; k++) {
+                  const c = new ActorManager();
+                  const loop = c.start({ intervalMs: 0 });
+                  const t0 = performance.now();
+                  await withDeadline(c.connect(dial()), 10_000, `${name}: a handshake`);
+                  ms.push(performance.now() - t0);
+                  loop.stop();
+                  await c.reset();
+                }
+                return ms;
+              } finally {
+                await rx.setFast(false);
+              }
+            }),
+        }),
     async close() {
       idle.stop();
       await mgr.reset();
@@ -387,6 +441,8 @@ interface Result {
   p50?: number;
   p99?: number;
   stats?: Record<string, number>;
+  /** Handshake times, sorted (ms). */
+  handshakes?: number[];
 }
 
 function summarise(r: Result, want: number): Measured {
@@ -459,6 +515,11 @@ async function measureAll(h: Harness, makers: (() => Promise<Peer>)[], want: num
       r.p50 = percentile(lat, 50);
       r.p99 = percentile(lat, 99);
     }
+    for (const r of results) {
+      if (!r.peer.handshakes) continue;
+      h.note(`net: ${r.peer.name}: ${HANDSHAKES} handshakes`);
+      r.handshakes = (await r.peer.handshakes(HANDSHAKES)).sort((a, b) => a - b);
+    }
     return results;
   } finally {
     for (const r of results) await r.peer.close();
@@ -472,6 +533,7 @@ export async function run(h: Harness): Promise<Section> {
     [
       () => tsagePeer('udp', 0),
       () => tsagePeer('udp', LOSS),
+      () => tsagePeer('secure', 0),
       () => netPeer(true),
       () => netPeer(false),
       zmqPeer,
@@ -482,7 +544,13 @@ export async function run(h: Harness): Promise<Section> {
   // have run in this process, the code they share sees two classes and V8 optimises it less well,
   // which a program using one transport never pays.
   results.push(...(await measureAll(h, [() => tsagePeer('tcp', 0)], want)));
-  const [udp, lossy, net, raw] = results.map((r) => r.measured!) as [Measured, Measured, Measured, Measured];
+  const [udp, lossy, secure, net, raw] = results.map((r) => r.measured!) as [
+    Measured,
+    Measured,
+    Measured,
+    Measured,
+    Measured,
+  ];
   const rows = results.map((r) => [
     r.peer.name,
     fmtRate(r.measured!.rate),
@@ -494,6 +562,7 @@ export async function run(h: Harness): Promise<Section> {
   ]);
   const u = results[0]!.stats ?? {};
   const s = results[1]!.stats ?? {};
+  const sec = results[2]!.stats ?? {};
   const perRun = (x: number | undefined) => fmtInt(Math.round((x ?? 0) / RUNS));
   const targets: Target[] = [
     {
@@ -506,12 +575,21 @@ export async function run(h: Harness): Promise<Section> {
       ratio: lossy.rate / udp.rate,
       min: 0.5,
     },
+    {
+      name: 'net: tsage UDP secure (netcode 1.02) / tsage UDP',
+      ratio: secure.rate / udp.rate,
+      min: 0.8,
+    },
   ];
+  const hs = (r: Result | undefined) =>
+    r?.handshakes === undefined
+      ? 'n/a'
+      : `p50 ${percentile(r.handshakes, 50).toFixed(2)} ms, p99 ${percentile(r.handshakes, 99).toFixed(2)} ms`;
   return {
     title: `network: ${fmtInt(N)} reliable-ordered 64-byte messages between two processes on loopback`,
     intro: [
       `Throughput: the sender (this process) times from the first send until the receiver (a child process, so each side has a core) reports over IPC that it has all ${fmtInt(N)} messages, in order, with the right sum of values; median of ${RUNS} runs, each after a forced full GC and an untimed pass of the same peer as long as the timed run (a full GC shrinks the young generation; a shorter pass does not bring it back), on 127.0.0.1. Latency: one 64-byte message out and one back, ${fmtInt(PINGS)} round trips after ${WARM_PINGS} warm-up.`,
-      `tsage: \`mgr.sendMessage(new NetData({ seq, value, pad: '' }))\`, reliable-ordered, channel 0; NetData packs to 64 bytes: packet type (1) + seq \`'i'\` (4) + value \`'i'\` (4) + pad \`'55s'\` (55 zero bytes). On UDP that is a 69-byte command, 17 to a 1200-byte datagram. The sender sends ${fmtInt(BATCH)} messages, ticks, and yields to the event loop (setImmediate); on \`BackpressureError\` it ticks, yields and retries the same message. The receiver is an actor in a manager ticking on setImmediate (\`mgr.start({ intervalMs: 0 })\`); the latency loop ticks on setImmediate too. The loss row runs the seeded link conditioner on both ends (\`conditioner: { loss: ${LOSS}, seed }\`): data and acks are both lost.`,
+      `tsage: \`mgr.sendMessage(new NetData({ seq, value, pad: '' }))\`, reliable-ordered, channel 0; NetData packs to 64 bytes: packet type (1) + seq \`'i'\` (4) + value \`'i'\` (4) + pad \`'55s'\` (55 zero bytes). On UDP that is a 69-byte command, 17 to a 1200-byte datagram. The sender sends ${fmtInt(BATCH)} messages, ticks, and yields to the event loop (setImmediate); on \`BackpressureError\` it ticks, yields and retries the same message. The receiver is an actor in a manager ticking on setImmediate (\`mgr.start({ intervalMs: 0 })\`); the latency loop ticks on setImmediate too. The loss row runs the seeded link conditioner on both ends (\`conditioner: { loss: ${LOSS}, seed }\`): data and acks are both lost. The secure row is the lossless one with netcode 1.02 under tsage's reliability (\`listen({ secure })\`, \`connect({ token })\`): every datagram encrypted and signed with ChaCha20-Poly1305 through Node's OpenSSL, and at most 1200 bytes with netcode's 25 bytes of header and tag, so 16 commands to a datagram rather than 17.`,
       `node net: 68-byte frames (u32 length, then type u8, seq i32, value i32, 55 zero bytes), ${fmtInt(BATCH)} frames in one buffer per \`socket.write\`, awaiting 'drain' when write returns false; noDelay on both ends. The receiver parses frames in place out of each chunk (completing only a frame cut by a chunk boundary), checks the order and sums the values. Two variants: _message objects_ does per message what an application moving messages does, and what tsage does: the sender builds a \`{ seq, value, pad }\` object and a hand-written encoder writes it into the frame; the receiver decodes each frame into such an object and hands it to a handler. _Raw bytes_ writes the fields straight into the frame and reads them straight out, with no message objects: the floor of framed TCP. The no-loss target compares tsage with the first, which does the same work per message; the ratio to raw bytes is in the table. tsage's own TCP transport is timed in a later round of its own, so its row is not interleaved with the others. zeromq: the same 64-byte payload, a new Buffer and \`await push.send(buf)\` per message, PULL counting with \`for await\`.`,
     ],
     headers: [
@@ -526,7 +604,8 @@ export async function run(h: Harness): Promise<Section> {
     rows,
     notes: [
       `tsage UDP against framed TCP with no message objects at all (raw bytes): ${fmtRatio(udp.rate / raw.rate)}.`,
-      `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Every run delivered every message in order with the right sum.`,
+      `Handshake, from \`connect()\` until it resolves, for a new client each time (${HANDSHAKES} of them; the receiver ticking on setImmediate): tsage UDP ${hs(results[0])}; secure, with a new connect token each time, ${hs(results[2])}. The secure handshake is netcode's: request, challenge, response (sent as soon as the challenge arrives rather than at the next 10 Hz step), keep-alive.`,
+      `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Secure: ${perRun(sec.datagramsOut)} datagrams out, ${perRun(sec.retransmissions)} messages resent, \`BackpressureError\` ${perRun(sec.backpressured)} times per run. Every run delivered every message in order with the right sum.`,
     ],
     targets,
   };

@@ -8,7 +8,7 @@ function client(port: number, nick: string, expect: number, lines: string[]): Pr
   const script = fileURLToPath(new URL('./chat/client.ts', import.meta.url));
   const child = spawn(
     process.execPath,
-    [...childNodeFlags(), script, String(port), nick, `--expect=${expect}`, ...lines],
+    [...childNodeFlags(), script, String(port), nick, `--expect=${expect}`, '--together=2', ...lines],
     {
       stdio: ['ignore', 'inherit', 'inherit'],
     },

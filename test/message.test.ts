@@ -200,6 +200,7 @@ const ERROR_CODES: Record<string, string> = {
   GroupFailed: 'ERR_TSAGE_GROUP_FAILED',
   DefaultActorFailed: 'ERR_TSAGE_DEFAULT_ACTOR',
   NotConnected: 'ERR_TSAGE_NOT_CONNECTED',
+  ConnectFailed: 'ERR_TSAGE_NOT_CONNECTED',
   BackpressureError: 'ERR_TSAGE_BACKPRESSURE',
   InvalidOption: 'ERR_TSAGE_INVALID_OPTION',
   ListenFailed: 'ERR_TSAGE_LISTEN',
@@ -226,5 +227,6 @@ test('every exported error class extends TsageError and has its stable code and 
     t.is(err.message, 'something went wrong');
   }
   t.is(new tsage.GroupFailed('died', 'workers').groupName, 'workers');
+  t.is(new tsage.ConnectFailed('denied', 'connection denied').reason, 'connection denied');
   t.is(new TsageError('ERR_X', 'm').code, 'ERR_X');
 });

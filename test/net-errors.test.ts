@@ -3,12 +3,13 @@
  * and for unknown peers, PacketTypeError / WrongMessageTypeSpecified /
  * InvalidOption / PacketError synchronously at the send, invalid options,
  * connecting to a port nobody listens on, the maxPeers cap, and two processes
- * that disagree on a schema. Run over UDP and TCP where both apply.
+ * that disagree on a schema. Run over UDP, TCP and secure UDP where they apply.
  */
 import test from 'ava';
 import {
   ActorManager,
   BackpressureError,
+  ConnectFailed,
   defineMessage,
   InvalidOption,
   ListenFailed,
@@ -22,13 +23,17 @@ import {
 import { Dial, Ready } from './fixtures/net/messages.js';
 import {
   connectPair,
+  dialOptions,
   eachTransport,
   freePort,
+  kindOf,
+  listenOptions,
   manager,
   pumpFor,
   pumpUntil,
   pumpWhile,
   recordEvents,
+  UDP_TRANSPORTS,
   waitDead,
 } from './helpers/net.js';
 import { withTimeout } from './helpers/wait.js';
@@ -228,17 +233,25 @@ eachTransport(
     const { mgr } = manager(t);
     const events = recordEvents(mgr);
     const port = await freePort(transport);
-    const timeoutMs = 500;
+    // A secure attempt times out per its token (whole seconds), the others per timeoutMs.
+    const timeoutMs = transport === 'secure' ? 1000 : 500;
     const started = performance.now();
     const err = await withTimeout(
-      t.throwsAsync(mgr.connect({ host: '127.0.0.1', port, transport, timeoutMs }), NOT_CONNECTED),
+      t.throwsAsync(
+        mgr.connect(dialOptions(transport, '127.0.0.1', port, { timeoutMs }, { timeoutSeconds: 1 })),
+        NOT_CONNECTED,
+      ),
       5000,
       'connect to reject',
     );
     const ms = performance.now() - started;
     t.log(`${transport}: ${err?.message} after ${ms.toFixed(0)} ms`);
-    if (transport === 'udp') {
-      t.regex(err!.message, /timeout/);
+    if (transport !== 'tcp') {
+      t.true(err instanceof ConnectFailed);
+      t.is(
+        (err as ConnectFailed).reason,
+        transport === 'secure' ? 'connection request timed out' : 'timeout',
+      );
       t.true(ms >= timeoutMs * 0.8 && ms < timeoutMs + 2000, `${ms} ms`);
     } else {
       t.regex(err!.message, /ECONNREFUSED/);
@@ -258,12 +271,12 @@ eachTransport(
   async (t, transport) => {
     const { mgr: server } = manager(t);
     const serverEvents = recordEvents(server);
-    await server.listen({ host: '127.0.0.1', port: 0, transport, maxPeers: 1 });
+    await server.listen(listenOptions(transport, { host: '127.0.0.1', port: 0, maxPeers: 1 }));
     const { port } = server.transport!.address;
     const a = manager(t);
     await pumpWhile(
       server,
-      a.mgr.connect({ host: '127.0.0.1', port, transport }),
+      a.mgr.connect(dialOptions(transport, '127.0.0.1', port)),
       10_000,
       'the first client',
     );
@@ -271,10 +284,10 @@ eachTransport(
 
     const b = manager(t);
     const bEvents = recordEvents(b.mgr);
-    const attempt = b.mgr.connect({ host: '127.0.0.1', port, transport, timeoutMs: 30_000 });
-    // The listener refuses it (UDP: REJECT; TCP: a refusal frame with its reason); the client's connect
-    // fails with the refusal, not its timeout (the message below says which, however loaded the machine),
-    // and no peer event is emitted for it.
+    const attempt = b.mgr.connect(dialOptions(transport, '127.0.0.1', port, { timeoutMs: 30_000 }));
+    // The listener refuses it (UDP: REJECT; TCP: a refusal frame with its reason; secure: netcode's
+    // denied packet); the client's connect fails with the refusal, not its timeout (the message below
+    // says which, however loaded the machine), and no peer event is emitted for it.
     const err = await pumpWhile(
       server,
       attempt.then(
@@ -285,13 +298,17 @@ eachTransport(
       'a refusal',
     );
     t.true(err instanceof NotConnected, String(err));
-    t.regex(
-      (err as Error).message,
-      transport === 'udp' ? /refused/ : /refused the connection: the listener is full \(maxPeers 1\)/,
-    );
+    if (transport === 'tcp') {
+      t.regex((err as Error).message, /refused the connection: the listener is full \(maxPeers 1\)/);
+    } else {
+      t.true(err instanceof ConnectFailed, String(err));
+      t.is((err as ConnectFailed).reason, transport === 'secure' ? 'connection denied' : 'refused');
+    }
     t.deepEqual(bEvents.disconnected, [], 'no peer event for a peer that never connected');
     t.deepEqual(bEvents.connected, []);
-    t.is(server.stats.network!.droppedPeerCap, 1);
+    // netcode refuses a full server's clients itself, by the slots it has (maxPeers).
+    if (transport === 'secure') t.is(server.stats.network!.netcodeDroppedServerFull, 1);
+    else t.is(server.stats.network!.droppedPeerCap, 1);
     t.is(serverEvents.connected.length, 1, 'the server never reported the refused client');
     t.is(server.transport!.peers.size, 1);
 
@@ -299,18 +316,24 @@ eachTransport(
     await a.mgr.disconnect();
     await pumpUntil(server, () => serverEvents.disconnected.length === 1, 5000, 'the first client to leave');
     const c = manager(t);
-    await pumpWhile(server, c.mgr.connect({ host: '127.0.0.1', port, transport }), 10_000, 'a third client');
+    await pumpWhile(
+      server,
+      c.mgr.connect(dialOptions(transport, '127.0.0.1', port)),
+      10_000,
+      'a third client',
+    );
     await pumpUntil(server, () => serverEvents.connected.length === 2, 5000, 'the server to see it');
     t.is(server.transport!.peers.size, 1);
   },
 );
 
+// Serial: each transport's run replaces console.warn, which the other would otherwise capture.
 eachTransport(
-  test,
+  test.serial,
   "peers that disagree on a schema: a 'peerError' (logged once without a listener), never thrown; no clashing message is dispatched",
   async (t, transport) => {
     const { mgr, inbox } = manager(t);
-    await mgr.listen({ host: '127.0.0.1', port: 0, transport });
+    await mgr.listen({ host: '127.0.0.1', port: 0, transport: kindOf(transport) });
     const { port } = mgr.transport!.address;
     const names = ['x', 'y'].map((s) => `net-clash-${transport}-${s}-${process.pid}`);
     for (const name of names) await mgr.addProcessGroup(name, clashFixture, { intervalMs: 1 });
@@ -324,7 +347,7 @@ eachTransport(
     t.teardown(() => {
       console.warn = warn;
     });
-    mgr.queueMessageToGroup(names[0]!, new Dial({ host: '127.0.0.1', port, transport }));
+    mgr.queueMessageToGroup(names[0]!, new Dial({ host: '127.0.0.1', port, transport: kindOf(transport) }));
     await pumpUntil(mgr, () => mgr.stats.network!.peerSchemaErrors === 1, 10_000, 'the clash');
     await pumpUntil(mgr, () => mgr.stats.network!.messagesDroppedSchemaMismatch === 1, 5000, 'its message');
     console.warn = warn;
@@ -335,7 +358,7 @@ eachTransport(
     // With a listener it is emitted, with a PacketTypeError naming both schemas.
     const faults: { peer: string; error: Error }[] = [];
     mgr.on('peerError', (e: { peer: string; error: Error }) => faults.push(e));
-    mgr.queueMessageToGroup(names[1]!, new Dial({ host: '127.0.0.1', port, transport }));
+    mgr.queueMessageToGroup(names[1]!, new Dial({ host: '127.0.0.1', port, transport: kindOf(transport) }));
     await pumpUntil(mgr, () => faults.length === 1, 10_000, 'the emitted clash');
     t.true(faults[0]!.error instanceof PacketTypeError);
     t.is((faults[0]!.error as PacketTypeError).code, 'ERR_TSAGE_PACKET_TYPE');
@@ -347,6 +370,8 @@ eachTransport(
     await mgr.clearProcessGroups();
     for (const pid of pids) t.true(await waitDead(pid, 10_000), `group process ${pid} outlived the test`);
   },
+  // The groups dial a host and port (a secure dial needs a token instead).
+  ['udp', 'tcp'],
 );
 
 eachTransport(
@@ -354,45 +379,50 @@ eachTransport(
   'listening on a port in use rejects, leaves no transport, and the manager can listen elsewhere',
   async (t, transport) => {
     const first = manager(t);
-    await first.mgr.listen({ host: '127.0.0.1', port: 0, transport });
+    await first.mgr.listen(listenOptions(transport, { host: '127.0.0.1', port: 0 }));
     const { port } = first.mgr.transport!.address;
     const { mgr } = manager(t);
-    const err = await t.throwsAsync(mgr.listen({ host: '127.0.0.1', port, transport }), {
+    const err = await t.throwsAsync(mgr.listen(listenOptions(transport, { host: '127.0.0.1', port })), {
       instanceOf: ListenFailed,
       code: 'ERR_TSAGE_LISTEN',
     });
     t.regex(err!.message, /in use/i);
     t.is(mgr.transport, undefined);
-    await mgr.listen({ host: '127.0.0.1', port: 0, transport });
+    await mgr.listen(listenOptions(transport, { host: '127.0.0.1', port: 0 }));
     t.not(mgr.transport!.address.port, port);
   },
 );
 
-test('disconnect() during a pending UDP handshake rejects the connect with NotConnected at once', async (t) => {
-  const { mgr } = manager(t);
-  const events = recordEvents(mgr);
-  const port = await freePort('udp');
-  const pending = mgr.connect({ host: '127.0.0.1', port, timeoutMs: 10_000 });
-  await new Promise((r) => setTimeout(r, 50));
-  // Nothing can be sent to a peer until its handshake is done.
-  t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' }), `127.0.0.1:${port}`), {
-    ...NOT_CONNECTED,
-    message: /still connecting/,
-  });
-  t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' })), NOT_CONNECTED);
-  // "At once" as an order, not a time: the connect has rejected by the time disconnect() is done, long
-  // before its own 10 s timeout could have fired.
-  let rejected = false;
-  pending.catch(() => {
-    rejected = true;
-  });
-  await mgr.disconnect();
-  await new Promise((r) => setImmediate(r));
-  t.true(rejected, 'the pending connect rejected when disconnect() closed the transport');
-  await withTimeout(t.throwsAsync(pending, NOT_CONNECTED), 1000, 'the pending connect to reject');
-  t.deepEqual(events.disconnected, [], 'no peer event for a peer that never connected');
-  t.is(mgr.transport, undefined);
-});
+eachTransport(
+  test,
+  'disconnect() during a pending UDP handshake rejects the connect with NotConnected at once',
+  async (t, transport) => {
+    const { mgr } = manager(t);
+    const events = recordEvents(mgr);
+    const port = await freePort('udp');
+    const pending = mgr.connect(dialOptions(transport, '127.0.0.1', port, { timeoutMs: 10_000 }));
+    await new Promise((r) => setTimeout(r, 50));
+    // Nothing can be sent to a peer until its handshake is done.
+    t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' }), `127.0.0.1:${port}`), {
+      ...NOT_CONNECTED,
+      message: /still connecting/,
+    });
+    t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' })), NOT_CONNECTED);
+    // "At once" as an order, not a time: the connect has rejected by the time disconnect() is done, long
+    // before its own 10 s timeout could have fired.
+    let rejected = false;
+    pending.catch(() => {
+      rejected = true;
+    });
+    await mgr.disconnect();
+    await new Promise((r) => setImmediate(r));
+    t.true(rejected, 'the pending connect rejected when disconnect() closed the transport');
+    await withTimeout(t.throwsAsync(pending, NOT_CONNECTED), 1000, 'the pending connect to reject');
+    t.deepEqual(events.disconnected, [], 'no peer event for a peer that never connected');
+    t.is(mgr.transport, undefined);
+  },
+  UDP_TRANSPORTS,
+);
 
 /** Records a manager's 'undeliverable' events. */
 function recordUndeliverable(mgr: ActorManager): { peer: string; reason: string; count: number }[] {
@@ -403,45 +433,51 @@ function recordUndeliverable(mgr: ActorManager): { peer: string; reason: string;
   return seen;
 }
 
-test('UDP: messages still waiting for a peer that times out are reported undeliverable, every one counted', async (t) => {
-  // Every datagram of the server is lost, so nothing it sends is acknowledged: its windows fill and its later
-  // sends wait in the transport. The client keeps pinging while the server fills them (however long that
-  // takes on a loaded machine, the peer cannot time out before the fill is done), then goes silent (it never
-  // ticks again) until the peer times out.
-  const p = await connectPair(t, 'udp', {
-    server: { timeoutMs: 600, keepaliveMs: 100 },
-    client: { keepaliveMs: 50 },
-  });
-  p.server.setLinkConditioner({ loss: 1, seed: 1 });
-  const lost = recordUndeliverable(p.server);
-  const text = 'x'.repeat(1000);
-  let accepted = 0;
-  for (let i = 0; i < 20_000; i++) {
-    try {
-      p.server.sendMessage(new Note({ n: i, text }), p.clientAddr);
-      accepted++;
-    } catch (err) {
-      if (!(err instanceof BackpressureError)) throw err;
-      break;
+eachTransport(
+  test,
+  'UDP: messages still waiting for a peer that times out are reported undeliverable, every one counted',
+  async (t, transport) => {
+    // Every datagram of the server is lost, so nothing it sends is acknowledged: its windows fill and its
+    // later sends wait in the transport. The client keeps pinging while the server fills them (however long
+    // that takes on a loaded machine, the peer cannot time out before the fill is done), then goes silent
+    // (it never ticks again) until the peer times out (secure: per the token, 1 s).
+    const p = await connectPair(t, transport, {
+      server: { timeoutMs: 600, keepaliveMs: 100 },
+      client: { keepaliveMs: 50 },
+      token: { timeoutSeconds: 1 },
+    });
+    p.server.setLinkConditioner({ loss: 1, seed: 1 });
+    const lost = recordUndeliverable(p.server);
+    const text = 'x'.repeat(1000);
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      try {
+        p.server.sendMessage(new Note({ n: i, text }), p.clientAddr);
+        accepted++;
+      } catch (err) {
+        if (!(err instanceof BackpressureError)) throw err;
+        break;
+      }
+      if (i % 256 === 255) {
+        p.client.tick();
+        p.server.tick();
+      }
     }
-    if (i % 256 === 255) {
-      p.client.tick();
-      p.server.tick();
-    }
-  }
-  t.true(accepted < 20_000, 'the sends met backpressure');
-  t.deepEqual(p.serverEvents.disconnected, [], 'the peer was alive while the windows filled');
-  await pumpUntil(p.server, () => p.serverEvents.disconnected.length === 1, 5000, 'the timeout');
-  t.deepEqual(p.serverEvents.disconnected, [[p.clientAddr, 'timeout']]);
-  t.is(lost.length, 1);
-  t.like(lost[0], { peer: p.clientAddr, reason: 'the peer is gone' });
-  t.true(lost[0]!.count > 0);
-  const stats = p.server.stats.network!;
-  t.is(stats.messagesUndeliverable, lost[0]!.count);
-  // Every accepted send was either taken by the protocol (the schema announcement is one more) or reported.
-  t.is(stats.messagesSent! - 1 + lost[0]!.count, accepted);
-  t.throws(() => p.server.sendMessage(new Note({ n: 0, text: '' }), p.clientAddr), NOT_CONNECTED);
-});
+    t.true(accepted < 20_000, 'the sends met backpressure');
+    t.deepEqual(p.serverEvents.disconnected, [], 'the peer was alive while the windows filled');
+    await pumpUntil(p.server, () => p.serverEvents.disconnected.length === 1, 5000, 'the timeout');
+    t.deepEqual(p.serverEvents.disconnected, [[p.clientAddr, 'timeout']]);
+    t.is(lost.length, 1);
+    t.like(lost[0], { peer: p.clientAddr, reason: 'the peer is gone' });
+    t.true(lost[0]!.count > 0);
+    const stats = p.server.stats.network!;
+    t.is(stats.messagesUndeliverable, lost[0]!.count);
+    // Every accepted send was either taken by the protocol (the schema announcement is one more) or reported.
+    t.is(stats.messagesSent! - 1 + lost[0]!.count, accepted);
+    t.throws(() => p.server.sendMessage(new Note({ n: 0, text: '' }), p.clientAddr), NOT_CONNECTED);
+  },
+  UDP_TRANSPORTS,
+);
 
 test('TCP: frames packed for a peer whose connection closes before they are written are reported undeliverable', async (t) => {
   const p = await connectPair(t, 'tcp');
@@ -467,14 +503,14 @@ eachTransport(
       calls++;
       throw new RangeError('listener failed');
     });
-    await server.listen({ host: '127.0.0.1', port: 0, transport });
+    await server.listen(listenOptions(transport, { host: '127.0.0.1', port: 0 }));
     const { port } = server.transport!.address;
     const client = manager(t);
     // The listener throws while the server handles the handshake; the connection is made all the same,
     // and the error comes out of the server's tick.
     const errors: unknown[] = [];
     let connected = false;
-    const connecting = client.mgr.connect({ host: '127.0.0.1', port, transport }).then(() => {
+    const connecting = client.mgr.connect(dialOptions(transport, '127.0.0.1', port)).then(() => {
       connected = true;
     });
     const until = performance.now() + 10_000;

@@ -17,6 +17,7 @@ import { type ActorManager, defineMessage, registerMessage } from '../ts/index.j
 import { native } from '../ts/native.js';
 import {
   connectPair,
+  dialOptions,
   manager,
   type PeerEvents,
   pumpFor,
@@ -226,7 +227,7 @@ async function legitimateExchange(
   const port = server.transport!.address.port;
   const addr = await pumpWhile(
     server,
-    c.mgr.connect({ host: '127.0.0.1', port, transport }),
+    c.mgr.connect(dialOptions(transport, '127.0.0.1', port)),
     10_000,
     'a legitimate client',
   );
@@ -501,9 +502,9 @@ test.serial(
     const n = native();
     const open = n.netOpen;
     const seeds: number[] = [];
-    n.netOpen = (ip, port, config, seed) => {
+    n.netOpen = (ip, port, config, seed, secure) => {
       seeds.push(seed);
-      return open(ip, port, config, seed);
+      return open(ip, port, config, seed, secure);
     };
     t.teardown(() => {
       n.netOpen = open;

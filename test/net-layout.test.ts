@@ -33,8 +33,11 @@ test('the addon exports the layout this TypeScript reads, and netLayout() checks
   ]);
   t.deepEqual(l.faultKinds, ['gap', 'channel', 'fragment']);
   t.true(l.disconnectReasons.includes('error'));
-  t.is(l.result.length, l.result.counters + l.counters.length);
+  t.is(l.result.secureCounters, l.result.counters + l.counters.length);
+  t.is(l.result.length, l.result.secureCounters + l.secureCounters.length);
   t.true(l.counters.includes('datagramsIn') && l.counters.includes('peers'));
+  t.true(l.secureCounters.includes('netcodeTokenDecryptions'));
+  t.true(l.secureCounters.includes('netcodeDroppedRequestTokenExpired'));
 });
 
 test('a layout that differs from what this TypeScript reads is refused, saying what differs', (t) => {
@@ -70,6 +73,8 @@ test('a layout that differs from what this TypeScript reads is refused, saying w
     ['a missing result slot', (l) => delete l.result.kept, /result has no slot kept/],
     ['counters that do not fill the result', (l) => l.counters.pop(), /counters/],
     ['repeated counters', (l) => (l.counters[1] = l.counters[0]), /counters/],
+    ['secure counters that do not fill the result', (l) => l.secureCounters.pop(), /counters/],
+    ['a secure counter named like another', (l) => (l.secureCounters[0] = l.counters[0]), /counters/],
     [
       'a config field this TypeScript passes, gone',
       (l) => (l.config = l.config.filter((f: string) => f !== 'mtu')),

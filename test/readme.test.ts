@@ -22,7 +22,7 @@ const EXPECT: Record<string, RegExp> = {
   'define-message': /^3 bob$/m,
   groups: /^ate 3 pancakes$/m,
   network: /^<server> hello alice$/m,
-  'connect-token': /^2048$/m,
+  'connect-token': /^2048$[\s\S]*^player 42: ada$/m,
   cluster: /^b got 5$/m,
   events: /^127\.0\.0\.1:\d+ joined$/m,
   seeing: /open http:\/\/127\.0\.0\.1:\d+\//,

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { ActorManager } from '../ts/index.js';
 import { netLayout } from '../ts/native.js';
-import { NET_SHARED_COUNTERS, TCP_COUNTERS, UDP_COUNTERS } from '../ts/stats.js';
+import { NET_SHARED_COUNTERS, SECURE_COUNTERS, TCP_COUNTERS, UDP_COUNTERS } from '../ts/stats.js';
 
 const SHARED = [
   'messagesHeldForSchema',
@@ -22,6 +22,24 @@ test('the shared counters are the ones listed for the type', (t) => {
 
 test('UdpCounters names exactly the counters the addon reports (native/src/napi/net.rs COUNTERS)', (t) => {
   t.deepEqual([...UDP_COUNTERS].sort(), [...netLayout().counters].sort());
+});
+
+test('SecureCounters names exactly the secure counters the addon reports (native/src/napi/secure.rs)', (t) => {
+  t.deepEqual([...SECURE_COUNTERS].sort(), [...netLayout().secureCounters].sort());
+});
+
+test('a secure transport holds the shared, the UDP and the secure counters, and no other', async (t) => {
+  const mgr = new ActorManager();
+  t.teardown(() => mgr.reset());
+  await mgr.listen({
+    host: '127.0.0.1',
+    port: 0,
+    secure: { privateKey: new Uint8Array(32), protocolId: 1n },
+  });
+  t.deepEqual(
+    Object.keys(mgr.stats.network!).sort(),
+    [...new Set([...SHARED, ...UDP_COUNTERS, ...SECURE_COUNTERS])].sort(),
+  );
 });
 
 for (const transport of ['udp', 'tcp'] as const) {

@@ -14,7 +14,9 @@ export const DC = {
   netDisconnect: channel('tsage:net:disconnect'),
   /**
    * A handshake refused: on a listener `{ side: 'server', reason, count, transport }` (`'peer-cap'`,
-   * `'bad-cookie'`, `'expired-cookie'`); on a client `{ side: 'client', address, reason, transport }`.
+   * `'bad-cookie'`, `'expired-cookie'`, `'token-required'`, `'not-secure'`, and a secure listener's
+   * netcode refusals: `'server-full'`, `'token-expired'`, ...); on a client `{ side: 'client', address,
+   * reason, transport }`.
    */
   netRefused: channel('tsage:net:refused'),
   /** `{ retransmissions, fastRetransmits, rtoExpiries }`: what one service of the UDP socket resent. */

@@ -105,6 +105,20 @@ export class NotConnected extends TsageError {
 }
 
 /**
+ * A connection attempt failed: `connect()` rejects with it. `reason` says why: for a secure
+ * connection (with a token) the netcode client's state, by its name in the standard
+ * (`'connection denied'`, `'connection request timed out'`, `'connect token expired'`,
+ * `'invalid connect token'`, ...); otherwise `'refused'`, `'timeout'` or `'token-required'`.
+ */
+export class ConnectFailed extends NotConnected {
+  readonly reason: string;
+  constructor(message: string, reason: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/**
  * A peer broke the network protocol: a payload of a kind that does not exist, a schema
  * announcement that is not one (or is over the limits), messages it never announced, a gap
  * in its reliable stream it never filled, a TCP frame that cannot be, a frame it never

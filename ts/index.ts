@@ -21,6 +21,7 @@ export {
   ClusterConnectFailed,
   ClusterProtocolError,
   ConcreteMessageAlreadyDefined,
+  ConnectFailed,
   DefaultActorFailed,
   GroupAlreadyExists,
   GroupDoesNotExist,
@@ -74,6 +75,7 @@ export {
 } from './message.js';
 export type { NetTransport, PeerStats } from './net/base.js';
 export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export type { PeerInfo, SecureOptions } from './net/secure.js';
 export {
   CONNECT_TOKEN_BYTES,
   CONNECT_TOKEN_KEY_BYTES,
@@ -88,6 +90,7 @@ export type {
   ClusterStats,
   NetStats,
   NetStatsShared,
+  SecureCounters,
   TcpCounters,
   UdpCounters,
 } from './stats.js';

@@ -13,24 +13,23 @@ import { Dispatcher, type DispatchStats } from './dispatcher.js';
 import { InvalidOption, NotConnected } from './errors.js';
 import { GroupHost } from './group/host.js';
 import type { GroupLink } from './group/link.js';
-import type { GroupOptions } from './group/options.js';
+import type { GroupHealth, GroupOptions } from './group/options.js';
 import { MAIN_GROUP } from './group/wire.js';
 import { isMessage, type Message } from './message.js';
 import { clientBindAddress } from './net/address.js';
-import type { NetTransport } from './net/base.js';
+import type { NetTransport, PeerStats } from './net/base.js';
 import {
   type ConditionerOptions,
   type NetOptions,
   resolveNetOptions,
   type SendOptions,
 } from './net/options.js';
+import { type PeerInfo, tokenHost } from './net/secure.js';
 import { TcpTransport } from './net/tcp.js';
 import { UdpTransport } from './net/udp.js';
 import './debug.js';
 import { DC } from './diagnostics.js';
-import type { GroupHealth } from './group/options.js';
 import { type InspectOptions, Inspector, type InspectorHandle } from './inspect/server.js';
-import type { PeerStats } from './net/base.js';
 import type { Poller } from './poller.js';
 import type { ClusterStats, NetStats } from './stats.js';
 
@@ -49,10 +48,9 @@ export interface ManagerStats extends DispatchStats {
    */
   groupMessagesUndeliverable: number;
   /**
-   * Messages a group's process sent in a tick it did not live to finish, published early (the
-   * tick sent a message larger than a ring record, or more than its ring holds) and so held by
-   * main, then dropped: the restarted process handles that tick's input again. Also those of a
-   * held tick open when the group was failed for an invalid record.
+   * Messages a group's process sent in a tick it did not finish (it died, or was failed for an
+   * invalid record), published early (a message larger than a ring record, or more than its ring
+   * holds) and so held by main, then dropped: the restarted process handles that tick's input again.
    */
   groupMessagesDiscarded: number;
   /** The network transport's counters (datagrams, retransmissions, drops by reason...), once there is one. */
@@ -330,6 +328,7 @@ export class ActorManager extends Dispatcher {
       if (this.net.kind !== o.transport) {
         throw new InvalidOption(`the manager already has a ${this.net.kind} transport; disconnect() first`);
       }
+      if (this.net instanceof UdpTransport) this.net.checkMode(o);
       return this.net;
     }
     let t: NetTransport;
@@ -338,11 +337,9 @@ export class ActorManager extends Dispatcher {
       if (listening) await tcp.listen();
       t = tcp;
     } else {
-      t = await UdpTransport.open(
-        this,
-        listening ? o : { ...o, port: 0, host: await clientBindAddress(o.host) },
-        listening,
-      );
+      const reach = o.token !== null ? tokenHost(o.token) : o.host;
+      const bind = listening ? o : { ...o, port: 0, host: await clientBindAddress(reach) };
+      t = await UdpTransport.open(this, bind, listening);
     }
     this.net = t;
     this.addPoller(t);
@@ -371,7 +368,8 @@ export class ActorManager extends Dispatcher {
   /**
    * Connects to a listening manager; resolves with the server's address once the handshake is
    * done. The server must be ticking (`start()` or `tick()`): a listener answers handshakes from
-   * its tick, so `connect()` times out against one that does not tick.
+   * its tick, so `connect()` times out against one that does not tick. `{ token }`: securely, to
+   * the token's servers in order. Rejects with `ConnectFailed`, whose `reason` says why.
    */
   async connect(options: NetOptions): Promise<string> {
     const o = resolveNetOptions(options, 'connect');
@@ -380,12 +378,18 @@ export class ActorManager extends Dispatcher {
     const opened = this.net === undefined;
     const t = await this.openTransport(o, false);
     try {
+      if (o.token !== null) return await (t as UdpTransport).connectWithToken(o.token, signal);
       return await t.connectTo(o.host, o.port, signal);
     } catch (err) {
       // An aborted first connection closes the transport it opened, as if connect() had not been called.
       if (signal?.aborted && opened && this.net === t && t.peers.size === 0) await this.disconnect();
       throw err;
     }
+  }
+
+  /** Who the peer at `addr` is: `{ address }`, and on a secure listener its token's `clientId` and `userData`. */
+  peerInfo(addr: string): PeerInfo | undefined {
+    return this.net?.peerInfo(addr);
   }
 
   /**

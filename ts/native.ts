@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeLoadError } from './errors.js';
 import { CHANNELS, RELIABILITY_CODES } from './net/options.js';
+import type { NativeSecure } from './net/secure.js';
 
 /** A new anonymous shared-memory region (memfd) mapped into this process. */
 export interface ShmCreated {
@@ -66,8 +67,18 @@ export interface NativeBinding {
    * Binds a non-blocking UDP socket running the reliable-UDP protocol (docs/net-protocol.md).
    * `config` is a plain object of the fields named in `netLayout().config` (absent ones keep the
    * protocol's defaults; an unknown one is refused). `seed` keys the handshake cookies.
+   * `secure` is null for tsage's own handshake, or makes the endpoint secure (netcode 1.02,
+   * `native/src/napi/secure.rs`): `{}` connects out with tokens, a key and protocol id listen.
    */
-  netOpen(ip: string, port: number, config: NetConfig, seed: number): number;
+  netOpen(ip: string, port: number, config: NetConfig, seed: number, secure?: NativeSecure | null): number;
+  /**
+   * Starts a secure connection with a 2048-byte connect token (to its servers in order); returns
+   * the peer id (a Connected or Disconnected event follows). A token that cannot be read throws
+   * with code `ERR_TSAGE_INVALID_TOKEN`.
+   */
+  netConnectToken(handle: number, token: Uint8Array): number;
+  /** A secure listener's peer's client id (8 bytes little-endian) and 256 bytes of user data. */
+  netPeerIdentity(handle: number, peer: number): ArrayBuffer | undefined;
   /** The bound address as `ip:port` (`[ip]:port` for IPv6). */
   netLocalAddress(handle: number): string;
   /** Starts a handshake with `ip:port`; returns the peer id (a Connected event follows). */
@@ -194,10 +205,13 @@ export interface NetLayout {
     readonly more: number;
     readonly kept: number;
     readonly counters: number;
+    readonly secureCounters: number;
     readonly length: number;
   };
   /** Counter names, in the order they follow `result.counters`. */
   readonly counters: readonly string[];
+  /** netcode's counter names (secure endpoints), in the order they follow `result.secureCounters`. */
+  readonly secureCounters: readonly string[];
   /** Field names `netOpen` and `netSetConditioner` take. */
   readonly config: readonly string[];
   readonly conditioner: readonly string[];
@@ -215,9 +229,23 @@ const EVENT_FIELDS: Record<keyof NetLayout['events'], readonly string[]> = {
   fault: ['peer', 'kind', 'detail'],
 };
 const SEND_FIELDS = ['header', 'peer', 'channel', 'reliability', 'flags', 'length', 'control'] as const;
-const RESULT_FIELDS = ['more', 'kept', 'counters', 'length'] as const;
-/** The reasons this TypeScript knows how to report. */
-const DISCONNECT_REASONS = ['local', 'remote', 'timeout', 'refused', 'error'];
+const RESULT_FIELDS = ['more', 'kept', 'counters', 'secureCounters', 'length'] as const;
+/** The reasons this TypeScript knows how to report (then netcode's client error states, by name). */
+const DISCONNECT_REASONS = [
+  'local',
+  'remote',
+  'timeout',
+  'refused',
+  'error',
+  'token-required',
+  'not-secure',
+  'connect token expired',
+  'invalid connect token',
+  'connection timed out',
+  'connection response timed out',
+  'connection request timed out',
+  'connection denied',
+];
 const REFUSAL_REASONS = ['gone', 'too-large', 'invalid'];
 const FAULT_KINDS = ['gap', 'channel', 'fragment'];
 function isOffset(v: unknown): v is number {
@@ -277,11 +305,14 @@ export function layoutMismatch(l: any): string | undefined {
   if (l.channels !== CHANNELS) return `the addon has ${l.channels} channels, this TypeScript ${CHANNELS}`;
   for (const f of RESULT_FIELDS) if (!isOffset(l.result?.[f])) return `result has no slot ${f}`;
   const counters = l.counters;
+  const secure = l.secureCounters;
   if (
     !Array.isArray(counters) ||
-    new Set(counters).size !== counters.length ||
-    counters.some((c) => typeof c !== 'string' || c === '') ||
-    l.result.counters + counters.length !== l.result.length
+    !Array.isArray(secure) ||
+    new Set([...counters, ...secure]).size !== counters.length + secure.length ||
+    [...counters, ...secure].some((c) => typeof c !== 'string' || c === '') ||
+    l.result.counters + counters.length !== l.result.secureCounters ||
+    l.result.secureCounters + secure.length !== l.result.length
   ) {
     return 'the counters are not distinct names filling the result array';
   }

@@ -84,6 +84,12 @@ export interface UdpCounters {
   conditionerReordered: number;
   /** Peers now (connecting or connected). */
   peers: number;
+  /** A secure listener's answers to a plain handshake (a connect token is needed). */
+  refusedTokenRequired: number;
+  /** A plain listener's answers to a connect token (it takes none). */
+  refusedNotSecure: number;
+  /** Payloads the link could not frame (encrypt), never sent. */
+  droppedUnsealable: number;
   /** Bytes held now for all peers (partial messages, ordered ones held for their turn): at most `maxBufferedBytes`. */
   bufferedBytes: number;
 }
@@ -122,8 +128,82 @@ export const UDP_COUNTERS = Object.keys({
   conditionerDuplicated: 0,
   conditionerReordered: 0,
   peers: 0,
+  refusedTokenRequired: 0,
+  refusedNotSecure: 0,
+  droppedUnsealable: 0,
   bufferedBytes: 0,
 } satisfies Record<keyof UdpCounters, 0>) as (keyof UdpCounters)[];
+
+/**
+ * A secure UDP transport's netcode counters (docs/security.md), beside the UDP ones: defined in Rust
+ * (`native/src/napi/secure.rs`), one `netcodeDropped<Reason>` per reason netcode did not act on a
+ * datagram (`native/src/netcode/stats.rs`).
+ */
+export interface SecureCounters {
+  /** Connect tokens decrypted (or tried): at most one per connection request. */
+  netcodeTokenDecryptions: number;
+  netcodeDatagramsSent: number;
+  netcodeDatagramsAccepted: number;
+  /** Clients holding a slot of the server now. */
+  netcodeConnectedClients: number;
+  /** Encryption mappings the server holds now (pending and connected clients). */
+  netcodeEncryptionMappings: number;
+  netcodeDroppedTooSmall: number;
+  netcodeDroppedBadPacketType: number;
+  netcodeDroppedPacketTypeNotAllowed: number;
+  netcodeDroppedBadSequenceBytes: number;
+  netcodeDroppedBadSize: number;
+  netcodeDroppedReplayed: number;
+  netcodeDroppedUnauthentic: number;
+  netcodeDroppedNoEncryptionMapping: number;
+  netcodeDroppedUnexpected: number;
+  netcodeDroppedNotFromServer: number;
+  netcodeDroppedRequestBadSize: number;
+  netcodeDroppedRequestBadVersion: number;
+  netcodeDroppedRequestWrongProtocol: number;
+  netcodeDroppedRequestTokenExpired: number;
+  netcodeDroppedRequestTokenUndecryptable: number;
+  netcodeDroppedRequestTokenUnreadable: number;
+  netcodeDroppedRequestServerNotInToken: number;
+  netcodeDroppedAddressAlreadyConnected: number;
+  netcodeDroppedClientIdAlreadyConnected: number;
+  netcodeDroppedRequestTokenUsedElsewhere: number;
+  netcodeDroppedServerFull: number;
+  netcodeDroppedRequestNoMappingRoom: number;
+  netcodeDroppedResponseChallengeUndecryptable: number;
+}
+
+/** Every secure counter name (checked against the addon's list by test/stats.test.ts). */
+export const SECURE_COUNTERS = Object.keys({
+  netcodeTokenDecryptions: 0,
+  netcodeDatagramsSent: 0,
+  netcodeDatagramsAccepted: 0,
+  netcodeConnectedClients: 0,
+  netcodeEncryptionMappings: 0,
+  netcodeDroppedTooSmall: 0,
+  netcodeDroppedBadPacketType: 0,
+  netcodeDroppedPacketTypeNotAllowed: 0,
+  netcodeDroppedBadSequenceBytes: 0,
+  netcodeDroppedBadSize: 0,
+  netcodeDroppedReplayed: 0,
+  netcodeDroppedUnauthentic: 0,
+  netcodeDroppedNoEncryptionMapping: 0,
+  netcodeDroppedUnexpected: 0,
+  netcodeDroppedNotFromServer: 0,
+  netcodeDroppedRequestBadSize: 0,
+  netcodeDroppedRequestBadVersion: 0,
+  netcodeDroppedRequestWrongProtocol: 0,
+  netcodeDroppedRequestTokenExpired: 0,
+  netcodeDroppedRequestTokenUndecryptable: 0,
+  netcodeDroppedRequestTokenUnreadable: 0,
+  netcodeDroppedRequestServerNotInToken: 0,
+  netcodeDroppedAddressAlreadyConnected: 0,
+  netcodeDroppedClientIdAlreadyConnected: 0,
+  netcodeDroppedRequestTokenUsedElsewhere: 0,
+  netcodeDroppedServerFull: 0,
+  netcodeDroppedRequestNoMappingRoom: 0,
+  netcodeDroppedResponseChallengeUndecryptable: 0,
+} satisfies Record<keyof SecureCounters, 0>) as (keyof SecureCounters)[];
 
 /** The TCP transport's counters. */
 export interface TcpCounters {
@@ -161,9 +241,10 @@ export const TCP_COUNTERS = Object.keys({
 
 /**
  * `mgr.stats.network`: the shared counters, and those of the transport in use (UDP's or
- * TCP's; `mgr.transport.kind` says which), so a counter of the other one reads `undefined`.
+ * TCP's; `mgr.transport.kind` says which; a secure UDP transport's netcode counters too), so a
+ * counter of another one reads `undefined`.
  */
-export type NetStats = NetStatsShared & Partial<UdpCounters> & Partial<TcpCounters>;
+export type NetStats = NetStatsShared & Partial<UdpCounters> & Partial<TcpCounters> & Partial<SecureCounters>;
 
 /** `mgr.stats.cluster`: the counters of a process's cluster link (docs/cluster.md). */
 export interface ClusterStats {

@@ -1,5 +1,8 @@
 // Chat client: `npx tsx examples/chat/client.ts <port> <nick> [line...]` says each line, prints what others
-// say, and leaves once it has heard `expect` lines (argv --expect=N) or after 5 s.
+// say, and leaves once it has heard `expect` lines (argv --expect=N) or after 5 s. With --together=N it
+// waits (up to 5 s) until N are online before it says anything, so nobody misses a line for joining
+// late. With --token=<hex> (a connect token from the backend) it connects securely, to the server the
+// token names.
 import { Actor, ActorManager } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
@@ -8,9 +11,12 @@ const port = Number(args[0]);
 const nick = args[1] ?? 'anon';
 const expect = Number(args.find((a) => a.startsWith('--expect='))?.slice(9) ?? 0);
 const lines = args.slice(2).filter((a) => !a.startsWith('--'));
+const token = args.find((a) => a.startsWith('--token='))?.slice(8);
+const together = Number(args.find((a) => a.startsWith('--together='))?.slice(11) ?? 0);
 
 const mgr = new ActorManager();
 let heard = 0;
+let online = 0;
 mgr.registerActor(
   new (class ChatClient extends Actor {
     static override subscriptions = [ChatMessage, JoinedMessage];
@@ -21,13 +27,18 @@ mgr.registerActor(
     }
     handleJoinedMessage(msg: JoinedMessage): boolean {
       console.log(`${nick} sees ${msg.nick} join (${msg.online} online)`);
+      online = Math.max(online, msg.online);
       return true;
     }
   })(),
 );
-await mgr.connect({ host: '127.0.0.1', port });
+await mgr.connect(
+  token === undefined ? { host: '127.0.0.1', port } : { token: new Uint8Array(Buffer.from(token, 'hex')) },
+);
 const loop = mgr.start({ intervalMs: 10 });
 mgr.sendMessage(new HelloMessage({ nick }));
+const everyone = Date.now() + 5000;
+while (online < together && Date.now() < everyone) await new Promise((r) => setTimeout(r, 20));
 for (const text of lines) {
   await new Promise((r) => setTimeout(r, 200));
   mgr.sendMessage(new ChatMessage({ nick, text }));

@@ -1,5 +1,6 @@
 // Chat server: relays each line to every other client. `npx tsx examples/chat/server.ts [port]`
-import { Actor, ActorManager } from 'tsage';
+// With `secure`, only clients holding a connect token made with its private key get in (chat-secure.ts).
+import { Actor, ActorManager, type SecureOptions } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
 export class ChatServer extends Actor {
@@ -11,9 +12,13 @@ export class ChatServer extends Actor {
   }
 
   handleHelloMessage(msg: HelloMessage): boolean {
-    this.nicks.set(String(msg.sender), msg.nick);
-    console.log(`server: ${msg.nick} joined from ${String(msg.sender)}`);
-    this.mgr.broadcastMessage(new JoinedMessage({ nick: msg.nick, online: this.nicks.size }));
+    // A secure client is who its token says (the backend put the nick in its user data), whatever it claims.
+    const info = this.mgr.peerInfo(String(msg.sender));
+    const nick = info?.userData ? new TextDecoder().decode(info.userData).replace(/\0+$/, '') : msg.nick;
+    this.nicks.set(String(msg.sender), nick);
+    const who = info?.clientId === undefined ? '' : ` (player ${info.clientId}, by its token)`;
+    console.log(`server: ${nick} joined from ${String(msg.sender)}${who}`);
+    this.mgr.broadcastMessage(new JoinedMessage({ nick, online: this.nicks.size }));
     return true;
   }
 
@@ -28,10 +33,14 @@ export class ChatServer extends Actor {
   }
 }
 
-/** Starts a chat server on 127.0.0.1 (UDP, or TCP); resolves with its port, its manager and a stop function. */
+/**
+ * Starts a chat server on 127.0.0.1 (UDP, or TCP; secure UDP given a key and protocol id); resolves
+ * with its port, its manager and a stop function.
+ */
 export async function startChatServer(
   port = 0,
   transport: 'udp' | 'tcp' = 'udp',
+  secure?: SecureOptions,
 ): Promise<{ port: number; mgr: ActorManager; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));
@@ -39,7 +48,7 @@ export async function startChatServer(
     console.log(`server: ${server.nicks.get(addr) ?? addr} left (${reason})`);
     server.nicks.delete(addr);
   });
-  await mgr.listen({ host: '127.0.0.1', port, transport });
+  await mgr.listen({ host: '127.0.0.1', port, transport, ...(secure === undefined ? {} : { secure }) });
   const loop = mgr.start({ intervalMs: 10 });
   return {
     port: mgr.transport!.address.port,

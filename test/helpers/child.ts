@@ -25,6 +25,20 @@ export interface ChildOptions {
   nodeArgs?: string[];
   /** Variables added to this process's environment. */
   env?: Record<string, string>;
+  /** Give the child a stdin pipe (for `send`); closing it (`end`) is the child's cue to finish. */
+  input?: boolean;
+}
+
+/** A running child: its pid, its exit, what it printed so far, and its stdin. */
+export interface Child {
+  pid: number;
+  done: Promise<ChildResult>;
+  /** Everything it wrote to stdout so far. */
+  output(): string;
+  /** Writes a line to its stdin (with `input`). */
+  send(line: string): void;
+  /** Closes its stdin (with `input`). */
+  end(): void;
 }
 
 /** Starts `test/fixtures/<name>` and resolves when it exits. The child is killed if the test ends first. */
@@ -33,12 +47,12 @@ export function startChild(
   name: string,
   args: string[] = [],
   options: ChildOptions = {},
-): { pid: number; done: Promise<ChildResult> } {
+): Child {
   const child = spawn(
     process.execPath,
     [...(options.nodeArgs ?? []), '--import=tsx', join(fixtures, name), ...args],
     {
-      stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+      stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
       env: options.env === undefined ? process.env : { ...process.env, ...options.env },
     },
   );
@@ -67,7 +81,19 @@ export function startChild(
       resolve({ code, signal, stdout, stderr });
     });
   });
-  return { pid: child.pid!, done };
+  // A child that exits first makes writes to its stdin fail: that is for the test's checks to see, not a crash.
+  child.stdin?.on('error', () => undefined);
+  return {
+    pid: child.pid!,
+    done,
+    output: () => stdout,
+    send: (line: string) => {
+      child.stdin?.write(`${line}\n`);
+    },
+    end: () => {
+      child.stdin?.end();
+    },
+  };
 }
 
 /** Runs a fixture to completion; fails the test (printing its stderr) unless it exits with code 0. */

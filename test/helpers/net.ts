@@ -1,5 +1,7 @@
 /**
- * Helpers for the network tests: a suite run once per transport, pumping
+ * Helpers for the network tests: a suite run once per transport (UDP, TCP,
+ * and UDP with netcode under it, 'secure'), the options that listen and
+ * connect over each, pumping
  * managers until something happens (always bounded), an inbox actor, a
  * connected server/client pair, peer-event recording, and sends that handle
  * backpressure. Nothing here registers a message class, so each test file
@@ -9,16 +11,87 @@ import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext, SerialFn, TestFn } from 'ava';
-import { ActorManager, BackpressureError, type Message, type Reliability } from '../../ts/index.js';
+import {
+  ActorManager,
+  BackpressureError,
+  generateConnectToken,
+  type Message,
+  type NetOptions,
+  type Reliability,
+} from '../../ts/index.js';
 import { Inbox, managerWithInbox } from './inbox.js';
 import { isAlive, waitDead } from './process.js';
 
 export { Inbox, isAlive, managerWithInbox as manager, waitDead };
 
-export type Transport = 'udp' | 'tcp';
-export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
+/** A transport under test: 'secure' is UDP with netcode 1.02 under the peers (a token per connection). */
+export type Transport = 'udp' | 'tcp' | 'secure';
+export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp', 'secure'];
+/** The two UDP transports: tsage's reliability over plain datagrams and over netcode. */
+export const UDP_TRANSPORTS: readonly Transport[] = ['udp', 'secure'];
 
-/** Registers `body` as one test per transport (`test` or `test.serial`), titled `title [udp]` and `title [tcp]`. */
+/** The key and protocol id of every secure listener in the tests (their backends' secret). */
+export const TEST_KEY = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff);
+export const TEST_PROTOCOL = 0x7473_6167_6531_3032n;
+
+/** The transport kind `transport` makes (a secure transport is UDP). */
+export function kindOf(transport: Transport): 'udp' | 'tcp' {
+  return transport === 'tcp' ? 'tcp' : 'udp';
+}
+
+/** `listen`'s options over `transport`: `o` plus the transport (and, secure, the key and protocol id). */
+export function listenOptions(transport: Transport, o: NetOptions = {}): NetOptions {
+  if (transport !== 'secure') return { ...o, transport };
+  return { ...o, transport: 'udp', secure: { privateKey: TEST_KEY, protocolId: TEST_PROTOCOL } };
+}
+
+/** What a test's backend puts in a token besides the server address. */
+export interface TokenSpec {
+  clientId?: bigint;
+  expireSeconds?: number;
+  timeoutSeconds?: number;
+  userData?: Uint8Array;
+  protocolId?: bigint;
+  privateKey?: Uint8Array;
+}
+
+let nextClientId = BigInt(process.pid) << 20n;
+
+/** A connect token for the test listeners at `addresses` (`ip:port`), a fresh client id unless given. */
+export function testToken(addresses: readonly string[], spec: TokenSpec = {}): Uint8Array {
+  return generateConnectToken({
+    privateKey: spec.privateKey ?? TEST_KEY,
+    protocolId: spec.protocolId ?? TEST_PROTOCOL,
+    clientId: spec.clientId ?? nextClientId++,
+    serverAddresses: addresses,
+    expireSeconds: spec.expireSeconds ?? 30,
+    timeoutSeconds: spec.timeoutSeconds ?? 10,
+    ...(spec.userData === undefined ? {} : { userData: spec.userData }),
+  });
+}
+
+/** `ip:port`, `[ip]:port` for IPv6. */
+export function addressOf(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * `connect`'s options to a listener at `host:port` over `transport`: `o` plus the address and
+ * transport, or, secure, a fresh token for that address (made by `spec`).
+ */
+export function dialOptions(
+  transport: Transport,
+  host: string,
+  port: number,
+  o: NetOptions = {},
+  spec: TokenSpec = {},
+): NetOptions {
+  if (transport !== 'secure') return { host, port, transport, ...o };
+  const { host: _h, port: _p, transport: _t, ...rest } = o;
+  return { ...rest, token: testToken([addressOf(host, port)], spec) };
+}
+
+/** Registers `body` as one test per transport (`test` or `test.serial`), titled `title [udp]`, `title [tcp]` and `title [secure]`. */
 export function eachTransport(
   test: TestFn | SerialFn,
   title: string,
@@ -136,8 +209,10 @@ export interface Pair {
 
 export interface PairOptions {
   host?: string;
-  server?: Record<string, unknown>;
-  client?: Record<string, unknown>;
+  server?: NetOptions;
+  client?: NetOptions;
+  /** What the client's token holds (secure only). */
+  token?: TokenSpec;
 }
 
 /** Listens, connects a client (ticking the server meanwhile) and waits until both sides report the peer. */
@@ -151,11 +226,11 @@ export async function connectPair(
   const c = managerWithInbox(t);
   const serverEvents = recordEvents(s.mgr);
   const clientEvents = recordEvents(c.mgr);
-  await s.mgr.listen({ host, port: 0, transport, ...options.server });
+  await s.mgr.listen(listenOptions(transport, { host, port: 0, ...options.server }));
   const port = s.mgr.transport!.address.port;
   const serverAddr = await pumpWhile(
     s.mgr,
-    c.mgr.connect({ host, port, transport, ...options.client }),
+    c.mgr.connect(dialOptions(transport, host, port, options.client, options.token)),
     10_000,
     `a ${transport} connection to ${host}:${port}`,
   );
@@ -204,7 +279,7 @@ export async function sendRetrying(
 
 /** A port nobody listens on (bound once, then released). */
 export async function freePort(transport: Transport, host = '127.0.0.1'): Promise<number> {
-  if (transport === 'udp') {
+  if (transport !== 'tcp') {
     const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((r) => s.bind(0, host, r));
     const { port } = s.address();

@@ -130,3 +130,97 @@ export function decodeToken(token: Uint8Array, privateKey: Uint8Array): DecodedT
     },
   };
 }
+
+/** A connect token's public part, as a client reads it (nothing decrypted). */
+export interface PublicToken {
+  protocolId: bigint;
+  expireTimestamp: bigint;
+  nonce: Buffer;
+  privateData: Buffer;
+  timeoutSeconds: number;
+  serverAddresses: string[];
+  clientToServerKey: Buffer;
+  serverToClientKey: Buffer;
+}
+
+/** Reads a token's public part. */
+export function readPublicToken(token: Uint8Array): PublicToken {
+  const t = Buffer.from(token);
+  const v = new DataView(t.buffer, t.byteOffset, t.length);
+  const [serverAddresses, end] = readAddresses(v, 1089);
+  return {
+    protocolId: v.getBigUint64(13, true),
+    expireTimestamp: v.getBigUint64(29, true),
+    nonce: t.subarray(37, 61),
+    privateData: t.subarray(61, 1085),
+    timeoutSeconds: v.getInt32(1085, true),
+    serverAddresses,
+    clientToServerKey: t.subarray(end, end + 32),
+    serverToClientKey: t.subarray(end + 32, end + 64),
+  };
+}
+
+const VERSION = Buffer.from('NETCODE 1.02\0', 'latin1');
+
+/** The 1078-byte connection request for a token. */
+export function requestPacket(p: PublicToken): Buffer {
+  const b = Buffer.alloc(1078);
+  VERSION.copy(b, 1);
+  b.writeBigUInt64LE(p.protocolId, 14);
+  b.writeBigUInt64LE(p.expireTimestamp, 22);
+  p.nonce.copy(b, 30);
+  p.privateData.copy(b, 54);
+  return b;
+}
+
+function aad(protocolId: bigint, prefix: number): Buffer {
+  const ad = Buffer.alloc(22);
+  VERSION.copy(ad, 0);
+  ad.writeBigUInt64LE(protocolId, 13);
+  ad[21] = prefix;
+  return ad;
+}
+
+function nonceOf(sequence: bigint): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeBigUInt64LE(sequence, 4);
+  return n;
+}
+
+/** An encrypted packet of `type` (1..6) with `sequence`, written as netcode 1.02 says. */
+export function sealPacket(
+  key: Uint8Array,
+  protocolId: bigint,
+  type: number,
+  sequence: bigint,
+  data: Uint8Array,
+): Buffer {
+  let seqLen = 1;
+  while (seqLen < 8 && sequence >> BigInt(8 * seqLen) !== 0n) seqLen++;
+  const prefix = (seqLen << 4) | type;
+  const seq = Buffer.alloc(8);
+  seq.writeBigUInt64LE(sequence);
+  const c = createCipheriv('chacha20-poly1305', key, nonceOf(sequence), { authTagLength: 16 });
+  c.setAAD(aad(protocolId, prefix), { plaintextLength: data.length });
+  const body = Buffer.concat([c.update(data), c.final()]);
+  return Buffer.concat([Buffer.of(prefix), seq.subarray(0, seqLen), body, c.getAuthTag()]);
+}
+
+/** Decrypts an encrypted packet; throws if it does not authenticate. */
+export function openPacket(
+  key: Uint8Array,
+  protocolId: bigint,
+  d: Uint8Array,
+): { type: number; sequence: bigint; data: Buffer } {
+  const b = Buffer.from(d);
+  const prefix = b[0]!;
+  const seqLen = prefix >> 4;
+  const seq = Buffer.alloc(8);
+  b.copy(seq, 0, 1, 1 + seqLen);
+  const sequence = seq.readBigUInt64LE();
+  const dc = createDecipheriv('chacha20-poly1305', key, nonceOf(sequence), { authTagLength: 16 });
+  const body = b.subarray(1 + seqLen, b.length - 16);
+  dc.setAAD(aad(protocolId, prefix), { plaintextLength: body.length });
+  dc.setAuthTag(b.subarray(b.length - 16));
+  return { type: prefix & 15, sequence, data: Buffer.concat([dc.update(body), dc.final()]) };
+}

@@ -21,6 +21,7 @@ import { describeSchema, newBuildBudget, SchemaTable } from '../schema-table.js'
 import { Inbound } from './inbound.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
 import { CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
+import type { PeerInfo } from './secure.js';
 import { Waiting } from './waiting.js';
 
 export { CTRL_PING, CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
@@ -117,6 +118,13 @@ export abstract class NetTransport implements Poller {
   protected abstract get hasOutgoing(): boolean;
   /** Moves what is packed out and what arrived in; processes events. */
   abstract service(): void;
+
+  /** Who the peer at `addr` is (`{ address }` unless its transport knows more); undefined if there is none. */
+  peerInfo(addr: string): PeerInfo | undefined {
+    const peer = this.peers.get(String(addr));
+    return peer === undefined ? undefined : { address: peer.addr };
+  }
+
   /** Each connected peer's round trip, loss and retransmissions, as far as the transport knows them. */
   peerStats(): PeerStats[] {
     return [...this.peers.values()]

@@ -1,6 +1,7 @@
 /** Options of the network transports, their defaults and validation. */
 import { InvalidOption } from '../errors.js';
 import type { Reliability } from '../message.js';
+import { type SecureOptions, validateSecure, validateToken } from './secure.js';
 
 /** Which transport `listen`/`connect` use. */
 export type TransportKind = 'udp' | 'tcp';
@@ -67,6 +68,18 @@ export interface NetOptions {
   /** UDP link conditioner, for tests and for seeing a game under a bad network. */
   conditioner?: ConditionerOptions | null;
   /**
+   * `listen` only: a secure listener (netcode 1.02, docs/security.md). It takes only clients
+   * with a connect token the backend made with this `privateKey` and `protocolId`; `maxPeers`
+   * is its number of client slots.
+   */
+  secure?: SecureOptions;
+  /**
+   * `connect` only: a 2048-byte connect token from `generateConnectToken` (the backend's).
+   * The connection is secure, to the token's servers in order (leave `host` and `port` out);
+   * it times out per the token's `timeoutSeconds`.
+   */
+  token?: Uint8Array;
+  /**
    * Cancels `listen` or `connect` while it is under way: it rejects with `AbortError`, and what
    * it started is undone (the half-open peer is forgotten; a transport it opened is closed).
    */
@@ -89,6 +102,8 @@ export interface ResolvedNetOptions {
   keepaliveMs: number;
   maxPendingBytes: number;
   conditioner: ConditionerOptions | null;
+  secure: SecureOptions | null;
+  token: Uint8Array | null;
 }
 
 /** Options of one send. */
@@ -143,8 +158,25 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
   if (o.host !== undefined && (typeof o.host !== 'string' || o.host === '')) {
     throw new InvalidOption('NetOptions.host must be a non-empty string');
   }
-  if (what === 'connect' && o.port === undefined)
-    throw new InvalidOption('connect: NetOptions.port is required');
+  const secure = validateSecure(o.secure);
+  const token = validateToken(o.token);
+  if (secure !== null && what !== 'listen') {
+    throw new InvalidOption('NetOptions.secure is for listen: connect securely with NetOptions.token');
+  }
+  if (token !== null && what !== 'connect') throw new InvalidOption('NetOptions.token is for connect');
+  if (token !== null && (o.port !== undefined || o.host !== undefined)) {
+    throw new InvalidOption('NetOptions.token names the servers to connect to: leave host and port out');
+  }
+  if (secure !== null && secure.publicAddress === undefined && (o.host === '0.0.0.0' || o.host === '::')) {
+    throw new InvalidOption(
+      `NetOptions.secure.publicAddress is required when listening on ${o.host} (tokens name the address clients reach)`,
+    );
+  }
+  if ((secure !== null || token !== null) && o.transport === 'tcp') {
+    throw new InvalidOption("NetOptions.transport must be 'udp' for a secure connection");
+  }
+  if (what === 'connect' && o.port === undefined && token === null)
+    throw new InvalidOption('connect: NetOptions.port is required (or NetOptions.token)');
   num(r, 'port', what === 'connect' ? 1 : 0, 65535);
   if (o.transport !== undefined && o.transport !== 'udp' && o.transport !== 'tcp') {
     throw new InvalidOption(`NetOptions.transport must be 'udp' or 'tcp', got ${String(o.transport)}`);
@@ -176,5 +208,7 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
     keepaliveMs: o.keepaliveMs ?? 1000,
     maxPendingBytes: o.maxPendingBytes ?? 1024 * 1024,
     conditioner: validateConditioner(o.conditioner),
+    secure,
+    token,
   };
 }

@@ -3,18 +3,22 @@
  * (docs/netcode.md). The options are validated here; the token is made natively
  * with OpenSSL's ChaCha20-Poly1305 (the copy Node carries).
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidOption, NativeLoadError } from '../errors.js';
 import { native } from '../native.js';
+import { isSocketAddress } from './secure.js';
 
-/** Bytes in a connect token. */
-export const CONNECT_TOKEN_BYTES = 2048;
-/** Bytes in the key shared by the backend and the dedicated servers. */
-export const CONNECT_TOKEN_KEY_BYTES = 32;
-/** Most bytes of user data a token carries to the server. */
-export const CONNECT_TOKEN_USER_DATA_BYTES = 256;
-/** Most server addresses in one token. */
-export const CONNECT_TOKEN_MAX_SERVERS = 32;
+import {
+  CONNECT_TOKEN_KEY_BYTES,
+  CONNECT_TOKEN_MAX_SERVERS,
+  CONNECT_TOKEN_USER_DATA_BYTES,
+} from './token-layout.js';
+
+export {
+  CONNECT_TOKEN_BYTES,
+  CONNECT_TOKEN_KEY_BYTES,
+  CONNECT_TOKEN_MAX_SERVERS,
+  CONNECT_TOKEN_USER_DATA_BYTES,
+} from './token-layout.js';
 
 const MAX_U64 = (1n << 64n) - 1n;
 const MAX_I32 = 2 ** 31 - 1;
@@ -47,15 +51,6 @@ function uint64(o: Record<string, unknown>, key: string): Uint8Array {
   return b;
 }
 
-function isAddress(s: unknown): boolean {
-  if (typeof s !== 'string') return false;
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
-  if (m === null) return false;
-  const port = Number(m[3]);
-  const ipOk = m[1] !== undefined ? isIPv6(m[1]) && !m[1].includes('%') : isIPv4(m[2]!);
-  return ipOk && port >= 1 && port <= 65535;
-}
-
 function addresses(v: unknown): string {
   if (!Array.isArray(v) || v.length < 1 || v.length > CONNECT_TOKEN_MAX_SERVERS) {
     throw new InvalidOption(
@@ -63,7 +58,7 @@ function addresses(v: unknown): string {
     );
   }
   for (const a of v) {
-    if (!isAddress(a)) {
+    if (!isSocketAddress(a)) {
       throw new InvalidOption(
         `ConnectTokenOptions.serverAddresses: ${JSON.stringify(a)} is not ip:port or [ipv6]:port (port 1..65535)`,
       );

@@ -7,7 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { aborted, throwIfAborted } from '../abort.js';
 import { DC } from '../diagnostics.js';
-import { ListenFailed, NotConnected, PeerProtocolError, TsageError } from '../errors.js';
+import { InvalidOption, ListenFailed, NotConnected, PeerProtocolError, TsageError } from '../errors.js';
 import { type NetConditionerConfig, type NetLayout, native, netLayout, PEER_STAT_FIELDS } from '../native.js';
 import { formatAddr, resolveHost } from './address.js';
 import {
@@ -21,12 +21,24 @@ import {
   type Sink,
 } from './base.js';
 import { type ConditionerOptions, type ResolvedNetOptions, validateConditioner } from './options.js';
+import { connectFailed, firstTokenServer, nativeSecure, type PeerInfo } from './secure.js';
 
 /** The counters of handshakes a listener refused, and the reason each is published under. */
 const REFUSAL_COUNTERS: readonly [string, string][] = [
   ['droppedPeerCap', 'peer-cap'],
   ['droppedBadCookie', 'bad-cookie'],
   ['droppedExpiredCookie', 'expired-cookie'],
+  ['refusedTokenRequired', 'token-required'],
+  ['refusedNotSecure', 'not-secure'],
+  // A secure listener's, netcode's refusals of a connection request (docs/security.md).
+  ['netcodeDroppedServerFull', 'server-full'],
+  ['netcodeDroppedRequestTokenExpired', 'token-expired'],
+  ['netcodeDroppedRequestTokenUndecryptable', 'token-undecryptable'],
+  ['netcodeDroppedRequestWrongProtocol', 'wrong-protocol'],
+  ['netcodeDroppedRequestBadVersion', 'bad-version'],
+  ['netcodeDroppedRequestServerNotInToken', 'other-server'],
+  ['netcodeDroppedRequestTokenUsedElsewhere', 'token-in-use'],
+  ['netcodeDroppedClientIdAlreadyConnected', 'client-connected'],
 ];
 
 /** Where each field of `netPeerStats` is in a peer's row (the addon's order, checked by netLayout()). */
@@ -34,10 +46,6 @@ const PS = Object.fromEntries(PEER_STAT_FIELDS.map((f, i) => [f, i])) as Record<
   (typeof PEER_STAT_FIELDS)[number],
   number
 >;
-
-/** What a timed-out handshake's error adds: the usual cause. */
-const HANDSHAKE_HINT =
-  ': nothing answered. Is a listener bound there, and is it ticking? A listener answers handshakes from its tick (mgr.start() or mgr.tick())';
 
 /** Datagrams read per native call: enough to keep up, few enough that one poll's messages die young. */
 const MAX_DATAGRAMS = 512;
@@ -88,6 +96,10 @@ const sockets = new FinalizationRegistry<number>((handle) => native().netClose(h
 
 export class UdpTransport extends NetTransport {
   readonly kind = 'udp' as const;
+  /** Whether netcode 1.02 runs under the peers (a `secure` listener, or a client with a token). */
+  readonly secure: boolean;
+  /** Who each peer of a secure listener is, read when it connects. */
+  private readonly identities = new WeakMap<Peer, PeerInfo>();
   /** The addon's layouts (send entries, events, result slots), read once. */
   private readonly layout: NetLayout = netLayout();
   private readonly entry = this.layout.send;
@@ -113,12 +125,14 @@ export class UdpTransport extends NetTransport {
   private constructor(mgr: NetManager, options: ResolvedNetOptions, handle: number) {
     super(mgr, options);
     this.handle = handle;
+    this.secure = options.secure !== null || options.token !== null;
     sockets.register(this, handle, this);
     const a = native().netLocalAddress(handle);
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
     this.local = { address: ip, port: Number(a.slice(i + 1)), family: ip.includes(':') ? 'IPv6' : 'IPv4' };
     for (const n of this.layout.counters) this.stats[n] = 0;
+    if (this.secure) for (const n of this.layout.secureCounters) this.stats[n] = 0;
     if (options.conditioner) this.setConditioner(options.conditioner);
   }
 
@@ -137,7 +151,8 @@ export class UdpTransport extends NetTransport {
     };
     let handle: number;
     try {
-      handle = native().netOpen(ip, options.port, config, randomSeed());
+      const secure = options.secure !== null || options.token !== null ? nativeSecure(options.secure) : null;
+      handle = native().netOpen(ip, options.port, config, randomSeed(), secure);
     } catch (err) {
       throw new ListenFailed(`cannot bind UDP ${formatAddr(ip, options.port)}: ${(err as Error).message}`, {
         cause: err,
@@ -191,7 +206,27 @@ export class UdpTransport extends NetTransport {
     const id = native().netConnect(this.handle, ip, port);
     const existing = this.byId.get(id);
     if (existing?.connected) return existing.addr;
-    const peer = existing ?? this.addPeer(formatAddr(ip, port), id, false);
+    if (existing === undefined) this.addPeer(formatAddr(ip, port), id, false);
+    return this.established(id, signal);
+  }
+
+  /** Starts a secure connection with a connect token (to its servers in order); resolves with the server's address. */
+  async connectWithToken(token: Uint8Array, signal?: AbortSignal): Promise<string> {
+    throwIfAborted(signal, 'connect');
+    const first = firstTokenServer(token) ?? "the token's first server";
+    let id: number;
+    try {
+      id = native().netConnectToken(this.handle, token);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ERR_TSAGE_INVALID_TOKEN') throw err;
+      throw Object.assign(connectFailed(first, 'invalid connect token', true), { cause: err });
+    }
+    this.addPeer(first, id, false);
+    return this.established(id, signal);
+  }
+
+  /** Waits for the connection attempt `id` to complete (servicing meanwhile), or for `signal`. */
+  private async established(id: number, signal: AbortSignal | undefined): Promise<string> {
     const done = new Promise<string>((resolve, reject) => this.connecting.set(id, { resolve, reject }));
     // Aborting forgets the half-open peer (the server, if it answered, sees a goodbye or a timeout).
     const onAbort = (): void => {
@@ -199,19 +234,34 @@ export class UdpTransport extends NetTransport {
       if (c === undefined || this.closed) return;
       this.connecting.delete(id);
       native().netDisconnect(this.handle, id);
-      this.removePeer(peer, 'local');
+      const peer = this.byId.get(id);
+      if (peer !== undefined) this.removePeer(peer, 'local');
       c.reject(aborted(signal!, 'connect'));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     this.startPump();
     try {
       const addr = await done;
-      this.server ??= peer;
+      // The peer as it is now: a token's attempt may have moved on to another of its servers.
+      this.server ??= this.byId.get(id);
       return addr;
     } finally {
       signal?.removeEventListener('abort', onAbort);
       if (this.connecting.size === 0) this.stopPump();
     }
+  }
+
+  /** Refuses options of the other mode (a token for a plain transport, a plain dial for a secure one). */
+  checkMode(o: ResolvedNetOptions): void {
+    if (this.secure === (o.secure !== null || o.token !== null)) return;
+    const has = this.secure ? 'a secure' : 'an ordinary (not secure)';
+    throw new InvalidOption(`the manager already has ${has} UDP transport; disconnect() first`);
+  }
+
+  override peerInfo(addr: string): PeerInfo | undefined {
+    const peer = this.peers.get(String(addr));
+    if (peer === undefined) return undefined;
+    return this.identities.get(peer) ?? { address: peer.addr };
   }
 
   /** Services the socket on a timer while a handshake is under way, so `await connect()` needs no ticking. */
@@ -279,6 +329,11 @@ export class UdpTransport extends NetTransport {
     if (this.gone.size !== 0) this.dropGone(settled);
     const names = this.layout.counters;
     for (let i = 0; i < names.length; i++) this.stats[names[i]!] = res[counters + i]!;
+    if (this.secure) {
+      const sec = this.layout.secureCounters;
+      const at = this.layout.result.secureCounters;
+      for (let i = 0; i < sec.length; i++) this.stats[sec[i]!] = res[at + i]!;
+    }
     if (DC.netRetransmit.hasSubscribers || DC.netRefused.hasSubscribers) this.reportChanges();
     if (this.losses.length !== 0) {
       for (const [, addr, why, count] of this.losses.splice(0)) this.undeliverable(addr, why, count);
@@ -414,6 +469,7 @@ export class UdpTransport extends NetTransport {
           if (peer) this.removePeer(peer, 'remote');
           peer = this.addPeer(addr, id, false);
         }
+        if (this.secure) this.identify(peer);
         this.peerConnected(peer);
         const c = this.connecting.get(id);
         if (c) {
@@ -430,15 +486,11 @@ export class UdpTransport extends NetTransport {
         const c = this.connecting.get(id);
         if (c) {
           this.connecting.delete(id);
+          const address = peer?.addr ?? `peer ${id}`;
           if (DC.netRefused.hasSubscribers) {
-            const address = peer?.addr ?? `peer ${id}`;
             DC.netRefused.publish({ side: 'client', address, reason, transport: 'udp' });
           }
-          c.reject(
-            new NotConnected(
-              `connect: the handshake with ${peer?.addr ?? `peer ${id}`} failed (${reason})${reason === 'timeout' ? HANDSHAKE_HINT : ''}`,
-            ),
-          );
+          c.reject(connectFailed(address, reason, this.secure));
         }
       } else if (tag === fault.tag) {
         // The protocol found a gap the peer never filled; it disconnected the peer (its departure follows).
@@ -457,6 +509,14 @@ export class UdpTransport extends NetTransport {
         throw new TsageError('ERR_TSAGE_NATIVE', `netService wrote an unknown event tag ${tag}`);
       }
     }
+  }
+
+  /** Reads who a secure listener's new peer is (its token's client id and user data). */
+  private identify(peer: Peer): void {
+    const b = native().netPeerIdentity(this.handle, peer.id);
+    if (b === undefined) return;
+    const clientId = new DataView(b, 0, 8).getBigUint64(0, true);
+    this.identities.set(peer, { address: peer.addr, clientId, userData: new Uint8Array(b, 8) });
   }
 
   /** Disconnects every peer (they are told) and closes the socket. */

@@ -3,7 +3,9 @@
 //!
 //! An [`Aead`] owns two cipher contexts, one per direction, set up once with
 //! the cipher; each message only re-keys them (`EVP_CipherInit_ex` with a null
-//! cipher), so a packet pays no allocation.
+//! cipher), so a packet pays no allocation. A context keeps the key it was
+//! last given: a message under the same key sets only the nonce, which skips
+//! OpenSSL's key setup (a tenth of a 1200-byte packet's cost).
 
 use std::ffi::c_int;
 use std::ptr;
@@ -17,6 +19,16 @@ pub struct Aead {
     api: &'static Ossl,
     seal_ctx: *mut EvpCipherCtx,
     open_ctx: *mut EvpCipherCtx,
+    /// The key each context holds, if any (wiped on drop, as every key is).
+    seal_key: Option<Key>,
+    open_key: Option<Key>,
+}
+
+/// Which of the two contexts.
+#[derive(Clone, Copy)]
+enum Dir {
+    Seal,
+    Open,
 }
 
 // SAFETY: the contexts are owned by this value alone and only used through
@@ -36,6 +48,8 @@ impl Aead {
             api,
             seal_ctx: ptr::null_mut(),
             open_ctx: ptr::null_mut(),
+            seal_key: None,
+            open_key: None,
         };
         a.seal_ctx = a.new_ctx(1)?;
         a.open_ctx = a.new_ctx(0)?;
@@ -69,28 +83,25 @@ impl Aead {
         Ok(ctx)
     }
 
-    /// Re-keys `ctx` and feeds the associated data.
-    fn start(
-        &self,
-        ctx: *mut EvpCipherCtx,
-        key: &Key,
-        nonce: &[u8; NONCE_BYTES],
-        aad: &[u8],
-    ) -> Result<(), CryptoError> {
-        // SAFETY: ctx is one of our live contexts, already set to this cipher;
-        // key and nonce point to 32 and 12 readable bytes, as the cipher needs.
-        let ok = unsafe {
-            (self.api.init)(
-                ctx,
-                ptr::null(),
-                ptr::null_mut(),
-                key.bytes().as_ptr(),
-                nonce.as_ptr(),
-                -1,
-            )
+    /// Re-keys the context of `dir` (only its nonce when it holds `key` already) and
+    /// feeds the associated data.
+    fn start(&mut self, dir: Dir, key: &Key, nonce: &[u8; NONCE_BYTES], aad: &[u8]) -> Result<(), CryptoError> {
+        let (ctx, held) = match dir {
+            Dir::Seal => (self.seal_ctx, &mut self.seal_key),
+            Dir::Open => (self.open_ctx, &mut self.open_key),
         };
+        let same = held.as_ref().is_some_and(|k| k.bytes() == key.bytes());
+        let key_ptr = if same { ptr::null() } else { key.bytes().as_ptr() };
+        // SAFETY: ctx is one of our live contexts, already set to this cipher and, when
+        // key_ptr is null, to this key; key_ptr (unless null) and nonce point to 32 and 12
+        // readable bytes, as the cipher needs.
+        let ok = unsafe { (self.api.init)(ctx, ptr::null(), ptr::null_mut(), key_ptr, nonce.as_ptr(), -1) };
         if ok != 1 {
+            *held = None;
             return Err(CryptoError::Failed("EVP_CipherInit_ex"));
+        }
+        if !same {
+            *held = Some(Key::from_bytes(*key.bytes()));
         }
         if !aad.is_empty() {
             let mut outl = 0;
@@ -138,7 +149,7 @@ impl Aead {
         buf: &mut [u8],
     ) -> Result<[u8; TAG_BYTES], CryptoError> {
         let ctx = self.seal_ctx;
-        self.start(ctx, key, nonce, aad)?;
+        self.start(Dir::Seal, key, nonce, aad)?;
         let p = buf.as_mut_ptr();
         // SAFETY: in place over buf, which is valid for buf.len() bytes.
         unsafe { self.crypt(ctx, p, p, buf.len())? };
@@ -195,7 +206,7 @@ impl Aead {
         buf: &mut [u8],
         tag: &[u8; TAG_BYTES],
     ) -> Result<(), CryptoError> {
-        self.start(self.open_ctx, key, nonce, aad)?;
+        self.start(Dir::Open, key, nonce, aad)?;
         let p = buf.as_mut_ptr();
         // SAFETY: in place over buf, valid for buf.len() bytes.
         let r = unsafe { self.open_raw(p, p, buf.len(), tag) };
@@ -219,7 +230,7 @@ impl Aead {
         let Some(out) = out.get_mut(..ciphertext.len()) else {
             return Err(CryptoError::Failed("open: output buffer shorter than the ciphertext"));
         };
-        self.start(self.open_ctx, key, nonce, aad)?;
+        self.start(Dir::Open, key, nonce, aad)?;
         // SAFETY: `out` is an exclusive borrow, so it cannot overlap the
         // shared borrow `ciphertext`; both are valid for ciphertext.len() bytes.
         let r = unsafe { self.open_raw(ciphertext.as_ptr(), out.as_mut_ptr(), ciphertext.len(), tag) };

@@ -13,6 +13,7 @@ mod handles;
 mod net;
 mod netcode;
 mod ring;
+mod secure;
 mod shm;
 mod sys;
 
@@ -153,6 +154,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("netService", net::service),
         ("netClose", net::close),
         ("netPeerStats", net::peer_stats),
+        ("netConnectToken", secure::connect_token),
+        ("netPeerIdentity", secure::peer_identity),
         ("netcodeGenerateToken", netcode::generate_token),
     ];
     for (name, f) in all {

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::buf::check_disjoint;
 use super::handles::{Handles, MAX_HANDLE};
+use super::secure;
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
 use crate::net::batch::{
@@ -25,8 +26,8 @@ use crate::net::batch::{
 use crate::net::events::{self, Events, DISCONNECT_REASONS, FAULT_KINDS, REFUSAL_REASONS};
 use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, PeerInfo, Reliability, Stats, CHANNELS};
 
-struct Slot {
-    driver: Driver,
+pub(super) struct Slot {
+    pub(super) driver: Driver,
     batch: SendBatch,
     /// What became of the last send batch, handed out before the endpoint's events.
     report: Events,
@@ -39,11 +40,11 @@ thread_local! {
     static EPOCH: Instant = Instant::now();
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     EPOCH.with(|e| e.elapsed().as_millis() as u64)
 }
 
-fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+pub(super) fn with_slot<T>(env: &Env, h: napi_value, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
     let h = env.get_uint(h, "net handle", MAX_HANDLE)?;
     SLOTS.with(|s| s.with(h, "net", f))
 }
@@ -148,16 +149,25 @@ fn fields<C>(env: &Env, v: napi_value, what: &str, table: &[(&str, Field<C>)], c
     Ok(())
 }
 
-/// `netOpen(host, port, config, seed) -> handle`: binds a UDP socket. `config` is a plain
-/// object of the fields in [`CONFIG`]; absent ones keep the protocol's defaults.
+/// `netOpen(host, port, config, seed, secure) -> handle`: binds a UDP socket. `config` is a
+/// plain object of the fields in [`CONFIG`]; absent ones keep the protocol's defaults.
+/// `secure` (optional) is null for the plain link, or what [`secure::mode`] reads for netcode.
 pub fn open(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let host = env.get_string(arg(args, 0, "host")?, "host")?;
     let port = env.get_uint(arg(args, 1, "port")?, "port", 65535.0)?;
     let mut config = Config::default();
     fields(env, arg(args, 2, "config")?, "config", CONFIG, &mut config)?;
     let seed = env.get_f64(arg(args, 3, "seed")?, "seed")?.to_bits();
+    let mode = match args.get(4) {
+        Some(&v) => secure::mode(env, v)?,
+        None => secure::Mode::Plain,
+    };
     let addr = parse_addr(&host, port)?;
-    let driver = Driver::bind(addr, config, seed).map_err(|e| JsError::io(&format!("bind {addr}"), e))?;
+    let bind = |e| JsError::io(&format!("bind {addr}"), e);
+    let socket = Driver::socket(addr).map_err(bind)?;
+    let local = socket.local_addr().map_err(bind)?;
+    let endpoint = secure::endpoint(mode, config, seed, local)?;
+    let driver = Driver::with_socket(socket, endpoint).map_err(bind)?;
     let slot = Slot {
         driver,
         batch: SendBatch::default(),
@@ -259,6 +269,9 @@ const COUNTERS: &[(&str, Counter)] = &[
     ("droppedReassemblyCap", |c| c.e.drop_reassembly_cap),
     ("droppedEventBacklog", |c| c.e.drop_event_backlog),
     ("droppedUnreliablePartial", |c| c.e.drop_unreliable_partial),
+    ("refusedTokenRequired", |c| c.e.refused_token_required),
+    ("refusedNotSecure", |c| c.e.refused_not_secure),
+    ("droppedUnsealable", |c| c.e.drop_unsealable),
     ("socketSendErrors", |c| c.send_errors),
     ("conditionerLost", |c| c.cond.lost),
     ("conditionerDuplicated", |c| c.cond.duplicated),
@@ -273,8 +286,10 @@ const RESULT_MORE: usize = 0;
 const RESULT_KEPT: usize = 1;
 /// Result slot of the first counter.
 const RESULT_COUNTERS: usize = 2;
+/// Result slot of the first secure (netcode) counter, after the others.
+const RESULT_SECURE: usize = RESULT_COUNTERS + COUNTERS.len();
 /// Elements of the result array.
-const RESULT_LEN: usize = RESULT_COUNTERS + COUNTERS.len();
+const RESULT_LEN: usize = RESULT_SECURE + secure::COUNTER_SLOTS;
 
 /// `netService(h, send, sendLen, out, maxDatagrams, result) -> outLen`.
 ///
@@ -305,6 +320,7 @@ pub fn service(env: &Env, args: &[napi_value]) -> Result<napi_value> {
     let (send, out, result) = unsafe { (send.as_mut_slice(), out.as_mut_slice(), result.as_mut_slice()) };
     let written = with_slot(env, arg(args, 0, "h")?, |s| {
         let now = now_ms();
+        s.driver.endpoint().set_unix_time(secure::unix_now());
         // Only a call that finds nothing left over runs the socket; the others hand out what is left.
         let fresh = !s.draining;
         if !send.is_empty() {
@@ -352,6 +368,7 @@ fn write_counters(s: &mut Slot, result: &mut [f64]) {
     for (i, (_, get)) in COUNTERS.iter().enumerate() {
         result[RESULT_COUNTERS + i] = get(&c) as f64;
     }
+    secure::write_counters(e.secure_stats().as_ref(), &mut result[RESULT_SECURE..RESULT_LEN]);
 }
 
 /// `netClose(h)`: closes the socket (peers are not told; disconnect them first). Safe to
@@ -417,7 +434,7 @@ fn numbers(env: &Env, pairs: &[(&str, usize)]) -> Result<napi_value> {
     Ok(o)
 }
 
-fn strings(env: &Env, names: impl Iterator<Item = &'static str>) -> Result<napi_value> {
+fn strings<'a>(env: &Env, names: impl Iterator<Item = &'a str>) -> Result<napi_value> {
     let items = names.map(|n| env.string(n)).collect::<Result<Vec<_>>>()?;
     env.array(&items)
 }
@@ -462,11 +479,18 @@ pub fn layout(env: &Env, _args: &[napi_value]) -> Result<napi_value> {
             ("more", RESULT_MORE),
             ("kept", RESULT_KEPT),
             ("counters", RESULT_COUNTERS),
+            ("secureCounters", RESULT_SECURE),
             ("length", RESULT_LEN),
         ],
     )?;
     env.set(o, "result", result)?;
     env.set(o, "counters", strings(env, COUNTERS.iter().map(|c| c.0))?)?;
+    let secure_names = secure::counter_names();
+    env.set(
+        o,
+        "secureCounters",
+        strings(env, secure_names.iter().map(String::as_str))?,
+    )?;
     env.set(o, "config", strings(env, CONFIG.iter().map(|c| c.0))?)?;
     env.set(o, "conditioner", strings(env, CONDITIONER.iter().map(|c| c.0))?)?;
     env.set(o, "peerStats", strings(env, PEER_STATS.iter().map(|c| c.0))?)?;

@@ -10,7 +10,7 @@ use crate::crypto::{Aead, CryptoError, Key};
 use crate::netcode::{generate_connect_token, TokenError, TokenParams};
 
 /// The bytes of a `Uint8Array` argument (exactly that kind), valid for this call.
-fn uint8_array<'a>(env: &'a Env, v: napi_value, what: &str) -> Result<&'a [u8]> {
+pub(super) fn uint8_array<'a>(env: &'a Env, v: napi_value, what: &str) -> Result<&'a [u8]> {
     let mut is_ta = false;
     // SAFETY: env is the live env of this call and v one of its argument handles.
     if unsafe { napi_is_typedarray(env.0, v, &mut is_ta) } != NAPI_OK || !is_ta {
@@ -32,14 +32,14 @@ fn uint8_array<'a>(env: &'a Env, v: napi_value, what: &str) -> Result<&'a [u8]> 
     Ok(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
 }
 
-fn u64_le(bytes: &[u8], what: &str) -> Result<u64> {
+pub(super) fn u64_le(bytes: &[u8], what: &str) -> Result<u64> {
     let b: [u8; 8] = bytes
         .try_into()
         .map_err(|_| JsError::arg(format!("{what} must be 8 little-endian bytes, got {}", bytes.len())))?;
     Ok(u64::from_le_bytes(b))
 }
 
-fn crypto_error(e: &CryptoError) -> JsError {
+pub(super) fn crypto_error(e: &CryptoError) -> JsError {
     match e {
         CryptoError::MissingSymbol(_) | CryptoError::Unavailable(_) => {
             JsError::new("ERR_TSAGE_NATIVE_LOAD", format!("tsage netcode: {e}"))

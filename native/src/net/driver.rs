@@ -117,15 +117,26 @@ impl Tx {
 impl Driver {
     /// Binds a non-blocking socket (with enlarged buffers on Linux).
     pub fn bind(addr: SocketAddr, config: Config, seed: u64) -> io::Result<Self> {
+        Self::with_socket(Self::socket(addr)?, Endpoint::new(config, seed))
+    }
+
+    /// A non-blocking socket bound to `addr` (with enlarged buffers on Linux), for
+    /// [`Driver::with_socket`]: for an endpoint that needs the bound address first.
+    pub fn socket(addr: SocketAddr) -> io::Result<UdpSocket> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
         udp_sys::enlarge_buffers(socket.as_raw_fd(), SOCKET_BUFFER_BYTES);
         udp_sys::enable_gro(socket.as_raw_fd());
+        Ok(socket)
+    }
+
+    /// A driver running `endpoint` on a socket from [`Driver::socket`].
+    pub fn with_socket(socket: UdpSocket, endpoint: Endpoint) -> io::Result<Self> {
         let local = socket.local_addr()?;
         Ok(Driver {
             socket,
             local,
-            endpoint: Endpoint::new(config, seed),
+            endpoint,
             conditioner: None,
             buf: vec![0; 65_536],
             send_errors: 0,

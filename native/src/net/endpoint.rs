@@ -11,6 +11,9 @@ use super::rng::Rng;
 use super::table::{Entry, Table};
 use super::{Config, DisconnectReason, Event, PeerId, Reliability, SendError, Stats, CHANNELS};
 
+#[path = "endpoint_secure.rs"]
+pub(super) mod secure;
+
 /// A snapshot of one peer's transport state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerInfo {
@@ -51,6 +54,8 @@ pub struct Endpoint {
     table: Table,
     out: Outbox,
     events: Events,
+    /// Peers the link's own timers ended during an update (kept for its allocation).
+    gone: Vec<(SocketAddr, DisconnectReason)>,
     /// What is held for all peers together (partial and early messages).
     budget: Budget,
 }
@@ -58,9 +63,10 @@ pub struct Endpoint {
 /// Seals what a peer just queued: the link frames it for that peer's session and address.
 /// (On the per-message path: one comparison unless a datagram was finished.)
 #[inline]
-fn seal(link: &Link, e: &Entry, out: &mut Outbox) {
+fn seal(link: &mut Link, now: u64, e: &mut Entry, out: &mut Outbox) {
     if out.has_unsealed() {
-        out.seal(e.addr, |dg| link.frame(&e.session, dg));
+        let session = &mut e.session;
+        out.seal(e.addr, |dg| link.frame(now, session, dg));
     }
 }
 
@@ -71,6 +77,10 @@ impl Endpoint {
         let cfg = config.sanitized();
         let mut rng = Rng::new(seed);
         let link = Link::plain(&mut rng);
+        Self::with_link(cfg, rng, link)
+    }
+
+    fn with_link(cfg: Config, rng: Rng, link: Link) -> Self {
         let out = Outbox::new(cfg.mtu, link.headroom(), link.tailroom());
         let budget = Budget::new(cfg.max_buffered_bytes);
         Endpoint {
@@ -80,6 +90,7 @@ impl Endpoint {
             table: Table::default(),
             out,
             events: Events::default(),
+            gone: Vec::new(),
             budget,
         }
     }
@@ -89,9 +100,10 @@ impl Endpoint {
         &self.cfg
     }
 
-    fn remove_peer(&mut self, id: PeerId, reason: DisconnectReason) {
+    fn remove_peer(&mut self, now: u64, id: PeerId, reason: DisconnectReason) {
         if let Some(mut e) = self.table.remove(id) {
             e.peer.release(&mut self.budget);
+            self.link.forget(now, &e.session, e.addr, &mut self.out);
             self.events.push_disconnected(id, reason);
         }
     }
@@ -108,7 +120,10 @@ impl Endpoint {
         if self.table.len() >= self.cfg.max_peers {
             return Err(SendError::PeerLimit);
         }
-        let session = self.link.start(now, addr, &mut self.rng, &mut self.out);
+        let session = self
+            .link
+            .start(now, addr, &mut self.rng, &mut self.out)
+            .ok_or(SendError::NeedsToken)?;
         Ok(self.table.add(addr, session, now))
     }
 
@@ -121,10 +136,10 @@ impl Endpoint {
         };
         if e.session.is_connected() {
             e.peer.flush(now, &self.cfg, &mut self.out);
-            seal(&self.link, e, &mut self.out);
-            self.link.goodbye(&e.session, e.addr, &mut self.out);
+            seal(&mut self.link, now, e, &mut self.out);
+            self.link.goodbye(now, &mut e.session, e.addr, &mut self.out);
         }
-        self.remove_peer(peer, DisconnectReason::Local);
+        self.remove_peer(now, peer, DisconnectReason::Local);
     }
 
     /// Takes a message. While the windows are open it goes straight into a packet (full
@@ -149,7 +164,7 @@ impl Endpoint {
         let r = e
             .peer
             .queue_message(now, rel, channel, payload, linked, &self.cfg, &mut self.out);
-        seal(&self.link, e, &mut self.out);
+        seal(&mut self.link, now, e, &mut self.out);
         r?;
         self.out.stats.messages_sent += 1;
         Ok(())
@@ -286,6 +301,14 @@ impl Endpoint {
     /// Runs timers (handshake resend, timeout, loss detection, retransmission,
     /// acks, keepalive) and packs queued messages into datagrams.
     pub fn update(&mut self, now: u64) {
+        let mut gone = std::mem::take(&mut self.gone);
+        self.link.update(now, &mut self.out, &mut gone);
+        for (addr, reason) in gone.drain(..) {
+            if let Some(id) = self.table.find(addr) {
+                self.remove_peer(now, id, reason);
+            }
+        }
+        self.gone = gone;
         for id in 0..self.table.id_bound() {
             let Some(e) = self.table.get_mut(id) else {
                 continue;
@@ -293,18 +316,21 @@ impl Endpoint {
             let gone = match self.link.tick(now, &mut e.session, e.addr, &self.cfg, &mut self.out) {
                 Tick::Connecting => None,
                 Tick::Failed => Some(DisconnectReason::Timeout),
+                Tick::Gone(reason) => Some(reason),
+                // Another peer at the token's next server: this attempt cannot go on there.
+                Tick::Moved(addr) => (!self.table.rekey(id, addr)).then_some(DisconnectReason::Refused),
                 Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => {
                     Some(DisconnectReason::Timeout)
                 }
-                Tick::Connected => {
+                Tick::Connected | Tick::Linked => {
                     e.peer.on_timers(now, &self.cfg, &mut self.out, &mut self.budget);
                     e.peer.flush(now, &self.cfg, &mut self.out);
-                    seal(&self.link, e, &mut self.out);
+                    seal(&mut self.link, now, e, &mut self.out);
                     match e.peer.stalled(now, &self.cfg) {
                         Some((fault, detail)) => {
                             // A gap it never fills: say why, tell it goodbye, forget it.
                             self.events.push_fault(id, fault, detail);
-                            self.link.goodbye(&e.session, e.addr, &mut self.out);
+                            self.link.goodbye(now, &mut e.session, e.addr, &mut self.out);
                             Some(DisconnectReason::Error)
                         }
                         None => None,
@@ -312,7 +338,7 @@ impl Endpoint {
                 }
             };
             if let Some(reason) = gone {
-                self.remove_peer(id, reason);
+                self.remove_peer(now, id, reason);
             }
         }
     }
@@ -347,20 +373,20 @@ impl Endpoint {
                     &mut self.events,
                     &mut self.budget,
                 );
-                seal(&self.link, e, &mut self.out);
+                seal(&mut self.link, now, e, &mut self.out);
             }
-            Input::Incoming { session, replaces } => {
+            Input::Incoming { mut session, replaces } => {
                 if let Some(old) = replaces {
-                    self.remove_peer(old, DisconnectReason::Remote);
+                    self.remove_peer(now, old, DisconnectReason::Remote);
                 }
                 if self.table.len() >= self.cfg.max_peers {
                     self.out.stats.drop_peer_cap += 1;
-                    self.link.refuse(&session, from, &mut self.out);
+                    self.link.refuse(now, &mut session, from, &mut self.out);
                     return;
                 }
                 if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
                     self.out.stats.drop_ip_cap += 1;
-                    self.link.refuse(&session, from, &mut self.out);
+                    self.link.refuse(now, &mut session, from, &mut self.out);
                     return;
                 }
                 let id = self.table.add(from, session, now);
@@ -377,7 +403,12 @@ impl Endpoint {
                 self.out.stats.connections += 1;
                 self.events.push_connected(id, from);
             }
-            Input::Gone(id, reason) => self.remove_peer(id, reason),
+            Input::Gone(id, reason) => self.remove_peer(now, id, reason),
+            Input::Moved(id, addr) => {
+                if !self.table.rekey(id, addr) {
+                    self.remove_peer(now, id, DisconnectReason::Refused);
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 
 use super::{DisconnectReason, PeerId};
+use crate::netcode::ClientState;
 
 /// Offset of the tag byte in every event.
 pub const AT_TAG: usize = 0;
@@ -69,8 +70,37 @@ pub enum Tag {
     Fault = 6,
 }
 
-/// Names of [`DisconnectReason`]s, by their code in a disconnected event.
-pub const DISCONNECT_REASONS: [&str; 5] = ["local", "remote", "timeout", "refused", "error"];
+/// The netcode client's error states, as [`DisconnectReason::Secure`] carries them, in the
+/// order of their codes (after the other reasons).
+pub const SECURE_FAILURES: [ClientState; 6] = [
+    ClientState::ConnectTokenExpired,
+    ClientState::InvalidConnectToken,
+    ClientState::ConnectionTimedOut,
+    ClientState::ConnectionResponseTimedOut,
+    ClientState::ConnectionRequestTimedOut,
+    ClientState::ConnectionDenied,
+];
+
+/// Code of the first [`SECURE_FAILURES`] state.
+const SECURE_BASE: u8 = 7;
+
+/// Names of [`DisconnectReason`]s, by their code in a disconnected event: the netcode states by
+/// their names in the standard.
+pub const DISCONNECT_REASONS: [&str; 13] = [
+    "local",
+    "remote",
+    "timeout",
+    "refused",
+    "error",
+    "token-required",
+    "not-secure",
+    SECURE_FAILURES[0].name(),
+    SECURE_FAILURES[1].name(),
+    SECURE_FAILURES[2].name(),
+    SECURE_FAILURES[3].name(),
+    SECURE_FAILURES[4].name(),
+    SECURE_FAILURES[5].name(),
+];
 
 /// What a peer did that the endpoint disconnected it for: a gap in its reliable data that
 /// it never filled, for `timeout_ms` while it was otherwise alive.
@@ -120,6 +150,12 @@ fn reason_code(r: DisconnectReason) -> u8 {
         DisconnectReason::Timeout => 2,
         DisconnectReason::Refused => 3,
         DisconnectReason::Error => 4,
+        DisconnectReason::TokenRequired => 5,
+        DisconnectReason::NotSecure => 6,
+        DisconnectReason::Secure(state) => match SECURE_FAILURES.iter().position(|s| *s == state) {
+            Some(i) => SECURE_BASE + i as u8,
+            None => 1,
+        },
     }
 }
 
@@ -129,7 +165,13 @@ fn reason_of(code: u8) -> DisconnectReason {
         1 => DisconnectReason::Remote,
         2 => DisconnectReason::Timeout,
         3 => DisconnectReason::Refused,
-        _ => DisconnectReason::Error,
+        4 => DisconnectReason::Error,
+        5 => DisconnectReason::TokenRequired,
+        6 => DisconnectReason::NotSecure,
+        c if (SECURE_BASE..SECURE_BASE + SECURE_FAILURES.len() as u8).contains(&c) => {
+            DisconnectReason::Secure(SECURE_FAILURES[(c - SECURE_BASE) as usize])
+        }
+        _ => DisconnectReason::Refused,
     }
 }
 
@@ -582,5 +624,26 @@ mod tests {
             })
         );
         assert_eq!(ev.pop(), None);
+    }
+
+    #[test]
+    fn should_round_trip_every_disconnect_reason_through_its_code() {
+        let mut all = vec![
+            DisconnectReason::Local,
+            DisconnectReason::Remote,
+            DisconnectReason::Timeout,
+            DisconnectReason::Refused,
+            DisconnectReason::Error,
+            DisconnectReason::TokenRequired,
+            DisconnectReason::NotSecure,
+        ];
+        all.extend(SECURE_FAILURES.iter().map(|s| DisconnectReason::Secure(*s)));
+        assert_eq!(all.len(), DISCONNECT_REASONS.len());
+        for (i, r) in all.into_iter().enumerate() {
+            assert_eq!(reason_code(r) as usize, i, "{r:?}");
+            assert_eq!(reason_of(reason_code(r)), r);
+        }
+        assert_eq!(DISCONNECT_REASONS[4], "error");
+        assert_eq!(DISCONNECT_REASONS[12], "connection denied");
     }
 }

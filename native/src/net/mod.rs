@@ -45,8 +45,10 @@ use std::net::SocketAddr;
 
 pub use conditioner::{Conditioner, ConditionerConfig, ConditionerStats};
 pub use driver::{Driver, ServiceReport};
+pub use endpoint::secure::{PeerIdentity, SecureListen, SecureStats};
 pub use endpoint::{Endpoint, PeerInfo};
 pub use events::{EventRef, Fault};
+pub use link::secure::TokenConnectError;
 pub use stats::Stats;
 
 /// Number of independent ordering channels (numbered `0..CHANNELS`).
@@ -220,6 +222,12 @@ pub enum DisconnectReason {
     Refused,
     /// This side disconnected the peer for breaking the protocol (an [`Event::Fault`] says how).
     Error,
+    /// A plain handshake reached a secure listener, which takes connect tokens only.
+    TokenRequired,
+    /// A connect token reached an ordinary listener, which takes none.
+    NotSecure,
+    /// A secure connection attempt failed; the netcode client's error state says why.
+    Secure(crate::netcode::ClientState),
 }
 
 /// Something the caller should know about, drained with `Endpoint::poll_event`.
@@ -272,6 +280,8 @@ pub enum SendError {
     BadChannel,
     /// `connect` while `Config::max_peers` peers exist.
     PeerLimit,
+    /// `connect` to an address on a secure endpoint, which connects with a connect token.
+    NeedsToken,
 }
 
 impl fmt::Display for SendError {
@@ -282,6 +292,7 @@ impl fmt::Display for SendError {
             SendError::TooLarge => "message too large",
             SendError::BadChannel => "bad channel",
             SendError::PeerLimit => "peer limit reached",
+            SendError::NeedsToken => "a secure endpoint connects with a connect token",
         };
         f.write_str(s)
     }

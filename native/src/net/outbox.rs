@@ -125,16 +125,28 @@ impl Outbox {
     }
 
     /// Seals the payloads queued since the last seal: `frame` turns each into its datagram in
-    /// place, and they go to `addr`.
-    pub(crate) fn seal(&mut self, addr: SocketAddr, mut frame: impl FnMut(&mut Vec<u8>)) {
+    /// place, and they go to `addr`. A payload `frame` refuses (returns false for: say, it could
+    /// not be encrypted) is dropped and counted, never sent as it is; the peer's reliability
+    /// treats it as lost.
+    pub(crate) fn seal(&mut self, addr: SocketAddr, mut frame: impl FnMut(&mut Vec<u8>) -> bool) {
         let from = self.queue.len() - self.unsealed;
+        let mut refused = 0;
         for (a, dg) in self.queue.range_mut(from..) {
-            frame(dg);
+            if !frame(dg) {
+                dg.clear();
+                refused += 1;
+                continue;
+            }
             *a = addr;
             self.stats.datagrams_out += 1;
             self.stats.bytes_out += dg.len() as u64;
         }
         self.unsealed = 0;
+        if refused != 0 {
+            // Every datagram queued has at least one byte: the cleared ones are exactly those refused.
+            self.queue.retain(|(_, dg)| !dg.is_empty());
+            self.stats.drop_unsealable += refused;
+        }
     }
 
     /// Datagrams waiting.

@@ -57,4 +57,10 @@ pub struct Stats {
     pub drop_event_backlog: u64,
     /// Dropped: an unreliable partial message was evicted or expired.
     pub drop_unreliable_partial: u64,
+    /// Refused (secure listener): a plain handshake, answered that a connect token is needed.
+    pub refused_token_required: u64,
+    /// Refused (plain listener): a netcode connection request, answered that no tokens are taken.
+    pub refused_not_secure: u64,
+    /// Not sent: the link could not frame (encrypt) a payload.
+    pub drop_unsealable: u64,
 }

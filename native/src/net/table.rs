@@ -84,6 +84,23 @@ impl Table {
         self.slots.get_mut(id as usize)?.as_deref_mut()
     }
 
+    /// Moves a peer to another address (a connect token's next server). False, and nothing
+    /// changed, if another peer is there.
+    pub(crate) fn rekey(&mut self, id: PeerId, addr: SocketAddr) -> bool {
+        if self.by_addr.get(&addr).is_some_and(|&other| other != id) {
+            return false;
+        }
+        let Some(e) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        if self.by_addr.get(&e.addr) == Some(&id) {
+            self.by_addr.remove(&e.addr);
+        }
+        e.addr = addr;
+        self.by_addr.insert(addr, id);
+        true
+    }
+
     /// The peer at `addr`, if any.
     #[inline]
     pub(crate) fn find(&self, addr: SocketAddr) -> Option<PeerId> {

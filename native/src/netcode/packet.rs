@@ -200,6 +200,49 @@ pub fn write_packet(
     Ok(total)
 }
 
+/// Bytes a payload packet puts before its payload at most: the prefix byte and
+/// an 8-byte sequence.
+pub const PAYLOAD_HEADROOM: usize = 1 + 8;
+
+/// Encrypts, in place, the payload `dg[headroom..]` (1..=1200 bytes) into a
+/// payload packet with `sequence` under `key`: the prefix byte and the
+/// minimal sequence go just before the payload, the tag after it, and the
+/// packet is moved to the front of `dg` (by the headroom it did not use).
+/// The same bytes as [`write_packet`] of [`Packet::Payload`], without a copy
+/// of the payload. `headroom` must be at least [`PAYLOAD_HEADROOM`].
+pub fn seal_payload_in_place(
+    aead: &mut Aead,
+    dg: &mut Vec<u8>,
+    headroom: usize,
+    sequence: u64,
+    key: &Key,
+    protocol_id: u64,
+) -> Result<(), WriteError> {
+    let len = dg.len().saturating_sub(headroom);
+    if headroom < PAYLOAD_HEADROOM || len == 0 || len > MAX_PAYLOAD_BYTES {
+        return Err(WriteError::PayloadSize(len));
+    }
+    let seq_len = sequence_bytes(sequence);
+    let prefix = (seq_len as u8) << 4 | PacketType::Payload as u8;
+    let start = headroom - 1 - seq_len;
+    dg[start] = prefix;
+    dg[start + 1..headroom].copy_from_slice(&sequence.to_le_bytes()[..seq_len]);
+    let tag = aead
+        .seal_in_place(
+            key,
+            &sequence_nonce(sequence),
+            &packet_aad(protocol_id, prefix),
+            &mut dg[headroom..],
+        )
+        .map_err(WriteError::Crypto)?;
+    dg.extend_from_slice(&tag);
+    if start > 0 {
+        dg.copy_within(start.., 0);
+        dg.truncate(dg.len() - start);
+    }
+    Ok(())
+}
+
 /// Checks a connection request in the standard's order up to (not including)
 /// decrypting its token: size, version info, protocol id, expiry (`now` in
 /// unix seconds).

@@ -11,7 +11,7 @@ use super::address::canonical;
 use super::challenge::{decrypt_challenge, encrypt_challenge, ChallengeToken};
 use super::mappings::{Mapping, Mappings, TokenHistory};
 use super::outbox::{Outbox, Span};
-use super::packet::{read_packet, read_request, write_packet, Allowed, Packet, WriteError};
+use super::packet::{read_packet, read_request, seal_payload_in_place, write_packet, Allowed, Packet, WriteError};
 use super::replay::ReplayProtection;
 use super::stats::{DropReason, Stats};
 use super::token::{decrypt_private, PrivateToken};
@@ -108,6 +108,8 @@ struct Slot {
     mapping: usize,
     timeout_seconds: i32,
     confirmed: bool,
+    /// A payload went out while unconfirmed: a keep-alive follows at the next update.
+    owes_keep_alive: bool,
     sequence: u64,
     last_send: u64,
     last_recv: u64,
@@ -353,6 +355,7 @@ impl Server {
             mapping,
             timeout_seconds,
             confirmed: false,
+            owes_keep_alive: false,
             sequence: self.tokens.next_sequence(&token_mac),
             last_send: now,
             last_recv: now,
@@ -373,14 +376,15 @@ impl Server {
         Ok(())
     }
 
-    /// Sends due keep-alives and times out silent clients.
+    /// Sends due keep-alives (and one after payloads sealed in place for a
+    /// client that has not confirmed its slot) and times out silent clients.
     pub fn update(&mut self, now: u64, out: &mut Outbox<ServerEvent>) {
         for s in 0..self.slots.len() as u32 {
-            if self.slots[s as usize]
-                .as_ref()
-                .is_some_and(|c| c.last_send + PACKET_SEND_INTERVAL_MS <= now)
-            {
-                self.send_keep_alive(s, now, out);
+            if let Some(c) = self.slots[s as usize].as_mut() {
+                let owed = std::mem::take(&mut c.owes_keep_alive) && !c.confirmed;
+                if owed || c.last_send + PACKET_SEND_INTERVAL_MS <= now {
+                    self.send_keep_alive(s, now, out);
+                }
             }
         }
         for s in 0..self.slots.len() as u32 {
@@ -414,6 +418,36 @@ impl Server {
                 WriteError::Crypto(c) => ServerError::Crypto(c),
                 _ => ServerError::PayloadSize(payload.len()),
             })
+    }
+
+    /// Encrypts the payload `dg[headroom..]` in place into a payload packet to
+    /// the client in `slot` (see [`seal_payload_in_place`]), for the caller to
+    /// send. The keep-alive an unconfirmed client needs goes out at the next
+    /// [`Server::update`] rather than before the payload.
+    pub fn seal_payload(&mut self, now: u64, slot: u32, dg: &mut Vec<u8>, headroom: usize) -> Result<(), ServerError> {
+        let Server {
+            slots,
+            mappings,
+            aead,
+            stats,
+            protocol_id,
+            ..
+        } = self;
+        let c = slots
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+            .ok_or(ServerError::NotConnected(slot))?;
+        let m = mappings.get_mut(c.mapping);
+        seal_payload_in_place(aead, dg, headroom, c.sequence, &m.send_key, *protocol_id).map_err(|e| match e {
+            WriteError::Crypto(e) => ServerError::Crypto(e),
+            _ => ServerError::PayloadSize(dg.len().saturating_sub(headroom)),
+        })?;
+        m.last_access = now;
+        c.sequence += 1;
+        c.last_send = now;
+        c.owes_keep_alive |= !c.confirmed;
+        stats.datagrams_sent += 1;
+        Ok(())
     }
 
     /// Sends the client in `slot` redundant disconnect packets and frees the

@@ -60,6 +60,62 @@ pub enum DropReason {
 impl DropReason {
     /// Number of reasons.
     pub const COUNT: usize = DropReason::ResponseChallengeUndecryptable as usize + 1;
+
+    /// Every reason, in code order.
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::TooSmall,
+        DropReason::BadPacketType,
+        DropReason::PacketTypeNotAllowed,
+        DropReason::BadSequenceBytes,
+        DropReason::BadSize,
+        DropReason::Replayed,
+        DropReason::Unauthentic,
+        DropReason::NoEncryptionMapping,
+        DropReason::Unexpected,
+        DropReason::NotFromServer,
+        DropReason::RequestBadSize,
+        DropReason::RequestBadVersion,
+        DropReason::RequestWrongProtocol,
+        DropReason::RequestTokenExpired,
+        DropReason::RequestTokenUndecryptable,
+        DropReason::RequestTokenUnreadable,
+        DropReason::RequestServerNotInToken,
+        DropReason::AddressAlreadyConnected,
+        DropReason::ClientIdAlreadyConnected,
+        DropReason::RequestTokenUsedElsewhere,
+        DropReason::ServerFull,
+        DropReason::RequestNoMappingRoom,
+        DropReason::ResponseChallengeUndecryptable,
+    ];
+
+    /// The reason's name; JavaScript shows its counter as `netcodeDropped` + the name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::TooSmall => "TooSmall",
+            DropReason::BadPacketType => "BadPacketType",
+            DropReason::PacketTypeNotAllowed => "PacketTypeNotAllowed",
+            DropReason::BadSequenceBytes => "BadSequenceBytes",
+            DropReason::BadSize => "BadSize",
+            DropReason::Replayed => "Replayed",
+            DropReason::Unauthentic => "Unauthentic",
+            DropReason::NoEncryptionMapping => "NoEncryptionMapping",
+            DropReason::Unexpected => "Unexpected",
+            DropReason::NotFromServer => "NotFromServer",
+            DropReason::RequestBadSize => "RequestBadSize",
+            DropReason::RequestBadVersion => "RequestBadVersion",
+            DropReason::RequestWrongProtocol => "RequestWrongProtocol",
+            DropReason::RequestTokenExpired => "RequestTokenExpired",
+            DropReason::RequestTokenUndecryptable => "RequestTokenUndecryptable",
+            DropReason::RequestTokenUnreadable => "RequestTokenUnreadable",
+            DropReason::RequestServerNotInToken => "RequestServerNotInToken",
+            DropReason::AddressAlreadyConnected => "AddressAlreadyConnected",
+            DropReason::ClientIdAlreadyConnected => "ClientIdAlreadyConnected",
+            DropReason::RequestTokenUsedElsewhere => "RequestTokenUsedElsewhere",
+            DropReason::ServerFull => "ServerFull",
+            DropReason::RequestNoMappingRoom => "RequestNoMappingRoom",
+            DropReason::ResponseChallengeUndecryptable => "ResponseChallengeUndecryptable",
+        }
+    }
 }
 
 /// Counters of one client or server.
@@ -87,5 +143,15 @@ impl Stats {
 
     pub(crate) fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
+    }
+
+    /// Adds another side's counters to these (an endpoint's server and clients, summed).
+    pub fn add(&mut self, other: &Stats) {
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+        self.token_decryptions += other.token_decryptions;
+        self.datagrams_sent += other.datagrams_sent;
+        self.datagrams_accepted += other.datagrams_accepted;
     }
 }

@@ -14,15 +14,17 @@
 //! - [`Link::start`], [`Link::tick`], [`Link::accept`], [`Link::refuse`] and
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
-//! Each kind of link keeps its per-peer state in a [`Session`]. There is one
-//! kind today, [`plain`]: tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT),
-//! a 6-byte prefix and a CRC32C ([`crc`]) on every datagram. The kinds to come
-//! (netcode 1.02's encrypted packets and connect tokens, pysage's raw
+//! Each kind of link keeps its per-peer state in a [`Session`]. There are two
+//! kinds: [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT), a
+//! 6-byte prefix and a CRC32C ([`crc`]) on every datagram; and [`secure`],
+//! netcode 1.02's connect tokens and encrypted packets (whose tag stands in for
+//! the CRC). The kinds to come (pysage's raw
 //! one-message datagrams) are further variants of [`Link`] and [`Session`];
 //! `docs/net-protocol.md` says how each fits.
 
 pub(crate) mod crc;
 pub(crate) mod plain;
+pub(crate) mod secure;
 
 use std::net::SocketAddr;
 
@@ -36,6 +38,8 @@ use super::{Config, DisconnectReason, PeerId, Stats};
 pub(crate) enum Link {
     /// tsage's own handshake and framing.
     Plain(plain::Plain),
+    /// netcode 1.02 (boxed: it holds the state machines' buffers).
+    Secure(Box<secure::Secure>),
 }
 
 /// A link's state for one peer, of the endpoint's link kind.
@@ -43,6 +47,8 @@ pub(crate) enum Link {
 pub(crate) enum Session {
     /// See [`plain::Session`].
     Plain(plain::Session),
+    /// See [`secure::Session`].
+    Secure(secure::Session),
 }
 
 impl Session {
@@ -51,6 +57,7 @@ impl Session {
     pub(crate) fn is_connected(&self) -> bool {
         match self {
             Session::Plain(s) => s.is_connected(),
+            Session::Secure(s) => s.is_connected(),
         }
     }
 }
@@ -70,6 +77,9 @@ pub(crate) enum Input<'a> {
     Established(PeerId),
     /// The peer is gone.
     Gone(PeerId, DisconnectReason),
+    /// Our connection attempt to this peer goes on at another address (a connect token's next
+    /// server): the peer is found there from now on.
+    Moved(PeerId, SocketAddr),
 }
 
 /// What a peer's handshake timers say.
@@ -81,6 +91,13 @@ pub(crate) enum Tick {
     Failed,
     /// Connected: the peer's own timers run.
     Connected,
+    /// Connected, and the link watches the peer's liveness itself: the peer's timers run, but
+    /// not the endpoint's timeout.
+    Linked,
+    /// The link ended the session (an attempt failed, or a connection timed out).
+    Gone(DisconnectReason),
+    /// The attempt goes on at another address (see [`Input::Moved`]).
+    Moved(SocketAddr),
 }
 
 /// What the link may use while it reads a datagram: the configuration, the outbox (for
@@ -110,6 +127,7 @@ impl Link {
     pub(crate) fn headroom(&self) -> usize {
         match self {
             Link::Plain(_) => plain::HEADROOM,
+            Link::Secure(_) => secure::HEADROOM,
         }
     }
 
@@ -117,12 +135,29 @@ impl Link {
     pub(crate) fn tailroom(&self) -> usize {
         match self {
             Link::Plain(_) => plain::TAILROOM,
+            Link::Secure(_) => secure::TAILROOM,
         }
     }
 
-    /// Reads one datagram from `from`, where `known` is the peer there, if any.
+    /// Link-wide timers, run once per endpoint update before the sessions' (the secure link's
+    /// server: keep-alives and timeouts). Peers whose sessions they ended go into `gone`.
+    pub(crate) fn update(&mut self, now: u64, out: &mut Outbox, gone: &mut Vec<(SocketAddr, DisconnectReason)>) {
+        if let Link::Secure(l) = self {
+            l.update(now, out, gone);
+        }
+    }
+
+    /// A session the endpoint removed, for the link to let go of.
+    pub(crate) fn forget(&mut self, now: u64, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+        if let (Link::Secure(l), Session::Secure(s)) = (self, s) {
+            l.forget(now, s, addr, out);
+        }
+    }
+
+    /// Reads one datagram from `from`, where `known` is the peer there, if any. (A payload
+    /// may borrow the link: the secure link decrypts into a buffer of its own.)
     pub(crate) fn input<'a>(
-        &mut self,
+        &'a mut self,
         now: u64,
         from: SocketAddr,
         b: &'a [u8],
@@ -131,13 +166,16 @@ impl Link {
     ) -> Input<'a> {
         match self {
             Link::Plain(l) => l.input(now, from, b, known, cx),
+            Link::Secure(l) => l.input(now, from, b, known, cx),
         }
     }
 
-    /// A new outgoing session to `addr`; its first handshake packet goes out at once.
-    pub(crate) fn start(&mut self, now: u64, addr: SocketAddr, rng: &mut Rng, out: &mut Outbox) -> Session {
+    /// A new outgoing session to `addr`; its first handshake packet goes out at once. `None`
+    /// for a link that connects by other means (the secure link: with a connect token).
+    pub(crate) fn start(&mut self, now: u64, addr: SocketAddr, rng: &mut Rng, out: &mut Outbox) -> Option<Session> {
         match self {
-            Link::Plain(l) => Session::Plain(l.start(now, addr, rng, out)),
+            Link::Plain(l) => Some(Session::Plain(l.start(now, addr, rng, out))),
+            Link::Secure(_) => None,
         }
     }
 
@@ -145,37 +183,50 @@ impl Link {
     pub(crate) fn tick(&mut self, now: u64, s: &mut Session, addr: SocketAddr, cfg: &Config, out: &mut Outbox) -> Tick {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.tick(now, s, addr, cfg, out),
+            (Link::Secure(l), Session::Secure(s)) => l.tick(now, s, addr, out),
+            _ => Tick::Failed,
         }
     }
 
     /// Tells an admitted client (see [`Input::Incoming`]) that it is connected.
     pub(crate) fn accept(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
-        match (self, s) {
-            (Link::Plain(l), Session::Plain(s)) => l.accept(s, addr, out),
+        // The netcode server told its client already (its first keep-alive).
+        if let (Link::Plain(l), Session::Plain(s)) = (self, s) {
+            l.accept(s, addr, out);
         }
     }
 
     /// Tells a client the endpoint has no room for it.
-    pub(crate) fn refuse(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+    pub(crate) fn refuse(&mut self, now: u64, s: &mut Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.refuse(s, addr, out),
+            (Link::Secure(l), Session::Secure(s)) => l.goodbye(now, s, out),
+            _ => {}
         }
     }
 
     /// Tells a connected peer goodbye.
-    pub(crate) fn goodbye(&mut self, s: &Session, addr: SocketAddr, out: &mut Outbox) {
+    pub(crate) fn goodbye(&mut self, now: u64, s: &mut Session, addr: SocketAddr, out: &mut Outbox) {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.goodbye(s, addr, out),
+            (Link::Secure(l), Session::Secure(s)) => l.goodbye(now, s, out),
+            _ => {}
         }
     }
 
-    /// Turns the payload after the headroom of `dg` into a datagram for the session's peer.
-    /// (A `Vec`, not a slice: a link that appends a MAC or a checksum grows the datagram.)
+    /// Turns the payload after the headroom of `dg` into a datagram for the session's peer;
+    /// false if it cannot (then it is not sent). (A `Vec`, not a slice: a link that appends a
+    /// MAC or a checksum grows the datagram.)
     #[inline]
     #[allow(clippy::ptr_arg)]
-    pub(crate) fn frame(&self, s: &Session, dg: &mut Vec<u8>) {
+    pub(crate) fn frame(&mut self, now: u64, s: &mut Session, dg: &mut Vec<u8>) -> bool {
         match (self, s) {
-            (Link::Plain(_), Session::Plain(s)) => plain::frame(s, dg),
+            (Link::Plain(_), Session::Plain(s)) => {
+                plain::frame(s, dg);
+                true
+            }
+            (Link::Secure(l), Session::Secure(s)) => l.frame(now, s, dg),
+            _ => false,
         }
     }
 }

@@ -21,6 +21,7 @@ use super::crc::crc32c;
 use super::{Cx, Input, Known, Tick};
 use crate::net::cookie::CookieKey;
 use crate::net::outbox::Outbox;
+use crate::net::packet::refusal::{NoTokens, TokenRequired, T_TOKEN_REQUIRED};
 use crate::net::packet::{
     Accept, Connect, Cookie, Disconnect, Hello, Payload, Prefix, Reject, PAYLOAD_HEADER_LEN, PREFIX_LEN,
     PROTOCOL_VERSION, T_ACCEPT, T_ACK, T_CONNECT, T_COOKIE, T_DATA, T_DISCONNECT, T_HELLO, T_REJECT,
@@ -35,14 +36,14 @@ pub(crate) const TAILROOM: usize = 4;
 
 /// Appends the CRC32C of the datagram so far.
 #[inline]
-fn append_crc(dg: &mut Vec<u8>) {
+pub(crate) fn append_crc(dg: &mut Vec<u8>) {
     let c = crc32c(dg);
     dg.extend_from_slice(&c.to_le_bytes());
 }
 
 /// The datagram without its CRC, if the CRC is there and right.
 #[inline]
-fn check_crc(b: &[u8]) -> Option<&[u8]> {
+pub(crate) fn check_crc(b: &[u8]) -> Option<&[u8]> {
     let n = b.len().checked_sub(TAILROOM)?;
     let (body, tail) = b.split_at(n);
     (crc32c(body).to_le_bytes() == tail).then_some(body)
@@ -144,6 +145,11 @@ impl Plain {
         known: Known<'_>,
         cx: &mut Cx<'_>,
     ) -> Input<'a> {
+        if NoTokens::answering(b).is_some() {
+            // A netcode connection request carries no CRC of ours: it is recognised first.
+            self.on_token(from, b, cx);
+            return Input::Done;
+        }
         let Some(b) = check_crc(b) else {
             cx.stats().drop_bad_checksum += 1;
             return Input::Done;
@@ -152,9 +158,9 @@ impl Plain {
             cx.stats().drop_garbled += 1;
             return Input::Done;
         };
-        let known = known.map(|(id, s)| {
-            let super::Session::Plain(s) = s;
-            (id, s)
+        let known = known.and_then(|(id, s)| match s {
+            super::Session::Plain(s) => Some((id, s)),
+            _ => None,
         });
         match p.ty {
             T_HELLO => self.on_hello(now, from, b, cx),
@@ -189,9 +195,39 @@ impl Plain {
                     return Input::Gone(id, DisconnectReason::Remote);
                 }
             }
+            T_TOKEN_REQUIRED => {
+                let Some(r) = TokenRequired::parse(b) else {
+                    cx.stats().drop_garbled += 1;
+                    return Input::Done;
+                };
+                // The secure listener's answer to our HELLO (before any cookie: it sends none).
+                match known {
+                    Some((id, s))
+                        if s.nonce == r.nonce && matches!(s.state, State::Connecting(h) if h.cookie.is_none()) =>
+                    {
+                        return Input::Gone(id, DisconnectReason::TokenRequired);
+                    }
+                    _ => cx.stats().drop_stranger += 1,
+                }
+            }
             _ => cx.stats().drop_garbled += 1,
         }
         Input::Done
+    }
+
+    /// A netcode connection request: this listener takes no tokens, and says so (statelessly,
+    /// in fewer bytes, echoing the token's MAC so that only who saw the request can forge it).
+    fn on_token(&mut self, from: SocketAddr, b: &[u8], cx: &mut Cx<'_>) {
+        if !cx.cfg.accept_incoming {
+            cx.stats().drop_stranger += 1;
+            return;
+        }
+        let (Some(no), Some(mut r)) = (NoTokens::answering(b), cx.out.reply_buf()) else {
+            return;
+        };
+        no.encode(&mut r);
+        send(cx.out, from, r);
+        cx.stats().refused_not_secure += 1;
     }
 
     fn on_hello(&mut self, now: u64, from: SocketAddr, b: &[u8], cx: &mut Cx<'_>) {

@@ -8,6 +8,7 @@
 //! - the message commands inside a DATA payload ([`cmd`]).
 
 pub(crate) mod cmd;
+pub(crate) mod refusal;
 
 pub(crate) use cmd::Frag;
 

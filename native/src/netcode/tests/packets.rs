@@ -333,3 +333,44 @@ fn should_encrypt_challenge_tokens_so_only_the_same_key_and_sequence_open_them()
     let back = ChallengeToken::read(&buf);
     assert_eq!((back.client_id, back.user_data.bytes()[255]), (77, 5));
 }
+
+#[test]
+fn should_seal_a_payload_in_place_to_the_same_bytes_as_write_packet_at_every_sequence_width() {
+    use crate::netcode::packet::{seal_payload_in_place, PAYLOAD_HEADROOM};
+    let mut aead = Aead::new().unwrap();
+    let payload: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+    for width in 1..=8u32 {
+        let seq = if width == 1 { 5 } else { 1u64 << (8 * (width - 1)) };
+        for headroom in [PAYLOAD_HEADROOM, PAYLOAD_HEADROOM + 3] {
+            let mut dg = vec![0xee; headroom];
+            dg.extend_from_slice(&payload);
+            seal_payload_in_place(&mut aead, &mut dg, headroom, seq, &key(), PROTOCOL).unwrap();
+            assert_eq!(
+                dg,
+                write(&Packet::Payload(&payload), seq),
+                "sequence {seq}, headroom {headroom}"
+            );
+            assert_eq!(dg.len(), 1 + width as usize + payload.len() + 16);
+        }
+    }
+}
+
+#[test]
+fn should_refuse_to_seal_an_empty_or_oversized_payload_or_too_little_headroom() {
+    use crate::netcode::packet::{seal_payload_in_place, WriteError, PAYLOAD_HEADROOM};
+    let mut aead = Aead::new().unwrap();
+    for (headroom, len) in [
+        (PAYLOAD_HEADROOM, 0),
+        (PAYLOAD_HEADROOM, MAX_PAYLOAD_BYTES + 1),
+        (8, 10),
+    ] {
+        let mut dg = vec![0u8; headroom + len];
+        let r = seal_payload_in_place(&mut aead, &mut dg, headroom, 1, &key(), PROTOCOL);
+        assert_eq!(
+            r,
+            Err(WriteError::PayloadSize(len)),
+            "headroom {headroom}, length {len}"
+        );
+        assert_eq!(dg.len(), headroom + len, "left as it was");
+    }
+}
