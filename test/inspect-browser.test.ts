@@ -76,6 +76,8 @@ test('the page draws every plot and they update every second', async (t) => {
     const changed = changedPixels(first[id]!, second[id]!);
     t.true(changed > 50, `plot ${id} did not update (${changed} pixels changed over 3 samples)`);
   }
+  // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered, not hidden nodes' text, is what is checked
   t.regex(await page.locator('#peer-rows').innerText(), /127\.0\.0\.1:\d+/);
+  // biome-ignore lint/performance/useDomNodeTextContent: as above
   t.regex(await page.locator('#types-legend').innerText(), /Position/);
 });

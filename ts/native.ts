@@ -1,14 +1,24 @@
 /**
- * The one place that loads tsage's Rust addon (prebuilds/<platform>-<arch>/tsage.napi.node,
- * found by node-gyp-build) and declares its typed surface. Every native call
+ * The one place that loads tsage's Rust addon (from the platform's package, or in a git
+ * checkout from prebuilds/<platform>-<arch>/tsage.napi.<libc>.node, found by node-gyp-build)
+ * and declares its typed surface. Every native call
  * does a bounded amount of work; none is made per message.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeLoadError } from './errors.js';
 import { CHANNELS, RELIABILITY_CODES } from './net/options.js';
 import type { NativeSecure } from './net/secure.js';
+import {
+  binaryFile,
+  currentPlatform,
+  platformName,
+  platformPackage,
+  supportedList,
+  WITHOUT_ADDON,
+} from './platforms.js';
 
 /** A new anonymous shared-memory region (memfd) mapped into this process. */
 export interface ShmCreated {
@@ -330,22 +340,62 @@ export function layoutMismatch(l: any): string | undefined {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** What to say about building: only a git checkout (which has the Rust sources) can. */
+function buildHint(): string {
+  return existsSync(join(root, 'Cargo.toml'))
+    ? ' This is a git checkout: build the addon with `npm run build:native` (needs Rust and cargo).'
+    : '';
+}
+
+/**
+ * Finds the addon: first this package's own `prebuilds/` or `build/Release` (where a git
+ * checkout builds it, or the folder `TSAGE_PREBUILD` names), matched to this platform and libc
+ * by node-gyp-build's tags; then, unless `TSAGE_PREBUILD` is set, the platform's own package
+ * (an optional dependency: docs/packaging.md). Every failure is a NativeLoadError.
+ */
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
-  const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
-  let path: string;
+  const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  const here = currentPlatform();
+  const name = platformName(here);
+  const tried: string[] = [];
+  let path: string | undefined;
+  const own = process.env.TSAGE_PREBUILD || root;
   try {
     path = nodeGypBuild.resolve(root);
-  } catch (err) {
+  } catch {
+    tried.push(`${join(own, 'prebuilds', `${here.os}-${here.cpu}`)} (no ${binaryFile(here)})`);
+  }
+  if (path === undefined && !process.env.TSAGE_PREBUILD) {
+    const pkg = platformPackage(here);
+    try {
+      path = require.resolve(pkg);
+    } catch {
+      tried.push(
+        here.supported
+          ? `the package ${pkg} (not installed: it is an optional dependency, skipped by --omit=optional ` +
+              'or by a lockfile made on another platform; reinstall to get it)'
+          : `the package ${pkg} (there is none: tsage has no addon for ${name})`,
+      );
+    }
+  }
+  const node = `Node ${process.versions.node}`;
+  if (path === undefined) {
     throw new NativeLoadError(
-      `tsage: no native addon found for ${process.platform}-${process.arch} (node ${process.versions.node}). ` +
-        `Looked in ${join(root, 'build', 'Release')} and ${join(root, 'prebuilds', `${process.platform}-${process.arch}`)}. ` +
-        'Build it with `npm run build:native` (needs Rust and cargo).',
+      `tsage: no native addon for ${name} (${node}). Looked in ${tried.join(' and ')}. ` +
+        `Addons exist for: ${supportedList()}. ${WITHOUT_ADDON}${buildHint()}`,
+    );
+  }
+  try {
+    return require(path) as NativeBinding;
+  } catch (err) {
+    const needs = here.supported ? ` It needs ${here.supported.requires}.` : '';
+    throw new NativeLoadError(
+      `tsage: the native addon ${path} did not load on ${name} (${node}): ${(err as Error).message}.${needs} ` +
+        `Addons exist for: ${supportedList()}. ${WITHOUT_ADDON}${buildHint()}`,
       { cause: err },
     );
   }
-  // A binary that exists but fails to load (wrong ABI, missing symbol) is a real error: rethrow it as is.
-  return require(path) as NativeBinding;
 }
 
 let binding: NativeBinding | undefined;
@@ -367,7 +417,8 @@ export function netLayout(): NetLayout {
     const why = layoutMismatch(l);
     if (why !== undefined) {
       throw new NativeLoadError(
-        `tsage: the native addon's network layout does not match this TypeScript: ${why}. Rebuild it with \`npm run build:native\`.`,
+        `tsage: the native addon's network layout does not match this TypeScript: ${why}. ` +
+          `The addon and this TypeScript come from different versions.${buildHint()}`,
       );
     }
     layout = l;

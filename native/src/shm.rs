@@ -4,23 +4,24 @@
 //! Another process gets at it through its file descriptor, inherited across
 //! `spawn`, and maps it again with [`Region::map`]. The kernel frees the memory
 //! when the last descriptor is closed and the last mapping is gone.
+//!
+//! The system calls are Linux's (`sys`, from `shm/linux.rs`). Other targets, and
+//! a Linux build with `--cfg tsage_portable`, get `shm/unsupported.rs`, whose
+//! calls fail with [`io::ErrorKind::Unsupported`]: process groups need Linux,
+//! and nothing else in tsage uses shared memory.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
-const MFD_CLOEXEC: u32 = 0x0001;
-const PROT_READ: i32 = 0x1;
-const PROT_WRITE: i32 = 0x2;
-const MAP_SHARED: i32 = 0x01;
-const MAP_FAILED: *mut u8 = !0usize as *mut u8;
+#[cfg(all(target_os = "linux", not(tsage_portable)))]
+#[path = "shm/linux.rs"]
+mod sys;
+#[cfg(not(all(target_os = "linux", not(tsage_portable))))]
+#[path = "shm/unsupported.rs"]
+mod sys;
 
-extern "C" {
-    fn memfd_create(name: *const u8, flags: u32) -> i32;
-    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
-    fn munmap(addr: *mut u8, len: usize) -> i32;
-    fn fstat(fd: i32, buf: *mut u8) -> i32;
-}
+/// A descriptor number, as JavaScript and a child process see it.
+pub type RawFd = i32;
 
 /// The largest region this module will create or map (1 TiB): far above any
 /// ring, low enough that a garbled length cannot ask for the address space.
@@ -32,7 +33,7 @@ pub const MAX_REGION_LEN: usize = 1 << 40;
 pub struct Region {
     ptr: NonNull<u8>,
     len: usize,
-    fd: Option<OwnedFd>,
+    fd: Option<sys::Fd>,
 }
 
 // SAFETY: a Region is a pointer to a shared mapping; moving it between threads
@@ -45,18 +46,9 @@ impl Region {
     /// (Node's `spawn` `stdio` slots do that).
     pub fn create(len: usize) -> io::Result<Region> {
         check_len(len)?;
-        // SAFETY: the name is a NUL-terminated literal; memfd_create reads it only.
-        let raw = unsafe { memfd_create(c"tsage".as_ptr().cast(), MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create just returned this descriptor and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let file = std::fs::File::from(fd);
-        file.set_len(len as u64)?;
-        let fd = OwnedFd::from(file);
-        // SAFETY: fd is a fresh memfd sized to len; nothing else maps it yet.
-        let ptr = unsafe { map_fd(fd.as_raw_fd(), len)? };
+        let fd = sys::create(len)?;
+        // SAFETY: fd is a fresh region sized to len; nothing else maps it yet.
+        let ptr = unsafe { sys::map(sys::raw(&fd), len)? };
         Ok(Region { ptr, len, fd: Some(fd) })
     }
 
@@ -71,7 +63,7 @@ impl Region {
     /// and never form a `&`/`&mut` reference to bytes another process writes.
     pub unsafe fn map(fd: RawFd, len: usize) -> io::Result<Region> {
         check_len(len)?;
-        let size = fd_size(fd)?;
+        let size = sys::size(fd)?;
         if (size as u128) < len as u128 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -80,7 +72,7 @@ impl Region {
         }
         // SAFETY: fd refers to a file at least len bytes long (checked above);
         // the caller accepts the shared-memory contract stated in # Safety.
-        let ptr = unsafe { map_fd(fd, len)? };
+        let ptr = unsafe { sys::map(fd, len)? };
         Ok(Region { ptr, len, fd: None })
     }
 
@@ -101,19 +93,29 @@ impl Region {
 
     /// The descriptor this mapping was created with, if it still owns one.
     pub fn raw_fd(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(|f| f.as_raw_fd())
+        self.fd.as_ref().map(sys::raw)
     }
 
-    /// Takes ownership of the descriptor out of the region (the mapping stays).
-    pub fn take_fd(&mut self) -> Option<OwnedFd> {
-        self.fd.take()
+    /// Takes the descriptor out of the region (the mapping stays): the caller
+    /// now owns it and closes it with [`close_fd`].
+    pub fn take_fd(&mut self) -> Option<RawFd> {
+        self.fd.take().map(sys::into_raw)
     }
+}
+
+/// Closes a descriptor from [`Region::take_fd`] or inherited from a parent.
+///
+/// # Safety
+/// The caller owns `fd` and gives it up: nothing else may use or close it afterwards.
+pub unsafe fn close_fd(fd: RawFd) {
+    // SAFETY: the caller's contract is sys::close's.
+    unsafe { sys::close(fd) }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: ptr/len describe a mapping this Region made and still owns.
-        unsafe { munmap(self.ptr.as_ptr(), self.len) };
+        unsafe { sys::unmap(self.ptr, self.len) };
     }
 }
 
@@ -127,31 +129,22 @@ fn check_len(len: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Size in bytes of the file behind `fd`.
-fn fd_size(fd: RawFd) -> io::Result<u64> {
-    // struct stat is 144 bytes on x86_64 and aarch64 Linux; st_size is at 48.
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is larger than struct stat on every Linux target we build for.
-    if unsafe { fstat(fd, buf.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
+#[cfg(all(test, tsage_portable))]
+mod portable_tests {
+    use super::*;
+
+    #[test]
+    fn should_say_regions_need_linux() {
+        let e = Region::create(4096).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert!(e.to_string().contains("need Linux"), "{e}");
+        // SAFETY: the call fails before mapping anything.
+        let e = unsafe { Region::map(3, 4096) }.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
     }
-    let size = i64::from_ne_bytes(buf[48..56].try_into().expect("8 bytes"));
-    Ok(size.max(0) as u64)
 }
 
-/// # Safety
-/// `fd` must be open and refer to a file of at least `len` bytes.
-unsafe fn map_fd(fd: RawFd, len: usize) -> io::Result<NonNull<u8>> {
-    // SAFETY: a fresh shared mapping at an address the kernel chooses; the
-    // caller guarantees fd is open and long enough.
-    let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) };
-    if p == MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    NonNull::new(p).ok_or_else(|| io::Error::other("mmap returned null"))
-}
-
-#[cfg(test)]
+#[cfg(all(test, not(tsage_portable)))]
 mod tests {
     use super::*;
 

@@ -23,8 +23,8 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** Node flags before the script (e.g. `--expose-gc`). */
   nodeArgs?: string[];
-  /** Variables added to this process's environment. */
-  env?: Record<string, string>;
+  /** Variables added to (or, when undefined, removed from) this process's environment. */
+  env?: Record<string, string | undefined>;
   /** Give the child a stdin pipe (for `send`); closing it (`end`) is the child's cue to finish. */
   input?: boolean;
 }

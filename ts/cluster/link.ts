@@ -183,7 +183,8 @@ export class ClusterLink implements Poller {
         queue,
         callback: (err, m) => {
           if (err !== null) return;
-          if (!this.inbound.push(kind, token, m.data, m.reply)) this.stats.inboundDropped!++;
+          if (!this.inbound.push(kind, token, m.data, m.reply, performance.now()))
+            this.stats.inboundDropped!++;
         },
       });
     on(s.heartbeat, 'hb', '');
@@ -240,10 +241,10 @@ export class ClusterLink implements Poller {
     }
   }
 
-  /** Learns nodes from a roll call's answers. */
-  learn(h: Heartbeat): void {
+  /** Learns nodes from a roll call's answers (or a heartbeat that arrived `at`). */
+  learn(h: Heartbeat, at = performance.now()): void {
     const n = this.events.length;
-    this.members.heard(h, performance.now(), this.events);
+    this.members.heard(h, at, this.events);
     this.changed(n);
   }
 
@@ -345,18 +346,21 @@ export class ClusterLink implements Poller {
     let n = 0;
     let bytes = 0;
     for (let it = this.inbound.shift(); it !== undefined; it = this.inbound.shift()) {
-      if (it.on === 'hb') this.onHeartbeat(it.data);
+      if (it.on === 'hb') this.onHeartbeat(it.data, it.at);
       else if (it.on === 'ack') this.onAck(it.data);
       else this.receiver.batch(it.on, it.token, it.data, it.reply);
       bytes += it.data.length;
       if (bytes >= MAX_POLL_BYTES) break;
       if (deadline !== undefined && (++n & 15) === 0 && performance.now() >= deadline) break;
     }
-    const now = performance.now();
+    // Silence is judged as of the oldest arrival still queued, not as of now: a process that fell
+    // behind (a backlog past this tick's share, a long pause) has not yet read the heartbeats and
+    // acknowledgements waiting in its queue, and must not take their senders as gone.
+    const asOf = this.inbound.oldestArrival ?? performance.now();
     const n0 = this.events.length;
-    this.members.expire(now, this.events);
+    this.members.expire(asOf, this.events);
     this.changed(n0);
-    for (const u of this.outbox.acks.expire(now, this.options.nodeTimeoutMs)) {
+    for (const u of this.outbox.acks.expire(asOf, this.options.nodeTimeoutMs)) {
       this.stats.messagesUnacknowledged! += u.messages;
       this.notices.push([
         'messagesLost',
@@ -370,7 +374,7 @@ export class ClusterLink implements Poller {
     return `${this.place.group}@${this.place.node}`;
   }
 
-  private onHeartbeat(data: Uint8Array): void {
+  private onHeartbeat(data: Uint8Array, at: number): void {
     let h: Heartbeat;
     try {
       h = parseHeartbeat(data);
@@ -380,7 +384,7 @@ export class ClusterLink implements Poller {
       return;
     }
     this.stats.heartbeatsReceived!++;
-    this.learn(h);
+    this.learn(h, at);
   }
 
   private onAck(data: Uint8Array): void {
@@ -483,7 +487,8 @@ export class ClusterLink implements Poller {
         this.nc.subscribe(this.subjects.type(name), {
           callback: (err, m) => {
             if (err !== null) return;
-            if (!this.inbound.push(KIND_PUBLISH, name, m.data, undefined)) this.stats.inboundDropped!++;
+            if (!this.inbound.push(KIND_PUBLISH, name, m.data, undefined, performance.now()))
+              this.stats.inboundDropped!++;
           },
         }),
       );

@@ -31,6 +31,8 @@ export interface Inbound {
   readonly token: string;
   readonly data: Uint8Array;
   readonly reply: string | undefined;
+  /** When it arrived (the `performance.now()` the link gave): heartbeats count from then, not from when a tick took them. */
+  readonly at: number;
 }
 
 /** Cost of a queued item beyond its bytes. */
@@ -43,14 +45,19 @@ export class InboundQueue {
   bytes = 0;
   constructor(private readonly maxBytes: number) {}
 
-  /** Queues a copy of `data`; false (nothing queued) when the bound would be passed. */
-  push(on: Inbound['on'], token: string, data: Uint8Array, reply: string | undefined): boolean {
+  /** Queues a copy of `data`, which arrived `at`; false (nothing queued) when the bound would be passed. */
+  push(on: Inbound['on'], token: string, data: Uint8Array, reply: string | undefined, at: number): boolean {
     const cost = data.length + ITEM_OVERHEAD;
     if (this.bytes + cost > this.maxBytes) return false;
     this.bytes += cost;
     // A copy (not `slice()`, which on a Node Buffer is a view): what is held is what is counted.
-    this.items.push({ on, token, data: new Uint8Array(data), reply });
+    this.items.push({ on, token, data: new Uint8Array(data), reply, at });
     return true;
+  }
+
+  /** When the oldest item still queued arrived (undefined when empty): everything that arrived before it was taken. */
+  get oldestArrival(): number | undefined {
+    return this.head === this.items.length ? undefined : this.items[this.head]!.at;
   }
 
   shift(): Inbound | undefined {
@@ -208,14 +215,30 @@ export class Receiver {
     let rejected = 0;
     let delivered = 0;
     let p = b.records;
+    const host = this.host;
+    // The decoder of the run's packet type, looked up again only when the type changes.
+    let lastPt = -1;
+    let dec: Decoder | undefined;
+    let refusal: TsageError | undefined;
     try {
       for (let i = 0; i < b.count; i++) {
-        const len = readVarint(u8, p);
-        p += varintSize(len);
+        // parseBatch walked every length: a one-byte varint is read here, a longer one by readVarint.
+        let len = u8[p]!;
+        if (len < 0x80) p++;
+        else {
+          len = readVarint(u8, p);
+          p += varintSize(len);
+        }
         const end = p + len;
-        const dec = decoders[u8[p]!]!;
-        if (!('codec' in dec)) {
-          first ??= dec;
+        const pt = u8[p]!;
+        if (pt !== lastPt) {
+          lastPt = pt;
+          const d = decoders[pt]!;
+          dec = 'codec' in d ? d : undefined;
+          refusal = dec === undefined ? (d as TsageError) : undefined;
+        }
+        if (dec === undefined) {
+          first ??= refusal;
           rejected++;
           p = end;
           continue;
@@ -232,7 +255,7 @@ export class Receiver {
           continue;
         }
         m.sender = from;
-        this.host.queueMessage(m);
+        host.queueMessage(m);
         delivered++;
         p = end;
       }

@@ -4,6 +4,7 @@
  * published as one NATS message when the tick ends. A batch that would pass
  * `maxBatchBytes` is published as it stands and a new one begun.
  */
+import type { EncodeFn } from '../codec.js';
 import { PacketError } from '../errors.js';
 import type { Message, Schema } from '../message.js';
 import { type WireSchema, wireSchema } from './schema.js';
@@ -41,6 +42,11 @@ export interface Destination {
   types: TypeEntry[];
   readonly typeIndex: Int16Array;
   typeBytes: number;
+  /**
+   * Where a record may end at most with the buffer and the type entries as they are (three bytes
+   * of slack kept free for a longer varint): the fast path of {@link Outbox.pack} checks only this.
+   */
+  room: number;
   lastSentAt: number;
   /** Whether a tail probe is owed once the stream goes quiet. */
   probeDue: boolean;
@@ -57,6 +63,7 @@ export interface SenderIdentity {
 export type Publish = (subject: string, data: Uint8Array, reply: string | undefined) => void;
 
 const INITIAL = 4096;
+const noEncoder: EncodeFn = () => -1;
 /** Destinations kept for nodes that went silent. */
 const MAX_DEPARTED = 4096;
 
@@ -69,6 +76,8 @@ export class Outbox {
   readonly acks = new AckTracker();
   /** Each packet type's wire schema, looked up without a WeakMap on the hot path. */
   private readonly wires: (WireSchema | undefined)[] = new Array(256).fill(undefined);
+  /** The encoder of `wires[pt]`'s schema. */
+  private readonly encoders: EncodeFn[] = new Array(256).fill(noEncoder);
   /** Record bytes packed and not yet published, over every destination. */
   unpublishedBytes = 0;
   readonly stats = { batchesSent: 0, messagesSent: 0, bytesSent: 0, tailProbesSent: 0 };
@@ -123,11 +132,18 @@ export class Outbox {
       types: [],
       typeIndex: new Int16Array(256).fill(-1),
       typeBytes: 0,
+      room: 0,
       lastSentAt: 0,
       probeDue: false,
     };
+    this.setRoom(d);
     this.dests.set(subject, d);
     return d;
+  }
+
+  /** Recomputes `d.room` after its buffer or its type entries changed. */
+  private setRoom(d: Destination): void {
+    d.room = Math.min(d.u8.length, this.maxBatchBytes - this.nameBytes - d.typeBytes) - 3;
   }
 
   /** Forgets a destination and what its batch held; returns how many packed messages will now never leave. */
@@ -143,6 +159,7 @@ export class Outbox {
     for (const t of d.types) d.typeIndex[t.pt] = -1;
     d.types = [];
     d.typeBytes = 0;
+    this.setRoom(d);
     return lost;
   }
 
@@ -172,8 +189,29 @@ export class Outbox {
     if (w === undefined || w.schema !== schema) {
       w = wireSchema(schema);
       this.wires[pt] = w;
+      this.encoders[pt] = schema.codec().encode;
     }
-    const codec = schema.codec();
+    // The common case, a type already listed and a record under 128 bytes that fits: one check
+    // before the codec writes in place, and its one-byte length written after it.
+    const p = d.len;
+    if (d.typeIndex[pt]! >= 0 && p + 2 <= d.room) {
+      const u8 = d.u8;
+      u8[p + 1] = pt;
+      const e = this.encoders[pt]!(msg, u8, d.dv, p + 2, d.room);
+      if (e >= 0 && e - p <= 0x80) {
+        u8[p] = e - p - 1;
+        d.len = e;
+        this.unpublishedBytes += e - p;
+        if (++d.count === 1) this.filled.push(d);
+        return;
+      }
+    }
+    this.packSlow(d, msg, schema, w, this.encoders[pt]!);
+  }
+
+  /** {@link pack} when the type is new to the batch, the record is long, or the batch must grow or go. */
+  private packSlow(d: Destination, msg: Message, schema: Schema, w: WireSchema, encode: EncodeFn): void {
+    const pt = schema.packetType!;
     for (;;) {
       if (d.typeIndex[pt]! < 0) this.addType(d, pt, w);
       // Where this record must end: within the batch's room, and within what a varint can say.
@@ -184,7 +222,7 @@ export class Outbox {
       let e = -1;
       if (p + 2 <= limit) {
         d.u8[p + 1] = pt;
-        e = codec.encode(msg, d.u8, d.dv, p + 2, limit);
+        e = encode(msg, d.u8, d.dv, p + 2, limit);
       }
       if (e >= 0) {
         const len = e - (p + 1);
@@ -216,6 +254,7 @@ export class Outbox {
     d.typeIndex[pt] = d.types.length;
     d.types.push({ pt, fp: w.fingerprint, ann });
     d.typeBytes += 7 + (ann?.length ?? 0);
+    this.setRoom(d);
   }
 
   private grow(d: Destination, size: number): void {
@@ -223,6 +262,7 @@ export class Outbox {
     u8.set(d.u8.subarray(0, d.len));
     d.u8 = u8;
     d.dv = new DataView(u8.buffer);
+    this.setRoom(d);
   }
 
   /** Publishes every filled batch; returns how many. */
@@ -279,6 +319,7 @@ export class Outbox {
       for (const t of d.types) d.typeIndex[t.pt] = -1;
       d.types = [];
       d.typeBytes = 0;
+      this.setRoom(d);
     }
     d.lastSentAt = now;
     d.probeDue = d.kind !== KIND_QUEUE;

@@ -170,15 +170,18 @@ export function parseBatch(u8: Uint8Array, dv: DataView, maxAnnouncement: number
   const records = p;
   for (let i = 0; i < count; i++) {
     if (p >= end) fail('count', `says ${count} messages, the batch ends after ${i}`);
-    let len = 0;
-    let shift = 0;
-    for (let k = 0; ; k++) {
-      if (k === 4) fail(`record ${i}`, 'length is longer than 4 bytes');
-      if (p >= end) fail(`record ${i}`, 'length runs past the end');
-      const b = u8[p++]!;
-      len += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (b < 0x80) break;
+    let len = u8[p++]!;
+    if (len >= 0x80) {
+      len &= 0x7f;
+      let shift = 7;
+      for (let k = 1; ; k++) {
+        if (k === 4) fail(`record ${i}`, 'length is longer than 4 bytes');
+        if (p >= end) fail(`record ${i}`, 'length runs past the end');
+        const b = u8[p++]!;
+        len += (b & 0x7f) * 2 ** shift;
+        shift += 7;
+        if (b < 0x80) break;
+      }
     }
     if (len === 0) fail(`record ${i}`, 'is empty');
     if (p + len > end) fail(`record ${i}`, `of ${len} bytes runs past the end`);

@@ -19,10 +19,12 @@ function errorText(err: unknown): string {
   return err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
 }
 
+/** Tells main why this group fails (main reports it as GroupFailed), or prints it if main cannot be told. */
 function fail(err: unknown): never {
-  // inboundRing: its own ring held what it cannot read past, so main gives its successor a new one.
-  send({ type: 'failed', error: errorText(err), inboundRing: link.inboundBroken });
-  console.error(`tsage group '${config.name}' failed:`, err);
+  if (process.connected) {
+    // inboundRing: its own ring held what it cannot read past, so main gives its successor a new one.
+    send({ type: 'failed', error: errorText(err), inboundRing: link.inboundBroken });
+  } else console.error(`tsage group '${config.name}' failed:`, err);
   process.exit(1);
 }
 

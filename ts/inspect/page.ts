@@ -2,7 +2,7 @@
  * The inspector's page: plain HTML and a script that fetches `/data` every
  * second and draws on canvases. No framework, nothing fetched from elsewhere.
  */
-const SCRIPT = String.raw`
+const SCRIPT = `
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 let samples = [];
 let history = 120;

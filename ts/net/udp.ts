@@ -149,10 +149,12 @@ export class UdpTransport extends NetTransport {
       keepaliveMs: options.keepaliveMs,
       acceptIncoming: accept,
     };
+    // Outside the try: a missing addon is a NativeLoadError, not a failure to bind.
+    const n = native();
     let handle: number;
     try {
       const secure = options.secure !== null || options.token !== null ? nativeSecure(options.secure) : null;
-      handle = native().netOpen(ip, options.port, config, randomSeed(), secure);
+      handle = n.netOpen(ip, options.port, config, randomSeed(), secure);
     } catch (err) {
       throw new ListenFailed(`cannot bind UDP ${formatAddr(ip, options.port)}: ${(err as Error).message}`, {
         cause: err,

@@ -10,7 +10,7 @@
 //! the system's `libcrypto.so.3` instead; the production path is `RTLD_DEFAULT`
 //! only.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::sync::OnceLock;
 
 use super::CryptoError;
@@ -103,17 +103,32 @@ impl Ossl {
     }
 }
 
+#[cfg(unix)]
 extern "C" {
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
     #[cfg(test)]
-    fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+    fn dlopen(filename: *const std::ffi::c_char, flags: c_int) -> *mut c_void;
 }
 
-/// `RTLD_DEFAULT` on glibc: search the global scope (Node and what it loaded).
-#[cfg(not(test))]
-const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
+/// `RTLD_DEFAULT`: search the global scope (Node and what it loaded). It is 0 on
+/// glibc and musl, -2 on macOS and the BSDs.
+#[cfg(all(unix, not(test)))]
+const RTLD_DEFAULT: *mut c_void = if cfg!(any(target_os = "linux", target_os = "android")) {
+    std::ptr::null_mut()
+} else {
+    -2isize as *mut c_void
+};
 
-#[cfg(not(test))]
+/// Off Unix there is no `dlsym`: Node's OpenSSL cannot be reached yet (Windows
+/// would need `GetProcAddress` on the Node executable).
+#[cfg(all(not(unix), not(test)))]
+fn resolve_all() -> Result<Ossl, CryptoError> {
+    // SAFETY: the resolver finds nothing, so load reports the first name as missing
+    // and calls no function.
+    unsafe { Ossl::load(|_| std::ptr::null_mut()) }
+}
+
+#[cfg(all(unix, not(test)))]
 fn resolve_all() -> Result<Ossl, CryptoError> {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no other
     // precondition; the names are libcrypto's own exported functions, so what

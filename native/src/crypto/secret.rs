@@ -1,6 +1,5 @@
 //! Secrets that wipe themselves, and random bytes from the kernel.
 
-use std::ffi::c_void;
 use std::fmt;
 use std::sync::atomic::{compiler_fence, Ordering};
 
@@ -75,18 +74,49 @@ impl<const N: usize> fmt::Debug for Secret<N> {
     }
 }
 
+#[cfg(all(target_os = "linux", not(tsage_portable)))]
 extern "C" {
-    fn getrandom(buf: *mut c_void, buflen: usize, flags: u32) -> isize;
+    fn getrandom(buf: *mut std::ffi::c_void, buflen: usize, flags: u32) -> isize;
 }
 
-/// Fills `buf` from the kernel's CSPRNG (`getrandom(2)`, blocking only until
-/// the pool is first seeded). Retries on `EINTR` and short reads.
+/// One call into the kernel's CSPRNG: Linux's `getrandom(2)`, which blocks
+/// only until the pool is first seeded. Returns the bytes written, or -1 (errno set).
+#[cfg(all(target_os = "linux", not(tsage_portable)))]
+fn os_random(buf: &mut [u8]) -> isize {
+    // SAFETY: the pointer and length describe `buf`, writable and in bounds.
+    unsafe { getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) }
+}
+
+#[cfg(all(unix, not(all(target_os = "linux", not(tsage_portable)))))]
+extern "C" {
+    fn getentropy(buf: *mut std::ffi::c_void, buflen: usize) -> std::ffi::c_int;
+}
+
+/// Elsewhere on Unix (macOS, the BSDs; and Linux under `--cfg tsage_portable`):
+/// `getentropy(3)`, at most 256 bytes a call. Returns the bytes written, or -1.
+#[cfg(all(unix, not(all(target_os = "linux", not(tsage_portable)))))]
+fn os_random(buf: &mut [u8]) -> isize {
+    let n = buf.len().min(256);
+    // SAFETY: the pointer and length describe the first n bytes of `buf`, writable.
+    if unsafe { getentropy(buf.as_mut_ptr().cast(), n) } == 0 {
+        n as isize
+    } else {
+        -1
+    }
+}
+
+/// Off Unix, no CSPRNG is declared yet: every call fails (errno 0).
+#[cfg(not(unix))]
+fn os_random(_buf: &mut [u8]) -> isize {
+    -1
+}
+
+/// Fills `buf` from the kernel's CSPRNG (`getrandom(2)` on Linux, `getentropy(3)`
+/// on other Unix systems). Retries on `EINTR` and short reads.
 pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
     let mut done = 0;
     while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: the pointer and length describe `rest`, writable and in bounds.
-        let n = unsafe { getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        let n = os_random(&mut buf[done..]);
         if n > 0 {
             done += n as usize;
             continue;

@@ -7,11 +7,10 @@
 //! one of them and need not check on every call that it is still attached.
 
 use std::cell::RefCell;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use super::sys::napi_value;
 use super::{arg, Env, JsError, Result};
-use crate::shm::{Region, MAX_REGION_LEN};
+use crate::shm::{close_fd as close, Region, MAX_REGION_LEN};
 
 thread_local! {
     /// `(start, end)` of every mapping handed to JavaScript and not yet collected.
@@ -56,14 +55,14 @@ pub fn create(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         return Err(JsError::arg("len must be at least 1 byte"));
     }
     let mut region = Region::create(len).map_err(|e| JsError::io("memfd_create/mmap", e))?;
-    let fd = region.take_fd().expect("a new region owns its fd").into_raw_fd();
+    let fd = region.take_fd().expect("a new region owns its fd");
     let ptr = region.as_ptr();
     let obj = env.object()?;
     let buffer = match env.external_arraybuffer(ptr, len, Mapped::new(region)) {
         Ok(b) => b,
         Err(e) => {
             // SAFETY: fd was just taken out of the region and nothing else owns it.
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            unsafe { close(fd) };
             return Err(e);
         }
     };
@@ -98,6 +97,6 @@ pub fn close_fd(env: &Env, args: &[napi_value]) -> Result<napi_value> {
         return Err(JsError::arg(format!("closeFd refuses standard descriptor {fd}")));
     }
     // SAFETY: JavaScript owns this descriptor (from shmCreate or inheritance) and gives it up here.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    unsafe { close(fd) };
     env.undefined()
 }

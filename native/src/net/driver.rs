@@ -3,7 +3,6 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 
 use super::conditioner::{Conditioner, ConditionerConfig};
 use super::endpoint::Endpoint;
@@ -90,10 +89,10 @@ impl Tx {
         let n = self.bufs.len();
         let mut one_by_one = n == 1 || !self.gso;
         if !one_by_one {
-            match udp_sys::send_segments(socket.as_raw_fd(), &addr, &self.bufs, self.seg) {
+            match udp_sys::send_segments(socket, &addr, &self.bufs, self.seg) {
                 Ok(()) => *out.sent += n,
-                Err(e) if matches!(e.raw_os_error(), Some(5 | 22 | 92 | 95)) => {
-                    // EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP: no offload here; send them one by one from now on.
+                Err(e) if udp_sys::is_offload_refusal(&e) => {
+                    // No offload here: send them one by one from now on.
                     self.gso = false;
                     one_by_one = true;
                 }
@@ -115,18 +114,18 @@ impl Tx {
 }
 
 impl Driver {
-    /// Binds a non-blocking socket (with enlarged buffers on Linux).
+    /// Binds a non-blocking socket (see [`Driver::socket`]) and runs a new endpoint on it.
     pub fn bind(addr: SocketAddr, config: Config, seed: u64) -> io::Result<Self> {
         Self::with_socket(Self::socket(addr)?, Endpoint::new(config, seed))
     }
 
-    /// A non-blocking socket bound to `addr` (with enlarged buffers on Linux), for
+    /// A non-blocking socket bound to `addr` (with enlarged buffers and the offloads on Linux), for
     /// [`Driver::with_socket`]: for an endpoint that needs the bound address first.
     pub fn socket(addr: SocketAddr) -> io::Result<UdpSocket> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
-        udp_sys::enlarge_buffers(socket.as_raw_fd(), SOCKET_BUFFER_BYTES);
-        udp_sys::enable_gro(socket.as_raw_fd());
+        udp_sys::enlarge_buffers(&socket, SOCKET_BUFFER_BYTES);
+        udp_sys::enable_gro(&socket);
         Ok(socket)
     }
 
@@ -146,7 +145,7 @@ impl Driver {
                 addr: None,
                 seg: 0,
                 closed: false,
-                gso: true,
+                gso: udp_sys::SEGMENTATION,
             },
             done: Vec::with_capacity(udp_sys::MAX_SEGMENTS),
         })
@@ -186,9 +185,8 @@ impl Driver {
     /// everything due (through the conditioner if one is set). Never blocks.
     pub fn service(&mut self, now: u64, max_datagrams: usize) -> io::Result<ServiceReport> {
         let mut rep = ServiceReport::default();
-        let fd = self.socket.as_raw_fd();
         while rep.received < max_datagrams {
-            match udp_sys::recv(fd, &mut self.buf) {
+            match udp_sys::recv(&self.socket, &mut self.buf) {
                 Ok((n, from, seg)) => {
                     // With receive offload one read may hold several datagrams of `seg` bytes.
                     let seg = seg.unwrap_or(n).max(1);
