@@ -52,7 +52,7 @@ test('the page draws every plot and they update every second', async (t) => {
   await page.waitForFunction("document.getElementById('status').textContent.startsWith('updated')", null, {
     timeout: 10_000,
   });
-  // Let a few samples arrive so that every plot has lines: counted in the page's own \`samples\`, not
+  // Let a few samples arrive so that every plot has lines: counted in the page's own `samples`, not
   // timed, since a loaded machine samples and draws late.
   await page.waitForFunction('samples.length >= 3', null, { timeout: 30_000 });
   const shots = async (): Promise<Record<string, ReturnType<typeof decodePng>>> => {
