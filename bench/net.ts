@@ -4,13 +4,14 @@
  * and its TCP transport for reference, against Node's `net` with
  * length-prefixed frames and zeromq PUSH/PULL over tcp://: throughput of N
  * messages, ping/pong round-trip latency, tsage UDP's throughput with 5% of
- * the datagrams lost in each direction, and the time of a handshake.
+ * the datagrams lost in each direction, and the time of a handshake. Then
+ * pysage's wire: over TCP (the same frames as the `net` peer's), and over
+ * UDP against `node:dgram` with the same datagrams (net-udp.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import * as zmq from 'zeromq';
-import { Actor, ActorManager, BackpressureError, generateConnectToken } from '../ts/index.js';
+import { Actor, ActorManager, BackpressureError, generateConnectToken, type Wire } from '../ts/index.js';
 import { NetData, NetPing, NetPong, valueAt } from './fixtures/net-messages.js';
 import {
   fmtInt,
@@ -22,20 +23,25 @@ import {
   type Section,
   type Target,
 } from './harness.js';
+import {
+  BATCH,
+  HOST,
+  immediate,
+  N,
+  Receiver,
+  type Report,
+  RUN_TIMEOUT_MS,
+  RUNS,
+  withDeadline,
+} from './net-common.js';
+import { measurePysageUdp, WINDOW } from './net-udp.js';
 
-const N = Number(process.env.TSAGE_BENCH_NET_MESSAGES ?? 1_000_000);
-const RUNS = Number(process.env.TSAGE_BENCH_NET_RUNS ?? 5);
 const PINGS = Number(process.env.TSAGE_BENCH_NET_PINGS ?? 5_000);
 const WARM_PINGS = 500;
-/** Messages per tick (tsage) and frames per write (net): the sender's batch. */
-const BATCH = Number(process.env.TSAGE_BENCH_NET_BATCH ?? 1024);
-/** Bound on one throughput run; a run past it fails the suite. */
-const RUN_TIMEOUT_MS = Number(process.env.TSAGE_BENCH_NET_TIMEOUT_MS ?? 120_000);
 /** Bound on one round trip. */
 const PING_TIMEOUT_MS = 5_000;
 const LOSS = 0.05;
 const LOSS_SEED = Number(process.env.TSAGE_BENCH_NET_SEED ?? 20_261_121);
-const HOST = '127.0.0.1';
 /** Frame of the `net` peer: u32 BE length (64), then type u8, seq i32, value i32, 55 zero bytes. */
 const FRAME = 68;
 /** Handshakes timed per tsage UDP peer (each a new client, and for secure a new token). */
@@ -45,93 +51,10 @@ const BENCH_KEY = new Uint8Array(32).map((_, i) => (i * 29 + 3) & 0xff);
 const BENCH_PROTOCOL = 0x6265_6e63_6820_3130n;
 let benchClientId = 1n;
 
-const fixture = (f: string) => new URL(`./fixtures/${f}`, import.meta.url).pathname;
-const immediate = () => new Promise<void>((r) => setImmediate(r));
-
 function expectedSum(n: number): number {
   let s = 0;
   for (let i = 0; i < n; i++) s += valueAt(i);
   return s;
-}
-
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, rej) => {
-    timer = setTimeout(() => rej(new Error(`bench: ${what} took longer than ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-interface Report {
-  count: number;
-  sum: number;
-  ordered: boolean;
-}
-
-/** A receiver process: started, asked for its address, told how many messages to expect. */
-class Receiver {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly hello: Record<string, unknown>,
-  ) {}
-
-  /** `tsx` carries over through `process.execArgv` for .ts receivers; .mjs ones run on plain node. */
-  static async start(file: string, args: string[]): Promise<Receiver> {
-    const execArgv = file.endsWith('.mjs') ? [] : process.execArgv;
-    const child = spawn(process.execPath, [...execArgv, fixture(file), ...args], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const exited = once(child, 'exit').then(([code]) => {
-      throw new Error(`bench: receiver ${file} exited with ${code} before it was ready`);
-    });
-    const [hello] = (await withDeadline(
-      Promise.race([once(child, 'message'), exited]),
-      30_000,
-      `starting ${file}`,
-    )) as [Record<string, unknown>];
-    exited.catch(() => undefined);
-    return new Receiver(child, hello);
-  }
-
-  /** Tells the receiver to expect `n` messages; resolves with the promise of its report. */
-  async expect(n: number): Promise<{ report: Promise<Report> }> {
-    const c = this.child;
-    const ready = once(c, 'message');
-    c.send({ expect: n });
-    await withDeadline(ready, 10_000, 'the receiver to get ready');
-    const report = new Promise<Report>((res, rej) => {
-      const onMessage = (m: Partial<Report>) => {
-        if (m.count === undefined) return;
-        c.off('message', onMessage);
-        c.off('exit', onExit);
-        res(m as Report);
-      };
-      const onExit = (code: number | null) => rej(new Error(`bench: receiver exited with ${code}`));
-      c.on('message', onMessage);
-      c.on('exit', onExit);
-    });
-    return { report };
-  }
-
-  /** Switches a tsage receiver's tick loop between setImmediate (measuring) and 30 ms (idle). */
-  async setFast(on: boolean): Promise<void> {
-    const ack = once(this.child, 'message');
-    this.child.send({ fast: on });
-    await withDeadline(ack, 10_000, 'the receiver to switch its tick loop');
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const gone = once(this.child, 'exit');
-    if (this.child.connected) this.child.disconnect();
-    const timer = setTimeout(() => this.child.kill(), 3_000);
-    await gone;
-    clearTimeout(timer);
-  }
 }
 
 interface Peer {
@@ -159,15 +82,20 @@ function benchToken(port: number): Uint8Array {
 
 /**
  * tsage, over its UDP transport (optionally with the link conditioner on both ends), over UDP
- * with netcode 1.02 under it ('secure'), or over its TCP transport.
+ * with netcode 1.02 under it ('secure'), or over its TCP transport; on tsage's wire or pysage's.
  */
-async function tsagePeer(transport: 'udp' | 'tcp' | 'secure', loss: number): Promise<Peer> {
+async function tsagePeer(
+  transport: 'udp' | 'tcp' | 'secure',
+  loss: number,
+  wire: Wire = 'tsage',
+): Promise<Peer> {
   const keyArgs =
     transport === 'secure' ? [Buffer.from(BENCH_KEY).toString('hex'), String(BENCH_PROTOCOL)] : [];
   const rx = await Receiver.start('net-tsage-sink.ts', [
     transport,
     String(loss),
     String(LOSS_SEED + 1),
+    wire,
     ...keyArgs,
   ]);
   const port = rx.hello.port as number;
@@ -187,7 +115,7 @@ async function tsagePeer(transport: 'udp' | 'tcp' | 'secure', loss: number): Pro
   }
   mgr.registerActor(new Sender());
   try {
-    await mgr.connect({ ...dial(), conditioner: loss > 0 ? { loss, seed: LOSS_SEED } : null });
+    await mgr.connect({ ...dial(), wire, conditioner: loss > 0 ? { loss, seed: LOSS_SEED } : null });
   } catch (err) {
     await rx.stop();
     throw err;
@@ -204,7 +132,9 @@ async function tsagePeer(transport: 'udp' | 'tcp' | 'secure', loss: number): Pro
   };
   const name =
     transport === 'tcp'
-      ? 'tsage TCP transport (reference)'
+      ? wire === 'pysage'
+        ? PYSAGE_TCP
+        : 'tsage TCP transport (reference)'
       : transport === 'secure'
         ? 'tsage UDP reliable-ordered, secure (netcode 1.02)'
         : loss > 0
@@ -319,6 +249,7 @@ async function tsagePeer(transport: 'udp' | 'tcp' | 'secure', loss: number): Pro
  * messages would: the same work per message as tsage's message objects.
  */
 const NET_OBJECTS = 'node net (TCP frames, message objects)';
+const PYSAGE_TCP = "tsage TCP, pysage's wire (the same frames as node net)";
 const NET_RAW = 'node net (TCP frames, raw bytes)';
 
 async function netPeer(objects: boolean): Promise<Peer> {
@@ -346,7 +277,7 @@ async function netPeer(objects: boolean): Promise<Peer> {
   };
   const encode = (buf: Buffer, at: number, m: { seq: number; value: number; pad: string }): void => {
     buf.writeUInt32BE(FRAME - 4, at);
-    buf[at + 4] = 1;
+    buf[at + 4] = NetData.packetType!;
     buf.writeInt32BE(m.seq, at + 5);
     buf.writeInt32BE(m.value, at + 9);
     if (m.pad.length !== 0) buf.write(m.pad, at + 13, 55, 'latin1');
@@ -362,7 +293,7 @@ async function netPeer(objects: boolean): Promise<Peer> {
         const buf = Buffer.alloc(k * FRAME);
         if (objects)
           for (let j = 0; j < k; j++, i++) encode(buf, j * FRAME, { seq: i, value: valueAt(i), pad: '' });
-        else for (let j = 0; j < k; j++, i++) frame(buf, j * FRAME, 1, i);
+        else for (let j = 0; j < k; j++, i++) frame(buf, j * FRAME, NetData.packetType!, i);
         if (!socket.write(buf)) await once(socket, 'drain');
       }
       const r = await withDeadline(report, RUN_TIMEOUT_MS, 'node net');
@@ -392,7 +323,7 @@ async function netPeer(objects: boolean): Promise<Peer> {
           else res(performance.now() - t0);
         };
         const buf = Buffer.alloc(FRAME);
-        frame(buf, 0, 2, k);
+        frame(buf, 0, NetPing.packetType!, k);
         socket.write(buf);
       }),
       PING_TIMEOUT_MS,
@@ -426,6 +357,11 @@ async function zmqPeer(): Promise<Peer> {
       await rx.stop();
     },
   };
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -543,7 +479,12 @@ export async function run(h: Harness): Promise<Section> {
   // tsage's TCP transport is timed in a round of its own, after the others: once both transports
   // have run in this process, the code they share sees two classes and V8 optimises it less well,
   // which a program using one transport never pays.
-  results.push(...(await measureAll(h, [() => tsagePeer('tcp', 0)], want)));
+  // pysage's wire over TCP shares the transport's class with tsage's TCP, so it joins that round.
+  results.push(
+    ...(await measureAll(h, [() => tsagePeer('tcp', 0), () => tsagePeer('tcp', 0, 'pysage')], want)),
+  );
+  // pysage's wire over UDP is unreliable: measured where the datagrams arrive, against node dgram.
+  const lossyUdp = await measurePysageUdp(h);
   const [udp, lossy, secure, net, raw] = results.map((r) => r.measured!) as [
     Measured,
     Measured,
@@ -551,6 +492,7 @@ export async function run(h: Harness): Promise<Section> {
     Measured,
     Measured,
   ];
+  const pysageTcp = results.find((r) => r.peer.name === PYSAGE_TCP)!.measured!;
   const rows = results.map((r) => [
     r.peer.name,
     fmtRate(r.measured!.rate),
@@ -560,6 +502,19 @@ export async function run(h: Harness): Promise<Section> {
     fmtUs(r.p50),
     fmtUs(r.p99),
   ]);
+  const udpMedians = lossyUdp.map((r) => median(r.rates));
+  lossyUdp.forEach((r, k) => {
+    const sorted = [...r.rates].sort((a, b) => a - b);
+    rows.push([
+      `${r.name} ¹`,
+      fmtRate(udpMedians[k]!),
+      fmtRange({ minRate: sorted[0]!, maxRate: sorted[sorted.length - 1]! } as Measured),
+      fmtRatio(udpMedians[k]! / net.rate),
+      fmtRatio(udpMedians[k]! / udp.rate),
+      'n/a',
+      'n/a',
+    ]);
+  });
   const u = results[0]!.stats ?? {};
   const s = results[1]!.stats ?? {};
   const sec = results[2]!.stats ?? {};
@@ -590,7 +545,7 @@ export async function run(h: Harness): Promise<Section> {
     intro: [
       `Throughput: the sender (this process) times from the first send until the receiver (a child process, so each side has a core) reports over IPC that it has all ${fmtInt(N)} messages, in order, with the right sum of values; median of ${RUNS} runs, each after a forced full GC and an untimed pass of the same peer as long as the timed run (a full GC shrinks the young generation; a shorter pass does not bring it back), on 127.0.0.1. Latency: one 64-byte message out and one back, ${fmtInt(PINGS)} round trips after ${WARM_PINGS} warm-up.`,
       `tsage: \`mgr.sendMessage(new NetData({ seq, value, pad: '' }))\`, reliable-ordered, channel 0; NetData packs to 64 bytes: packet type (1) + seq \`'i'\` (4) + value \`'i'\` (4) + pad \`'55s'\` (55 zero bytes). On UDP that is a 69-byte command, 17 to a 1200-byte datagram. The sender sends ${fmtInt(BATCH)} messages, ticks, and yields to the event loop (setImmediate); on \`BackpressureError\` it ticks, yields and retries the same message. The receiver is an actor in a manager ticking on setImmediate (\`mgr.start({ intervalMs: 0 })\`); the latency loop ticks on setImmediate too. The loss row runs the seeded link conditioner on both ends (\`conditioner: { loss: ${LOSS}, seed }\`): data and acks are both lost. The secure row is the lossless one with netcode 1.02 under tsage's reliability (\`listen({ secure })\`, \`connect({ token })\`): every datagram encrypted and signed with ChaCha20-Poly1305 through Node's OpenSSL, and at most 1200 bytes with netcode's 25 bytes of header and tag, so 16 commands to a datagram rather than 17.`,
-      `node net: 68-byte frames (u32 length, then type u8, seq i32, value i32, 55 zero bytes), ${fmtInt(BATCH)} frames in one buffer per \`socket.write\`, awaiting 'drain' when write returns false; noDelay on both ends. The receiver parses frames in place out of each chunk (completing only a frame cut by a chunk boundary), checks the order and sums the values. Two variants: _message objects_ does per message what an application moving messages does, and what tsage does: the sender builds a \`{ seq, value, pad }\` object and a hand-written encoder writes it into the frame; the receiver decodes each frame into such an object and hands it to a handler. _Raw bytes_ writes the fields straight into the frame and reads them straight out, with no message objects: the floor of framed TCP. The no-loss target compares tsage with the first, which does the same work per message; the ratio to raw bytes is in the table. tsage's own TCP transport is timed in a later round of its own, so its row is not interleaved with the others. zeromq: the same 64-byte payload, a new Buffer and \`await push.send(buf)\` per message, PULL counting with \`for await\`.`,
+      `node net: 68-byte frames (u32 length, then type u8, seq i32, value i32, 55 zero bytes: byte for byte what tsage's pysage wire sends for NetData), ${fmtInt(BATCH)} frames in one buffer per \`socket.write\`, awaiting 'drain' when write returns false; noDelay on both ends. The receiver parses frames in place out of each chunk (completing only a frame cut by a chunk boundary), checks the order and sums the values. Two variants: _message objects_ does per message what an application moving messages does, and what tsage does: the sender builds a \`{ seq, value, pad }\` object and a hand-written encoder writes it into the frame; the receiver decodes each frame into such an object and hands it to a handler. _Raw bytes_ writes the fields straight into the frame and reads them straight out, with no message objects: the floor of framed TCP. The no-loss target compares tsage with the first, which does the same work per message; the ratio to raw bytes is in the table. tsage's own TCP transport is timed in a later round of its own, so its row is not interleaved with the others; its pysage-wire row (the same TcpTransport, \`wire: 'pysage'\`: the frames alone, no schema announcement, decoded with the local registry) joins that round. pysage's wire over UDP is timed last, against node dgram: a connected \`dgram\` socket sending a new 64-byte Buffer per message (encoded from a message object), the same bytes as tsage's datagrams, its receiver (a 4 MiB receive buffer) decoding each into an object. zeromq: the same 64-byte payload, a new Buffer and \`await push.send(buf)\` per message, PULL counting with \`for await\`.`,
     ],
     headers: [
       'transport',
@@ -603,6 +558,8 @@ export async function run(h: Harness): Promise<Section> {
     ],
     rows,
     notes: [
+      `¹ Unreliable: delivered messages per second where they arrive, from the receiver's first datagram of a run to its last (the sender keeps at most ${fmtInt(WINDOW)} messages ahead of the receiver's last progress report, over IPC every 1,024); every delivered message is checked against its sequence number. Messages lost per run of ${fmtInt(N)}: ${lossyUdp.map((r) => `${r.name} ${r.lost.join(', ')}`).join('; ')}.`,
+      `pysage's wire: tsage over TCP against node net writing the same frames (message objects): ${fmtRatio(pysageTcp.rate / net.rate)}; tsage over UDP against node dgram sending the same datagrams: ${fmtRatio(udpMedians[0]! / udpMedians[1]!)}.`,
       `tsage UDP against framed TCP with no message objects at all (raw bytes): ${fmtRatio(udp.rate / raw.rate)}.`,
       `Handshake, from \`connect()\` until it resolves, for a new client each time (${HANDSHAKES} of them; the receiver ticking on setImmediate): tsage UDP ${hs(results[0])}; secure, with a new connect token each time, ${hs(results[2])}. The secure handshake is netcode's: request, challenge, response (sent as soon as the challenge arrives rather than at the next 10 Hz step), keep-alive.`,
       `tsage UDP, per run of ${fmtInt(N)}, sender side: ${perRun(u.datagramsOut)} datagrams out, ${perRun(u.retransmissions)} messages resent. At 5% loss: ${perRun(s.datagramsOut)} datagrams out, ${perRun(s.conditionerLost)} dropped by the conditioner, ${perRun(s.retransmissions)} messages resent (${perRun(s.fastRetransmits)} packets declared lost by fast retransmit, ${perRun(s.rtoExpiries)} RTO expiries). \`BackpressureError\` was thrown ${perRun(u.backpressured)} times per lossless run and ${perRun(s.backpressured)} times per lossy run. Secure: ${perRun(sec.datagramsOut)} datagrams out, ${perRun(sec.retransmissions)} messages resent, \`BackpressureError\` ${perRun(sec.backpressured)} times per run. Every run delivered every message in order with the right sum.`,

@@ -26,7 +26,7 @@ function client(token: Uint8Array, nick: string, expect: number, lines: string[]
 
 export async function runChatSecureDemo(): Promise<void> {
   const privateKey = new Uint8Array(randomBytes(32)); // the backend's and the servers' secret
-  const server = await startChatServer(0, 'udp', { privateKey, protocolId });
+  const server = await startChatServer(0, { secure: { privateKey, protocolId } });
   const at = `127.0.0.1:${server.port}`;
   console.log(`secure chat server listening on ${at}`);
   // What the backend's token endpoint does after a login (examples/token-endpoint.ts serves it over HTTPS).

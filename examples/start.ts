@@ -1,6 +1,6 @@
 // `npm start`: runs the README's examples one after another and exits.
 import { runBombDemo } from './bomb.js';
-import { runChatDemo } from './chat.js';
+import { runChatDemo, runPysageChatDemo } from './chat.js';
 import { runChatSecureDemo } from './chat-secure.js';
 import { runClusterDemo } from './cluster.js';
 import { runKitchenDemo } from './kitchen.js';
@@ -15,6 +15,8 @@ console.log(
   '\n--- 3b. secure network: the same chat over netcode 1.02, clients let in by connect tokens ---',
 );
 await runChatSecureDemo();
+console.log("\n--- 3c. the same chat on pysage's wire (TCP): a tsage client and a Python 3 client ---");
+await runPysageChatDemo();
 console.log(
   '\n--- 4. cluster: a server node hands out work to workers@* on two worker nodes, through NATS ---',
 );

@@ -1,6 +1,7 @@
 // README as code: every TypeScript block in README.md is a file under examples/readme/, named by the
 // marker line before it (<!-- example: examples/readme/x.ts -->), and must match it exactly; every sh
-// block may only name npm scripts and bins that exist. test/readme.test.ts runs this check, then
+// block may only name npm scripts and bins that exist; a python block is an excerpt of the file its
+// marker names (<!-- excerpt: examples/chat/client.py -->). test/readme.test.ts runs this check, then
 // compiles every example to JavaScript and runs it. `npm run readme` (this script with --write) copies
 // the files into the README; without --write it only checks, printing how to fix each problem.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const MARKER = /^<!-- example: (examples\/readme\/[\w.-]+\.ts) -->$/;
+/** A Python block is an excerpt of a file the tests run (examples/chat/client.py): every line, in order, contiguous. */
+const EXCERPT = /^<!-- excerpt: (examples\/[\w./-]+\.py) -->$/;
 const FIX =
   'Move the code into a file under examples/readme/, put `<!-- example: examples/readme/<name>.ts -->` on the line before the block, and run `npm run readme`.';
 
@@ -73,9 +76,20 @@ export function checkReadme(root, write = false) {
         }
       }
       out.push(...lines.slice(i, end + 1));
+    } else if (lang === 'python') {
+      const excerpt = EXCERPT.exec(lines[i - 1] ?? '');
+      const file = excerpt?.[1];
+      const text =
+        file !== undefined && existsSync(join(root, file)) ? readFileSync(join(root, file), 'utf8') : '';
+      if (file === undefined || !`\n${text}\n`.includes(`\n${body.join('\n')}\n`)) {
+        problems.push(
+          `${where}: a \`\`\`python block must be an excerpt (whole lines, in order, contiguous) of the file named by \`<!-- excerpt: examples/....py -->\` on the line before it${file === undefined ? '' : `, and is not one of ${file}`}. Copy the lines from the file.`,
+        );
+      }
+      out.push(...lines.slice(i, end + 1));
     } else {
       problems.push(
-        `${where}: a \`\`\`${lang || '(unlabelled)'} block: README blocks are \`\`\`ts (an example file, see above) or \`\`\`sh (npm scripts and bins, checked). ${FIX}`,
+        `${where}: a \`\`\`${lang || '(unlabelled)'} block: README blocks are \`\`\`ts (an example file, see above), \`\`\`sh (npm scripts and bins, checked) or \`\`\`python (an excerpt of a file the tests run). ${FIX}`,
       );
       out.push(...lines.slice(i, end + 1));
     }

@@ -326,8 +326,9 @@ test('schema verdicts: the local class decides; an unregistered type, another fi
     (new SenderSchemas('x', 16).resolve(160, w.fingerprint, new Uint8Array([0x7b])) as Error).message,
     /not UTF-8 JSON/,
   );
-  // A local class with a packet type but no types cannot decode anything.
-  const Bare = defineMessage('Bare', {}, { packetType: 230 });
+  // A local class with a packet type and properties but no types cannot decode anything (one with
+  // no properties needs none, as pysage's default `types = []`).
+  const Bare = defineMessage('Bare', { x: 'i' }, { packetType: 230 });
   schemaOf(Bare);
   Object.defineProperty(Bare, 'types', { value: undefined });
   t.regex((s.resolve(230, 0, undefined) as Error).message, /has no static types/);

@@ -38,7 +38,8 @@ test('packs several properties back to back with no padding', (t) => {
 /** [type code, value, bytes as Python's struct.pack('!' + code, value) gives them]. */
 const VECTORS: [TypeCode, unknown, string][] = [
   ['c', 'A', '41'],
-  ['c', '\u00ff', 'ff'],
+  ['c', '\u007f', '7f'],
+  ['c', '\u0000', '00'],
   ['b', -128, '80'],
   ['b', 127, '7f'],
   ['B', 255, 'ff'],
@@ -63,6 +64,13 @@ const VECTORS: [TypeCode, unknown, string][] = [
   ['3s', 'abc', '61 62 63'],
   ['2s', 'é', 'c3 a9'],
   ['0s', '', ''],
+  ['s', 'h', '68'],
+  ['s', '', '00'],
+  ['5p', 'hi', '02 68 69 00 00'],
+  ['5p', 'abcd', '04 61 62 63 64'],
+  ['2p', '', '00 00'],
+  ['3p', 'é', '02 c3 a9'],
+  ['as', ['a', '', 'z'], '00 00 00 03 61 00 7a'],
   ['p', 'abc', '03 61 62 63'],
   ['p', '', '00'],
   ['p', '€', '03 e2 82 ac'],
@@ -126,6 +134,11 @@ const EVERY_CODE: TypeCode[] = [
   ...SCALAR_CODES,
   '0s',
   '1s',
+  's',
+  '2p',
+  '9p',
+  '256p',
+  'as',
   '9s',
   '40s',
   'p',
@@ -254,6 +267,6 @@ test('bytes that are not valid UTF-8 in a string property throw PacketError', (t
     ['3s', 'e2 82 00'],
   ] as const) {
     const err = t.throws(() => unpackValues([code], hex(bytes)), { instanceOf: PacketError });
-    t.regex(err?.message ?? '', /^T: .*UTF-8/);
+    t.regex(err?.message ?? '', /^T\.p0: .*UTF-8.*T\.bytes/);
   }
 });

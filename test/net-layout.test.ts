@@ -309,6 +309,7 @@ test('netOpen and netSetConditioner take named fields and refuse unknown or ill-
       'maxQueuedBytes',
       'maxReassemblyBytes',
       'mtu',
+      'pysageWire',
       'rtoInitialMs',
       'rtoMaxMs',
       'rtoMinMs',

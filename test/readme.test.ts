@@ -20,6 +20,7 @@ const build = join(root, '.readme-build');
 const EXPECT: Record<string, RegExp> = {
   'local-actors': /^90$/m,
   'define-message': /^3 bob$/m,
+  bytes: /^97 98 0 0 \| 0 255$/m,
   groups: /^ate 3 pancakes$/m,
   network: /^<server> hello alice$/m,
   'connect-token': /^2048$[\s\S]*^player 42: ada$/m,

@@ -6,6 +6,8 @@ import test from 'ava';
 import {
   Actor,
   ActorManager,
+  ConcreteMessageAlreadyDefined,
+  defineMessage,
   Message,
   PacketTypeError,
   registerMessage,
@@ -124,7 +126,23 @@ test('types and properties of different lengths throw WrongMessageTypeSpecified'
 });
 
 test('an unknown type code throws WrongMessageTypeSpecified naming class and property', (t) => {
-  const bad: unknown[] = ['x', 'I8', 's', 'aS', 'ap', 'a5s', 'ai4', [], [['i']], 5, '', 'S ', '70000s'];
+  const bad: unknown[] = [
+    'x',
+    'I8',
+    'aS',
+    'ap',
+    'a5s',
+    'ai4',
+    [],
+    [['i']],
+    5,
+    '',
+    'S ',
+    '70000s',
+    '0p',
+    '1p',
+    '257p',
+  ];
   bad.forEach((code, k) => {
     const cls = class extends Message {
       static override properties = ['speed'];
@@ -135,4 +153,25 @@ test('an unknown type code throws WrongMessageTypeSpecified naming class and pro
     const err = t.throws(() => registerMessage(cls), { instanceOf: WrongMessageTypeSpecified });
     t.true(err?.message.startsWith(`BadCode${k}.speed`), `${JSON.stringify(code)}: ${err?.message}`);
   });
+});
+
+test('an ad-hoc message of a registered class name is refused before the class is ever used', (t) => {
+  const mgr = new ActorManager();
+  class Door extends Actor {
+    handleMessage(): boolean {
+      return true;
+    }
+  }
+  const door = mgr.registerActor(new Door());
+  defineMessage('OpenDoor', { id: 'i' }, { packetType: 200 });
+  t.throws(() => mgr.triggerToActor(door.gid, 'OpenDoor'), {
+    instanceOf: ConcreteMessageAlreadyDefined,
+    message: /OpenDoor/,
+  });
+  class CloseDoor extends Message {
+    static override packetType = 201;
+  }
+  t.true(mgr.triggerToActor(door.gid, 'CloseDoor'), 'not registered yet: an ad-hoc CloseDoor is fine');
+  registerMessage(CloseDoor);
+  t.throws(() => mgr.triggerToActor(door.gid, 'CloseDoor'), { instanceOf: ConcreteMessageAlreadyDefined });
 });

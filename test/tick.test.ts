@@ -80,6 +80,21 @@ test('wildcard receivers see every message but cannot consume it', (t) => {
   t.false(mgr.trigger(new Nobody()), 'a wildcard returning true does not consume');
 });
 
+test('trigger calls every subscriber and returns whether any consumed, as pysage does', (t) => {
+  const mgr = new ActorManager();
+  const log: string[] = [];
+  mgr.registerActor(new Recorder('a', log));
+  mgr.registerActor(new Recorder('b', log, true));
+  mgr.registerActor(new Recorder('c', log));
+  t.true(mgr.trigger(new Ping({ n: 1 })), 'b consumed it');
+  t.deepEqual(log, ['a:Ping1', 'b:Ping1', 'c:Ping1'], 'c still received it');
+  log.length = 0;
+  const only = new ActorManager();
+  only.registerActor(new Recorder('x', log));
+  t.false(only.trigger(new Ping({ n: 2 })), 'nobody consumed it');
+  t.deepEqual(log, ['x:Ping2']);
+});
+
 test('subscribers run in registration order and the first that returns true stops propagation', (t) => {
   const mgr = new ActorManager();
   const log: string[] = [];
@@ -92,7 +107,7 @@ test('subscribers run in registration order and the first that returns true stop
   t.deepEqual(log, ['a:Ping1', 'b:Ping1', 'a:Ping2', 'b:Ping2']);
 });
 
-test('a message with a receiverId goes only to that actor', (t) => {
+test('a message with a receiverId goes only to that actor, and only if it subscribes to the type', (t) => {
   const mgr = new ActorManager();
   const log: string[] = [];
   mgr.registerActor(new Recorder('a', log, true));
@@ -108,7 +123,8 @@ test('a message with a receiverId goes only to that actor', (t) => {
   mgr.queueMessageToActor(u.gid, new Ping({ n: 2 }));
   mgr.queueMessageToActor(9_999_999, new Ping({ n: 3 }));
   mgr.tick();
-  t.deepEqual(log, ['b:Ping1', 'u:Ping2']);
+  // As pysage's queue_message_to_actor: an actor that does not subscribe to Ping never receives one.
+  t.deepEqual(log, ['b:Ping1']);
   t.is(mgr.getMessageCount(), 0);
 });
 

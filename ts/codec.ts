@@ -5,7 +5,7 @@
  * datagram memory. The byte format is pysage's: network byte order, no padding.
  */
 import { PacketError } from './errors.js';
-import { type FieldType, fixedSize, parseTypes, type ScalarType } from './types.js';
+import { type FieldType, fixedSize, parseBytes, parseTypes, type ScalarType } from './types.js';
 
 /**
  * Writes a message's properties (not its packetType byte) at `p`; returns the
@@ -59,7 +59,7 @@ const TYPE_WORDS: Record<string, string> = {
   f: "'f' (32-bit float)",
   d: "'d' (64-bit float)",
   '?': "'?' (boolean)",
-  c: "'c' (one character, code 0..255)",
+  c: "'c' (one ASCII character, or a 1-byte Uint8Array)",
 };
 
 function scalarCode(t: ScalarType): string {
@@ -96,6 +96,7 @@ function writeVar(
     if (j === len) {
       n = len;
     } else {
+      if (!isWellFormed(v)) return -5;
       const room = Math.min(end - q, max + 4);
       const r = utf8.encodeInto(v, u8.subarray(q, q + room));
       if (r.read! < len) return r.written! >= max ? -2 : -1;
@@ -133,6 +134,7 @@ function writeFixed(u8: Uint8Array, dv: DataView, p: number, end: number, v: unk
     if (j === len) {
       n = len;
     } else {
+      if (!isWellFormed(v)) return -5;
       const r = utf8.encodeInto(v, u8.subarray(p, p + size));
       if (r.read! < len) return -2;
       n = r.written!;
@@ -144,12 +146,59 @@ function writeFixed(u8: Uint8Array, dv: DataView, p: number, end: number, v: unk
   } else {
     return -3;
   }
-  // Zero the rest eight bytes at a time (a byte loop or fill() costs several times more for short runs).
-  let k = p + n;
-  const stop = p + size;
+  zeroFrom(u8, dv, p + n, p + size);
+  return p + size;
+}
+
+/** Zeroes `[k, stop)` eight bytes at a time (a byte loop or fill() costs several times more for short runs). */
+function zeroFrom(u8: Uint8Array, dv: DataView, k: number, stop: number): void {
   for (; k + 8 <= stop; k += 8) dv.setFloat64(k, 0);
   for (; k < stop; k++) u8[k] = 0;
+}
+
+/** Writes Python struct's `Np`: exactly `size` bytes, a length byte, at most `size - 1` bytes, NUL padding. */
+function writePascal(u8: Uint8Array, dv: DataView, p: number, end: number, v: unknown, size: number): number {
+  if (p + size > end) return -1;
+  let n: number;
+  if (typeof v === 'string') {
+    if (!isWellFormed(v)) return -5;
+    const r = utf8.encodeInto(v, u8.subarray(p + 1, p + size));
+    if (r.read! < v.length) return -2;
+    n = r.written!;
+  } else if (v instanceof Uint8Array) {
+    if (v.length > size - 1) return -2;
+    u8.set(v, p + 1);
+    n = v.length;
+  } else {
+    return -3;
+  }
+  u8[p] = n;
+  zeroFrom(u8, dv, p + 1 + n, p + size);
   return p + size;
+}
+
+/**
+ * Type tests for the generated code, which calls these rather than using `typeof` itself. With
+ * a `typeof` per property in its source, V8 (11.3) kept a codec made by `new Function` alive
+ * after a full collection (about 17 KB for 64 `'i'` properties; only a memory-reducing
+ * collection freed it), so the classes built for a peer's announcements did not seem to go
+ * with the peer (test/hostile-schema.test.ts). The calls are inlined once the code is hot.
+ */
+function isNum(v: unknown): v is number {
+  return typeof v === 'number';
+}
+
+function isStr(v: unknown): v is string {
+  return typeof v === 'string';
+}
+
+function isBig(v: unknown): v is bigint {
+  return typeof v === 'bigint';
+}
+
+/** Whether a string has no lone surrogate, which UTF-8 cannot encode (TextEncoder would write U+FFFD for it). */
+function isWellFormed(v: string): boolean {
+  return (v as unknown as { isWellFormed(): boolean }).isWellFormed();
 }
 
 function readUtf8(u8: Uint8Array, p: number, n: number): string {
@@ -210,13 +259,16 @@ function encScalar(t: ScalarType, x: string, fail: (why: string) => string): str
     case 'bool':
       return `if (${x} !== true && ${x} !== false) ${bad}; ${room} u8[p++] = ${x} ? 1 : 0;`;
     case 'char':
-      return `if (typeof ${x} !== 'string' || ${x}.length !== 1 || ${x}.charCodeAt(0) > 255) ${bad}; ${room} u8[p++] = ${x}.charCodeAt(0);`;
+      // One rule for every string code: text is UTF-8, so a character of 'c' is one whose UTF-8 is one byte.
+      return `if (isStr(${x}) && ${x}.length === 1 && ${x}.charCodeAt(0) < 128) { ${room} u8[p++] = ${x}.charCodeAt(0); }
+        else if (${x} instanceof Uint8Array && ${x}.length === 1) { ${room} u8[p++] = ${x}[0]; } else ${bad};`;
     case 'big': {
       const as = t.code === 'q' ? 'asIntN' : 'asUintN';
       const set = t.code === 'q' ? 'setBigInt64' : 'setBigUint64';
-      return `if (typeof ${x} === 'number' && Number.isSafeInteger(${x})) ${x} = BigInt(${x}); if (typeof ${x} !== 'bigint' || BigInt.${as}(64, ${x}) !== ${x}) ${bad}; ${room} dv.${set}(p, ${x}); p += 8;`;
+      return `if (Number.isSafeInteger(${x})) ${x} = BigInt(${x}); if (!isBig(${x}) || BigInt.${as}(64, ${x}) !== ${x}) ${bad}; ${room} dv.${set}(p, ${x}); p += 8;`;
     }
     case 'num': {
+      // The number test comes first: a bigint would make the bit operations throw a TypeError.
       const checks: Record<string, string> = {
         b: `(${x} << 24 >> 24) !== ${x}`,
         B: `(${x} & 255) !== ${x}`,
@@ -226,8 +278,8 @@ function encScalar(t: ScalarType, x: string, fail: (why: string) => string): str
         l: `(${x} | 0) !== ${x}`,
         I: `(${x} >>> 0) !== ${x}`,
         L: `(${x} >>> 0) !== ${x}`,
-        f: `typeof ${x} !== 'number' || (${x} > 3.4028234663852886e38 && ${x} !== Infinity) || (${x} < -3.4028234663852886e38 && ${x} !== -Infinity)`,
-        d: `typeof ${x} !== 'number'`,
+        f: `(${x} > 3.4028234663852886e38 && ${x} !== Infinity) || (${x} < -3.4028234663852886e38 && ${x} !== -Infinity)`,
+        d: 'false',
       };
       const writes: Record<string, string> = {
         b: `u8[p] = ${x};`,
@@ -241,18 +293,23 @@ function encScalar(t: ScalarType, x: string, fail: (why: string) => string): str
         f: `dv.setFloat32(p, ${x});`,
         d: `dv.setFloat64(p, ${x});`,
       };
-      return `if (${checks[t.code]}) ${bad}; ${room} ${writes[t.code]} p += ${t.size};`;
+      return `if (!isNum(${x}) || ${checks[t.code]}) ${bad}; ${room} ${writes[t.code]} p += ${t.size};`;
     }
   }
 }
 
-/** Code that reads scalar t at `p` into `x`, advancing `p` (bounds already checked by the caller). */
-function decScalar(t: ScalarType, x: string): string {
+/**
+ * Code that reads scalar t at `p` into `x`, advancing `p` (bounds already checked by the caller).
+ * `raw`: a `c` is read as a 1-byte Uint8Array; else as text, and `notText` (an expression
+ * taking the byte) throws for a byte that is not a character in UTF-8.
+ */
+function decScalar(t: ScalarType, x: string, raw: boolean, notText: (b: string) => string): string {
   switch (t.kind) {
     case 'bool':
       return `${x} = u8[p++] !== 0;`;
     case 'char':
-      return `${x} = String.fromCharCode(u8[p++]);`;
+      if (raw) return `${x} = u8.slice(p, p + 1); p++;`;
+      return `{ const b = u8[p++]; if (b > 127) ${notText('b')}; ${x} = String.fromCharCode(b); }`;
     case 'big':
       return `${x} = dv.${t.code === 'q' ? 'getBigInt64' : 'getBigUint64'}(p); p += 8;`;
     case 'num': {
@@ -299,13 +356,50 @@ function fixedAsciiInline(size: number, x: string, r: string): string {
   if (k < size) zero.push(`u8[p + ${k}] = 0;`);
   const len = `l${tmpCounter++}`;
   const j = `j${tmpCounter++}`;
-  return `if (typeof ${x} === 'string' && ${x}.length <= ${size}) {
+  return `if (isStr(${x}) && ${x}.length <= ${size}) {
     if (p + ${size} > end) return -1;
     ${zero.join(' ')}
     const ${len} = ${x}.length; let ${j} = 0;
     for (; ${j} < ${len}; ${j}++) { const c = ${x}.charCodeAt(${j}); if (c > 127) break; u8[p + ${j}] = c; }
     if (${j} === ${len}) ${r} = p + ${size};
   }`;
+}
+
+/** The type code of a string type, for messages. */
+function stringCode(t: FieldType): string {
+  return t.kind === 'fixstr'
+    ? `${t.size}s`
+    : t.kind === 'fixpstr'
+      ? `${t.size}p`
+      : t.kind === 'pstr'
+        ? 'p'
+        : 'S';
+}
+
+/** Code that writes a string type (`Ns`, `Np`, `p`, `S`) through its helper and turns its result into an error or `p`. */
+function encString(t: FieldType, x: string, fail: (why: string) => string): string {
+  const call =
+    t.kind === 'fixstr'
+      ? `writeFixed(u8, dv, p, end, ${x}, ${t.size})`
+      : t.kind === 'fixpstr'
+        ? `writePascal(u8, dv, p, end, ${x}, ${t.size})`
+        : `writeVar(u8, dv, p, end, ${x}, ${t.kind === 'pstr' ? 1 : 4}, ${t.kind === 'pstr' ? 255 : MAX_VARIABLE_BYTES})`;
+  const limit =
+    t.kind === 'fixstr'
+      ? `${t.size} bytes`
+      : t.kind === 'fixpstr'
+        ? `${t.size - 1} bytes`
+        : t.kind === 'pstr'
+          ? '255 bytes'
+          : `${MAX_VARIABLE_BYTES} bytes`;
+  const code = stringCode(t);
+  // A short fixed field holding short ASCII (padding, tags) is written inline: the field
+  // zeroed with unrolled stores, then the characters; anything else goes through the helper.
+  const r = `r${tmpCounter++}`;
+  const inline = t.kind === 'fixstr' && t.size <= INLINE_FIXED_MAX ? fixedAsciiInline(t.size, x, r) : '';
+  const checks = `if (${r} === -1) return -1; if (${r} === -2) ${fail(`'is longer than the ${limit} type \\'${code}\\' holds'`)}; if (${r} === -3) ${fail(`'must be a string or Uint8Array for type \\'${code}\\''`)}; if (${r} === -5) ${fail(`'holds a lone surrogate, which UTF-8 cannot encode (it would arrive as U+FFFD)'`)}; p = ${r};`;
+  if (inline !== '') return `{ let ${r} = -4; ${inline} if (${r} === -4) ${r} = ${call}; ${checks} }`;
+  return `{ const ${r} = ${call}; ${checks} }`;
 }
 
 function encField(t: FieldType, x: string, fail: (why: string) => string): string {
@@ -316,37 +410,21 @@ function encField(t: FieldType, x: string, fail: (why: string) => string): strin
     case 'char':
       return encScalar(t, x, fail);
     case 'fixstr':
+    case 'fixpstr':
     case 'pstr':
-    case 'lstr': {
-      const call =
-        t.kind === 'fixstr'
-          ? `writeFixed(u8, dv, p, end, ${x}, ${t.size})`
-          : `writeVar(u8, dv, p, end, ${x}, ${t.kind === 'pstr' ? 1 : 4}, ${t.kind === 'pstr' ? 255 : MAX_VARIABLE_BYTES})`;
-      const limit =
-        t.kind === 'fixstr'
-          ? `${t.size} bytes`
-          : t.kind === 'pstr'
-            ? '255 bytes'
-            : `${MAX_VARIABLE_BYTES} bytes`;
-      const code = t.kind === 'fixstr' ? `${t.size}s` : t.kind === 'pstr' ? 'p' : 'S';
-      // A short fixed field holding short ASCII (padding, tags) is written inline: the field
-      // zeroed with unrolled stores, then the characters; anything else goes through the helper.
-      const r = `r${tmpCounter++}`;
-      const inline = t.kind === 'fixstr' && t.size <= INLINE_FIXED_MAX ? fixedAsciiInline(t.size, x, r) : '';
-      if (inline !== '') {
-        return `{ let ${r} = -4; ${inline} if (${r} === -4) ${r} = ${call}; if (${r} === -1) return -1; if (${r} === -2) ${fail(`'is longer than the ${limit} type \\'${code}\\' holds'`)}; if (${r} === -3) ${fail(`'must be a string or Uint8Array for type \\'${code}\\''`)}; p = ${r}; }`;
-      }
-      return `{ const r = ${call}; if (r === -1) return -1; if (r === -2) ${fail(`'is longer than the ${limit} type \\'${code}\\' holds'`)}; if (r === -3) ${fail(`'must be a string or Uint8Array for type \\'${code}\\''`)}; p = r; }`;
-    }
+    case 'lstr':
+      return encString(t, x, fail);
     case 'arr': {
       const n = `n${tmpCounter++}`;
       const e = `e${tmpCounter++}`;
       const j = `j${tmpCounter++}`;
       const elemFail = (why: string) => fail(`'element ' + ${j} + ': ' + ${why}`);
-      return `{ if (!Array.isArray(${x}) && !(ArrayBuffer.isView(${x}) && !(${x} instanceof DataView))) ${fail(`'must be an array for type \\'a${scalarCode(t.elem)}\\''`)};
+      const code = t.elem.kind === 'fixstr' ? 's' : scalarCode(t.elem);
+      const one = t.elem.kind === 'fixstr' ? encString(t.elem, e, elemFail) : encScalar(t.elem, e, elemFail);
+      return `{ if (!Array.isArray(${x}) && !(ArrayBuffer.isView(${x}) && !(${x} instanceof DataView))) ${fail(`'must be an array for type \\'a${code}\\''`)};
         const ${n} = ${x}.length; if (${n} * ${t.elem.size} > ${MAX_VARIABLE_BYTES}) ${fail(`'has ' + ${n} + ' elements, more than the ${MAX_VARIABLE_BYTES}-byte limit'`)};
         if (p + 4 + ${n} * ${t.elem.size} > end) return -1; dv.setInt32(p, ${n}); p += 4;
-        for (let ${j} = 0; ${j} < ${n}; ${j}++) { let ${e} = ${x}[${j}]; ${encScalar(t.elem, e, elemFail)} } }`;
+        for (let ${j} = 0; ${j} < ${n}; ${j}++) { let ${e} = ${x}[${j}]; ${one} } }`;
     }
     case 'tuple': {
       const parts = t.elems.map((et, k) => {
@@ -358,30 +436,52 @@ function encField(t: FieldType, x: string, fail: (why: string) => string): strin
   }
 }
 
-function decField(t: FieldType, x: string, trunc: string): string {
+/**
+ * Code that reads field `i` of type `t` into `x`. `raw`: its strings are bytes (`Uint8Array`
+ * copies, NULs of `Ns` kept); else UTF-8 text (`Ns` with its trailing NULs trimmed), and the
+ * field's index is noted in `f` first, so that an invalid UTF-8 error names it.
+ */
+function decField(t: FieldType, x: string, trunc: string, i: number, raw: boolean): string {
+  const text = raw ? '' : `f = ${i}; `;
+  const notText = (b: string) => `notText(${i}, ${b})`;
   switch (t.kind) {
     case 'num':
     case 'big':
     case 'bool':
     case 'char':
-      return `if (p + ${t.size} > end) ${trunc}; ${decScalar(t, x)}`;
+      return `if (p + ${t.size} > end) ${trunc}; ${decScalar(t, x, raw, notText)}`;
     case 'fixstr':
-      return `if (p + ${t.size} > end) ${trunc}; ${x} = readFixed(u8, dv, p, ${t.size}); p += ${t.size};`;
+      return raw
+        ? `if (p + ${t.size} > end) ${trunc}; ${x} = u8.slice(p, p + ${t.size}); p += ${t.size};`
+        : `if (p + ${t.size} > end) ${trunc}; ${text}${x} = readFixed(u8, dv, p, ${t.size}); p += ${t.size};`;
+    case 'fixpstr': {
+      const read = raw ? `u8.slice(p + 1, p + 1 + n)` : `readUtf8(u8, p + 1, n)`;
+      return `{ if (p + ${t.size} > end) ${trunc}; const n = u8[p]; if (n > ${t.size - 1}) badLength(${i}, n, ${t.size}); ${text}${x} = ${read}; p += ${t.size}; }`;
+    }
     case 'pstr':
-      return `{ if (p + 1 > end) ${trunc}; const n = u8[p++]; if (p + n > end) ${trunc}; ${x} = readUtf8(u8, p, n); p += n; }`;
-    case 'lstr':
-      return `{ if (p + 4 > end) ${trunc}; const n = dv.getInt32(p); p += 4; if (n < 0 || p + n > end) ${trunc}; ${x} = readUtf8(u8, p, n); p += n; }`;
+    case 'lstr': {
+      const len = t.kind === 'pstr' ? 'const n = u8[p++];' : 'const n = dv.getInt32(p); p += 4;';
+      const hdr = t.kind === 'pstr' ? 1 : 4;
+      const read = raw ? 'u8.slice(p, p + n)' : 'readUtf8(u8, p, n)';
+      return `{ if (p + ${hdr} > end) ${trunc}; ${len} if (n < 0 || p + n > end) ${trunc}; ${text}${x} = ${read}; p += n; }`;
+    }
     case 'arr': {
       const n = `n${tmpCounter++}`;
       const j = `j${tmpCounter++}`;
       const e = `e${tmpCounter++}`;
+      const one =
+        t.elem.kind === 'fixstr'
+          ? raw
+            ? `${e} = u8.slice(p, p + 1); p++;`
+            : `${e} = readFixed(u8, dv, p, 1); p++;`
+          : decScalar(t.elem, e, raw, notText);
       return `{ if (p + 4 > end) ${trunc}; const ${n} = dv.getInt32(p); p += 4; if (${n} < 0 || p + ${n} * ${t.elem.size} > end) ${trunc};
-        const a = new Array(${n}); for (let ${j} = 0; ${j} < ${n}; ${j}++) { let ${e}; ${decScalar(t.elem, e)} a[${j}] = ${e}; } ${x} = a; }`;
+        ${text}const a = new Array(${n}); for (let ${j} = 0; ${j} < ${n}; ${j}++) { let ${e}; ${one} a[${j}] = ${e}; } ${x} = a; }`;
     }
     case 'tuple': {
       const parts = t.elems.map((et, k) => {
         const y = `t${tmpCounter++}`;
-        return `{ let ${y}; ${decField(et, y, trunc)} ${x}[${k}] = ${y}; }`;
+        return `{ let ${y}; ${decField(et, y, trunc, i, raw)} ${x}[${k}] = ${y}; }`;
       });
       return `${x} = new Array(${t.elems.length});\n${parts.join('\n')}`;
     }
@@ -391,14 +491,18 @@ function decField(t: FieldType, x: string, trunc: string): string {
 /**
  * Compiles the codec of a message class. `proto` is consulted once for
  * `packX`/`unpackX` hooks; their presence is baked into the generated code.
+ * `bytes` names the string properties that decode as `Uint8Array` (see
+ * `Message.bytes`); the others decode as UTF-8 text.
  */
 export function compileCodec(
   className: string,
   properties: readonly string[],
   types: unknown,
   proto: object,
+  bytes?: readonly string[],
 ): Codec {
   const fields = parseTypes(className, properties, types);
+  const raw = parseBytes(className, properties, fields, bytes);
   const enc: string[] = [];
   const dec: string[] = [];
   fields.forEach((t, i) => {
@@ -414,28 +518,51 @@ export function compileCodec(
         `\n${encField(t, `v${i}`, fail)}`,
     );
     dec.push(
-      `{ let v; ${decField(t, 'v', `trunc(${i})`)} m[${prop}] = ${hasUnpack ? `m[${JSON.stringify(unpack)}](v)` : 'v'}; }`,
+      `{ let v; ${decField(t, 'v', `trunc(${i})`, i, raw[i]!)} m[${prop}] = ${hasUnpack ? `m[${JSON.stringify(unpack)}](v)` : 'v'}; }`,
     );
   });
+  const field = (i: number) => `${className}.${properties[i]}`;
   const bad = (i: number, v: unknown, why: string): never => {
-    throw new PacketError(`${className}.${properties[i]}: ${describe(v)} ${why}`);
+    throw new PacketError(`${field(i)}: ${describe(v)} ${why}`);
   };
   const trunc = (i: number): never => {
+    throw new PacketError(`${field(i)}: bytes end before the property does (truncated packet)`);
+  };
+  const asBytes = (i: number) =>
+    `declare '${properties[i]}' in ${className}.bytes to receive it as a Uint8Array`;
+  const notText = (i: number, b: number): never => {
     throw new PacketError(
-      `${className}.${properties[i]}: bytes end before the property does (truncated packet)`,
+      `${field(i)}: byte 0x${b.toString(16)} is not a character (a 'c' string is one ASCII character; ${asBytes(i)})`,
     );
   };
-  /** A decoding error that is not ours: the strict UTF-8 decoder's becomes a PacketError naming the class. */
-  const decodeFailed = (err: unknown): never => {
+  const badLength = (i: number, n: number, size: number): never => {
+    throw new PacketError(
+      `${field(i)}: length byte ${n} is more than the ${size - 1} bytes type '${size}p' holds`,
+    );
+  };
+  /** A decoding error that is not ours: the strict UTF-8 decoder's becomes a PacketError naming the field (`f`). */
+  const decodeFailed = (err: unknown, f: number): never => {
     if (err instanceof PacketError) throw err;
     if (err instanceof TypeError && /decode|encoded/i.test(err.message)) {
-      throw new PacketError(`${className}: a string property holds bytes that are not valid UTF-8`, {
-        cause: err,
-      });
+      throw new PacketError(`${field(f)}: bytes that are not valid UTF-8 (${asBytes(f)})`, { cause: err });
     }
     throw err;
   };
-  const helpers = { bad, trunc, writeVar, writeFixed, readUtf8, readFixed, decodeFailed };
+  const helpers = {
+    isNum,
+    isStr,
+    isBig,
+    bad,
+    trunc,
+    notText,
+    badLength,
+    writeVar,
+    writeFixed,
+    writePascal,
+    readUtf8,
+    readFixed,
+    decodeFailed,
+  };
   const names = Object.keys(helpers);
   const values = Object.values(helpers);
   const encode = new Function(
@@ -445,7 +572,7 @@ export function compileCodec(
   // One function, its try/catch included: no wrapper call per message.
   const decode = new Function(
     ...names,
-    `return function decode_${safeIdent(className)}(m, u8, dv, p, end) {\ntry {\n${dec.join('\n')}\n} catch (err) { decodeFailed(err); }\nreturn p;\n};`,
+    `return function decode_${safeIdent(className)}(m, u8, dv, p, end) {\nlet f = -1;\ntry {\n${dec.join('\n')}\n} catch (err) { decodeFailed(err, f); }\nreturn p;\n};`,
   )(...values) as DecodeFn;
   let total = 0;
   for (const t of fields) {

@@ -249,7 +249,7 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     return true;
   }
 
-  /** Queues a message that only the actor with `gid` will receive. */
+  /** Queues a message that only the actor with `gid` will receive, if it subscribes to the message's type. */
   queueMessageToActor(gid: number, msg: Message): boolean {
     if (!isMessage(msg))
       throw new InvalidOption(`queueMessageToActor: expected a Message, got ${typeof msg}`);
@@ -283,10 +283,24 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     return removed;
   }
 
-  /** Dispatches a message now, bypassing the queue. Returns whether a subscriber consumed it. */
+  /**
+   * Dispatches a message now, bypassing the queue, to every subscriber (as pysage's `trigger`
+   * does: each may act on it without consuming it, and the caller learns whether any did).
+   * Returns whether one returned `true`. A message with a `receiverId` goes to that subscriber only.
+   */
   trigger(msg: Message): boolean {
     if (!isMessage(msg)) throw new InvalidOption(`trigger: expected a Message, got ${typeof msg}`);
-    return this.dispatch(msg);
+    if (msg.receiverId !== null) return this.dispatch(msg);
+    if (this.wild.length !== 0) this.notifyWild(msg);
+    const list = this.byTid[msg._tid];
+    if (list === undefined) return false;
+    let consumed = false;
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i]!.call(msg);
+      if (r === true) consumed = true;
+      else if (r !== undefined && r !== false) this.adopt(r);
+    }
+    return consumed;
   }
 
   /**
@@ -334,15 +348,26 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     return false;
   }
 
-  /** Delivers one message: wildcards first, then subscribers in order until one returns true. */
+  /**
+   * Delivers one message: wildcards first, then subscribers in order until one returns true.
+   * A message with a `receiverId` goes only to that actor, and only if it subscribes to the
+   * message's type (as pysage's designated receivers).
+   */
   dispatch(msg: Message): boolean {
     if (this.wild.length !== 0) this.notifyWild(msg);
-    if (msg.receiverId !== null) {
-      const actor = this.actorsByGid.get(msg.receiverId);
-      return actor === undefined ? false : this.deliverTo(actor, msg);
-    }
     const list = this.byTid[msg._tid];
     if (list === undefined) return false;
+    if (msg.receiverId !== null) {
+      for (let i = 0; i < list.length; i++) {
+        const rc = list[i]!;
+        if (rc.actor.gid !== msg.receiverId) continue;
+        const r = rc.call(msg);
+        if (r === true) return true;
+        if (r !== undefined && r !== false) this.adopt(r);
+        return false;
+      }
+      return false;
+    }
     for (let i = 0; i < list.length; i++) {
       const r = list[i]!.call(msg);
       if (r === true) return true;

@@ -13,7 +13,7 @@ export {
 export type { ClusterNode, NodeLeftReason } from './cluster/members.js';
 export type { ClusterOptions } from './cluster/options.js';
 export { type Codec, compileCodec, type DecodeFn, type EncodeFn, MAX_VARIABLE_BYTES } from './codec.js';
-export { defineMessage, type MessageProps } from './define.js';
+export { defineMessage, type MessageInput, type MessageProps } from './define.js';
 export { CHANNEL_NAMES } from './diagnostics.js';
 export {
   AbortError,
@@ -74,7 +74,7 @@ export {
   schemaOf,
 } from './message.js';
 export type { NetTransport, PeerStats } from './net/base.js';
-export type { ConditionerOptions, NetOptions, SendOptions, TransportKind } from './net/options.js';
+export type { ConditionerOptions, NetOptions, SendOptions, TransportKind, Wire } from './net/options.js';
 export type { PeerInfo, SecureOptions } from './net/secure.js';
 export {
   CONNECT_TOKEN_BYTES,

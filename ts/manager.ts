@@ -20,6 +20,7 @@ import { clientBindAddress } from './net/address.js';
 import type { NetTransport, PeerStats } from './net/base.js';
 import {
   type ConditionerOptions,
+  checkSameTransport,
   type NetOptions,
   resolveNetOptions,
   type SendOptions,
@@ -325,9 +326,7 @@ export class ActorManager extends Dispatcher {
     listening: boolean,
   ): Promise<NetTransport> {
     if (this.net !== undefined) {
-      if (this.net.kind !== o.transport) {
-        throw new InvalidOption(`the manager already has a ${this.net.kind} transport; disconnect() first`);
-      }
+      checkSameTransport(this.net.kind, this.net.options, o);
       if (this.net instanceof UdpTransport) this.net.checkMode(o);
       return this.net;
     }
@@ -348,9 +347,9 @@ export class ActorManager extends Dispatcher {
   }
 
   /**
-   * Listens for peers (UDP by default; `{ transport: 'tcp' }` for TCP). Peers
-   * connecting and leaving are emitted as `'peerConnected'` (address) and
-   * `'peerDisconnected'` (address, reason: 'local' | 'remote' | 'timeout' | 'refused').
+   * Listens for peers (UDP by default; `{ transport: 'tcp' }`; `{ wire: 'pysage' }` for pysage's
+   * wire). Emits `'peerConnected'` (address), `'peerDisconnected'` (address, reason) and
+   * `'peerError'` (`{ peer, error }`: a fault in what a peer sent).
    */
   async listen(options: NetOptions = {}): Promise<void> {
     const o = resolveNetOptions(options, 'listen');

@@ -5,7 +5,7 @@
  */
 import { type Codec, compileCodec } from './codec.js';
 import { InvalidMessageProperty, PacketError, PacketTypeError, WrongMessageTypeSpecified } from './errors.js';
-import { parseTypes, type TypeCode } from './types.js';
+import { parseBytes, parseTypes, type TypeCode } from './types.js';
 
 /** How a message travels over the network (see the network docs). */
 export type Reliability =
@@ -22,6 +22,7 @@ export type MessageClass<M extends Message = Message> = (new (
 ) => M) & {
   properties: readonly string[];
   types?: readonly TypeCode[];
+  bytes?: readonly string[];
   packetType?: number;
   messageType?: string;
   reliability?: Reliability;
@@ -135,12 +136,24 @@ function validateClass(cls: MessageClass, name: string): readonly string[] {
     seen.add(p);
   }
   // Checked at registration, not first pack, so a bad type code fails where the class is first used.
-  if (cls.types !== undefined) parseTypes(name, props, cls.types);
+  const types = typesOf(cls, props);
+  if (types !== undefined) parseBytes(name, props, parseTypes(name, props, types), cls.bytes);
+  else if (cls.bytes !== undefined) {
+    throw new WrongMessageTypeSpecified(`${name}.bytes is set but ${name} has no static types`);
+  }
   const pt = cls.packetType;
   if (pt !== undefined && pt !== null && !(Number.isInteger(pt) && pt >= 101 && pt <= 255)) {
     throw new PacketTypeError(`${name}.packetType must be an integer from 101 to 255, got ${String(pt)}`);
   }
   return Object.freeze([...props]);
+}
+
+/**
+ * A class's type codes: its `types`, or none for a class with no properties
+ * (pysage's default `types = []`: it packs to its packet-type byte alone).
+ */
+export function typesOf(cls: MessageClass, properties: readonly string[]): readonly TypeCode[] | undefined {
+  return cls.types ?? (properties.length === 0 ? [] : undefined);
 }
 
 /** The schema of a message class, compiling (and registering) it on first use. */
@@ -169,12 +182,13 @@ function compileSchema(cls: MessageClass): Schema {
     sendParams: -1,
     codec() {
       if (codec === undefined) {
-        if (cls.types === undefined) {
+        const types = typesOf(cls, properties);
+        if (types === undefined) {
           throw new WrongMessageTypeSpecified(
-            `${name} has no static types: a message needs them to be packed`,
+            `${name} has no static types: a message with properties needs them to be packed`,
           );
         }
-        codec = compileCodec(name, properties, cls.types, cls.prototype);
+        codec = compileCodec(name, properties, types, cls.prototype, cls.bytes);
       }
       return codec;
     },
@@ -243,6 +257,13 @@ let scratchView = new DataView(scratch.buffer);
 export class Message {
   static properties: readonly string[] = [];
   static types?: readonly TypeCode[];
+  /**
+   * The string properties (of codes `c`, `s`, `Ns`, `Np`, `p`, `S`, `as`, or a tuple of them)
+   * that decode as a `Uint8Array`, bytes kept exactly (NULs of `Ns` included), as pysage's byte
+   * strings are. The others decode as UTF-8 text (`Ns` with its trailing NULs trimmed); either
+   * kind packs a string as UTF-8 and a `Uint8Array` as its bytes.
+   */
+  static bytes?: readonly string[];
   static packetType?: number;
   /** Overrides the type name (the class name by default). */
   static messageType?: string;
@@ -398,6 +419,7 @@ export function foreignClass(
   name: string,
   properties: readonly string[],
   types: readonly TypeCode[],
+  bytes?: readonly string[],
 ): MessageClass {
   const mine = byName.get(name);
   if (mine !== undefined) {
@@ -408,6 +430,7 @@ export function foreignClass(
   const c = class extends Message {
     static override properties = properties;
     static override types = types;
+    static override bytes = bytes;
     static override messageType = name;
   };
   Object.defineProperty(c, 'name', { value: name });
@@ -431,7 +454,7 @@ export function foreignClass(
     init: makeInit(name, props),
     sendParams: -1,
     codec() {
-      codec ??= compileCodec(name, props, types, c.prototype);
+      codec ??= compileCodec(name, props, types, c.prototype, bytes);
       return codec;
     },
   });

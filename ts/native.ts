@@ -149,6 +149,7 @@ const CONFIG_FIELDS = [
   'timeoutMs',
   'keepaliveMs',
   'acceptIncoming',
+  'pysageWire',
 ] as const;
 /** The per-peer fields this TypeScript reads from `netPeerStats`. */
 export const PEER_STAT_FIELDS = [
@@ -167,7 +168,7 @@ const CONDITIONER_FIELDS = ['loss', 'duplicate', 'reorder', 'delayMs', 'jitterMs
 
 /** What `netOpen` is given: named fields, each checked by the addon (`native/src/napi/net.rs`). */
 export type NetConfig = {
-  [K in (typeof CONFIG_FIELDS)[number]]?: K extends 'acceptIncoming' ? boolean : number;
+  [K in (typeof CONFIG_FIELDS)[number]]?: K extends 'acceptIncoming' | 'pysageWire' ? boolean : number;
 };
 
 /** What `netSetConditioner` is given. */

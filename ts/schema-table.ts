@@ -55,15 +55,19 @@ export interface SchemaDescriptor {
   packetType: number;
   properties: readonly string[];
   types: readonly TypeCode[];
+  /** The properties the sender's class decodes as bytes (`Message.bytes`), when it has any: how a class built from this decodes them. */
+  bytes?: readonly string[];
 }
 
 export function describeSchema(s: Schema): SchemaDescriptor {
-  return {
+  const d: SchemaDescriptor = {
     name: s.name,
     packetType: s.packetType!,
     properties: s.properties,
     types: (s.cls.types ?? []) as readonly TypeCode[],
   };
+  if (s.cls.bytes !== undefined && s.cls.bytes.length !== 0) d.bytes = s.cls.bytes;
+  return d;
 }
 
 /** Same name, properties and types? */
@@ -163,13 +167,16 @@ function checkDescriptor(d: unknown, limits: TableLimits, where: string): Schema
     o.packetType! > 255 ||
     !Array.isArray(o.properties) ||
     !Array.isArray(o.types) ||
-    o.properties.some((p) => typeof p !== 'string' || p.length > MAX_NAME)
+    o.properties.some((p) => typeof p !== 'string' || p.length > MAX_NAME) ||
+    (o.bytes !== undefined &&
+      (!Array.isArray(o.bytes) || o.bytes.some((p) => typeof p !== 'string' || p.length > MAX_NAME)))
   ) {
     throw new PeerProtocolError(`${where} announced a malformed schema: ${shown()}`);
   }
-  if (o.properties.length > limits.maxProperties || o.types.length > limits.maxProperties) {
+  const most = Math.max(o.properties.length, o.types.length, o.bytes?.length ?? 0);
+  if (most > limits.maxProperties) {
     throw new PeerProtocolError(
-      `${where} announced ${o.name} with ${Math.max(o.properties.length, o.types.length)} properties, more than the ${limits.maxProperties} allowed`,
+      `${where} announced ${o.name} with ${most} properties, more than the ${limits.maxProperties} allowed`,
     );
   }
   return o as SchemaDescriptor;
@@ -302,7 +309,7 @@ export class SchemaTable {
     buildLeft -= cost;
     let cls: MessageClass;
     try {
-      cls = foreignClass(said.name, said.properties, said.types);
+      cls = foreignClass(said.name, said.properties, said.types, said.bytes);
     } catch (err) {
       this.refuse(pt);
       throw err;

@@ -2,8 +2,8 @@
 // say, and leaves once it has heard `expect` lines (argv --expect=N) or after 5 s. With --together=N it
 // waits (up to 5 s) until N are online before it says anything, so nobody misses a line for joining
 // late. With --token=<hex> (a connect token from the backend) it connects securely, to the server the
-// token names.
-import { Actor, ActorManager } from 'tsage';
+// token names. `--wire=pysage` and `--transport=tcp` choose how it talks, as the server's flags do.
+import { Actor, ActorManager, type TransportKind, type Wire } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
 const args = process.argv.slice(2);
@@ -13,6 +13,8 @@ const expect = Number(args.find((a) => a.startsWith('--expect='))?.slice(9) ?? 0
 const lines = args.slice(2).filter((a) => !a.startsWith('--'));
 const token = args.find((a) => a.startsWith('--token='))?.slice(8);
 const together = Number(args.find((a) => a.startsWith('--together='))?.slice(11) ?? 0);
+const transport = args.find((a) => a.startsWith('--transport='))?.slice(12) as TransportKind | undefined;
+const wire = args.find((a) => a.startsWith('--wire='))?.slice(7) as Wire | undefined;
 
 const mgr = new ActorManager();
 let heard = 0;
@@ -33,7 +35,9 @@ mgr.registerActor(
   })(),
 );
 await mgr.connect(
-  token === undefined ? { host: '127.0.0.1', port } : { token: new Uint8Array(Buffer.from(token, 'hex')) },
+  token === undefined
+    ? { host: '127.0.0.1', port, transport, wire }
+    : { token: new Uint8Array(Buffer.from(token, 'hex')) },
 );
 const loop = mgr.start({ intervalMs: 10 });
 mgr.sendMessage(new HelloMessage({ nick }));

@@ -1,6 +1,8 @@
-// Chat server: relays each line to every other client. `npx tsx examples/chat/server.ts [port]`
+// Chat server: relays each line to every other client.
+// `npx tsx examples/chat/server.ts [port] [--wire=pysage] [--transport=tcp]`: on pysage's wire it also
+// serves clients that are not tsage, such as examples/chat/client.py (Python 3, socket and struct).
 // With `secure`, only clients holding a connect token made with its private key get in (chat-secure.ts).
-import { Actor, ActorManager, type SecureOptions } from 'tsage';
+import { Actor, ActorManager, type SecureOptions, type TransportKind, type Wire } from 'tsage';
 import { ChatMessage, HelloMessage, JoinedMessage } from './messages.js';
 
 export class ChatServer extends Actor {
@@ -34,13 +36,12 @@ export class ChatServer extends Actor {
 }
 
 /**
- * Starts a chat server on 127.0.0.1 (UDP, or TCP; secure UDP given a key and protocol id); resolves
- * with its port, its manager and a stop function.
+ * Starts a chat server on 127.0.0.1 (UDP on tsage's wire by default, or TCP; on pysage's wire;
+ * secure UDP given a key and protocol id); resolves with its port, its manager and a stop function.
  */
 export async function startChatServer(
   port = 0,
-  transport: 'udp' | 'tcp' = 'udp',
-  secure?: SecureOptions,
+  net: { transport?: TransportKind; wire?: Wire; secure?: SecureOptions } = {},
 ): Promise<{ port: number; mgr: ActorManager; stop: () => Promise<void> }> {
   const mgr = new ActorManager();
   const server = mgr.registerActor(new ChatServer(mgr));
@@ -48,7 +49,7 @@ export async function startChatServer(
     console.log(`server: ${server.nicks.get(addr) ?? addr} left (${reason})`);
     server.nicks.delete(addr);
   });
-  await mgr.listen({ host: '127.0.0.1', port, transport, ...(secure === undefined ? {} : { secure }) });
+  await mgr.listen({ host: '127.0.0.1', port, ...net });
   const loop = mgr.start({ intervalMs: 10 });
   return {
     port: mgr.transport!.address.port,
@@ -61,6 +62,13 @@ export async function startChatServer(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { port } = await startChatServer(Number(process.argv[2] ?? 8000));
-  console.log(`chat server listening on 127.0.0.1:${port}`);
+  const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+  const net = {
+    transport: flag('transport') as TransportKind | undefined,
+    wire: flag('wire') as Wire | undefined,
+  };
+  const { port } = await startChatServer(Number(process.argv[2] ?? 8000), net);
+  console.log(
+    `chat server listening on 127.0.0.1:${port} (${net.transport ?? 'udp'}, ${net.wire ?? 'tsage'} wire)`,
+  );
 }

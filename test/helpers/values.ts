@@ -53,7 +53,8 @@ function randomBits32(rng: Rng): number {
 export function randomScalar(rng: Rng, code: string): unknown {
   switch (code) {
     case 'c':
-      return String.fromCharCode(rng.int(0, 255));
+      // One ASCII character: a 'c' string is UTF-8 of one byte, as every string code's text is.
+      return String.fromCharCode(rng.int(0, 127));
     case '?':
       return rng.chance(0.5);
     case 'q':
@@ -84,14 +85,15 @@ export function randomScalar(rng: Rng, code: string): unknown {
   }
 }
 
-/** A random type code: a scalar, `Ns`, `p`, `S`, `aX`, or (unless inside one) a tuple. */
+/** A random type code: a scalar, `s`, `Ns`, `Np`, `p`, `S`, `aX`, or (unless inside one) a tuple. */
 export function randomCode(rng: Rng, inTuple = false): TypeCode {
   const r = rng.next();
   if (r < 0.4) return rng.pick(SCALAR_CODES);
-  if (r < 0.5) return `${rng.int(0, 40)}s`;
+  if (r < 0.45) return rng.chance(0.2) ? 's' : `${rng.int(0, 40)}s`;
+  if (r < 0.5) return `${rng.int(2, 40)}p`;
   if (r < 0.6) return 'p';
   if (r < 0.7) return 'S';
-  if (r < 0.85 || inTuple) return `a${rng.pick(SCALAR_CODES)}`;
+  if (r < 0.85 || inTuple) return rng.chance(0.1) ? 'as' : `a${rng.pick(SCALAR_CODES)}`;
   return Array.from({ length: rng.int(1, 4) }, () => randomCode(rng, true) as string);
 }
 
@@ -100,11 +102,14 @@ export function randomValue(rng: Rng, code: TypeCode): unknown {
   if (typeof code !== 'string') return code.map((c) => randomValue(rng, c));
   if (code === 'p') return randomString(rng, 255);
   if (code === 'S') return randomString(rng, rng.chance(0.1) ? 5000 : 300);
-  const fixed = /^(\d+)s$/.exec(code);
-  if (fixed) return randomString(rng, Number(fixed[1]));
+  if (code === 's') return randomString(rng, 1);
+  const fixed = /^(\d+)([sp])$/.exec(code);
+  if (fixed) return randomString(rng, Number(fixed[1]) - (fixed[2] === 'p' ? 1 : 0));
   if (code.length === 2 && code[0] === 'a') {
     const n = rng.chance(0.15) ? 0 : rng.int(1, 20);
-    return Array.from({ length: n }, () => randomScalar(rng, code[1]!));
+    return Array.from({ length: n }, () =>
+      code[1] === 's' ? randomString(rng, 1) : randomScalar(rng, code[1]!),
+    );
   }
   return randomScalar(rng, code);
 }

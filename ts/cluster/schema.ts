@@ -12,7 +12,7 @@
 import type { Codec } from '../codec.js';
 import { PacketTypeError } from '../errors.js';
 import type { MessageClass, Schema } from '../message.js';
-import { schemaForPacketType } from '../message.js';
+import { schemaForPacketType, typesOf } from '../message.js';
 import { describeSchema, type SchemaDescriptor, sameSchema } from '../schema-table.js';
 
 const utf8 = new TextEncoder();
@@ -38,7 +38,10 @@ const wired = new WeakMap<Schema, WireSchema>();
 export function wireSchema(schema: Schema): WireSchema {
   let w = wired.get(schema);
   if (w === undefined) {
-    const announcement = utf8.encode(JSON.stringify(describeSchema(schema)));
+    // Without `bytes`: how a class decodes its strings is its own affair, and the cluster only ever
+    // decodes with local classes, so two nodes that differ in it still agree on the wire.
+    const { bytes: _, ...wire } = describeSchema(schema);
+    const announcement = utf8.encode(JSON.stringify(wire));
     w = { schema, announcement, fingerprint: fnv1a(announcement) };
     wired.set(schema, w);
   }
@@ -135,7 +138,7 @@ export class SenderSchemas {
   }
 
   private decoderOf(pt: number, local: Schema): Decoder | PacketTypeError {
-    if (local.cls.types === undefined) {
+    if (typesOf(local.cls, local.properties) === undefined) {
       return new PacketTypeError(
         `${this.who} sends packet type ${pt}, but this process's ${local.name} has no static types to decode it with`,
       );

@@ -21,6 +21,7 @@ import { describeSchema, newBuildBudget, SchemaTable } from '../schema-table.js'
 import { Inbound } from './inbound.js';
 import { CHANNELS, RELIABILITY_CODES, type ResolvedNetOptions, type SendOptions } from './options.js';
 import { CTRL_SCHEMA, type DisconnectReason, type NetStats, type Peer } from './peer.js';
+import { pysageParams } from './pysage.js';
 import type { PeerInfo } from './secure.js';
 import { Waiting } from './waiting.js';
 
@@ -220,11 +221,17 @@ export abstract class NetTransport implements Poller {
     return peer;
   }
 
+  /** A send's `channel << 3 | reliability`, validated for this wire. */
+  private params(schema: Schema, opts: SendOptions | undefined): number {
+    if (this.options.wire === 'pysage') return pysageParams(schema, opts, this.kind);
+    return opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+  }
+
   /** Packs a message for one peer (sent on the next service). */
   send(msg: Message, to: string | undefined, opts: SendOptions | undefined): void {
     const peer = this.resolvePeer(to, 'sendMessage');
     const schema = packable(msg);
-    const params = opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+    const params = this.params(schema, opts);
     this.pack(peer, schema, msg, params >> 3, params & 7);
     this.scheduleFlush();
   }
@@ -232,7 +239,7 @@ export abstract class NetTransport implements Poller {
   /** Packs a message for every connected peer. Returns how many. */
   broadcast(msg: Message, opts: SendOptions | undefined): number {
     const schema = packable(msg);
-    const params = opts === undefined ? classParams(schema) : sendParams(schema.cls, opts);
+    const params = this.params(schema, opts);
     const channel = params >> 3;
     const rel = params & 7;
     // All or nothing: if one peer pushes back, no peer takes it, so retrying the broadcast sends no duplicates.
@@ -266,7 +273,8 @@ export abstract class NetTransport implements Poller {
   private pack(peer: Peer, schema: Schema, msg: Message, channel: number, rel: number): void {
     this.checkRoom(peer, 'sendMessage');
     const pt = schema.packetType!;
-    if (!peer.announced[pt]) {
+    // pysage's wire carries its packets and nothing else: no announcement, ever.
+    if (!peer.announced[pt] && this.options.wire === 'tsage') {
       // Reliable and ordered on the message's channel, so an ordered message never overtakes its schema.
       const json = utf8.encode(JSON.stringify(describeSchema(schema)));
       if (json.length + 1 > this.options.maxMessageBytes) {
@@ -283,7 +291,7 @@ export abstract class NetTransport implements Poller {
     const sink = this.sinkFor(peer);
     const codec = schema.codec();
     const h = this.headerBytes;
-    const max = this.options.maxMessageBytes;
+    const max = this.messageLimit;
     for (;;) {
       const at = sink.len;
       const body = at + h;
@@ -296,12 +304,21 @@ export abstract class NetTransport implements Poller {
           peer.pendingBytes += e - at;
           return;
         }
-        if (sink.u8.length - body >= max) {
-          throw new PacketError(`${schema.name}: packs to more than maxMessageBytes (${max})`);
-        }
+        if (sink.u8.length - body >= max)
+          throw new PacketError(`${schema.name}: packs to more than ${this.limitName}`);
       }
       grow(sink, Math.max(sink.u8.length * 2, body + 1024));
     }
+  }
+
+  /** The most bytes one packed message may have. */
+  protected get messageLimit(): number {
+    return this.options.maxMessageBytes;
+  }
+
+  /** What {@link messageLimit} is, for errors. */
+  protected get limitName(): string {
+    return `maxMessageBytes (${this.options.maxMessageBytes})`;
   }
 
   /** Packs ready-made payload bytes for a peer. */

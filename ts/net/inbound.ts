@@ -12,6 +12,7 @@ import { type Decoder, parseAnnouncement } from '../schema-table.js';
 import { Faults } from './faults.js';
 import type { ResolvedNetOptions } from './options.js';
 import { CTRL_PING, CTRL_SCHEMA, type NetStats, type Peer } from './peer.js';
+import { decodeLocal } from './pysage.js';
 
 /**
  * Messages held while their schema announcement is still on its way (see `waiting.ts`), per
@@ -60,6 +61,10 @@ export class Inbound {
       this.fault(peer, new PeerProtocolError(`peer ${peer.addr} sent an empty payload`), true);
       return;
     }
+    if (this.options.wire === 'pysage') {
+      this.receivePysage(peer, u8, dv, p, end);
+      return;
+    }
     const pt = u8[p]!;
     if (peer.waitsForBuild && pt >= 101) {
       // A message before it waits for its class to be built: this one waits behind it, in order.
@@ -95,6 +100,23 @@ export class Inbound {
     // Not announced yet, or announced with its class left for a later service to build.
     if (peer.table.unbuilt(pt)) peer.waitsForBuild = true;
     this.wait(peer, pt, u8, p, end, reliable);
+  }
+
+  /**
+   * A pysage packet: nothing is ever announced on pysage's wire, so it decodes with this
+   * process's class for its packet type. One with no class here (`PacketTypeError`), or bytes
+   * that do not decode (`PacketError`), is a fault of the peer, not a violation.
+   */
+  private receivePysage(peer: Peer, u8: Uint8Array, dv: DataView, p: number, end: number): void {
+    let m: Message;
+    try {
+      m = decodeLocal(peer.addr, u8, dv, p, end);
+    } catch (err) {
+      this.fault(peer, asTsageError(err), false);
+      return;
+    }
+    m.sender = peer.addr;
+    this.host.queue(m);
   }
 
   /** A message whose packet type this process does not know and the peer has not announced yet: it waits, bounded. */

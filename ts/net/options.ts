@@ -6,6 +6,14 @@ import { type SecureOptions, validateSecure, validateToken } from './secure.js';
 /** Which transport `listen`/`connect` use. */
 export type TransportKind = 'udp' | 'tcp';
 
+/**
+ * What goes on the wire: `'tsage'` (tsage's protocol: schema announcements, and over UDP its
+ * reliable protocol) or `'pysage'` (pysage's own transports, so peers that are not tsage can
+ * talk to it: over TCP a 4-byte big-endian length and one packed message per frame, over UDP
+ * one packed message per datagram, and nothing else, ever).
+ */
+export type Wire = 'tsage' | 'pysage';
+
 /** A seeded link conditioner: what happens to each outgoing datagram (UDP only). */
 export interface ConditionerOptions {
   /** Probability a datagram is dropped, 0..1. */
@@ -30,7 +38,12 @@ export interface NetOptions {
   port?: number;
   /** Default 'udp'. */
   transport?: TransportKind;
-  /** Largest UDP datagram, headers included. Default 1200. */
+  /**
+   * Default 'tsage'. `'pysage'` speaks pysage's `SelectTCPTransport`/`SelectUDPTransport`: no
+   * channels, and over UDP only `'unreliable'` (see docs/network.md, "pysage's wire").
+   */
+  wire?: Wire;
+  /** Largest UDP datagram, headers included (on the pysage wire: the largest message over UDP). Default 1200. */
   mtu?: number;
   /** Largest message, packed. Default 16 MiB. */
   maxMessageBytes?: number;
@@ -90,6 +103,7 @@ export interface ResolvedNetOptions {
   host: string;
   port: number;
   transport: TransportKind;
+  wire: Wire;
   mtu: number;
   maxMessageBytes: number;
   maxPeers: number;
@@ -181,6 +195,19 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
   if (o.transport !== undefined && o.transport !== 'udp' && o.transport !== 'tcp') {
     throw new InvalidOption(`NetOptions.transport must be 'udp' or 'tcp', got ${String(o.transport)}`);
   }
+  if (o.wire !== undefined && o.wire !== 'tsage' && o.wire !== 'pysage') {
+    throw new InvalidOption(`NetOptions.wire must be 'tsage' or 'pysage', got ${String(o.wire)}`);
+  }
+  if (o.wire === 'pysage' && (secure !== null || token !== null)) {
+    throw new InvalidOption(
+      `NetOptions.${secure !== null ? 'secure' : 'token'}: the pysage wire has no secure mode (pysage's transports are plain; secure connections are tsage's wire)`,
+    );
+  }
+  if (o.wire === 'pysage' && o.keepaliveMs !== undefined) {
+    throw new InvalidOption(
+      'NetOptions.keepaliveMs: the pysage wire sends nothing but messages, so no keepalives (leave it unset)',
+    );
+  }
   num(r, 'mtu', 256, 65507);
   num(r, 'maxMessageBytes', 1, 1 << 30);
   num(r, 'maxPeers', 1, 65535);
@@ -196,6 +223,7 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 0,
     transport: o.transport ?? 'udp',
+    wire: o.wire ?? 'tsage',
     mtu: o.mtu ?? 1200,
     maxMessageBytes: o.maxMessageBytes ?? 16 * 1024 * 1024,
     maxPeers: o.maxPeers ?? 64,
@@ -211,4 +239,17 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
     secure,
     token,
   };
+}
+
+/** A manager has one transport: a listen or connect must ask for the same kind, on the same wire. */
+export function checkSameTransport(
+  kind: TransportKind,
+  had: ResolvedNetOptions,
+  o: ResolvedNetOptions,
+): void {
+  if (kind !== o.transport || had.wire !== o.wire) {
+    throw new InvalidOption(
+      `the manager already has a ${kind} transport on the ${had.wire} wire; disconnect() first`,
+    );
+  }
 }

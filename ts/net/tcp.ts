@@ -7,10 +7,14 @@
  * Between tsage peers a few control frames travel too: the listener's welcome
  * (or refusal, with its reason) as a connection opens, so that `connect()`
  * resolves only once the listener took it; and a keepalive after `keepaliveMs`
- * without sending, so that `timeoutMs` of silence means the peer is gone. A
- * frame must arrive whole within `timeoutMs` of its first byte (a peer that
- * trickles bytes cannot hold a connection open), and what arrives is framed in
- * linear time: bytes are copied once, when a frame is complete.
+ * without sending, so that `timeoutMs` of silence means the peer is gone. On
+ * pysage's wire (`wire: 'pysage'`) none of them: a connection carries the
+ * messages' frames and nothing else, so `connect()` resolves once TCP has
+ * connected, a listener that is full closes the connection without a word,
+ * and a silent peer stays (pysage sends no keepalives). Either way a frame
+ * must arrive whole within `timeoutMs` of its first byte (a peer that trickles
+ * bytes cannot hold a connection open), and what arrives is framed in linear
+ * time: bytes are copied once, when a frame is complete.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { aborted, throwIfAborted } from '../abort.js';
@@ -115,6 +119,11 @@ export class TcpTransport extends NetTransport {
       if (DC.netRefused.hasSubscribers)
         DC.netRefused.publish({ side: 'server', reason, count: 1, transport: 'tcp' });
       socket.on('error', () => undefined);
+      if (this.options.wire === 'pysage') {
+        // pysage's wire has no refusal to send: the connection is closed unread.
+        socket.destroy();
+        return;
+      }
       const text = Buffer.from(why, 'utf8');
       const frame = Buffer.alloc(5 + text.length);
       frame.writeUInt32BE(1 + text.length, 0);
@@ -125,7 +134,7 @@ export class TcpTransport extends NetTransport {
       return;
     }
     const c = this.adopt(socket);
-    c.socket.write(WELCOME_FRAME);
+    if (this.options.wire === 'tsage') c.socket.write(WELCOME_FRAME);
     this.peerConnected(c.peer);
   }
 
@@ -165,6 +174,12 @@ export class TcpTransport extends NetTransport {
       };
     }
     const c = this.adopt(socket);
+    if (this.options.wire === 'pysage') {
+      // Nothing to wait for: a pysage listener says nothing, it only reads frames.
+      this.peerConnected(c.peer);
+      this.server ??= c.peer;
+      return c.peer.addr;
+    }
     // Connected once the listener says so: a full one refuses, with its reason.
     const addr = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -370,6 +385,8 @@ export class TcpTransport extends NetTransport {
     this.beginService();
     const now = performance.now();
     const { timeoutMs, keepaliveMs } = this.options;
+    // Keepalives, and so timing out silence, are tsage's: pysage's wire carries only messages.
+    const pings = this.options.wire === 'tsage';
     for (const c of this.conns.values()) {
       this.readFrames(c);
       if (c.peer.dropping) continue;
@@ -384,7 +401,7 @@ export class TcpTransport extends NetTransport {
         );
         continue;
       }
-      if (now - c.lastRecv > timeoutMs && c.pending === undefined) {
+      if (now - c.lastRecv > timeoutMs && c.pending === undefined && pings) {
         // Silent too long (a tsage peer sends a keepalive every keepaliveMs): gone.
         c.socket.destroy();
         this.forget(c);
@@ -393,7 +410,13 @@ export class TcpTransport extends NetTransport {
       }
       if (c.rxLen < this.rxLimit && this.rxTotal < this.options.maxBufferedBytes && c.socket.isPaused())
         c.socket.resume();
-      if (c.sink.len === 0 && now - c.lastSend >= keepaliveMs && c.peer.connected && c.socket.writable) {
+      if (
+        pings &&
+        c.sink.len === 0 &&
+        now - c.lastSend >= keepaliveMs &&
+        c.peer.connected &&
+        c.socket.writable
+      ) {
         c.socket.write(PING_FRAME);
         this.stats.pingsSent!++;
         c.lastSend = now;

@@ -148,6 +148,7 @@ export class UdpTransport extends NetTransport {
       timeoutMs: options.timeoutMs,
       keepaliveMs: options.keepaliveMs,
       acceptIncoming: accept,
+      pysageWire: options.wire === 'pysage',
     };
     // Outside the try: a missing addon is a NativeLoadError, not a failure to bind.
     const n = native();
@@ -285,6 +286,17 @@ export class UdpTransport extends NetTransport {
 
   protected sinkFor(): Sink {
     return this.sink;
+  }
+
+  /** On pysage's wire a message is one datagram: no larger than the MTU. */
+  protected override get messageLimit(): number {
+    const max = this.options.maxMessageBytes;
+    return this.options.wire === 'pysage' ? Math.min(max, this.options.mtu) : max;
+  }
+
+  protected override get limitName(): string {
+    if (this.options.wire !== 'pysage') return super.limitName;
+    return `one datagram holds on the pysage wire (mtu ${this.options.mtu} bytes)`;
   }
 
   protected get hasOutgoing(): boolean {

@@ -106,6 +106,7 @@ const CONFIG: &[(&str, Field<Config>)] = &[
     ),
     ("cookieLifetimeMs", Field::Int(|c, x| c.cookie_lifetime_ms = x)),
     ("acceptIncoming", Field::Bool(|c, b| c.accept_incoming = b)),
+    ("pysageWire", Field::Bool(|c, b| c.pysage_wire = b)),
 ];
 
 /// The fields of `netSetConditioner`'s config.

@@ -204,7 +204,7 @@ impl SendBatch {
                     s.refused[Refusal::Gone as usize] += message as u32;
                 }
                 Err(SendError::TooLarge) => s.refused[Refusal::TooLarge as usize] += message as u32,
-                Err(SendError::BadChannel | SendError::PeerLimit | SendError::NeedsToken) => {
+                Err(SendError::BadChannel | SendError::PeerLimit | SendError::NeedsToken | SendError::Empty) => {
                     s.refused[Refusal::Invalid as usize] += message as u32
                 }
             }

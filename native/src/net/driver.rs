@@ -187,6 +187,11 @@ impl Driver {
         let mut rep = ServiceReport::default();
         while rep.received < max_datagrams {
             match udp_sys::recv(&self.socket, &mut self.buf) {
+                Ok((0, from, _)) => {
+                    // An empty datagram is still one: the link drops it, and counts it.
+                    rep.received += 1;
+                    self.endpoint.handle_datagram(now, from, &[]);
+                }
                 Ok((n, from, seg)) => {
                     // With receive offload one read may hold several datagrams of `seg` bytes.
                     let seg = seg.unwrap_or(n).max(1);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::budget::Budget;
-use super::events::{EventRef, Events};
+use super::events::{EventRef, Events, MESSAGE_PAYLOAD};
 use super::link::{Cx, Input, Link, Tick};
 use super::outbox::Outbox;
 use super::rng::Rng;
@@ -76,7 +76,11 @@ impl Endpoint {
     pub fn new(config: Config, seed: u64) -> Self {
         let cfg = config.sanitized();
         let mut rng = Rng::new(seed);
-        let link = Link::plain(&mut rng);
+        let link = if cfg.pysage_wire {
+            Link::raw()
+        } else {
+            Link::plain(&mut rng)
+        };
         Self::with_link(cfg, rng, link)
     }
 
@@ -111,8 +115,8 @@ impl Endpoint {
     // ------------------------------------------------------------------ caller API
 
     /// Starts a connection to `addr` (returns the existing peer if there is one).
-    /// `Event::Connected` follows once the handshake completes; messages sent
-    /// before then are queued.
+    /// `Event::Connected` follows once the handshake completes (at once on a link
+    /// without one); messages sent before then are queued.
     pub fn connect(&mut self, now: u64, addr: SocketAddr) -> Result<PeerId, SendError> {
         if let Some(id) = self.table.find(addr) {
             return Ok(id);
@@ -124,7 +128,14 @@ impl Endpoint {
             .link
             .start(now, addr, &mut self.rng, &mut self.out)
             .ok_or(SendError::NeedsToken)?;
-        Ok(self.table.add(addr, session, now))
+        // The raw link's sessions are connected from the start: there is nothing to wait for.
+        let linked = session.is_connected();
+        let id = self.table.add(addr, session, now);
+        if linked {
+            self.out.stats.connections += 1;
+            self.events.push_connected(id, addr);
+        }
+        Ok(id)
     }
 
     /// Closes a connection: flushes what the windows allow, sends a disconnect
@@ -134,7 +145,7 @@ impl Endpoint {
         let Some(e) = self.table.get_mut(peer) else {
             return;
         };
-        if e.session.is_connected() {
+        if e.session.is_connected() && !self.link.is_whole() {
             e.peer.flush(now, &self.cfg, &mut self.out);
             seal(&mut self.link, now, e, &mut self.out);
             self.link.goodbye(now, &mut e.session, e.addr, &mut self.out);
@@ -158,6 +169,13 @@ impl Endpoint {
         }
         if payload.len() > self.cfg.max_message_size {
             return Err(SendError::TooLarge);
+        }
+        if self.link.is_whole() {
+            // One datagram per message, outside the peer's reliability (the raw link).
+            let e = self.table.get(peer).ok_or(SendError::UnknownPeer)?;
+            self.link.send_whole(e.addr, payload, &self.cfg, &mut self.out)?;
+            self.out.stats.messages_sent += 1;
+            return Ok(());
         }
         let e = self.table.get_mut(peer).ok_or(SendError::UnknownPeer)?;
         let linked = e.session.is_connected();
@@ -313,12 +331,17 @@ impl Endpoint {
             let Some(e) = self.table.get_mut(id) else {
                 continue;
             };
-            let gone = match self.link.tick(now, &mut e.session, e.addr, &self.cfg, &mut self.out) {
+            let gone = match self
+                .link
+                .tick(now, &mut e.session, e.addr, e.last_recv, &self.cfg, &mut self.out)
+            {
                 Tick::Connecting => None,
                 Tick::Failed => Some(DisconnectReason::Timeout),
                 Tick::Gone(reason) => Some(reason),
                 // Another peer at the token's next server: this attempt cannot go on there.
                 Tick::Moved(addr) => (!self.table.rekey(id, addr)).then_some(DisconnectReason::Refused),
+                // The raw link said whether the peer timed out; it has no reliability timers to run.
+                Tick::Connected if self.link.is_whole() => None,
                 Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => {
                     Some(DisconnectReason::Timeout)
                 }
@@ -409,6 +432,40 @@ impl Endpoint {
                     self.remove_peer(now, id, DisconnectReason::Refused);
                 }
             }
+            Input::Whole(known) => self.on_whole(now, from, known, b),
         }
+    }
+
+    /// A whole message from `from` (the raw link): a new address becomes a peer first, while
+    /// there is room (past `max_peers`, or `max_peers_per_ip` from its IP, its datagrams are
+    /// dropped and counted, and the peers there are keep their traffic); the message is then
+    /// delivered as it is, unless the undrained events have reached `max_event_bytes`.
+    fn on_whole(&mut self, now: u64, from: SocketAddr, known: Option<PeerId>, data: &[u8]) {
+        let id = match known {
+            Some(id) => id,
+            None => {
+                if self.table.len() >= self.cfg.max_peers {
+                    self.out.stats.drop_peer_cap += 1;
+                    return;
+                }
+                if self.table.count_ip(from.ip()) >= self.cfg.max_peers_per_ip {
+                    self.out.stats.drop_ip_cap += 1;
+                    return;
+                }
+                let Some(session) = self.link.incoming() else { return };
+                let id = self.table.add(from, session, now);
+                self.out.stats.connections += 1;
+                self.events.push_connected(id, from);
+                id
+            }
+        };
+        let Some(e) = self.table.get_mut(id) else { return };
+        e.last_recv = now;
+        if self.events.over(MESSAGE_PAYLOAD + data.len(), self.cfg.max_event_bytes) {
+            self.out.stats.drop_event_backlog += 1;
+            return;
+        }
+        self.out.stats.messages_delivered += 1;
+        self.events.push_message(id, 0, false, data);
     }
 }

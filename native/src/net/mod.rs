@@ -159,8 +159,13 @@ pub struct Config {
     pub fast_retransmit_threshold: u16,
     /// How long a handshake cookie stays valid (rounded to whole seconds).
     pub cookie_lifetime_ms: u64,
-    /// Whether incoming handshakes are answered at all.
+    /// Whether incoming handshakes are answered at all (on the raw link: whether datagrams from
+    /// new addresses make peers).
     pub accept_incoming: bool,
+    /// pysage's wire (`link::raw`): one whole message per datagram, nothing else ever; no
+    /// handshake, acknowledgement, ordering or keepalive. Messages go out unreliable, at most
+    /// `mtu` bytes each.
+    pub pysage_wire: bool,
 }
 
 impl Default for Config {
@@ -186,6 +191,7 @@ impl Default for Config {
             fast_retransmit_threshold: 3,
             cookie_lifetime_ms: 5_000,
             accept_incoming: true,
+            pysage_wire: false,
         }
     }
 }
@@ -282,6 +288,8 @@ pub enum SendError {
     PeerLimit,
     /// `connect` to an address on a secure endpoint, which connects with a connect token.
     NeedsToken,
+    /// An empty message on the raw link (a datagram needs its packet-type byte).
+    Empty,
 }
 
 impl fmt::Display for SendError {
@@ -293,6 +301,7 @@ impl fmt::Display for SendError {
             SendError::BadChannel => "bad channel",
             SendError::PeerLimit => "peer limit reached",
             SendError::NeedsToken => "a secure endpoint connects with a connect token",
+            SendError::Empty => "empty message",
         };
         f.write_str(s)
     }

@@ -14,6 +14,9 @@ use super::Stats;
 
 /// Most buffers kept for reuse.
 const MAX_POOLED: usize = 4096;
+/// Capacity of a fresh buffer for a whole-message datagram (the raw link), when the MTU is larger:
+/// such a buffer is not pooled, so a large MTU costs an allocation per datagram, not a pool of them.
+const FRESH_DATAGRAM: usize = 2048;
 /// Stateless replies are skipped while this many datagrams wait to be sent.
 const MAX_PENDING_REPLIES: usize = 65_536;
 
@@ -79,6 +82,20 @@ impl Outbox {
             b.reserve(want);
         }
         b
+    }
+
+    /// A cleared buffer for a datagram of `len` bytes (a whole message of the raw link): a pooled one
+    /// when it is big enough, else a fresh one of at least `len` (kept by [`Outbox::recycle`] only
+    /// if it reaches the MTU).
+    pub(crate) fn datagram(&mut self, len: usize) -> Vec<u8> {
+        if let Some(mut b) = self.pool.pop() {
+            if b.capacity() >= len {
+                b.clear();
+                return b;
+            }
+            self.pool.push(b);
+        }
+        Vec::with_capacity(len.max(self.mtu.min(FRESH_DATAGRAM)))
     }
 
     /// A buffer for a peer payload: [`Outbox::headroom`] zero bytes for the link, then the payload.

@@ -14,16 +14,18 @@
 //! - [`Link::start`], [`Link::tick`], [`Link::accept`], [`Link::refuse`] and
 //!   [`Link::goodbye`] drive the handshake and its timers.
 //!
-//! Each kind of link keeps its per-peer state in a [`Session`]. There are two
+//! Each kind of link keeps its per-peer state in a [`Session`]. There are three
 //! kinds: [`plain`], tsage's own handshake (HELLO/COOKIE/CONNECT/ACCEPT), a
-//! 6-byte prefix and a CRC32C ([`crc`]) on every datagram; and [`secure`],
+//! 6-byte prefix and a CRC32C ([`crc`]) on every datagram; [`secure`],
 //! netcode 1.02's connect tokens and encrypted packets (whose tag stands in for
-//! the CRC). The kinds to come (pysage's raw
-//! one-message datagrams) are further variants of [`Link`] and [`Session`];
-//! `docs/net-protocol.md` says how each fits.
+//! the CRC); and [`raw`], pysage's wire, whose datagrams are whole messages that
+//! the endpoint delivers as they are ([`Input::Whole`]) and whose sends bypass
+//! the peer's reliability ([`Link::send_whole`]). Other kinds would be further
+//! variants of [`Link`] and [`Session`]; `docs/net-protocol.md` says how each fits.
 
 pub(crate) mod crc;
 pub(crate) mod plain;
+pub(crate) mod raw;
 pub(crate) mod secure;
 
 use std::net::SocketAddr;
@@ -31,7 +33,7 @@ use std::net::SocketAddr;
 use super::outbox::Outbox;
 use super::packet::Payload;
 use super::rng::Rng;
-use super::{Config, DisconnectReason, PeerId, Stats};
+use super::{Config, DisconnectReason, PeerId, SendError, Stats};
 
 /// The kinds of link an endpoint can run.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub(crate) enum Link {
     Plain(plain::Plain),
     /// netcode 1.02 (boxed: it holds the state machines' buffers).
     Secure(Box<secure::Secure>),
+    /// pysage's wire: one whole message per datagram, nothing else.
+    Raw(raw::Raw),
 }
 
 /// A link's state for one peer, of the endpoint's link kind.
@@ -49,6 +53,8 @@ pub(crate) enum Session {
     Plain(plain::Session),
     /// See [`secure::Session`].
     Secure(secure::Session),
+    /// See [`raw::Session`].
+    Raw(raw::Session),
 }
 
 impl Session {
@@ -58,6 +64,7 @@ impl Session {
         match self {
             Session::Plain(s) => s.is_connected(),
             Session::Secure(s) => s.is_connected(),
+            Session::Raw(_) => true,
         }
     }
 }
@@ -80,6 +87,10 @@ pub(crate) enum Input<'a> {
     /// Our connection attempt to this peer goes on at another address (a connect token's next
     /// server): the peer is found there from now on.
     Moved(PeerId, SocketAddr),
+    /// The datagram is one whole message (the raw link): from the peer at its source address,
+    /// or, with `None`, from a new address that the endpoint admits as a peer first (or drops
+    /// when it is full). (It names no bytes: the endpoint delivers the datagram it read.)
+    Whole(Option<PeerId>),
 }
 
 /// What a peer's handshake timers say.
@@ -123,11 +134,23 @@ impl Link {
         Link::Plain(plain::Plain::new(rng))
     }
 
+    /// The raw link (pysage's wire).
+    pub(crate) fn raw() -> Self {
+        Link::Raw(raw::Raw)
+    }
+
+    /// Whether this link carries whole messages, one per datagram, outside the peers' reliability.
+    #[inline]
+    pub(crate) fn is_whole(&self) -> bool {
+        matches!(self, Link::Raw(_))
+    }
+
     /// Bytes the link puts before each payload.
     pub(crate) fn headroom(&self) -> usize {
         match self {
             Link::Plain(_) => plain::HEADROOM,
             Link::Secure(_) => secure::HEADROOM,
+            Link::Raw(_) => 0,
         }
     }
 
@@ -136,6 +159,30 @@ impl Link {
         match self {
             Link::Plain(_) => plain::TAILROOM,
             Link::Secure(_) => secure::TAILROOM,
+            Link::Raw(_) => 0,
+        }
+    }
+
+    /// The session of a new peer admitted by [`Input::Whole`] with no peer.
+    pub(crate) fn incoming(&self) -> Option<Session> {
+        match self {
+            Link::Raw(l) => Some(Session::Raw(l.incoming())),
+            Link::Plain(_) | Link::Secure(_) => None,
+        }
+    }
+
+    /// Sends one whole message to `addr` as one datagram (the raw link; the others take
+    /// messages through the peers and refuse this).
+    pub(crate) fn send_whole(
+        &self,
+        addr: SocketAddr,
+        payload: &[u8],
+        cfg: &Config,
+        out: &mut Outbox,
+    ) -> Result<(), SendError> {
+        match self {
+            Link::Raw(l) => l.send(addr, payload, cfg, out),
+            Link::Plain(_) | Link::Secure(_) => Err(SendError::BadChannel),
         }
     }
 
@@ -167,6 +214,7 @@ impl Link {
         match self {
             Link::Plain(l) => l.input(now, from, b, known, cx),
             Link::Secure(l) => l.input(now, from, b, known, cx),
+            Link::Raw(l) => l.input(b, known, cx),
         }
     }
 
@@ -176,14 +224,25 @@ impl Link {
         match self {
             Link::Plain(l) => Some(Session::Plain(l.start(now, addr, rng, out))),
             Link::Secure(_) => None,
+            Link::Raw(l) => Some(Session::Raw(l.start())),
         }
     }
 
-    /// Runs a session's handshake timers.
-    pub(crate) fn tick(&mut self, now: u64, s: &mut Session, addr: SocketAddr, cfg: &Config, out: &mut Outbox) -> Tick {
+    /// Runs a session's handshake timers (the raw link: its silence timeout, given when the
+    /// peer was last heard from; a `Failed` raw session timed out).
+    pub(crate) fn tick(
+        &mut self,
+        now: u64,
+        s: &mut Session,
+        addr: SocketAddr,
+        last_recv: u64,
+        cfg: &Config,
+        out: &mut Outbox,
+    ) -> Tick {
         match (self, s) {
             (Link::Plain(l), Session::Plain(s)) => l.tick(now, s, addr, cfg, out),
             (Link::Secure(l), Session::Secure(s)) => l.tick(now, s, addr, out),
+            (Link::Raw(l), Session::Raw(s)) => l.tick(now, s, last_recv, cfg),
             _ => Tick::Failed,
         }
     }
@@ -216,7 +275,8 @@ impl Link {
 
     /// Turns the payload after the headroom of `dg` into a datagram for the session's peer;
     /// false if it cannot (then it is not sent). (A `Vec`, not a slice: a link that appends a
-    /// MAC or a checksum grows the datagram.)
+    /// MAC or a checksum grows the datagram.) The raw link's peers queue no payloads, so it
+    /// frames none.
     #[inline]
     #[allow(clippy::ptr_arg)]
     pub(crate) fn frame(&mut self, now: u64, s: &mut Session, dg: &mut Vec<u8>) -> bool {

@@ -253,7 +253,7 @@ impl Secure {
                 self.server_input(now, from, b, Some((id, slot)), cx)
             }
             None => self.server_input(now, from, b, None, cx),
-            Some((_, super::Session::Plain(_))) => {
+            Some((_, super::Session::Plain(_) | super::Session::Raw(_))) => {
                 cx.stats().drop_stranger += 1;
                 Input::Done
             }

@@ -10,6 +10,7 @@ mod handshake;
 mod hostile;
 mod liveness;
 mod loss;
+mod raw;
 mod secure;
 
 use std::net::SocketAddr;
