@@ -52,8 +52,9 @@ test('the page draws every plot and they update every second', async (t) => {
   await page.waitForFunction("document.getElementById('status').textContent.startsWith('updated')", null, {
     timeout: 10_000,
   });
-  // Let a few samples arrive so that every plot has lines.
-  await page.waitForTimeout(2500);
+  // Let a few samples arrive so that every plot has lines: counted in the page's own `samples`, not
+  // timed, since a loaded machine samples and draws late.
+  await page.waitForFunction('samples.length >= 3', null, { timeout: 30_000 });
   const shots = async (): Promise<Record<string, ReturnType<typeof decodePng>>> => {
     const out: Record<string, ReturnType<typeof decodePng>> = {};
     for (const id of ['types', 'queue', 'tick', 'groups', 'rtt', 'loss', 'resent']) {
@@ -62,7 +63,9 @@ test('the page draws every plot and they update every second', async (t) => {
     return out;
   };
   const first = await shots();
-  await page.waitForTimeout(3000);
+  const drawn = (await page.evaluate('samples.length')) as number;
+  // The page fetches every second and draws what it got at once: three more samples, three more drawings.
+  await page.waitForFunction(`samples.length >= ${drawn + 3}`, null, { timeout: 30_000 });
   const second = await shots();
   for (const id of Object.keys(first)) {
     const ink = inkedPixels(second[id]!);
@@ -71,7 +74,7 @@ test('the page draws every plot and they update every second', async (t) => {
   }
   for (const id of ['types', 'tick', 'rtt', 'loss', 'resent']) {
     const changed = changedPixels(first[id]!, second[id]!);
-    t.true(changed > 50, `plot ${id} did not update (${changed} pixels changed in 3 s)`);
+    t.true(changed > 50, `plot ${id} did not update (${changed} pixels changed over 3 samples)`);
   }
   // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered, not hidden nodes' text, is what is checked
   t.regex(await page.locator('#peer-rows').innerText(), /127\.0\.0\.1:\d+/);

@@ -284,21 +284,19 @@ eachTransport(
 
     const b = manager(t);
     const bEvents = recordEvents(b.mgr);
-    const attempt = b.mgr.connect(dialOptions(transport, '127.0.0.1', port, { timeoutMs: 3000 }));
+    const attempt = b.mgr.connect(dialOptions(transport, '127.0.0.1', port, { timeoutMs: 30_000 }));
     // The listener refuses it (UDP: REJECT; TCP: a refusal frame with its reason; secure: netcode's
-    // denied packet); the client's connect fails at once, well before its timeout, and no peer event
-    // is emitted for it.
-    const started = performance.now();
+    // denied packet); the client's connect fails with the refusal, not its timeout (the message below
+    // says which, however loaded the machine), and no peer event is emitted for it.
     const err = await pumpWhile(
       server,
       attempt.then(
         () => undefined,
         (e: unknown) => e,
       ),
-      5000,
+      30_000,
       'a refusal',
     );
-    t.true(performance.now() - started < 2000);
     t.true(err instanceof NotConnected, String(err));
     if (transport === 'tcp') {
       t.regex((err as Error).message, /refused the connection: the listener is full \(maxPeers 1\)/);
@@ -410,10 +408,16 @@ eachTransport(
       message: /still connecting/,
     });
     t.throws(() => mgr.sendMessage(new Note({ n: 1, text: '' })), NOT_CONNECTED);
-    const started = performance.now();
+    // "At once" as an order, not a time: the connect has rejected by the time disconnect() is done, long
+    // before its own 10 s timeout could have fired.
+    let rejected = false;
+    pending.catch(() => {
+      rejected = true;
+    });
     await mgr.disconnect();
+    await new Promise((r) => setImmediate(r));
+    t.true(rejected, 'the pending connect rejected when disconnect() closed the transport');
     await withTimeout(t.throwsAsync(pending, NOT_CONNECTED), 1000, 'the pending connect to reject');
-    t.true(performance.now() - started < 500);
     t.deepEqual(events.disconnected, [], 'no peer event for a peer that never connected');
     t.is(mgr.transport, undefined);
   },
@@ -433,12 +437,16 @@ eachTransport(
   test,
   'UDP: messages still waiting for a peer that times out are reported undeliverable, every one counted',
   async (t, transport) => {
-    // The client goes silent after connecting (it never ticks again), so the server's windows fill and its
-    // later sends wait in the transport until the peer times out (secure: per the token, 1 s).
+    // Every datagram of the server is lost, so nothing it sends is acknowledged: its windows fill and its
+    // later sends wait in the transport. The client keeps pinging while the server fills them (however long
+    // that takes on a loaded machine, the peer cannot time out before the fill is done), then goes silent
+    // (it never ticks again) until the peer times out (secure: per the token, 1 s).
     const p = await connectPair(t, transport, {
       server: { timeoutMs: 600, keepaliveMs: 100 },
+      client: { keepaliveMs: 50 },
       token: { timeoutSeconds: 1 },
     });
+    p.server.setLinkConditioner({ loss: 1, seed: 1 });
     const lost = recordUndeliverable(p.server);
     const text = 'x'.repeat(1000);
     let accepted = 0;
@@ -450,9 +458,13 @@ eachTransport(
         if (!(err instanceof BackpressureError)) throw err;
         break;
       }
-      if (i % 256 === 255) p.server.tick();
+      if (i % 256 === 255) {
+        p.client.tick();
+        p.server.tick();
+      }
     }
     t.true(accepted < 20_000, 'the sends met backpressure');
+    t.deepEqual(p.serverEvents.disconnected, [], 'the peer was alive while the windows filled');
     await pumpUntil(p.server, () => p.serverEvents.disconnected.length === 1, 5000, 'the timeout');
     t.deepEqual(p.serverEvents.disconnected, [[p.clientAddr, 'timeout']]);
     t.is(lost.length, 1);

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Actor, ActorManager, InvalidOption, Message } from '../ts/index.js';
 import { busyWait } from './helpers/actors.js';
 import { startChild } from './helpers/child.js';
@@ -34,16 +34,80 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** One time the tick loop asked for its next tick: its clock reading, and the delay it asked for. */
+interface Ask {
+  now: number;
+  ms: number;
+}
+
+/**
+ * Records each time the tick loop asks for its next tick (its `setTimeout(run, ms)`) with the clock
+ * reading it computed the delay from (the last `performance.now()` before it). What the loop asks
+ * for is exact, unlike when a loaded machine fires the timers.
+ */
+function recordAsks(t: ExecutionContext): Ask[] {
+  const asks: Ask[] = [];
+  const originalTimeout = globalThis.setTimeout;
+  const originalNow = performance.now;
+  let lastNow = 0;
+  performance.now = () => {
+    lastNow = originalNow.call(performance);
+    return lastNow;
+  };
+  globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...rest: unknown[]) => {
+    if (fn.name === 'run') asks.push({ now: lastNow, ms: ms ?? 0 });
+    return originalTimeout(fn, ms, ...rest);
+  }) as typeof setTimeout;
+  t.teardown(() => {
+    globalThis.setTimeout = originalTimeout;
+    performance.now = originalNow;
+  });
+  return asks;
+}
+
+/**
+ * Checks every ask against the grid: the first (at start) fixes it; each next tick is asked for
+ * `intervalMs` after the previous one was due, however long the tick took, or at once (and the grid
+ * restarts from now) when that time has passed. Returns the asks that did not match, and how many
+ * were on time (a delay asked for) and late (none).
+ */
+function checkGrid(
+  asks: readonly Ask[],
+  intervalMs: number,
+): { wrong: string[]; onTime: number; late: number } {
+  const wrong: string[] = [];
+  let next = asks[0]!.now;
+  let onTime = 0;
+  let late = 0;
+  for (let k = 1; k < asks.length; k++) {
+    const { now, ms } = asks[k]!;
+    next += intervalMs;
+    if (next < now) {
+      next = now;
+      late++;
+    } else onTime++;
+    if (ms !== next - now) wrong.push(`ask ${k}: ${ms} ms, not ${next - now}`);
+  }
+  return { wrong, onTime, late };
+}
+
+/** Asks after the first that were on time (asked for a delay, not for at once). */
+function onTime(asks: readonly Ask[]): number {
+  return asks.slice(1).filter((a) => a.ms > 0).length;
+}
+
 // Rates are judged by the median gap between tick starts: a stall of the whole
 // process (another test file hogging the CPU) moves the mean, not the median.
 
 test.serial('start() ticks about every intervalMs (default 30) until stop()', async (t) => {
   const mgr = new ActorManager();
   const clock = mgr.registerActor(new Clock());
+  const asks = recordAsks(t);
   const started = performance.now();
   const loop = mgr.start();
   t.true(loop.running);
-  await waitFor(() => clock.at.length >= 11, 5000, '11 ticks');
+  // Until a few ticks were on time too: on a loaded machine many are late, which restarts the grid.
+  await waitFor(() => clock.at.length >= 11 && onTime(asks) >= 3, 30_000, '11 ticks, 3 on time');
   loop.stop();
   t.false(loop.running);
   const n = clock.at.length;
@@ -51,7 +115,11 @@ test.serial('start() ticks about every intervalMs (default 30) until stop()', as
   t.log(`${n} ticks in ${(clock.at[n - 1]! - started).toFixed(0)} ms, gaps ${g.map((x) => x.toFixed(1))}`);
   t.true(clock.at[10]! - started >= 270, 'ten intervals of 30 ms take about 300 ms, never much less');
   const m = median(g);
-  t.true(m >= 27 && m <= 45, `median gap ${m} ms at intervalMs 30`);
+  t.true(m >= 27, `median gap ${m} ms at intervalMs 30`);
+  // How often it asks to tick, not how late a loaded machine runs the timers.
+  const grid = checkGrid(asks, 30);
+  t.deepEqual(grid.wrong, [], 'each tick is asked for 30 ms after the previous one was due');
+  t.log(`${grid.onTime} asks on time, ${grid.late} late`);
   t.is(mgr.stats.ticks, n);
   await sleep(80);
   t.is(clock.at.length, n, 'no tick after stop()');
@@ -62,13 +130,22 @@ test.serial(
   async (t) => {
     const mgr = new ActorManager();
     const clock = mgr.registerActor(new Clock(15));
+    const asks = recordAsks(t);
     const loop = mgr.start({ intervalMs: 30 });
-    await waitFor(() => clock.at.length >= 16, 5000, '16 ticks');
+    await waitFor(() => clock.at.length >= 16 && onTime(asks) >= 3, 30_000, '16 ticks, 3 on time');
     loop.stop();
     const g = gaps(clock.at);
-    const m = median(g);
-    t.log(`median gap ${m.toFixed(1)} ms, gaps ${g.map((x) => x.toFixed(1))}`);
-    t.true(m >= 27 && m <= 38, `15 ms of work per tick must not add to the 30 ms interval (median ${m})`);
+    t.log(`median gap ${median(g).toFixed(1)} ms, gaps ${g.map((x) => x.toFixed(1))}`);
+    t.true(
+      g.every((x) => x >= 15),
+      'a tick starts after the previous one (15 ms of work) ended',
+    );
+    // Each tick is asked for 30 ms after the previous one was due, whatever the work took (a loop that
+    // waited 30 ms after the work would ask for 30 ms each time, 45 ms or more after the last was due).
+    const grid = checkGrid(asks, 30);
+    t.log(`${grid.onTime} asks on time, ${grid.late} late`);
+    t.deepEqual(grid.wrong, [], '15 ms of work per tick must not add to the 30 ms interval');
+    t.true(grid.onTime >= 3);
   },
 );
 
@@ -85,17 +162,19 @@ test.serial('a late tick is not followed by a burst of catch-up ticks', async (t
     }
   }
   mgr.registerActor(new Staller());
+  const asks = recordAsks(t);
   const loop = mgr.start({ intervalMs: 20 });
-  await waitFor(() => clock.at.length >= 10, 5000, '10 ticks');
+  await waitFor(() => clock.at.length >= 10, 30_000, '10 ticks');
   loop.stop();
   const g = gaps(clock.at.slice(0, 10));
   t.log(`gaps ${g.map((x) => x.toFixed(1))}`);
   t.true(g[2]! >= 150, 'the stalled tick took 150 ms');
-  const bursts = g.slice(3).filter((x) => x < 5).length;
-  t.true(
-    bursts <= 1,
-    `after the stall, ticks resume the grid rather than catching up (${bursts} near-zero gaps)`,
-  );
+  // Judged by what the loop asks for, not by gaps (a loaded machine fires timers late, and a late tick
+  // followed by one on the grid leaves a short gap): after the stalled third tick it asks for the next at
+  // once, and from then on the grid runs from there. A catching-up loop would keep the old grid and ask
+  // for ticks that were due long ago.
+  t.is(asks[3]!.ms, 0, 'the tick after the stall is asked for at once');
+  t.deepEqual(checkGrid(asks, 20).wrong, [], 'the grid restarts from the stall, it does not catch up');
 });
 
 test.serial(
@@ -195,7 +274,9 @@ test.serial('stop() called from inside a tick lets that tick finish and schedule
   mgr.registerActor(new Stopper());
   mgr.registerActor(new After());
   loop = mgr.start({ intervalMs: 1 });
-  await sleep(60);
+  await waitFor(() => updates >= 2, 10_000, 'the stopping tick');
+  // Another tick would be a 1 ms timer set before this 20 ms one, so it would have run first.
+  await sleep(20);
   t.deepEqual(log, ['update', 'after', 'update', 'after']);
 });
 
@@ -227,7 +308,8 @@ test.serial("a throwing tick stops the loop and is emitted as 'error' when a lis
 test.serial(
   'a throwing tick with no error listener is an uncaught exception, not a silent stop',
   async (t) => {
-    const r = await startChild(t, 'throwing-loop.ts', [], { timeoutMs: 10_000 }).done;
+    const r = await startChild(t, 'throwing-loop.ts').done;
+    t.is(r.signal, null, 'the child exited by itself, not killed by the test');
     t.not(r.code, 0);
     t.regex(r.stderr, /update exploded in the tick loop/);
     t.notRegex(r.stdout, /still alive/);

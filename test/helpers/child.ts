@@ -19,7 +19,7 @@ export interface ChildResult {
 export interface ChildOptions {
   /** Extra descriptors, passed as fd 3, 4, ... in the child. */
   fds?: number[];
-  /** Kill the child after this many ms (default 10 s). */
+  /** Kill the child after this many ms (default 60 s: a tsx child on a loaded 2-core machine can take 10 s to start). */
   timeoutMs?: number;
   /** Node flags before the script (e.g. `--expose-gc`). */
   nodeArgs?: string[];
@@ -69,7 +69,7 @@ export function startChild(
     if (!exited) child.kill('SIGKILL');
   };
   t.teardown(kill);
-  const timer = setTimeout(kill, options.timeoutMs ?? 10_000);
+  const timer = setTimeout(kill, options.timeoutMs ?? 60_000);
   const done = new Promise<ChildResult>((resolve, reject) => {
     child.on('error', (err) => {
       clearTimeout(timer);
