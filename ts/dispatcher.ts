@@ -73,7 +73,7 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
   /** Generators started by this tick's dispatch: their first step ran then, so this tick's stepGenerators skips them. */
   private started: Generator[] | undefined;
   private readonly asyncErrors: unknown[] = [];
-  /** Called when a message is queued into an empty queue or an async error waits for a tick (a waiting tick loop wakes on it). */
+  /** @internal called when a message is queued into an empty queue, an actor registered or an async error waits for a tick (a waiting tick loop wakes on it) */
   protected onWork: (() => void) | undefined;
   /** Called with async handler rejections; when unset or it returns false, they are thrown by the next tick. */
   onAsyncError: ((err: unknown) => boolean) | undefined;
@@ -483,12 +483,12 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** Whether a tick has work left: messages queued, generator handlers running or an async error to throw. */
+  /** @internal whether a tick has work left: messages queued, generator handlers running or an async error to throw */
   get hasPendingWork(): boolean {
     return this.activeLen !== 0 || this.running.length !== 0 || this.asyncErrors.length !== 0;
   }
 
-  /** Whether some actor overrides `update()`, so that every tick has work. */
+  /** @internal whether some actor overrides `update()`, so that every tick has work */
   get updatesActors(): boolean {
     return this.sorted.some((a) => a.update !== Actor.prototype.update);
   }
