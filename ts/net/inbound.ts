@@ -24,6 +24,9 @@ const MAX_WAITING_BYTES = 1024 * 1024;
 const MAX_WAITING_MESSAGES = 4096;
 const MAX_WAITING_TOTAL = 16 * 1024 * 1024;
 
+/** What {@link Inbound.settle} returns when no peer is to be dropped. */
+const NONE: readonly Peer[] = Object.freeze([]);
+
 /** What the inbound side needs from its transport. */
 export interface InboundHost {
   /** Queues a decoded message for dispatch. */
@@ -262,7 +265,7 @@ export class Inbound {
    * (and delivers those whose class can now be built), then hands over the peers to
    * disconnect for their faults.
    */
-  settle(peers: Iterable<Peer>): Peer[] {
+  settle(peers: Iterable<Peer>): readonly Peer[] {
     if (this.waitingTotal !== 0) {
       const expiredBefore = performance.now() - this.options.timeoutMs;
       for (const peer of peers) {
@@ -270,7 +273,8 @@ export class Inbound {
         if (peer.waiting.oldest() < expiredBefore || peer.waitsForBuild) this.release(peer, expiredBefore);
       }
     }
-    return this.dropping.splice(0);
+    // No new array per service when nobody is dropped (the common case).
+    return this.dropping.length === 0 ? NONE : this.dropping.splice(0);
   }
 }
 
