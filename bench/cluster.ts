@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Actor, ActorManager, BackpressureError } from '../ts/index.js';
+import { IDLE_WAIT_MS } from '../ts/loop.js';
 import { CPing, CPong, Done, GoPing, GoSend, Latencies, Small, xAt } from './fixtures/cluster-messages.js';
 import {
   fmtInt,
@@ -269,7 +270,7 @@ function summarise(name: string, samples: number[], ops: number, checksum: numbe
   };
 }
 
-/** tsage round trips: a CPing to the sink's main process, its CPong back; both sides tick on setImmediate. */
+/** tsage round trips: a CPing to the sink's main process, its CPong back; this side ticks on setImmediate, the sink's idle loop waits for the CPing. */
 async function tsageLatency(mgr: ActorManager, sink: Node, pong: { seq: number }): Promise<number[]> {
   await sink.setFast(true);
   try {
@@ -541,8 +542,8 @@ export async function run(h: Harness): Promise<Section> {
     return {
       title: `cluster: ${fmtInt(N)} small messages from a node to a node in another process, through one local nats-server`,
       intro: [
-        `Throughput: this process (a tsage node) sends ${fmtInt(N)} messages to a node in a child process, both connected to one nats-server on 127.0.0.1, and times from the first send until the receiver reports over IPC that it has every message, in order, with the right sum; median of ${RUNS} runs, the peers taking turns (the starting peer rotating each round), a forced full GC before each run. tsage: \`queueMessageToGroup('main@sink', new Small({ seq, x }))\` (two \`'I'\` fields: 8 bytes of fields, a 10-byte record), ${fmtInt(BATCH)} per tick, yielding to the event loop (setImmediate) between ticks; what one tick sends to one destination is one NATS message, so a tick is a batch. The receiving node is an actor in a manager ticking on setImmediate. The NATS client peers publish one message per \`publish\` call, yielding every ${fmtInt(BATCH)}: \`JSON.stringify({ seq, x })\`, parsed back with \`JSON.parse(msg.string())\` on the other side, or one of ${fmtInt(BATCH)} ready-made 8-byte payloads, read with a DataView. Every receiver checks the count, the order and the sum of x.`,
-        `Round trips: one message out and one back, ${fmtInt(PINGS)} after ${WARM_PINGS} warm-up. tsage: a CPing to \`main@sink\`, answered with a CPong to \`msg.sender\`, both sides ticking on setImmediate. NATS: \`await nc.request(subject, 8 bytes)\`, answered by a subscription calling \`msg.respond(msg.data)\`.`,
+        `Throughput: this process (a tsage node) sends ${fmtInt(N)} messages to a node in a child process, both connected to one nats-server on 127.0.0.1, and times from the first send until the receiver reports over IPC that it has every message, in order, with the right sum; median of ${RUNS} runs, the peers taking turns (the starting peer rotating each round), a forced full GC before each run. tsage: \`queueMessageToGroup('main@sink', new Small({ seq, x }))\` (two \`'I'\` fields: 8 bytes of fields, a 10-byte record), ${fmtInt(BATCH)} per tick, yielding to the event loop (setImmediate) between ticks; what one tick sends to one destination is one NATS message, so a tick is a batch. The receiving node is an actor in a manager started with \`start({ intervalMs: 0 })\`: it ticks on the next turn of the event loop (setImmediate) while there is work, and once idle waits for the next arrival from NATS (or ${IDLE_WAIT_MS} ms) rather than spinning, so that it leaves the cores to the sender and nats-server, as the NATS client peers' receivers do between socket callbacks. The NATS client peers publish one message per \`publish\` call, yielding every ${fmtInt(BATCH)}: \`JSON.stringify({ seq, x })\`, parsed back with \`JSON.parse(msg.string())\` on the other side, or one of ${fmtInt(BATCH)} ready-made 8-byte payloads, read with a DataView. Every receiver checks the count, the order and the sum of x.`,
+        `Round trips: one message out and one back, ${fmtInt(PINGS)} after ${WARM_PINGS} warm-up. tsage: a CPing to \`main@sink\`, answered with a CPong to \`msg.sender\`; this side ticks by hand on setImmediate, the sink's loop (\`intervalMs: 0\`) is woken by the CPing's arrival. NATS: \`await nc.request(subject, 8 bytes)\`, answered by a subscription calling \`msg.respond(msg.data)\`.`,
         `From a process group: the same sends made by an actor in a process group of this node (\`addProcessGroup\`, ticking on setImmediate), through the group's own NATS connection: timed from main's order to the group (over the group's ring) until the sink reports, ${RUNS} runs after a warm-up, in rounds of their own after the other peers'. Its round trips are timed inside the group: a CPing to \`main@sink\`, whose CPong comes straight back to \`gsrc@source\`.`,
         `Pairs: k source nodes, each in its own process, send ${fmtInt(PAIR_MESSAGES)} messages each to their own sink node, all at once, through the same nats-server; the rate is all messages over the time until the last sink has them. ${RUNS} runs each.`,
       ],

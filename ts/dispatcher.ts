@@ -73,6 +73,8 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
   /** Generators started by this tick's dispatch: their first step ran then, so this tick's stepGenerators skips them. */
   private started: Generator[] | undefined;
   private readonly asyncErrors: unknown[] = [];
+  /** @internal called when a message is queued into an empty queue, an actor registered or an async error waits for a tick (a waiting tick loop wakes on it) */
+  protected onWork: (() => void) | undefined;
   /** Called with async handler rejections; when unset or it returns false, they are thrown by the next tick. */
   onAsyncError: ((err: unknown) => boolean) | undefined;
 
@@ -110,6 +112,7 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
       throw err;
     }
     this.insertSorted(actor);
+    this.onWork?.(); // its update() may need a loop that turns
     return actor;
   }
 
@@ -245,7 +248,9 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
   /** Queues a message for the next tick. Returns true. */
   queueMessage(msg: Message): boolean {
     if (!isMessage(msg)) throw new InvalidOption(`queueMessage: expected a Message, got ${typeof msg}`);
-    this.active[this.activeLen++] = msg;
+    const n = this.activeLen++;
+    this.active[n] = msg;
+    if (n === 0) this.onWork?.();
     return true;
   }
 
@@ -254,7 +259,9 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     if (!isMessage(msg))
       throw new InvalidOption(`queueMessageToActor: expected a Message, got ${typeof msg}`);
     msg.receiverId = gid;
-    this.active[this.activeLen++] = msg;
+    const n = this.activeLen++;
+    this.active[n] = msg;
+    if (n === 0) this.onWork?.();
     return true;
   }
 
@@ -387,7 +394,9 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
   }
 
   private reportAsync(err: unknown): void {
-    if (this.onAsyncError?.(err) !== true) this.asyncErrors.push(err);
+    if (this.onAsyncError?.(err) === true) return;
+    this.asyncErrors.push(err);
+    this.onWork?.();
   }
 
   /**
@@ -472,6 +481,16 @@ export class Dispatcher extends EventEmitter<ManagerEvents> {
     } finally {
       if (started !== undefined) for (const g of started) this.running.push(g);
     }
+  }
+
+  /** @internal whether a tick has work left: messages queued, generator handlers running or an async error to throw */
+  get hasPendingWork(): boolean {
+    return this.activeLen !== 0 || this.running.length !== 0 || this.asyncErrors.length !== 0;
+  }
+
+  /** @internal whether some actor overrides `update()`, so that every tick has work */
+  get updatesActors(): boolean {
+    return this.sorted.some((a) => a.update !== Actor.prototype.update);
   }
 
   /** Calls update() on every actor, highest priority first. */

@@ -31,6 +31,7 @@ import { UdpTransport } from './net/udp.js';
 import './debug.js';
 import { DC } from './diagnostics.js';
 import { type InspectOptions, Inspector, type InspectorHandle } from './inspect/server.js';
+import { type Loop, type StartOptions, startLoop, type TickLoop } from './loop.js';
 import type { Poller } from './poller.js';
 import type { ClusterStats, NetStats } from './stats.js';
 
@@ -60,21 +61,7 @@ export interface ManagerStats extends DispatchStats {
   cluster?: ClusterStats;
 }
 
-/** Options of {@link ActorManager.start}. */
-export interface StartOptions {
-  /** Milliseconds between tick starts. Default 30, as pysage. */
-  intervalMs?: number;
-  /** Passed to each `tick(maxTimeMs)`. */
-  maxTickTimeMs?: number;
-}
-
-/** The handle `start()` returns. */
-export interface TickLoop {
-  /** Stops the loop; the tick in progress (if any) completes. */
-  stop(): void;
-  /** Whether the loop is still scheduled. */
-  readonly running: boolean;
-}
+export type { StartOptions, TickLoop } from './loop.js';
 
 let singleton: ActorManager | undefined;
 
@@ -85,7 +72,8 @@ export class ActorManager extends Dispatcher {
   /** This manager's group: `ActorManager.MAIN_GROUP` in the main process. */
   groupName: string = MAIN_GROUP;
   private readonly pollers: Poller[] = [];
-  private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
+  private loop: Loop | undefined;
+  private readonly wake = (): void => this.loop?.wake();
 
   declare readonly stats: ManagerStats;
 
@@ -101,6 +89,7 @@ export class ActorManager extends Dispatcher {
     super(stats);
     // An async handler's rejection goes to 'error' listeners while there are some, else to the next tick.
     this.onAsyncError = (err) => this.listenerCount('error') > 0 && this.emit('error', err);
+    this.onWork = this.wake;
   }
 
   /** The process's manager, created on first use. `new ActorManager()` makes an isolated one. */
@@ -118,6 +107,8 @@ export class ActorManager extends Dispatcher {
   addPoller(p: Poller, first = false): void {
     if (first) this.pollers.unshift(p);
     else this.pollers.push(p);
+    p.onArrival?.(this.wake);
+    this.wake(); // what it holds already, or a poller that cannot wake: a waiting loop ticks now
   }
 
   /** @internal */
@@ -167,62 +158,21 @@ export class ActorManager extends Dispatcher {
    * Ticks on the event loop every `intervalMs` with drift compensation: tick
    * starts stay on a fixed grid; a late tick is not followed by a burst of
    * catch-up ticks. Ticks never overlap, and each is a separate timer
-   * callback, so I/O runs between them. An error thrown by a tick stops the
+   * callback, so I/O runs between them. `intervalMs: 0` ticks as fast as there is work
+   * and, idle, waits for an arrival when it can (see `ts/loop.ts`). An error thrown by a tick stops the
    * loop and is emitted as `'error'`, or thrown if nobody listens.
    */
   start(options: StartOptions = {}): TickLoop {
-    const intervalMs = options.intervalMs ?? 30;
-    const maxTickTimeMs = options.maxTickTimeMs;
-    if (!(typeof intervalMs === 'number' && intervalMs >= 0 && Number.isFinite(intervalMs))) {
-      throw new InvalidOption(
-        `ActorManager.start: intervalMs must be a finite number >= 0, got ${String(intervalMs)}`,
-      );
-    }
-    if (maxTickTimeMs !== undefined && !(typeof maxTickTimeMs === 'number' && maxTickTimeMs >= 0)) {
-      throw new InvalidOption(
-        `ActorManager.start: maxTickTimeMs must be a number >= 0, got ${String(maxTickTimeMs)}`,
-      );
-    }
-    if (this.loop !== undefined && !this.loop.stopped)
-      throw new InvalidOption('ActorManager.start: already started');
-    const state: { timer: NodeJS.Timeout | undefined; stopped: boolean } = {
-      timer: undefined,
-      stopped: false,
-    };
-    this.loop = state;
-    let next = performance.now();
-    const run = (): void => {
-      if (state.stopped) return;
-      try {
-        this.tick(maxTickTimeMs);
-      } catch (err) {
-        state.stopped = true;
-        if (this.listenerCount('error') > 0) {
-          this.emit('error', err);
-          return;
-        }
-        throw err;
-      }
-      if (state.stopped) return;
-      const now = performance.now();
-      next += intervalMs;
-      if (next < now) next = now; // behind: resume the grid from now rather than bursting
-      if (intervalMs === 0) state.timer = setImmediate(run) as unknown as NodeJS.Timeout;
-      else state.timer = setTimeout(run, next - now);
-    };
-    state.timer = setTimeout(run, 0);
-    return {
-      stop: () => {
-        state.stopped = true;
-        if (state.timer !== undefined) {
-          clearTimeout(state.timer);
-          clearImmediate(state.timer as unknown as NodeJS.Immediate);
-        }
-      },
-      get running() {
-        return !state.stopped;
-      },
-    };
+    if (this.loop?.running) throw new InvalidOption('ActorManager.start: already started');
+    this.loop = startLoop(this, options);
+    return this.loop;
+  }
+
+  /** @internal whether an idle `intervalMs: 0` loop may wait for a wake rather than tick on the next turn */
+  mayWait(): boolean {
+    return (
+      !this.hasPendingWork && !this.updatesActors && this.pollers.every((p) => p.onArrival !== undefined)
+    );
   }
 
   // ---- process groups ----
@@ -570,14 +520,8 @@ export class ActorManager extends Dispatcher {
 
   /** Stops the tick loop, stops groups, closes the network, and drops every actor and message. */
   async reset(): Promise<void> {
-    if (this.loop !== undefined) {
-      this.loop.stopped = true;
-      if (this.loop.timer !== undefined) {
-        clearTimeout(this.loop.timer);
-        clearImmediate(this.loop.timer as unknown as NodeJS.Immediate);
-      }
-      this.loop = undefined;
-    }
+    this.loop?.stop();
+    this.loop = undefined;
     await this.inspector?.close();
     const pollers = this.pollers.splice(0);
     this.groupHost = undefined;

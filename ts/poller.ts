@@ -13,4 +13,12 @@ export interface Poller {
   flush(queueFlushed: boolean): void;
   /** Releases everything the poller holds (called by `reset()`). */
   close(): void | Promise<void>;
+  /**
+   * Optional, for a poller that learns of arrivals from a JavaScript callback (a socket's `'data'`,
+   * a NATS subscription): the manager gives it `wake`, which it calls when something arrives for
+   * its next poll (and from `poll()` when it left some for later). An idle `start({ intervalMs: 0 })`
+   * loop waits for a wake only while every poller has this; a poller without it (a ring, a UDP
+   * socket the addon reads) keeps the loop turning on every turn of the event loop.
+   */
+  onArrival?(wake: () => void): void;
 }

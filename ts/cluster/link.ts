@@ -108,6 +108,7 @@ export class ClusterLink implements Poller {
   private timer: NodeJS.Timeout | undefined;
   private flushScheduled = false;
   private closing = false;
+  private wake: () => void = () => undefined;
   readonly stats: Record<string, number>;
 
   constructor(
@@ -185,6 +186,7 @@ export class ClusterLink implements Poller {
           if (err !== null) return;
           if (!this.inbound.push(kind, token, m.data, m.reply, performance.now()))
             this.stats.inboundDropped!++;
+          this.wake();
         },
       });
     on(s.heartbeat, 'hb', '');
@@ -216,6 +218,7 @@ export class ClusterLink implements Poller {
     // The client gives up only when told to (maxReconnectAttempts) or when refused authentication again.
     void this.nc.closed().then((err) => {
       if (!this.closing) this.notices.push(['clusterClosed', err ?? undefined]);
+      this.wake();
     });
   }
 
@@ -238,6 +241,7 @@ export class ClusterLink implements Poller {
         this.stats.reconnects!++;
         this.notices.push(['clusterReconnected', s.server]);
       }
+      this.wake();
     }
   }
 
@@ -336,6 +340,11 @@ export class ClusterLink implements Poller {
 
   // ---- receiving ----
 
+  /** NATS hands over what arrives in a callback: an idle `intervalMs: 0` loop waits for it. */
+  onArrival(wake: () => void): void {
+    this.wake = wake;
+  }
+
   /** Moves what arrived into the manager's queue, then reports what changed. */
   poll(deadline: number | undefined): void {
     this.clientPending = -1;
@@ -356,7 +365,9 @@ export class ClusterLink implements Poller {
     // Silence is judged as of the oldest arrival still queued, not as of now: a process that fell
     // behind (a backlog past this tick's share, a long pause) has not yet read the heartbeats and
     // acknowledgements waiting in its queue, and must not take their senders as gone.
-    const asOf = this.inbound.oldestArrival ?? performance.now();
+    const oldest = this.inbound.oldestArrival;
+    if (oldest !== undefined) this.wake(); // left for the next tick
+    const asOf = oldest ?? performance.now();
     const n0 = this.events.length;
     this.members.expire(asOf, this.events);
     this.changed(n0);
@@ -489,6 +500,7 @@ export class ClusterLink implements Poller {
             if (err !== null) return;
             if (!this.inbound.push(KIND_PUBLISH, name, m.data, undefined, performance.now()))
               this.stats.inboundDropped!++;
+            this.wake();
           },
         }),
       );

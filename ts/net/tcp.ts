@@ -68,6 +68,7 @@ export class TcpTransport extends NetTransport {
   private readonly rxLimit: number;
   /** Bytes received and not yet framed, all connections together. */
   private rxTotal = 0;
+  private wake: () => void = () => undefined;
 
   constructor(mgr: NetManager, options: ResolvedNetOptions) {
     super(mgr, options);
@@ -227,12 +228,14 @@ export class TcpTransport extends NetTransport {
       // Stop reading until a tick takes frames out, so a peer that outruns us meets TCP backpressure.
       if (c.rxLen >= this.rxLimit || this.rxTotal >= this.options.maxBufferedBytes) socket.pause();
       if (c.pending !== undefined) this.scheduleFlush();
+      this.wake();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       // Frames already received are still delivered on the next tick.
       this.readFrames(c);
       this.forget(c);
+      this.wake();
       const p = c.pending;
       if (p !== undefined) {
         c.pending = undefined;
@@ -333,6 +336,11 @@ export class TcpTransport extends NetTransport {
   }
 
   /** Splits what arrived into frames and hands each on; a frame not yet whole waits, uncopied. */
+  /** Sockets report what they read from a callback: an idle `intervalMs: 0` loop waits for it. */
+  onArrival(wake: () => void): void {
+    this.wake = wake;
+  }
+
   private readFrames(c: TcpPeer): void {
     let took = false;
     while (c.rxLen >= 4 && !c.peer.dropping) {
