@@ -28,6 +28,7 @@ import {
   pumpWhile,
   recordEvents,
 } from './helpers/net.js';
+import { seededRng } from './helpers/rng.js';
 
 /** The class of the known-answer frame: packet type 103 (0x67), one big-endian int. */
 const Probe = defineMessage('Probe', { n: 'i' }, { packetType: 103 });
@@ -38,6 +39,7 @@ registerMessage(Probe, Note);
 
 const PROBE_SCHEMA = { name: 'Probe', packetType: 103, properties: ['n'], types: ['i'] };
 const PROBE_1 = hex('00 00 00 05 67 00 00 00 01');
+const NOTE_SCHEMA = { name: 'Note', packetType: 104, properties: ['n', 'text'], types: ['i', 'S'] };
 
 /** A frame: u32 big-endian length, then the payload. */
 function frame(payload: Uint8Array): Buffer {
@@ -180,6 +182,38 @@ test('frames split at every byte, and many frames in one write, are all read in 
     inbox.of<Probe>('Probe').map((m) => m.n),
     [1, 2, 3, ...Array.from({ length: 500 }, (_, i) => 100 + i)],
   );
+});
+
+test('frames cut at random points (headers too, some whole in a chunk, some across several) are all read in order', async (t) => {
+  const rng = seededRng(t);
+  const { server, inbox, events } = await tcpServer(t);
+  const raw = await rawClient(t, server, events);
+  const want = Array.from({ length: 300 }, (_, i) => ({ n: i, text: 'x'.repeat(rng.int(0, 200)) }));
+  const frames = want.map(({ n, text }) => {
+    const body = Buffer.from(text, 'utf8');
+    // Note: packet type, int n, then 'S' (u32 length, bytes).
+    const f = Buffer.alloc(4 + 1 + 4 + 4 + body.length);
+    f.writeUInt32BE(f.length - 4, 0);
+    f[4] = 104;
+    f.writeInt32BE(n, 5);
+    f.writeUInt32BE(body.length, 9);
+    body.copy(f, 13);
+    return f;
+  });
+  const stream = Buffer.concat([schemaFrame(NOTE_SCHEMA), ...frames]);
+  let at = 0;
+  for (let k = 0; at < stream.length && k < stream.length; k++) {
+    const len = rng.chance(0.3) ? rng.int(1, 6) : rng.int(1, 700);
+    raw.socket.write(stream.subarray(at, at + len));
+    at += len;
+    await pumpFor(server, 1);
+  }
+  await pumpUntil(server, () => inbox.received.length === want.length, 5000, '300 Notes cut at random');
+  t.deepEqual(
+    inbox.of<Note>('Note').map((m) => ({ n: m.n, text: m.text })),
+    want,
+  );
+  t.is(server.stats.network!.peerErrors, 0);
 });
 
 for (const [what, bytes] of [

@@ -14,7 +14,8 @@
  * and a silent peer stays (pysage sends no keepalives). Either way a frame
  * must arrive whole within `timeoutMs` of its first byte (a peer that trickles
  * bytes cannot hold a connection open), and what arrives is framed in linear
- * time: bytes are copied once, when a frame is complete.
+ * time: a frame that lies in one received chunk is read where it lies, and one
+ * cut by a chunk boundary is copied once, when it is complete.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { aborted, throwIfAborted } from '../abort.js';
@@ -45,6 +46,8 @@ interface TcpPeer {
   rx: Buffer[];
   rxOff: number;
   rxLen: number;
+  /** A view of `rx[0]` (made once per chunk, not per frame), or undefined until one is needed. */
+  rxDv: DataView | undefined;
   /** When the first byte of the frame not yet complete arrived (-1: none is under way). */
   frameSince: number;
   /** When something was last received, and last sent. */
@@ -212,6 +215,7 @@ export class TcpTransport extends NetTransport {
       rx: [],
       rxOff: 0,
       rxLen: 0,
+      rxDv: undefined,
       frameSince: -1,
       lastRecv: now,
       lastSend: now,
@@ -220,11 +224,12 @@ export class TcpTransport extends NetTransport {
     this.conns.set(peer, c);
     socket.on('data', (chunk: Buffer) => {
       this.stats.bytesIn! += chunk.length;
-      if (c.rxLen === 0) c.frameSince = performance.now();
+      const at = performance.now();
+      if (c.rxLen === 0) c.frameSince = at;
       c.rx.push(chunk);
       c.rxLen += chunk.length;
       this.rxTotal += chunk.length;
-      c.lastRecv = performance.now();
+      c.lastRecv = at;
       // Stop reading until a tick takes frames out, so a peer that outruns us meets TCP backpressure.
       if (c.rxLen >= this.rxLimit || this.rxTotal >= this.options.maxBufferedBytes) socket.pause();
       if (c.pending !== undefined) this.scheduleFlush();
@@ -264,6 +269,7 @@ export class TcpTransport extends NetTransport {
     this.rxTotal -= c.rxLen;
     c.rx = [];
     c.rxLen = 0;
+    c.rxDv = undefined;
   }
 
   protected get hasOutgoing(): boolean {
@@ -323,70 +329,100 @@ export class TcpTransport extends NetTransport {
         if (c.rxOff === ch.length) {
           c.rx.shift();
           c.rxOff = 0;
+          c.rxDv = undefined;
         }
       }
     }
     if (c.rx.length !== 0 && c.rxOff === c.rx[0]!.length) {
       c.rx.shift();
       c.rxOff = 0;
+      c.rxDv = undefined;
     }
     c.rxLen -= n;
     this.rxTotal -= n;
     return out;
   }
 
-  /** Splits what arrived into frames and hands each on; a frame not yet whole waits, uncopied. */
   /** Sockets report what they read from a callback: an idle `intervalMs: 0` loop waits for it. */
   onArrival(wake: () => void): void {
     this.wake = wake;
   }
 
+  /**
+   * Splits what arrived into frames and hands each on; a frame not yet whole waits, uncopied.
+   * A frame that lies in one chunk is read in place (no view, no copy); only one cut by a
+   * chunk boundary is copied, once.
+   */
   private readFrames(c: TcpPeer): void {
     let took = false;
+    const max = this.options.maxMessageBytes;
     while (c.rxLen >= 4 && !c.peer.dropping) {
-      const n = this.peekLength(c, 0);
-      if (n === 0 || n > this.options.maxMessageBytes) {
+      const head = c.rx[0]!;
+      const off = c.rxOff;
+      const avail = head.length - off;
+      let dv = c.rxDv;
+      if (avail >= 4 && dv === undefined) {
+        dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+        c.rxDv = dv;
+      }
+      const n = avail >= 4 ? dv!.getUint32(off) : this.peekLength(c, 0);
+      if (n === 0 || n > max) {
         // Not a frame we can believe: the stream is out of step, so the connection cannot go on.
         this.stats.droppedGarbled!++;
         this.fault(
           c.peer,
           new PeerProtocolError(
-            `peer ${c.peer.addr} sent a TCP frame of ${n} bytes (frames are 1 to maxMessageBytes ${this.options.maxMessageBytes})`,
+            `peer ${c.peer.addr} sent a TCP frame of ${n} bytes (frames are 1 to maxMessageBytes ${max})`,
           ),
           true,
         );
         return;
       }
       if (c.rxLen < 4 + n) break;
-      const frame = this.take(c, 4 + n);
       took = true;
       this.stats.messagesIn!++;
-      this.frame(c, frame);
+      if (avail >= 4 + n) {
+        c.rxOff = off + 4 + n;
+        c.rxLen -= 4 + n;
+        this.rxTotal -= 4 + n;
+        if (c.rxOff === head.length) {
+          c.rx.shift();
+          c.rxOff = 0;
+          c.rxDv = undefined;
+        }
+        this.frame(c, head, dv!, off, off + 4 + n);
+      } else {
+        const f = this.take(c, 4 + n);
+        this.frame(c, f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length);
+      }
     }
     // The next frame began at the latest with the last bytes received.
     if (took) c.frameSince = c.rxLen === 0 ? -1 : c.lastRecv;
   }
 
-  /** One whole frame: the listener's welcome or refusal while connecting, else a payload. */
-  private frame(c: TcpPeer, f: Buffer): void {
-    const kind = f[4]!;
-    if (c.pending !== undefined && (kind === CTRL_WELCOME || kind === CTRL_REFUSED)) {
-      const p = c.pending;
-      c.pending = undefined;
-      clearTimeout(p.timer);
-      if (kind === CTRL_WELCOME && f.length === 5) {
-        this.peerConnected(c.peer);
-        p.resolve(c.peer.addr);
-      } else {
-        const why = f.subarray(5, 5 + MAX_REASON).toString('utf8');
-        p.reject(new NotConnected(`connect: the listener at ${c.peer.addr} refused the connection: ${why}`));
-        c.closing = true;
-        c.socket.destroy();
+  /** One whole frame, `u8[at..end)`: the listener's welcome or refusal while connecting, else a payload. */
+  private frame(c: TcpPeer, u8: Buffer, dv: DataView, at: number, end: number): void {
+    if (c.pending !== undefined) {
+      const kind = u8[at + 4]!;
+      if (kind === CTRL_WELCOME || kind === CTRL_REFUSED) {
+        const p = c.pending;
+        c.pending = undefined;
+        clearTimeout(p.timer);
+        if (kind === CTRL_WELCOME && end - at === 5) {
+          this.peerConnected(c.peer);
+          p.resolve(c.peer.addr);
+        } else {
+          const why = u8.subarray(at + 5, Math.min(end, at + 5 + MAX_REASON)).toString('utf8');
+          p.reject(
+            new NotConnected(`connect: the listener at ${c.peer.addr} refused the connection: ${why}`),
+          );
+          c.closing = true;
+          c.socket.destroy();
+        }
+        return;
       }
-      return;
     }
-    const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
-    this.receive(c.peer, f, dv, 4, f.length);
+    this.receive(c.peer, u8, dv, at + 4, end);
   }
 
   service(): void {
