@@ -38,6 +38,8 @@ test('the addon exports the layout this TypeScript reads, and netLayout() checks
   t.true(l.counters.includes('datagramsIn') && l.counters.includes('peers'));
   t.true(l.secureCounters.includes('netcodeTokenDecryptions'));
   t.true(l.secureCounters.includes('netcodeDroppedRequestTokenExpired'));
+  // netcode's largest payload packet (an 8-byte sequence) and what it adds to a payload.
+  t.deepEqual(l.secureLink, { maxDatagram: 1 + 8 + 1200 + 16, framing: 1 + 8 + 16 });
 });
 
 test('a layout that differs from what this TypeScript reads is refused, saying what differs', (t) => {
@@ -79,6 +81,12 @@ test('a layout that differs from what this TypeScript reads is refused, saying w
       'a config field this TypeScript passes, gone',
       (l) => (l.config = l.config.filter((f: string) => f !== 'mtu')),
       /no field mtu/,
+    ],
+    ['no secure link framing', (l) => delete l.secureLink, /secureLink/],
+    [
+      'framing as large as the secure datagram',
+      (l) => (l.secureLink.framing = l.secureLink.maxDatagram),
+      /secureLink has no maxDatagram larger than its framing/,
     ],
     [
       'a conditioner field gone',

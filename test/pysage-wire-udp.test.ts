@@ -9,9 +9,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import test, { type ExecutionContext } from 'ava';
 import {
-  ActorManager,
+  type ActorManager,
   defineMessage,
-  generateConnectToken,
   InvalidOption,
   PacketError,
   PacketTypeError,
@@ -254,25 +253,4 @@ test('maxPeerErrors faults forget the peer (reason error); its next datagram mak
   await pumpUntil(s.server, () => s.inbox.received.length === 2, 5000, 'the message after');
   t.deepEqual(s.events.connected, [raw.addr, raw.addr], 'there is no connection to refuse: it is a new peer');
   t.is(raw.received.length, 0, 'nothing is ever sent to it');
-});
-
-test('the pysage wire has no secure mode: secure and token are InvalidOption naming them', async (t) => {
-  const mgr = new ActorManager();
-  t.teardown(() => mgr.reset());
-  const privateKey = new Uint8Array(32).fill(7);
-  await t.throwsAsync(mgr.listen({ wire: 'pysage', secure: { privateKey, protocolId: 1n } }), {
-    instanceOf: InvalidOption,
-    message: /^NetOptions\.secure: the pysage wire has no secure mode/,
-  });
-  const token = generateConnectToken({
-    privateKey,
-    protocolId: 1n,
-    clientId: 1n,
-    serverAddresses: ['127.0.0.1:40000'],
-  });
-  await t.throwsAsync(mgr.connect({ wire: 'pysage', token }), {
-    instanceOf: InvalidOption,
-    message: /^NetOptions\.token: the pysage wire has no secure mode/,
-  });
-  t.is(mgr.transport, undefined);
 });

@@ -298,7 +298,7 @@ export class ActorManager extends Dispatcher {
 
   /**
    * Listens for peers (UDP by default; `{ transport: 'tcp' }`; `{ wire: 'pysage' }` for pysage's
-   * wire). Emits `'peerConnected'` (address), `'peerDisconnected'` (address, reason) and
+   * wire, and with `secure` too, over netcode). Emits `'peerConnected'` (address), `'peerDisconnected'` (address, reason) and
    * `'peerError'` (`{ peer, error }`: a fault in what a peer sent).
    */
   async listen(options: NetOptions = {}): Promise<void> {

@@ -211,6 +211,11 @@ export interface NetLayout {
   readonly reliabilities: readonly string[];
   /** Ordering channels per connection. */
   readonly channels: number;
+  /**
+   * The secure link's largest datagram and the bytes netcode's framing adds to a payload at most:
+   * on the pysage wire over netcode a message is at most the smaller datagram less `framing`.
+   */
+  readonly secureLink: { readonly maxDatagram: number; readonly framing: number };
   /** Slots of the service's result array, and its length. */
   readonly result: {
     readonly more: number;
@@ -314,6 +319,10 @@ export function layoutMismatch(l: any): string | undefined {
   const rel = sameNames(l.reliabilities, codes, 'reliabilities');
   if (rel) return rel;
   if (l.channels !== CHANNELS) return `the addon has ${l.channels} channels, this TypeScript ${CHANNELS}`;
+  const sl = l.secureLink;
+  if (!isOffset(sl?.maxDatagram) || !isOffset(sl.framing) || sl.framing >= sl.maxDatagram) {
+    return 'secureLink has no maxDatagram larger than its framing';
+  }
   for (const f of RESULT_FIELDS) if (!isOffset(l.result?.[f])) return `result has no slot ${f}`;
   const counters = l.counters;
   const secure = l.secureCounters;

@@ -10,7 +10,8 @@ export type TransportKind = 'udp' | 'tcp';
  * What goes on the wire: `'tsage'` (tsage's protocol: schema announcements, and over UDP its
  * reliable protocol) or `'pysage'` (pysage's own transports, so peers that are not tsage can
  * talk to it: over TCP a 4-byte big-endian length and one packed message per frame, over UDP
- * one packed message per datagram, and nothing else, ever).
+ * one packed message per datagram, and nothing else, ever; over UDP with `secure` or `token`,
+ * one packed message per netcode 1.02 payload packet, so that any netcode client can talk to it).
  */
 export type Wire = 'tsage' | 'pysage';
 
@@ -40,10 +41,14 @@ export interface NetOptions {
   transport?: TransportKind;
   /**
    * Default 'tsage'. `'pysage'` speaks pysage's `SelectTCPTransport`/`SelectUDPTransport`: no
-   * channels, and over UDP only `'unreliable'` (see docs/network.md, "pysage's wire").
+   * channels, and over UDP only `'unreliable'` (see docs/network.md, "pysage's wire"). With
+   * `secure` or `token`, each netcode payload packet carries one packed message.
    */
   wire?: Wire;
-  /** Largest UDP datagram, headers included (on the pysage wire: the largest message over UDP). Default 1200. */
+  /**
+   * Largest UDP datagram, headers included (on the pysage wire: the largest message over UDP;
+   * over netcode, that less 25 bytes of netcode's framing, and at most 1200). Default 1200.
+   */
   mtu?: number;
   /** Largest message, packed. Default 16 MiB. */
   maxMessageBytes?: number;
@@ -197,11 +202,6 @@ export function resolveNetOptions(o: NetOptions, what: 'listen' | 'connect'): Re
   }
   if (o.wire !== undefined && o.wire !== 'tsage' && o.wire !== 'pysage') {
     throw new InvalidOption(`NetOptions.wire must be 'tsage' or 'pysage', got ${String(o.wire)}`);
-  }
-  if (o.wire === 'pysage' && (secure !== null || token !== null)) {
-    throw new InvalidOption(
-      `NetOptions.${secure !== null ? 'secure' : 'token'}: the pysage wire has no secure mode (pysage's transports are plain; secure connections are tsage's wire)`,
-    );
   }
   if (o.wire === 'pysage' && o.keepaliveMs !== undefined) {
     throw new InvalidOption(

@@ -4,7 +4,8 @@
  *
  * On this wire a connection carries pysage's packed messages and nothing
  * else: over TCP each is a frame (a 4-byte big-endian length, then the
- * message), over UDP each is one datagram. Nothing announces schemas, so a
+ * message), over UDP each is one datagram (over netcode, one payload packet's
+ * payload: a secure connection). Nothing announces schemas, so a
  * received packet type decodes with the class registered for it here; one
  * that is not registered, or bytes that do not decode, are the peer's fault
  * (a `'peerError'`), and the rest of its stream is unaffected.

@@ -288,15 +288,23 @@ export class UdpTransport extends NetTransport {
     return this.sink;
   }
 
-  /** On pysage's wire a message is one datagram: no larger than the MTU. */
+  /** On pysage's wire a message is one datagram (secure: one payload packet): no larger than the MTU allows. */
   protected override get messageLimit(): number {
     const max = this.options.maxMessageBytes;
-    return this.options.wire === 'pysage' ? Math.min(max, this.options.mtu) : max;
+    if (this.options.wire !== 'pysage') return max;
+    const sl = this.layout.secureLink;
+    return Math.min(
+      max,
+      this.secure ? Math.min(this.options.mtu, sl.maxDatagram) - sl.framing : this.options.mtu,
+    );
   }
 
   protected override get limitName(): string {
     if (this.options.wire !== 'pysage') return super.limitName;
-    return `one datagram holds on the pysage wire (mtu ${this.options.mtu} bytes)`;
+    const mtu = this.options.mtu;
+    if (!this.secure) return `one datagram holds on the pysage wire (mtu ${mtu} bytes)`;
+    const sl = this.layout.secureLink;
+    return `one payload packet holds on the pysage wire over netcode (${this.messageLimit} bytes: mtu ${mtu}, at most ${sl.maxDatagram}, less ${sl.framing} of netcode's framing)`;
   }
 
   protected get hasOutgoing(): boolean {

@@ -24,7 +24,10 @@ use crate::net::batch::{
     SendBatch, ENTRY_CHANNEL, ENTRY_FLAGS, ENTRY_HEADER, ENTRY_LENGTH, ENTRY_PEER, ENTRY_RELIABILITY, FLAG_CONTROL,
 };
 use crate::net::events::{self, Events, DISCONNECT_REASONS, FAULT_KINDS, REFUSAL_REASONS};
-use crate::net::{ConditionerConfig, ConditionerStats, Config, Driver, PeerInfo, Reliability, Stats, CHANNELS};
+use crate::net::{
+    ConditionerConfig, ConditionerStats, Config, Driver, PeerInfo, Reliability, Stats, CHANNELS, SECURE_FRAMING,
+    SECURE_MAX_DATAGRAM,
+};
 
 pub(super) struct Slot {
     pub(super) driver: Driver,
@@ -474,6 +477,11 @@ pub fn layout(env: &Env, _args: &[napi_value]) -> Result<napi_value> {
         strings(env, Reliability::ALL.iter().map(|r| r.name()))?,
     )?;
     env.set(o, "channels", env.double(CHANNELS as f64)?)?;
+    let framing = numbers(
+        env,
+        &[("maxDatagram", SECURE_MAX_DATAGRAM), ("framing", SECURE_FRAMING)],
+    )?;
+    env.set(o, "secureLink", framing)?;
     let result = numbers(
         env,
         &[

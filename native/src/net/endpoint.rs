@@ -145,9 +145,12 @@ impl Endpoint {
         let Some(e) = self.table.get_mut(peer) else {
             return;
         };
-        if e.session.is_connected() && !self.link.is_whole() {
-            e.peer.flush(now, &self.cfg, &mut self.out);
-            seal(&mut self.link, now, e, &mut self.out);
+        if e.session.is_connected() {
+            // A whole-message link's peers hold nothing to flush; netcode's goodbye still goes out.
+            if !self.link.is_whole() {
+                e.peer.flush(now, &self.cfg, &mut self.out);
+                seal(&mut self.link, now, e, &mut self.out);
+            }
             self.link.goodbye(now, &mut e.session, e.addr, &mut self.out);
         }
         self.remove_peer(now, peer, DisconnectReason::Local);
@@ -171,9 +174,11 @@ impl Endpoint {
             return Err(SendError::TooLarge);
         }
         if self.link.is_whole() {
-            // One datagram per message, outside the peer's reliability (the raw link).
-            let e = self.table.get(peer).ok_or(SendError::UnknownPeer)?;
-            self.link.send_whole(e.addr, payload, &self.cfg, &mut self.out)?;
+            // One datagram per message, outside the peer's reliability (the raw link, and the
+            // secure link with whole payloads).
+            let e = self.table.get_mut(peer).ok_or(SendError::UnknownPeer)?;
+            self.link
+                .send_whole(now, &mut e.session, e.addr, payload, &self.cfg, &mut self.out)?;
             self.out.stats.messages_sent += 1;
             return Ok(());
         }
@@ -340,8 +345,9 @@ impl Endpoint {
                 Tick::Gone(reason) => Some(reason),
                 // Another peer at the token's next server: this attempt cannot go on there.
                 Tick::Moved(addr) => (!self.table.rekey(id, addr)).then_some(DisconnectReason::Refused),
-                // The raw link said whether the peer timed out; it has no reliability timers to run.
-                Tick::Connected if self.link.is_whole() => None,
+                // A whole-message link's peers have no reliability timers to run (the raw link said
+                // whether the peer timed out; netcode watches a secure one's liveness).
+                Tick::Connected | Tick::Linked if self.link.is_whole() => None,
                 Tick::Connected if now.saturating_sub(e.last_recv) >= self.cfg.timeout_ms => {
                     Some(DisconnectReason::Timeout)
                 }
@@ -433,6 +439,15 @@ impl Endpoint {
                 }
             }
             Input::Whole(known) => self.on_whole(now, from, known, b),
+            Input::Decrypted(id, data) => deliver_whole(
+                &mut self.table,
+                &mut self.events,
+                &mut self.out,
+                &self.cfg,
+                now,
+                id,
+                data,
+            ),
         }
     }
 
@@ -459,13 +474,36 @@ impl Endpoint {
                 id
             }
         };
-        let Some(e) = self.table.get_mut(id) else { return };
-        e.last_recv = now;
-        if self.events.over(MESSAGE_PAYLOAD + data.len(), self.cfg.max_event_bytes) {
-            self.out.stats.drop_event_backlog += 1;
-            return;
-        }
-        self.out.stats.messages_delivered += 1;
-        self.events.push_message(id, 0, false, data);
+        deliver_whole(
+            &mut self.table,
+            &mut self.events,
+            &mut self.out,
+            &self.cfg,
+            now,
+            id,
+            data,
+        );
     }
+}
+
+/// Delivers one whole message from peer `id` as it is (a whole-message link), unless the
+/// undrained events have reached `max_event_bytes`. (Fields, not the endpoint: a decrypted
+/// message lives in the link's buffer.)
+fn deliver_whole(
+    table: &mut Table,
+    events: &mut Events,
+    out: &mut Outbox,
+    cfg: &Config,
+    now: u64,
+    id: PeerId,
+    data: &[u8],
+) {
+    let Some(e) = table.get_mut(id) else { return };
+    e.last_recv = now;
+    if events.over(MESSAGE_PAYLOAD + data.len(), cfg.max_event_bytes) {
+        out.stats.drop_event_backlog += 1;
+        return;
+    }
+    out.stats.messages_delivered += 1;
+    events.push_message(id, 0, false, data);
 }

@@ -51,7 +51,10 @@ impl Endpoint {
     /// out, with [`Endpoint::connect_token`]. Its datagrams are at most `config.mtu` and 1225
     /// bytes, the peer's keepalive and the endpoint's timeout are off (netcode's keep-alives
     /// and the token's timeout take their place), and the clock for token expiry comes in
-    /// through [`Endpoint::set_unix_time`].
+    /// through [`Endpoint::set_unix_time`]. With `config.pysage_wire`, each payload packet
+    /// carries one whole message (pysage's packing), outside the peers' reliability, as the
+    /// raw link's datagrams do: each at most the datagram size less netcode's 25 bytes of
+    /// framing (1200 at most).
     pub fn new_secure(config: Config, seed: u64, listen: Option<SecureListen>) -> Result<Self, ServerError> {
         let mut cfg = config.sanitized();
         cfg.mtu = cfg.mtu.min(MAX_DATAGRAM);
@@ -64,7 +67,7 @@ impl Endpoint {
             public_address: l.public_address,
             max_clients: cfg.max_peers,
         });
-        let link = Link::Secure(Box::new(Secure::new(server)?));
+        let link = Link::Secure(Box::new(Secure::new(server, cfg.pysage_wire)?));
         Ok(Self::with_link(cfg, Rng::new(seed), link))
     }
 

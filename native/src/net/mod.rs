@@ -49,6 +49,7 @@ pub use endpoint::secure::{PeerIdentity, SecureListen, SecureStats};
 pub use endpoint::{Endpoint, PeerInfo};
 pub use events::{EventRef, Fault};
 pub use link::secure::TokenConnectError;
+pub(crate) use link::secure::{FRAMING as SECURE_FRAMING, MAX_DATAGRAM as SECURE_MAX_DATAGRAM};
 pub use stats::Stats;
 
 /// Number of independent ordering channels (numbered `0..CHANNELS`).

@@ -20,7 +20,9 @@
 //! netcode 1.02's connect tokens and encrypted packets (whose tag stands in for
 //! the CRC); and [`raw`], pysage's wire, whose datagrams are whole messages that
 //! the endpoint delivers as they are ([`Input::Whole`]) and whose sends bypass
-//! the peer's reliability ([`Link::send_whole`]). Other kinds would be further
+//! the peer's reliability ([`Link::send_whole`]). pysage's wire over netcode is
+//! the secure link with whole payloads: each payload packet is one message
+//! ([`Input::Decrypted`], [`Link::send_whole`]). Other kinds would be further
 //! variants of [`Link`] and [`Session`]; `docs/net-protocol.md` says how each fits.
 
 pub(crate) mod crc;
@@ -91,6 +93,9 @@ pub(crate) enum Input<'a> {
     /// or, with `None`, from a new address that the endpoint admits as a peer first (or drops
     /// when it is full). (It names no bytes: the endpoint delivers the datagram it read.)
     Whole(Option<PeerId>),
+    /// One whole message from a connected peer, decrypted into the link's own buffer (the
+    /// secure link with whole payloads: one payload packet's payload).
+    Decrypted(PeerId, &'a [u8]),
 }
 
 /// What a peer's handshake timers say.
@@ -139,10 +144,15 @@ impl Link {
         Link::Raw(raw::Raw)
     }
 
-    /// Whether this link carries whole messages, one per datagram, outside the peers' reliability.
+    /// Whether this link carries whole messages, one per datagram, outside the peers' reliability
+    /// (the raw link, and the secure link with whole payloads).
     #[inline]
     pub(crate) fn is_whole(&self) -> bool {
-        matches!(self, Link::Raw(_))
+        match self {
+            Link::Raw(_) => true,
+            Link::Secure(l) => l.is_whole(),
+            Link::Plain(_) => false,
+        }
     }
 
     /// Bytes the link puts before each payload.
@@ -171,18 +181,22 @@ impl Link {
         }
     }
 
-    /// Sends one whole message to `addr` as one datagram (the raw link; the others take
-    /// messages through the peers and refuse this).
+    /// Sends one whole message to the peer of session `s` at `addr` as one datagram: as it is
+    /// (the raw link) or sealed into one payload packet (the secure link with whole payloads).
+    /// The other links take messages through the peers and refuse this.
     pub(crate) fn send_whole(
-        &self,
+        &mut self,
+        now: u64,
+        s: &mut Session,
         addr: SocketAddr,
         payload: &[u8],
         cfg: &Config,
         out: &mut Outbox,
     ) -> Result<(), SendError> {
-        match self {
-            Link::Raw(l) => l.send(addr, payload, cfg, out),
-            Link::Plain(_) | Link::Secure(_) => Err(SendError::BadChannel),
+        match (self, s) {
+            (Link::Raw(l), _) => l.send(addr, payload, cfg, out),
+            (Link::Secure(l), Session::Secure(s)) if l.is_whole() => l.send_whole(now, s, addr, payload, out),
+            _ => Err(SendError::BadChannel),
         }
     }
 

@@ -19,6 +19,12 @@
 //! - In this mode the peer's own keepalive and the endpoint's timeout are off
 //!   ([`Tick::Linked`]): netcode's keep-alives (10 Hz) and the token's timeout
 //!   govern liveness, on both sides.
+//! - With *whole payloads* (pysage's wire over netcode) each payload packet
+//!   carries one whole message instead of a peer payload, so that any netcode
+//!   client can exchange messages without tsage's reliability: a decrypted
+//!   payload is delivered as it is ([`Input::Decrypted`]), and
+//!   [`Secure::send_whole`] seals one message into one payload packet, outside
+//!   the peer.
 //! - A plain handshake (HELLO) that reaches a secure listener is answered
 //!   with a [`TokenRequired`]; a [`NoTokens`] from a plain listener fails the
 //!   attempt at that server (see `packet::refusal`).
@@ -30,7 +36,7 @@ use crate::crypto::{CryptoError, TAG_BYTES};
 use crate::net::outbox::Outbox;
 use crate::net::packet::refusal::{NoTokens, TokenRequired, T_NO_TOKENS};
 use crate::net::packet::{Hello, Payload, HANDSHAKE_LEN, PROTOCOL_VERSION, T_HELLO};
-use crate::net::{DisconnectReason, PeerId};
+use crate::net::{DisconnectReason, PeerId, SendError};
 use crate::netcode::packet::PAYLOAD_HEADROOM;
 use crate::netcode::{
     self, Client, ClientError, ClientEvent, ClientState, Outbox as NcOutbox, Server, ServerConfig, ServerError,
@@ -44,6 +50,9 @@ pub(crate) const TAILROOM: usize = TAG_BYTES;
 /// The largest datagram of the secure link (a payload packet of 1200 bytes and an 8-byte
 /// sequence): the endpoint's MTU is shrunk to it.
 pub(crate) const MAX_DATAGRAM: usize = netcode::MAX_PACKET_BYTES;
+/// What netcode's framing adds to a payload at most: a whole message (whole payloads) is at
+/// most the datagram size less this.
+pub(crate) const FRAMING: usize = HEADROOM + TAILROOM;
 
 /// The secure link's state for one peer.
 #[derive(Debug)]
@@ -124,6 +133,8 @@ pub(crate) struct Secure {
     unix_now: u64,
     /// Counters of the client sessions that ended, so that the sums never go backwards.
     ended: NcStats,
+    /// Each payload packet is one whole message (pysage's wire), not a peer payload.
+    whole: bool,
 }
 
 impl std::fmt::Debug for Secure {
@@ -131,18 +142,26 @@ impl std::fmt::Debug for Secure {
         f.debug_struct("Secure")
             .field("listening", &self.server.is_some())
             .field("unix_now", &self.unix_now)
+            .field("whole", &self.whole)
             .finish()
     }
 }
 
-/// A decrypted payload as the peers take it (its kind and flags first); `None` if too short.
-fn payload(b: &[u8]) -> Option<Payload<'_>> {
+/// What a decrypted payload from peer `id` is to the endpoint: a peer payload (its kind and
+/// flags first) or, with `whole` payloads, one whole message (its packet-type byte first, at
+/// most `max_message` bytes); `None` if it cannot be one.
+fn decrypted(whole: bool, id: PeerId, b: &[u8], max_message: usize) -> Option<Input<'_>> {
     match b {
-        [kind, flags, rest @ ..] => Some(Payload {
-            kind: *kind,
-            flags: *flags,
-            rest,
-        }),
+        [] => None,
+        _ if whole => (b.len() <= max_message).then_some(Input::Decrypted(id, b)),
+        [kind, flags, rest @ ..] => Some(Input::Payload(
+            id,
+            Payload {
+                kind: *kind,
+                flags: *flags,
+                rest,
+            },
+        )),
         _ => None,
     }
 }
@@ -169,8 +188,9 @@ fn client_reason(state: ClientState, plain_refused: bool) -> DisconnectReason {
 }
 
 impl Secure {
-    /// A secure link; a listening one when `server` is given (its slots are `max_peers`).
-    pub(crate) fn new(server: Option<ServerConfig>) -> Result<Self, ServerError> {
+    /// A secure link; a listening one when `server` is given (its slots are `max_peers`); with
+    /// `whole` payloads, one message per payload packet (see the module documentation).
+    pub(crate) fn new(server: Option<ServerConfig>, whole: bool) -> Result<Self, ServerError> {
         let server = server.map(Server::new).transpose()?;
         let slots = server.as_ref().map_or(0, Server::max_clients);
         Ok(Secure {
@@ -180,7 +200,14 @@ impl Secure {
             cout: NcOutbox::new(),
             unix_now: 0,
             ended: NcStats::default(),
+            whole,
         })
+    }
+
+    /// Whether each payload packet is one whole message.
+    #[inline]
+    pub(crate) fn is_whole(&self) -> bool {
+        self.whole
     }
 
     pub(crate) fn set_unix_time(&mut self, unix_seconds: u64) {
@@ -302,10 +329,12 @@ impl Secure {
                     };
                 }
                 ServerEvent::Payload { slot, bytes } => match known {
-                    Some((id, s)) if s == slot => match payload(self.sout.bytes(bytes)) {
-                        Some(p) => result = Input::Payload(id, p),
-                        None => cx.stats().drop_garbled += 1,
-                    },
+                    Some((id, s)) if s == slot => {
+                        match decrypted(self.whole, id, self.sout.bytes(bytes), cx.cfg.max_message_size) {
+                            Some(input) => result = input,
+                            None => cx.stats().drop_garbled += 1,
+                        }
+                    }
                     _ => cx.stats().drop_stranger += 1,
                 },
                 ServerEvent::Disconnected { slot, .. } => {
@@ -351,8 +380,8 @@ impl Secure {
         match self.cout.events().first().copied() {
             Some(ClientEvent::Connected { .. }) => return Input::Established(id),
             Some(ClientEvent::Payload { bytes }) => {
-                return match payload(self.cout.bytes(bytes)) {
-                    Some(p) => Input::Payload(id, p),
+                return match decrypted(self.whole, id, self.cout.bytes(bytes), cx.cfg.max_message_size) {
+                    Some(input) => input,
                     None => {
                         cx.stats().drop_garbled += 1;
                         Input::Done
@@ -454,5 +483,38 @@ impl Secure {
             },
             Session::Client(c) => c.client.seal_payload(now, dg, HEADROOM).is_ok(),
         }
+    }
+
+    /// Seals one whole message into one payload packet to the session's peer (whole payloads),
+    /// outside the peer's reliability: never empty ([`SendError::Empty`]: the first byte is the
+    /// packet type), at most the payload room of the MTU ([`SendError::TooLarge`]), and held
+    /// ([`SendError::WindowFull`]) while the session is still connecting. One that could not
+    /// be encrypted is dropped and counted, as the outbox does with a peer payload.
+    pub(crate) fn send_whole(
+        &mut self,
+        now: u64,
+        s: &mut Session,
+        addr: SocketAddr,
+        message: &[u8],
+        out: &mut Outbox,
+    ) -> Result<(), SendError> {
+        if message.is_empty() {
+            return Err(SendError::Empty);
+        }
+        if message.len() > out.payload_room() {
+            return Err(SendError::TooLarge);
+        }
+        if !s.is_connected() {
+            return Err(SendError::WindowFull);
+        }
+        let mut dg = out.payload_buf();
+        dg.extend_from_slice(message);
+        if self.frame(now, s, &mut dg) {
+            out.send(addr, dg);
+        } else {
+            out.stats.drop_unsealable += 1;
+            out.recycle(dg);
+        }
+        Ok(())
     }
 }

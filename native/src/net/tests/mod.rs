@@ -12,6 +12,7 @@ mod liveness;
 mod loss;
 mod raw;
 mod secure;
+mod secure_whole;
 
 use std::net::SocketAddr;
 

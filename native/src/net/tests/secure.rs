@@ -14,7 +14,7 @@ fn private_key() -> Key {
     Key::from_bytes([0x5a; 32])
 }
 
-fn token(client_id: u64, servers: &[SocketAddr], timeout_seconds: i32) -> Vec<u8> {
+pub(super) fn token(client_id: u64, servers: &[SocketAddr], timeout_seconds: i32) -> Vec<u8> {
     let user_data: Vec<u8> = (0..USER_DATA_BYTES).map(|i| (i * 3) as u8).collect();
     let p = TokenParams {
         protocol_id: PROTOCOL,
@@ -30,7 +30,7 @@ fn token(client_id: u64, servers: &[SocketAddr], timeout_seconds: i32) -> Vec<u8
         .to_vec()
 }
 
-fn listener(at: SocketAddr, cfg: Config) -> Endpoint {
+pub(super) fn listener(at: SocketAddr, cfg: Config) -> Endpoint {
     let listen = SecureListen {
         protocol_id: PROTOCOL,
         private_key: private_key(),
@@ -50,19 +50,19 @@ fn client() -> Endpoint {
 }
 
 /// Returns false to drop a datagram (from, to, bytes); may change it.
-type NetFilter = Box<dyn FnMut(SocketAddr, SocketAddr, &mut Vec<u8>) -> bool>;
+pub(super) type NetFilter = Box<dyn FnMut(SocketAddr, SocketAddr, &mut Vec<u8>) -> bool>;
 
 /// Endpoints by address; one `step` is 1 ms.
-struct Net {
+pub(super) struct Net {
     eps: Vec<(SocketAddr, Endpoint, Option<Conditioner>)>,
-    now: u64,
-    filter: Option<NetFilter>,
+    pub(super) now: u64,
+    pub(super) filter: Option<NetFilter>,
     /// Endpoints that neither run nor receive (a dead process).
     dead: Vec<SocketAddr>,
 }
 
 impl Net {
-    fn new(eps: Vec<(&str, Endpoint)>) -> Self {
+    pub(super) fn new(eps: Vec<(&str, Endpoint)>) -> Self {
         Net {
             eps: eps.into_iter().map(|(a, e)| (addr(a), e, None)).collect(),
             now: 1_000_000,
@@ -71,7 +71,7 @@ impl Net {
         }
     }
 
-    fn ep(&mut self, a: &str) -> &mut Endpoint {
+    pub(super) fn ep(&mut self, a: &str) -> &mut Endpoint {
         let a = addr(a);
         &mut self.eps.iter_mut().find(|e| e.0 == a).expect("endpoint").1
     }
@@ -88,7 +88,7 @@ impl Net {
         }));
     }
 
-    fn step(&mut self) {
+    pub(super) fn step(&mut self) {
         let now = self.now;
         let mut sent = Vec::new();
         for (from, e, cond) in &mut self.eps {
@@ -123,7 +123,7 @@ impl Net {
     }
 
     /// Steps until `a` has an event; returns it.
-    fn next_event(&mut self, a: &str, max_steps: u64) -> Event {
+    pub(super) fn next_event(&mut self, a: &str, max_steps: u64) -> Event {
         for _ in 0..max_steps {
             if let Some(e) = self.ep(a).poll_event() {
                 return e;
@@ -134,8 +134,8 @@ impl Net {
     }
 }
 
-const S: &str = "10.0.0.2:2000";
-const C: &str = "10.0.0.1:1000";
+pub(super) const S: &str = "10.0.0.2:2000";
+pub(super) const C: &str = "10.0.0.1:1000";
 
 /// A secure listener and a client connected to it: (net, server's peer id at the client,
 /// client's peer id at the server, handshake time in ms).
