@@ -6,26 +6,11 @@
  * `maxPeerErrors` faults it is cut off; it hears netcode's goodbye; and other clients go on.
  */
 import test, { type ExecutionContext } from 'ava';
-import { defineMessage, registerMessage } from '../ts/index.js';
 import { type Listener, listener, tickUntil } from './helpers/hostile.js';
 import { listenOptions, manager, testToken } from './helpers/net.js';
+import { BAD_PAYLOADS, Note, note } from './helpers/note.js';
 import { RawNetcodeClient } from './helpers/raw-netcode.js';
 import { type Cmd, dataPacket, REL } from './helpers/raw-udp.js';
-
-const Note = defineMessage('Note', { n: 'i', text: 'S' }, { packetType: 101 });
-type Note = InstanceType<typeof Note>;
-registerMessage(Note);
-
-/** A packed Note: packet type 101, n (i32), text (u32 length, UTF-8). */
-function note(n: number, text = ''): Buffer {
-  const t = Buffer.from(text, 'utf8');
-  const b = Buffer.alloc(9 + t.length);
-  b[0] = 101;
-  b.writeInt32BE(n, 1);
-  b.writeUInt32BE(t.length, 5);
-  t.copy(b, 9);
-  return b;
-}
 
 /** A raw netcode client, connected to `server`, that sends tsage DATA packets inside netcode payloads. */
 class SecureRawPeer {
@@ -62,25 +47,7 @@ class SecureRawPeer {
 test('secure: one bad payload inside valid encryption is a peerError, never out of a tick; the peer pays, others go on', async (t) => {
   // No 'error' listener: a fault thrown by a tick would fail this test.
   const server = await listener(t, listenOptions('secure'));
-  const cases: [string, Buffer, string, RegExp, boolean][] = [
-    ['a payload of unknown kind', Buffer.from([7, 1, 2]), 'ERR_TSAGE_PEER_PROTOCOL', /unknown kind 7/, true],
-    [
-      'an announcement that is not JSON',
-      Buffer.from('\x01{nope', 'latin1'),
-      'ERR_TSAGE_PEER_PROTOCOL',
-      /not UTF-8 JSON/,
-      true,
-    ],
-    ['an empty payload', Buffer.alloc(0), 'ERR_TSAGE_PEER_PROTOCOL', /empty payload/, true],
-    [
-      'a truncated Note',
-      note(1, 'hello').subarray(0, 7),
-      'ERR_TSAGE_PACKET',
-      /Note\.text: bytes end before/,
-      false,
-    ],
-  ];
-  for (const [what, payload, code, message, cutOff] of cases) {
+  for (const [what, payload, code, message, cutOff] of BAD_PAYLOADS) {
     const raw = await SecureRawPeer.connect(t, server);
     const before = server.faults.length;
     raw.data([{ rel: REL.ordered, channel: 0, id: 0, seq: 0, payload }]);
@@ -115,7 +82,12 @@ test('secure: one bad payload inside valid encryption is a peerError, never out 
   // A well-behaved client is unaffected.
   const c = manager(t);
   const connecting = c.mgr.connect({ token: testToken([`127.0.0.1:${server.port}`]) });
-  await tickUntil([server.mgr], () => server.arrivals.length === cases.length + 1, 10_000, 'the client');
+  await tickUntil(
+    [server.mgr],
+    () => server.arrivals.length === BAD_PAYLOADS.length + 1,
+    10_000,
+    'the client',
+  );
   await connecting;
   c.mgr.sendMessage(new Note({ n: 9, text: 'still here' }));
   await tickUntil([server.mgr, c.mgr], () => server.inbox.of('Note').length === 2, 10_000, 'the client Note');

@@ -8,50 +8,17 @@
  */
 import { createSocket } from 'node:dgram';
 import test from 'ava';
-import { defineMessage, registerMessage } from '../ts/index.js';
 import { listener, tickFor, tickUntil } from './helpers/hostile.js';
 import { manager } from './helpers/net.js';
+import { BAD_PAYLOADS, Note, note } from './helpers/note.js';
 import { announcement, RawPeer, REL, sealed, T, unsealed } from './helpers/raw-udp.js';
 import { seededRng } from './helpers/rng.js';
-
-const Note = defineMessage('Note', { n: 'i', text: 'S' }, { packetType: 101 });
-type Note = InstanceType<typeof Note>;
-registerMessage(Note);
-
-/** A packed Note: packet type 101, n (i32), text (u32 length, UTF-8). */
-function note(n: number, text = ''): Buffer {
-  const t = Buffer.from(text, 'utf8');
-  const b = Buffer.alloc(9 + t.length);
-  b[0] = 101;
-  b.writeInt32BE(n, 1);
-  b.writeUInt32BE(t.length, 5);
-  t.copy(b, 9);
-  return b;
-}
 
 test('one bad payload never comes out of a tick: it is a peerError, the peer pays, other peers go on', async (t) => {
   // No 'error' listener: a fault thrown by a tick would fail this test.
   const server = await listener(t);
   const tick = () => server.mgr.tick();
-  const cases: [string, Buffer, string, RegExp, boolean][] = [
-    ['a payload of unknown kind', Buffer.from([7, 1, 2]), 'ERR_TSAGE_PEER_PROTOCOL', /unknown kind 7/, true],
-    [
-      'an announcement that is not JSON',
-      Buffer.from('\x01{nope', 'latin1'),
-      'ERR_TSAGE_PEER_PROTOCOL',
-      /not UTF-8 JSON/,
-      true,
-    ],
-    ['an empty payload', Buffer.alloc(0), 'ERR_TSAGE_PEER_PROTOCOL', /empty payload/, true],
-    [
-      'a truncated Note',
-      note(1, 'hello').subarray(0, 7),
-      'ERR_TSAGE_PACKET',
-      /Note\.text: bytes end before/,
-      false,
-    ],
-  ];
-  for (const [what, payload, code, message, cutOff] of cases) {
+  for (const [what, payload, code, message, cutOff] of BAD_PAYLOADS) {
     const raw = await RawPeer.open(t, server.port);
     t.is((await raw.handshake(tick))?.[0], T.ACCEPT, what);
     await tickUntil([server.mgr], () => server.arrivals.includes(raw.address), 10_000, `${what}: arrival`);
@@ -88,7 +55,12 @@ test('one bad payload never comes out of a tick: it is a peerError, the peer pay
   // A well-behaved client is unaffected.
   const c = manager(t);
   const connecting = c.mgr.connect({ host: '127.0.0.1', port: server.port });
-  await tickUntil([server.mgr], () => server.arrivals.length === cases.length + 1, 10_000, 'the client');
+  await tickUntil(
+    [server.mgr],
+    () => server.arrivals.length === BAD_PAYLOADS.length + 1,
+    10_000,
+    'the client',
+  );
   await connecting;
   c.mgr.sendMessage(new Note({ n: 9, text: 'still here' }));
   await tickUntil([server.mgr, c.mgr], () => server.inbox.of('Note').length === 2, 10_000, 'the client Note');
