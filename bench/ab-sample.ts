@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [tree, row] = process.argv.slice(2) as [string, 'udp' | 'tcp'];
+const [tree, row] = process.argv.slice(2) as [string, 'udp' | 'tcp' | 'udp-inproc'];
 const N = Number(process.env.TSAGE_BENCH_NET_MESSAGES ?? 1_000_000);
 const RUNS = Number(process.env.TSAGE_BENCH_NET_RUNS ?? 5);
 const BATCH = Number(process.env.TSAGE_BENCH_NET_BATCH ?? 1024);
@@ -25,7 +25,7 @@ const lib = (await import(pathToFileURL(join(tree, 'ts/index.ts')).href)) as typ
 const fx = (await import(
   pathToFileURL(join(tree, 'bench/fixtures/net-messages.ts')).href
 )) as typeof import('./fixtures/net-messages.js');
-const { ActorManager, BackpressureError } = lib;
+const { Actor, ActorManager, BackpressureError } = lib;
 const { NetData, valueAt } = fx;
 
 interface Report {
@@ -36,6 +36,78 @@ interface Report {
 const immediate = () => new Promise<void>((r) => setImmediate(r));
 /** A process's main (JS) thread's time on a CPU so far, in ns (Linux: the first field of schedstat). */
 const cpuNs = (pid: number | 'self') => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+
+if (row === 'udp-inproc') {
+  console.log(JSON.stringify(await inProcess()));
+  process.exit(0);
+}
+
+/**
+ * 'udp-inproc': the sender and the receiver (an actor summing NetData, as the receiver process
+ * does) in this one process and thread over loopback UDP, ticked in turn with no wait between:
+ * the CPU time (process.cpuUsage) of both sides' whole work per message, which a loaded machine
+ * stretches in wall time but not in CPU time.
+ */
+async function inProcess(): Promise<{ cpuNs: number[] }> {
+  let count = 0;
+  let sum = 0;
+  let ordered = true;
+  class Sink extends Actor {
+    static override subscriptions = [NetData];
+    handleNetData(m: InstanceType<typeof NetData>): boolean {
+      if (m.seq !== count) ordered = false;
+      count++;
+      sum += m.value;
+      return true;
+    }
+  }
+  const rx = new ActorManager();
+  rx.registerActor(new Sink());
+  await rx.listen({ host: '127.0.0.1', port: 0, transport: 'udp' });
+  const tx = new ActorManager();
+  const loop = rx.start({ intervalMs: 1 });
+  await tx.connect({ host: '127.0.0.1', port: rx.transport!.address.port, transport: 'udp' });
+  loop.stop();
+  const run = (n: number): number => {
+    count = 0;
+    sum = 0;
+    ordered = true;
+    let want = 0;
+    for (let k = 0; k < n; k++) want += valueAt(k);
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    let i = 0;
+    while (count < n) {
+      const stop = Math.min(n, i + BATCH);
+      try {
+        for (; i < stop; i++) tx.sendMessage(new NetData({ seq: i, value: valueAt(i), pad: '' }));
+      } catch (err) {
+        if (!(err instanceof BackpressureError)) throw err;
+      }
+      tx.tick();
+      rx.tick();
+      if (performance.now() - t0 > RUN_TIMEOUT_MS)
+        throw new Error(`ab: in-process: ${count} of ${n} in time`);
+    }
+    const c = process.cpuUsage(c0);
+    if (count !== n || sum !== want || !ordered)
+      throw new Error(`ab: in-process: ${count}, ${sum}, ${ordered}`);
+    return ((c.user + c.system) * 1000) / n;
+  };
+  const cpuNs: number[] = [];
+  try {
+    run(Math.min(N, 100_000));
+    for (let k = 0; k < RUNS; k++) {
+      gc();
+      run(N);
+      cpuNs.push(run(N));
+    }
+  } finally {
+    await tx.reset();
+    await rx.reset();
+  }
+  return { cpuNs };
+}
 
 const child = spawn(
   process.execPath,
@@ -75,6 +147,8 @@ async function expect(n: number): Promise<{ report: Promise<Report> }> {
 
 /** CPU time (µs) of the sender's sends and ticks alone, without its waits on the event loop. */
 let busyUs = 0;
+/** BackpressureErrors the sender met. */
+let backpressured = 0;
 
 async function sendAll(n: number): Promise<number> {
   const { report } = await expect(n);
@@ -92,6 +166,7 @@ async function sendAll(n: number): Promise<number> {
       for (; i < stop; i++) mgr.sendMessage(new NetData({ seq: i, value: valueAt(i), pad: '' }));
     } catch (err) {
       if (!(err instanceof BackpressureError)) throw err;
+      backpressured++;
     }
     mgr.tick();
     const c1 = process.cpuUsage(c0);
@@ -117,6 +192,7 @@ const rates: number[] = [];
 const txNs: number[] = [];
 const rxNs: number[] = [];
 const busyNs: number[] = [];
+const bp: number[] = [];
 try {
   await sendAll(Math.min(N, 100_000));
   for (let k = 0; k < RUNS; k++) {
@@ -125,14 +201,16 @@ try {
     const tx = cpuNs('self');
     const rx = cpuNs(child.pid!);
     busyUs = 0;
+    backpressured = 0;
     rates.push((N * 1000) / (await sendAll(N)));
     txNs.push((cpuNs('self') - tx) / N);
     rxNs.push((cpuNs(child.pid!) - rx) / N);
     busyNs.push((busyUs * 1000) / N);
+    bp.push(backpressured);
   }
 } finally {
   await mgr.reset();
   child.disconnect();
   await once(child, 'exit');
 }
-console.log(JSON.stringify({ rates, txNs, rxNs, busyNs }));
+console.log(JSON.stringify({ rates, txNs, rxNs, busyNs, bp }));

@@ -2,7 +2,7 @@
  * A/B throughput of two trees of tsage on the network bench's two plain rows:
  * `tsage UDP reliable-ordered` (lossless) and `tsage TCP transport`.
  *
- *   node --import tsx bench/ab.ts OLD_TREE [NEW_TREE] [--rounds=N] [--rows=udp,tcp]
+ *   node --import tsx bench/ab.ts OLD_TREE [NEW_TREE] [--rounds=N] [--rows=udp,tcp,udp-inproc]
  *
  * NEW_TREE defaults to this checkout. Each sample is one child process
  * (`bench/ab-sample.ts`) that imports the library (`ts/index.ts`), the message
@@ -21,6 +21,10 @@
  * ticks alone, without the waits), the new/old ratio of the medians, and, as the noise
  * floor, the ratio between the medians of the old tree's first-half and
  * second-half samples.
+ *
+ * Row `udp-inproc` (not by default) is not a row of the bench: both managers in one process
+ * and thread, ticked in turn, and the CPU time per message of all their work (see
+ * ab-sample.ts). It is what a loaded machine does not blur, and says where a difference is.
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -38,14 +42,18 @@ const here = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const oldTree = resolve(trees[0]!);
 const newTree = resolve(trees[1] ?? here);
 const rounds = Number(opt('rounds', '4'));
-const rows = opt('rows', 'udp,tcp').split(',') as ('udp' | 'tcp')[];
+const rows = opt('rows', 'udp,tcp').split(',') as ('udp' | 'tcp' | 'udp-inproc')[];
 const sampler = fileURLToPath(new URL('./ab-sample.ts', import.meta.url));
 
 interface Sample {
-  rates: number[];
-  txNs: number[];
-  rxNs: number[];
-  busyNs: number[];
+  rates?: number[];
+  txNs?: number[];
+  rxNs?: number[];
+  busyNs?: number[];
+  /** BackpressureErrors per timed run. */
+  bp?: number[];
+  /** 'udp-inproc': CPU ns per message of both sides in one thread. */
+  cpuNs?: number[];
 }
 
 function sample(tree: string, row: string): Promise<Sample> {
@@ -72,6 +80,7 @@ const median = (xs: readonly number[]) => {
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const fmt = (r: number) => `${(r / 1e6).toFixed(2)} M/s`;
+const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? (a / b).toFixed(3) : 'n/a');
 
 // samples[row][tree]: every sample (child process), in the order taken.
 const samples: Record<string, { old: Sample[]; new: Sample[] }> = {};
@@ -82,9 +91,7 @@ for (let round = 0; round < rounds; round++) {
     for (const which of order) {
       const r = await sample(which === 'old' ? oldTree : newTree, row);
       samples[row]![which].push(r);
-      console.error(
-        `ab: round ${round + 1}/${rounds} ${row} ${which}: ${r.rates.map(fmt).join(', ')}; CPU ns/msg tx ${r.txNs.map((x) => x.toFixed(0)).join(' ')}, rx ${r.rxNs.map((x) => x.toFixed(0)).join(' ')}`,
-      );
+      console.error(`ab: round ${round + 1}/${rounds} ${row} ${which}: ${JSON.stringify(r)}`);
     }
   }
 }
@@ -98,16 +105,19 @@ const metrics: [string, keyof Sample, (x: number) => string][] = [
   ['sender CPU ns/msg', 'txNs', (x) => x.toFixed(1)],
   ['receiver CPU ns/msg', 'rxNs', (x) => x.toFixed(1)],
   ['sender CPU ns/msg in sends and ticks', 'busyNs', (x) => x.toFixed(1)],
+  ['BackpressureErrors per run', 'bp', (x) => x.toFixed(0)],
+  ['CPU ns/msg, both sides in one thread', 'cpuNs', (x) => x.toFixed(1)],
 ];
 for (const row of rows) {
   const { old: o, new: n } = samples[row]!;
   const half = o.length >> 1;
   for (const [label, key, f] of metrics) {
-    const all = (xs: Sample[]) => xs.flatMap((x) => x[key]);
+    if (o[0]?.[key] === undefined) continue;
+    const all = (xs: Sample[]) => xs.flatMap((x) => x[key] ?? []);
     const cell = (xs: number[]) => `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
     const noise = median(all(o.slice(0, half))) / median(all(o.slice(half)));
     console.log(
-      `| ${row} | ${label} | ${cell(all(o))} | ${cell(all(n))} | ${(median(all(n)) / median(all(o))).toFixed(3)} | ${noise.toFixed(3)} |`,
+      `| ${row} | ${label} | ${cell(all(o))} | ${cell(all(n))} | ${ratio(median(all(n)), median(all(o)))} | ${ratio(noise, 1)} |`,
     );
   }
 }
