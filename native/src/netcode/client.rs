@@ -243,7 +243,7 @@ impl Client {
             token.protocol_id,
             Allowed::CLIENT,
             replay,
-            &mut self.scratch,
+            &mut self.scratch[..],
         )?;
         match (packet, self.state) {
             (Packet::Denied, s) if s.is_connecting() => {

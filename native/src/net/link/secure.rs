@@ -328,7 +328,7 @@ impl Secure {
             return Input::Done;
         }
         self.sout.clear();
-        server.receive(now, self.unix_now, from, b, &mut self.sout);
+        server.receive(now, self.unix_now, from, b, known.map(|k| k.1), &mut self.sout);
         forward(&self.sout, cx.out, true);
         let mut result = Input::Done;
         for ev in self.sout.events() {
