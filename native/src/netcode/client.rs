@@ -245,8 +245,9 @@ impl Client {
         }
         let key = &token.server_to_client_key;
         let replay = Some(&mut self.replay);
-        // Decrypted straight into the outbox, where a payload stays for the caller to read.
-        let start = out.grow(d.len());
+        // Decrypted straight into the outbox, where a payload stays for the caller to read (an
+        // oversized datagram fails its size check before anything is decrypted).
+        let start = out.grow(d.len().min(MAX_PACKET_BYTES));
         let got = read_packet(
             &mut self.aead,
             d,

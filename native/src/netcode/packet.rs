@@ -282,9 +282,10 @@ fn expected_size(packet_type: u8, len: usize) -> bool {
 /// allowed type, sequence bytes, size for them, size for the type, replay
 /// (keep-alive, payload, disconnect, when `replay` is given), decryption
 /// into `scratch`, then the replay window advances. Returns the sequence and
-/// the packet, whose bytes borrow `scratch`, which must hold the datagram's
-/// length (its decrypted part is shorter; [`super::MAX_PACKET_BYTES`] always do). A
-/// shorter one fails as [`DropReason::Unauthentic`], its part zeroed.
+/// the packet, whose bytes borrow `scratch`, which must hold the packet's
+/// decrypted part (at most 308 or 1200 bytes once the sizes are checked, so
+/// [`super::MAX_PACKET_BYTES`] always do); with a shorter one the packet fails
+/// as [`DropReason::Unauthentic`].
 pub fn read_packet<'s>(
     aead: &mut Aead,
     d: &[u8],
