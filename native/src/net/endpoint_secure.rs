@@ -51,9 +51,9 @@ impl Endpoint {
     /// out, with [`Endpoint::connect_token`]. A peer payload gets the room it has on the plain
     /// link at the same `config.mtu` (at most netcode's 1200 bytes), so datagrams are up to 17
     /// bytes larger than `config.mtu` (netcode's 25 bytes of framing against the plain link's
-    /// 8) and at most 1225 bytes (`link::secure::max_datagram`); the peer's keepalive and the endpoint's timeout are off (netcode's keep-alives
-    /// and the token's timeout take their place), and the clock for token expiry comes in
-    /// through [`Endpoint::set_unix_time`]. With `config.pysage_wire`, each payload packet
+    /// 8) and at most 1225 bytes (`link::secure::max_datagram`). The peer's keepalive and the
+    /// endpoint's timeout are off (netcode's keep-alives and the token's timeout take their
+    /// place), and the clock for token expiry comes in through [`Endpoint::set_unix_time`]. With `config.pysage_wire`, each payload packet
     /// carries one whole message (pysage's packing), outside the peers' reliability, as the
     /// raw link's datagrams do: datagrams stay within `config.mtu` (and 1225 bytes), each
     /// message at most that less netcode's 25 bytes of framing (1200 at most).

@@ -59,8 +59,8 @@ const FRAMING_OVER_PLAIN: usize = FRAMING - (plain::HEADROOM + plain::TAILROOM);
 /// The largest datagram of a secure endpoint whose configured MTU is `mtu`. A peer payload
 /// gets the room it has on the plain link at the same MTU (`mtu` − 8), so the same commands
 /// fit a datagram on both links, and the datagram is netcode's 17 more bytes of framing
-/// larger; never more than [`MAX_DATAGRAM`] (netcode's largest payload, 1200 bytes). Whole
-/// payloads (pysage's wire, for any netcode client) keep within `mtu`.
+/// larger; never more than [`MAX_DATAGRAM`] (netcode's largest payload, 1200 bytes, framed).
+/// Whole payloads (pysage's wire, for any netcode client) keep within `mtu`.
 pub(crate) fn max_datagram(mtu: usize, whole: bool) -> usize {
     let mtu = if whole { mtu } else { mtu + FRAMING_OVER_PLAIN };
     mtu.min(MAX_DATAGRAM)
