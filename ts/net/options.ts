@@ -47,7 +47,10 @@ export interface NetOptions {
   wire?: Wire;
   /**
    * Largest UDP datagram, headers included (on the pysage wire: the largest message over UDP;
-   * over netcode, that less 25 bytes of netcode's framing, and at most 1200). Default 1200.
+   * over netcode, that less 25 bytes of netcode's framing, and at most 1200). On tsage's wire
+   * over netcode (`secure`, `token`) a datagram carries what a plain one would and so may be
+   * up to 17 bytes longer (netcode's framing against the plain link's), 1225 at most.
+   * Default 1200.
    */
   mtu?: number;
   /** Largest message, packed. Default 16 MiB. */

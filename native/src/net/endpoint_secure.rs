@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::Endpoint;
 use crate::crypto::Key;
-use crate::net::link::secure::{Secure, TokenConnectError, MAX_DATAGRAM};
+use crate::net::link::secure::{max_datagram, Secure, TokenConnectError};
 use crate::net::link::{Link, Session};
 use crate::net::rng::Rng;
 use crate::net::{Config, PeerId};
@@ -48,16 +48,18 @@ pub struct SecureStats {
 impl Endpoint {
     /// A secure endpoint: netcode 1.02 under the peers. A listener when `listen` is given
     /// (its client slots are `config.max_peers`, at most 65535); without it, it only connects
-    /// out, with [`Endpoint::connect_token`]. Its datagrams are at most `config.mtu` and 1225
-    /// bytes, the peer's keepalive and the endpoint's timeout are off (netcode's keep-alives
-    /// and the token's timeout take their place), and the clock for token expiry comes in
-    /// through [`Endpoint::set_unix_time`]. With `config.pysage_wire`, each payload packet
+    /// out, with [`Endpoint::connect_token`]. A peer payload gets the room it has on the plain
+    /// link at the same `config.mtu` (at most netcode's 1200 bytes), so datagrams are up to 17
+    /// bytes larger than `config.mtu` (netcode's 25 bytes of framing against the plain link's
+    /// 8) and at most 1225 bytes (`link::secure::max_datagram`). The peer's keepalive and the
+    /// endpoint's timeout are off (netcode's keep-alives and the token's timeout take their
+    /// place), and the clock for token expiry comes in through [`Endpoint::set_unix_time`]. With `config.pysage_wire`, each payload packet
     /// carries one whole message (pysage's packing), outside the peers' reliability, as the
-    /// raw link's datagrams do: each at most the datagram size less netcode's 25 bytes of
-    /// framing (1200 at most).
+    /// raw link's datagrams do: datagrams stay within `config.mtu` (and 1225 bytes), each
+    /// message at most that less netcode's 25 bytes of framing (1200 at most).
     pub fn new_secure(config: Config, seed: u64, listen: Option<SecureListen>) -> Result<Self, ServerError> {
         let mut cfg = config.sanitized();
-        cfg.mtu = cfg.mtu.min(MAX_DATAGRAM);
+        cfg.mtu = max_datagram(cfg.mtu, cfg.pysage_wire);
         cfg.max_in_flight_bytes = cfg.max_in_flight_bytes.max(cfg.mtu);
         cfg.keepalive_ms = u64::MAX;
         cfg.max_peers = cfg.max_peers.clamp(1, MAX_CLIENTS);

@@ -147,8 +147,18 @@ pub struct Client {
     max_clients: u32,
     replay: ReplayProtection,
     aead: Aead,
-    scratch: Box<[u8; MAX_PACKET_BYTES]>,
     stats: Stats,
+}
+
+/// A decrypted packet, read out of the outbox's arena where it was decrypted (a payload
+/// stays there: its length).
+enum Got {
+    Denied,
+    Challenge(u64, Box<[u8; CHALLENGE_TOKEN_BYTES]>),
+    KeepAlive(u32, u32),
+    Payload(usize),
+    Disconnect,
+    Other,
 }
 
 impl Client {
@@ -167,7 +177,6 @@ impl Client {
             max_clients: 0,
             replay: ReplayProtection::default(),
             aead: Aead::new()?,
-            scratch: Box::new([0; MAX_PACKET_BYTES]),
             stats: Stats::default(),
         })
     }
@@ -236,36 +245,47 @@ impl Client {
         }
         let key = &token.server_to_client_key;
         let replay = Some(&mut self.replay);
-        let (_, packet) = read_packet(
+        // Decrypted straight into the outbox, where a payload stays for the caller to read (an
+        // oversized datagram fails its size check before anything is decrypted).
+        let start = out.grow(d.len().min(MAX_PACKET_BYTES));
+        let got = read_packet(
             &mut self.aead,
             d,
             key,
             token.protocol_id,
             Allowed::CLIENT,
             replay,
-            &mut self.scratch,
-        )?;
-        match (packet, self.state) {
-            (Packet::Denied, s) if s.is_connecting() => {
+            out.tail_mut(start),
+        )
+        .map(|(_, packet)| match packet {
+            Packet::Denied => Got::Denied,
+            Packet::Challenge { sequence, token } => Got::Challenge(sequence, Box::new(*token)),
+            Packet::KeepAlive {
+                client_index,
+                max_clients,
+            } => Got::KeepAlive(client_index, max_clients),
+            Packet::Payload(b) => Got::Payload(b.len()),
+            Packet::Disconnect => Got::Disconnect,
+            Packet::Response { .. } => Got::Other,
+        });
+        if !matches!((&got, self.state), (Ok(Got::Payload(_)), ClientState::Connected)) {
+            out.shrink(start);
+        }
+        match (got?, self.state) {
+            (Got::Denied, s) if s.is_connecting() => {
                 self.last_recv = now;
                 self.next_server_or(now, ClientState::ConnectionDenied, out);
             }
-            (Packet::Challenge { sequence, token }, ClientState::SendingConnectionRequest) => {
-                self.challenge = Some((sequence, Box::new(*token)));
+            (Got::Challenge(sequence, token), ClientState::SendingConnectionRequest) => {
+                self.challenge = Some((sequence, token));
                 self.last_recv = now;
                 self.state = ClientState::SendingConnectionResponse;
                 // The first response goes at once (the standard allows it), not at
                 // the next 10 Hz step: that halves the handshake's time.
                 self.send_due(now, out);
             }
-            (Packet::KeepAlive { .. }, ClientState::Connected) => self.last_recv = now,
-            (
-                Packet::KeepAlive {
-                    client_index,
-                    max_clients,
-                },
-                ClientState::SendingConnectionResponse,
-            ) => {
+            (Got::KeepAlive(..), ClientState::Connected) => self.last_recv = now,
+            (Got::KeepAlive(client_index, max_clients), ClientState::SendingConnectionResponse) => {
                 self.last_recv = now;
                 self.client_index = client_index;
                 self.max_clients = max_clients;
@@ -276,12 +296,12 @@ impl Client {
                     server: from,
                 });
             }
-            (Packet::Payload(b), ClientState::Connected) => {
+            (Got::Payload(len), ClientState::Connected) => {
                 self.last_recv = now;
-                let bytes = out.push_bytes(b);
+                let bytes = out.keep(start, len);
                 out.push_event(ClientEvent::Payload { bytes });
             }
-            (Packet::Disconnect, ClientState::Connected) => self.stop(ClientState::Disconnected, out),
+            (Got::Disconnect, ClientState::Connected) => self.stop(ClientState::Disconnected, out),
             _ => return Err(DropReason::Unexpected),
         }
         Ok(())

@@ -79,6 +79,33 @@ impl<E> Outbox<E> {
         }
     }
 
+    /// Appends `n` zero bytes to the arena for the caller to fill in place (see
+    /// [`Outbox::tail_mut`]); returns where they start.
+    pub(crate) fn grow(&mut self, n: usize) -> usize {
+        let start = self.arena.len();
+        self.arena.resize(start + n, 0);
+        start
+    }
+
+    /// The arena's bytes from `start` (what [`Outbox::grow`] returned) on.
+    pub(crate) fn tail_mut(&mut self, start: usize) -> &mut [u8] {
+        &mut self.arena[start..]
+    }
+
+    /// Keeps the first `len` of the bytes grown at `start` as a span, and forgets the rest.
+    pub(crate) fn keep(&mut self, start: usize, len: usize) -> Span {
+        self.arena.truncate(start + len);
+        Span {
+            start: start as u32,
+            len: self.arena.len().saturating_sub(start) as u32,
+        }
+    }
+
+    /// Forgets the bytes grown at `start`.
+    pub(crate) fn shrink(&mut self, start: usize) {
+        self.arena.truncate(start);
+    }
+
     /// Appends a datagram for `to` that `write` produces into a buffer of
     /// `max` zeroed bytes, returning how many it used (none on error, and then
     /// nothing is queued).

@@ -6,7 +6,7 @@
 use super::replay::ReplayProtection;
 use super::stats::DropReason;
 use super::{
-    CHALLENGE_TOKEN_BYTES, CONNECT_TOKEN_NONCE_BYTES, CONNECT_TOKEN_PRIVATE_BYTES, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
+    CHALLENGE_TOKEN_BYTES, CONNECT_TOKEN_NONCE_BYTES, CONNECT_TOKEN_PRIVATE_BYTES, MAX_PAYLOAD_BYTES,
     REQUEST_PACKET_BYTES, VERSION_INFO,
 };
 use crate::crypto::{Aead, CryptoError, Key, NONCE_BYTES, TAG_BYTES};
@@ -282,7 +282,10 @@ fn expected_size(packet_type: u8, len: usize) -> bool {
 /// allowed type, sequence bytes, size for them, size for the type, replay
 /// (keep-alive, payload, disconnect, when `replay` is given), decryption
 /// into `scratch`, then the replay window advances. Returns the sequence and
-/// the packet, whose bytes borrow `scratch`.
+/// the packet, whose bytes borrow `scratch`, which must hold the packet's
+/// decrypted part (at most 308 or 1200 bytes once the sizes are checked, so
+/// [`super::MAX_PACKET_BYTES`] always do); with a shorter one the packet fails
+/// as [`DropReason::Unauthentic`].
 pub fn read_packet<'s>(
     aead: &mut Aead,
     d: &[u8],
@@ -290,7 +293,7 @@ pub fn read_packet<'s>(
     protocol_id: u64,
     allowed: Allowed,
     mut replay: Option<&mut ReplayProtection>,
-    scratch: &'s mut [u8; MAX_PACKET_BYTES],
+    scratch: &'s mut [u8],
 ) -> Result<(u64, Packet<'s>), DropReason> {
     if d.len() < 1 + 1 + TAG_BYTES {
         return Err(DropReason::TooSmall);
@@ -324,7 +327,7 @@ pub fn read_packet<'s>(
     let body = &d[1 + seq_len..1 + seq_len + data_len];
     let tag: [u8; TAG_BYTES] = d[d.len() - TAG_BYTES..].try_into().expect("16 bytes");
     let aad = packet_aad(protocol_id, prefix);
-    aead.open(key, &sequence_nonce(sequence), &aad, body, &tag, &mut scratch[..])
+    aead.open(key, &sequence_nonce(sequence), &aad, body, &tag, scratch)
         .map_err(|_| DropReason::Unauthentic)?;
     if protected {
         if let Some(r) = replay.as_mut() {

@@ -118,11 +118,11 @@ struct Slot {
     token_mac: [u8; TAG_BYTES],
 }
 
-/// A decrypted packet, copied out of the scratch buffer.
+/// A decrypted packet (a payload stays in the outbox's arena, where it was decrypted: its length).
 enum Received {
     Response(u64, Box<[u8; CHALLENGE_TOKEN_BYTES]>),
     KeepAlive,
-    Payload(Span),
+    Payload(usize),
     Disconnect,
 }
 
@@ -140,7 +140,6 @@ pub struct Server {
     connected: usize,
     mappings: Mappings,
     tokens: TokenHistory,
-    scratch: Box<[u8; MAX_PACKET_BYTES]>,
     stats: Stats,
 }
 
@@ -167,26 +166,29 @@ impl Server {
             connected: 0,
             mappings: Mappings::new(n * MAPPINGS_PER_CLIENT),
             tokens: TokenHistory::new(n * TOKEN_HISTORY_PER_CLIENT),
-            scratch: Box::new([0; MAX_PACKET_BYTES]),
             stats: Stats::default(),
         })
     }
 
     /// Handles one datagram from `from` at monotonic `now` (ms) and unix time
-    /// `unix_now` (s, for token expiry).
+    /// `unix_now` (s, for token expiry). `hint` is the slot the caller believes
+    /// `from` holds (the endpoint has looked the address up already): used only
+    /// if its client is at `from`, else the server looks the address up, so a
+    /// wrong hint changes nothing but the cost.
     pub fn receive(
         &mut self,
         now: u64,
         unix_now: u64,
         from: SocketAddr,
         datagram: &[u8],
+        hint: Option<u32>,
         out: &mut Outbox<ServerEvent>,
     ) {
         let from = canonical(from);
         let r = match datagram.first() {
             None => Err(DropReason::TooSmall),
             Some(0) => self.on_request(now, unix_now, from, datagram, out),
-            Some(_) => self.on_encrypted(now, from, datagram, out),
+            Some(_) => self.on_encrypted(now, from, datagram, hint, out),
         };
         match r {
             Ok(()) => self.stats.datagrams_accepted += 1,
@@ -275,9 +277,11 @@ impl Server {
         now: u64,
         from: SocketAddr,
         d: &[u8],
+        hint: Option<u32>,
         out: &mut Outbox<ServerEvent>,
     ) -> Result<(), DropReason> {
-        let slot = self.by_addr.get(&from).copied();
+        let hinted = hint.filter(|&s| self.client(s).is_some_and(|c| c.addr == from));
+        let slot = hinted.or_else(|| self.by_addr.get(&from).copied());
         let mapping = match slot {
             Some(s) => self.slot(s).mapping,
             None => self.mappings.find(from, now).ok_or(DropReason::NoEncryptionMapping)?,
@@ -287,30 +291,36 @@ impl Server {
             None => None,
         };
         let key = &self.mappings.get(mapping).recv_key;
-        let (_, packet) = read_packet(
+        // Decrypted into the outbox, where a payload stays (a datagram too long fails its size check).
+        let start = out.grow(d.len().min(MAX_PACKET_BYTES));
+        let read = read_packet(
             &mut self.aead,
             d,
             key,
             self.protocol_id,
             Allowed::SERVER,
             replay,
-            &mut self.scratch,
-        )?;
-        let received = match packet {
-            Packet::Response { sequence, token } => Received::Response(sequence, Box::new(*token)),
-            Packet::KeepAlive { .. } => Received::KeepAlive,
-            Packet::Payload(b) if slot.is_some() => Received::Payload(out.push_bytes(b)),
-            Packet::Disconnect => Received::Disconnect,
-            _ => return Err(DropReason::Unexpected),
-        };
-        match (received, slot) {
+            out.tail_mut(start),
+        )
+        .and_then(|(_, packet)| match packet {
+            Packet::Response { sequence, token } => Ok(Received::Response(sequence, Box::new(*token))),
+            Packet::KeepAlive { .. } => Ok(Received::KeepAlive),
+            Packet::Payload(b) if slot.is_some() => Ok(Received::Payload(b.len())),
+            Packet::Disconnect => Ok(Received::Disconnect),
+            _ => Err(DropReason::Unexpected),
+        });
+        if !matches!(read, Ok(Received::Payload(_))) {
+            out.shrink(start);
+        }
+        match (read?, slot) {
             (Received::Response(sequence, token), _) => self.on_response(now, from, mapping, sequence, token, out),
             (Received::KeepAlive, Some(s)) => {
                 self.heard_from(s, now);
                 Ok(())
             }
-            (Received::Payload(bytes), Some(s)) => {
+            (Received::Payload(len), Some(s)) => {
                 self.heard_from(s, now);
+                let bytes = out.keep(start, len);
                 out.push_event(ServerEvent::Payload { slot: s, bytes });
                 Ok(())
             }

@@ -7,8 +7,8 @@
 //!   client when the server reports it connected (`ServerEvent::Connected`)
 //!   and removed when it reports the slot free. A connecting endpoint holds a
 //!   netcode [`Client`] in each outgoing [`Session`], made from a token.
-//! - A peer writes its payload [`HEADROOM`] bytes into its buffer, at most
-//!   [`MAX_DATAGRAM`] − 25 bytes of it (the endpoint shrinks its MTU to fit),
+//! - A peer writes its payload [`HEADROOM`] bytes into its buffer, as much of it as on
+//!   the plain link at the same MTU, at most netcode's 1200 bytes ([`max_datagram`]),
 //!   and [`Secure::frame`] encrypts it there: netcode's prefix byte and
 //!   sequence go before it, the tag after it. Received payload packets are
 //!   decrypted by the state machines into their outbox, and handed to the peer
@@ -53,6 +53,18 @@ pub(crate) const MAX_DATAGRAM: usize = netcode::MAX_PACKET_BYTES;
 /// What netcode's framing adds to a payload at most: a whole message (whole payloads) is at
 /// most the datagram size less this.
 pub(crate) const FRAMING: usize = HEADROOM + TAILROOM;
+/// How much more netcode's framing takes than the plain link's (its prefix and CRC): 17 bytes.
+const FRAMING_OVER_PLAIN: usize = FRAMING - (plain::HEADROOM + plain::TAILROOM);
+
+/// The largest datagram of a secure endpoint whose configured MTU is `mtu`. A peer payload
+/// gets the room it has on the plain link at the same MTU (`mtu` − 8), so the same commands
+/// fit a datagram on both links, and the datagram is netcode's 17 more bytes of framing
+/// larger; never more than [`MAX_DATAGRAM`] (netcode's largest payload, 1200 bytes, framed).
+/// Whole payloads (pysage's wire, for any netcode client) keep within `mtu`.
+pub(crate) fn max_datagram(mtu: usize, whole: bool) -> usize {
+    let mtu = if whole { mtu } else { mtu + FRAMING_OVER_PLAIN };
+    mtu.min(MAX_DATAGRAM)
+}
 
 /// The secure link's state for one peer.
 #[derive(Debug)]
@@ -316,7 +328,7 @@ impl Secure {
             return Input::Done;
         }
         self.sout.clear();
-        server.receive(now, self.unix_now, from, b, &mut self.sout);
+        server.receive(now, self.unix_now, from, b, known.map(|k| k.1), &mut self.sout);
         forward(&self.sout, cx.out, true);
         let mut result = Input::Done;
         for ev in self.sout.events() {

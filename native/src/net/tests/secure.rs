@@ -214,7 +214,9 @@ fn should_deliver_every_reliable_ordered_message_once_in_order_under_loss_within
     net.condition(C, 0.1, 11);
     net.condition(S, 0.1, 12);
     net.filter = Some(Box::new(|_, _, d| {
-        assert!(d.len() <= 1200, "a {} byte datagram", d.len());
+        // The default MTU's peer payload, as on the plain link (1200 - 8), and netcode's 25
+        // bytes of framing.
+        assert!(d.len() <= 1217, "a {} byte datagram", d.len());
         true
     }));
     let (n, mut sent, mut got) = (3_000u32, 0u32, 0u32);
@@ -541,6 +543,10 @@ fn secure_cost_per_datagram_of_a_reliable_ordered_transfer_against_the_plain_lin
         best_secure = [best_secure[0].min(r.0 / r.2), best_secure[1].min(r.1 / r.2)];
         shape[1] = (r.2, r.3, r.4);
     }
+    assert_eq!(
+        shape[0].0, shape[1].0,
+        "a secure datagram carries as many commands as a plain one"
+    );
     println!("{n} reliable-ordered 64-byte messages in memory, ns on the CPU per data datagram (best of 5):");
     for (name, b, (dgs, bytes, back)) in [("plain", best_plain, shape[0]), ("secure", best_secure, shape[1])] {
         println!(
@@ -556,4 +562,15 @@ fn secure_cost_per_datagram_of_a_reliable_ordered_transfer_against_the_plain_lin
         best_secure[0] as i64 - best_plain[0] as i64,
         best_secure[1] as i64 - best_plain[1] as i64
     );
+}
+
+#[test]
+fn should_give_a_secure_peer_payload_the_plain_links_room_up_to_netcodes_1200_bytes() {
+    use crate::net::link::secure::max_datagram;
+    for mtu in [256, 1000, 1200, 1208, 1209, 1225, 1500, 65_507] {
+        // Tailroom and headroom: the plain link's 4 + 4, netcode's 16 + 9.
+        let plain_room = mtu - 8;
+        assert_eq!(max_datagram(mtu, false) - 25, plain_room.min(1200), "mtu {mtu}");
+        assert_eq!(max_datagram(mtu, true), mtu.min(1225), "mtu {mtu}, whole payloads");
+    }
 }

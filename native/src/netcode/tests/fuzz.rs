@@ -76,7 +76,7 @@ fn feed_all(net: &mut Net, d: &[u8], seed_note: &str) {
     let unix = net.unix();
     for from in [c1(), addr("10.9.8.7:6")] {
         let before = net.server.stats().dropped_total() + net.server.stats().datagrams_accepted;
-        net.server.receive(net.now, unix, from, d, &mut net.s_out);
+        net.server.receive(net.now, unix, from, d, None, &mut net.s_out);
         let after = net.server.stats().dropped_total() + net.server.stats().datagrams_accepted;
         assert_eq!(after, before + 1, "{seed_note}: server counted a datagram once");
     }

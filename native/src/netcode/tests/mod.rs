@@ -260,7 +260,8 @@ impl Net {
                 }
                 if w.to == server_addr() {
                     let unix = self.unix();
-                    self.server.receive(self.now, unix, w.from, &w.bytes, &mut self.s_out);
+                    self.server
+                        .receive(self.now, unix, w.from, &w.bytes, None, &mut self.s_out);
                     let largest = self.s_out.datagrams().map(|(_, d)| d.len()).max().unwrap_or(0);
                     self.replies.push((w.bytes.len(), largest));
                 } else if let Some(p) = self.peers.iter_mut().find(|p| p.addr == w.to) {
@@ -338,7 +339,7 @@ pub(super) fn request_for(token: &[u8]) -> Vec<u8> {
 /// Feeds one datagram to a bare server; returns the datagrams it sent back.
 pub(super) fn feed(s: &mut Server, from: SocketAddr, d: &[u8], unix: u64) -> Vec<Vec<u8>> {
     let mut out = Outbox::new();
-    s.receive(1_000, unix, from, d, &mut out);
+    s.receive(1_000, unix, from, d, None, &mut out);
     out.datagrams()
         .map(|(to, b)| {
             assert_eq!(to, from);

@@ -352,7 +352,7 @@ fn should_measure_what_a_flooded_request_costs_the_server() {
     for i in 0..rounds {
         let mut flood = good.clone();
         flood[54..58].copy_from_slice(&i.to_le_bytes());
-        s.receive(1_000, UNIX, c(1), &flood, &mut out);
+        s.receive(1_000, UNIX, c(1), &flood, None, &mut out);
     }
     let ns = start.elapsed().as_nanos() / rounds as u128;
     assert_eq!(s.stats().dropped(DropReason::RequestTokenUndecryptable), rounds as u64);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::crypto::Aead;
-use crate::netcode::packet::{write_packet, Packet};
+use crate::netcode::packet::{write_packet, Packet, PAYLOAD_HEADROOM};
 
 #[test]
 fn should_connect_a_client_with_a_valid_token_and_carry_payloads_both_ways() {
@@ -73,7 +73,7 @@ fn should_forget_a_pending_client_after_its_token_timeout() {
     let t = ConnectToken::read(&tok[..]).unwrap();
     let mut s = server(1);
     let mut out = Outbox::new();
-    s.receive(1_000, UNIX, c(1), &request_for(&tok[..]), &mut out);
+    s.receive(1_000, UNIX, c(1), &request_for(&tok[..]), None, &mut out);
     let ka = Packet::KeepAlive {
         client_index: 0,
         max_clients: 0,
@@ -88,13 +88,13 @@ fn should_forget_a_pending_client_after_its_token_timeout() {
         &mut d,
     )
     .unwrap();
-    s.receive(6_000, UNIX, c(1), &d[..n], &mut out);
+    s.receive(6_000, UNIX, c(1), &d[..n], None, &mut out);
     assert_eq!(
         s.stats().dropped(DropReason::Unexpected),
         1,
         "still mapped at the deadline, but not connected"
     );
-    s.receive(6_001, UNIX, c(1), &d[..n], &mut out);
+    s.receive(6_001, UNIX, c(1), &d[..n], None, &mut out);
     assert_eq!(
         s.stats().dropped(DropReason::NoEncryptionMapping),
         1,
@@ -105,7 +105,7 @@ fn should_forget_a_pending_client_after_its_token_timeout() {
             client_id: i,
             ..Spec::default()
         }));
-        s.receive(6_001, UNIX, c(i as u16), &req, &mut out);
+        s.receive(6_001, UNIX, c(i as u16), &req, None, &mut out);
     }
     assert_eq!(
         s.stats().dropped(DropReason::RequestNoMappingRoom),
@@ -149,7 +149,8 @@ fn should_drop_a_payload_with_any_bit_flipped_and_keep_the_connection() {
     for bit in 0..up.len() * 8 {
         let mut bad = up.clone();
         bad[bit / 8] ^= 1 << (bit % 8);
-        net.server.receive(net.now, net.unix(), c(1), &bad, &mut net.s_out);
+        net.server
+            .receive(net.now, net.unix(), c(1), &bad, None, &mut net.s_out);
     }
     for bit in 0..down.len() * 8 {
         let mut bad = down.clone();
@@ -165,7 +166,7 @@ fn should_drop_a_payload_with_any_bit_flipped_and_keep_the_connection() {
     );
     assert_eq!(net.server.stats().dropped_total(), (up.len() * 8) as u64);
     assert_eq!(net.client(0).stats().dropped_total(), (down.len() * 8) as u64);
-    net.server.receive(net.now, net.unix(), c(1), &up, &mut net.s_out);
+    net.server.receive(net.now, net.unix(), c(1), &up, None, &mut net.s_out);
     let p = &mut net.peers[0];
     p.client.receive(net.now, server_addr(), &down, &mut p.out);
     net.collect();
@@ -183,7 +184,7 @@ fn should_drop_a_payload_with_any_bit_flipped_and_keep_the_connection() {
 fn should_drop_a_replayed_payload() {
     let (mut net, up, down) = connected_with_payloads();
     for _ in 0..3 {
-        net.server.receive(net.now, net.unix(), c(1), &up, &mut net.s_out);
+        net.server.receive(net.now, net.unix(), c(1), &up, None, &mut net.s_out);
         let p = &mut net.peers[0];
         p.client.receive(net.now, server_addr(), &down, &mut p.out);
     }
@@ -340,14 +341,14 @@ fn should_send_a_keep_alive_before_each_payload_until_the_client_confirms() {
     client.update(1_000, &mut co);
     let req: Vec<u8> = co.datagrams().next().unwrap().1.to_vec();
     co.clear();
-    s.receive(1_000, UNIX, c(1), &req, &mut so);
+    s.receive(1_000, UNIX, c(1), &req, None, &mut so);
     let challenge: Vec<u8> = so.datagrams().next().unwrap().1.to_vec();
     so.clear();
     client.receive(1_000, server_addr(), &challenge, &mut co);
     client.update(1_200, &mut co);
     let resp: Vec<u8> = co.datagrams().next().unwrap().1.to_vec();
     co.clear();
-    s.receive(1_200, UNIX, c(1), &resp, &mut so);
+    s.receive(1_200, UNIX, c(1), &resp, None, &mut so);
     assert!(matches!(
         so.events()[0],
         ServerEvent::Connected {
@@ -376,7 +377,7 @@ fn should_send_a_keep_alive_before_each_payload_until_the_client_confirms() {
     so.clear();
     client.update(1_400, &mut co);
     let ka: Vec<u8> = co.datagrams().last().unwrap().1.to_vec();
-    s.receive(1_400, UNIX, c(1), &ka, &mut so);
+    s.receive(1_400, UNIX, c(1), &ka, None, &mut so);
     s.send_payload(1_400, 0, b"p", &mut so).unwrap();
     let types: Vec<u8> = so.datagrams().map(|(_, d)| d[0] & 0xf).collect();
     assert_eq!(types, vec![5], "confirmed: no more keep-alive prefix");
@@ -419,4 +420,66 @@ fn should_never_repeat_a_nonce_when_a_token_reconnects() {
             "a sequence (so a nonce) repeated under one key towards {dir}"
         );
     }
+}
+
+#[test]
+fn should_take_a_payload_as_from_the_slot_at_its_address_whatever_slot_the_hint_names() {
+    let mut net = Net::new(server(3));
+    for (i, id) in [(1u16, 41u64), (2, 42)] {
+        let k = net.add_client(
+            c(i),
+            &token(&Spec {
+                client_id: id,
+                ..Spec::default()
+            }),
+        );
+        net.connect(k);
+    }
+    net.collect();
+    net.s_events.clear();
+    let (now, unix) = (net.now, net.unix());
+    let mut packet = |k: usize, text: &[u8]| {
+        let mut dg = vec![0u8; PAYLOAD_HEADROOM];
+        dg.extend_from_slice(text);
+        net.peers[k]
+            .client
+            .seal_payload(now, &mut dg, PAYLOAD_HEADROOM)
+            .unwrap();
+        dg
+    };
+    let sent = [
+        (c(2), packet(1, b"right hint"), Some(1)),
+        (c(2), packet(1, b"other client's slot"), Some(0)),
+        (c(1), packet(0, b"free slot"), Some(2)),
+        (c(1), packet(0, b"no such slot"), Some(70_000)),
+        (c(1), packet(0, b"no hint"), None),
+    ];
+    for (from, dg, hint) in &sent {
+        net.server.receive(now, unix, *from, dg, *hint, &mut net.s_out);
+    }
+    // A packet sealed by the client at c(2), arriving from c(1) and hinted as c(2)'s slot: it is
+    // checked against c(1)'s slot (its replay window, then its key), so it is dropped.
+    let dropped = net.server.stats().dropped_total();
+    let forged = packet(1, b"from the wrong address");
+    net.server.receive(now, unix, c(1), &forged, Some(1), &mut net.s_out);
+    net.collect();
+    let got: Vec<(u32, &[u8])> = net
+        .s_events
+        .iter()
+        .map(|e| match e {
+            SEv::Payload { slot, bytes } => (*slot, &bytes[..]),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, &b"right hint"[..]),
+            (1, b"other client's slot"),
+            (0, b"free slot"),
+            (0, b"no such slot"),
+            (0, b"no hint"),
+        ]
+    );
+    assert_eq!(net.server.stats().dropped_total(), dropped + 1);
 }
