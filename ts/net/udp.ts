@@ -134,12 +134,14 @@ export class UdpTransport extends NetTransport {
     // The protocol's counters are read where the addon wrote them (`result`, after each service),
     // when someone reads them, rather than copied into `stats` on every service.
     const res = this.result;
-    const slot = (n: string, at: number): void => {
-      Object.defineProperty(this.stats, n, { get: () => res[at]!, enumerable: true, configurable: true });
+    const slots = (names: readonly string[], from: number): void => {
+      for (let i = 0; i < names.length; i++) {
+        const at = from + i;
+        Object.defineProperty(this.stats, names[i]!, { get: () => res[at]!, enumerable: true, configurable: true });
+      }
     };
-    this.layout.counters.forEach((n, i) => slot(n, this.layout.result.counters + i));
-    if (this.secure)
-      this.layout.secureCounters.forEach((n, i) => slot(n, this.layout.result.secureCounters + i));
+    slots(this.layout.counters, this.layout.result.counters);
+    if (this.secure) slots(this.layout.secureCounters, this.layout.result.secureCounters);
     if (options.conditioner) this.setConditioner(options.conditioner);
   }
 
