@@ -137,7 +137,11 @@ export class UdpTransport extends NetTransport {
     const slots = (names: readonly string[], from: number): void => {
       for (let i = 0; i < names.length; i++) {
         const at = from + i;
-        Object.defineProperty(this.stats, names[i]!, { get: () => res[at]!, enumerable: true, configurable: true });
+        Object.defineProperty(this.stats, names[i]!, {
+          get: () => res[at]!,
+          enumerable: true,
+          configurable: true,
+        });
       }
     };
     slots(this.layout.counters, this.layout.result.counters);
