@@ -54,8 +54,6 @@ interface Sample {
   bp?: number[];
   /** 'udp-inproc': CPU ns per message of both sides in one thread. */
   cpuNs?: number[];
-  /** 'udp-inproc': of which the sender's sends and ticks. */
-  txCpuNs?: number[];
 }
 
 function sample(tree: string, row: string): Promise<Sample> {
@@ -109,7 +107,6 @@ const metrics: [string, keyof Sample, (x: number) => string][] = [
   ['sender CPU ns/msg in sends and ticks', 'busyNs', (x) => x.toFixed(1)],
   ['BackpressureErrors per run', 'bp', (x) => x.toFixed(0)],
   ['CPU ns/msg, both sides in one thread', 'cpuNs', (x) => x.toFixed(1)],
-  ['of which the sender (sends and ticks)', 'txCpuNs', (x) => x.toFixed(1)],
 ];
 for (const row of rows) {
   const { old: o, new: n } = samples[row]!;

@@ -131,21 +131,8 @@ export class UdpTransport extends NetTransport {
     const i = a.lastIndexOf(':');
     const ip = a.slice(0, i).replace(/^\[|\]$/g, '');
     this.local = { address: ip, port: Number(a.slice(i + 1)), family: ip.includes(':') ? 'IPv6' : 'IPv4' };
-    // The protocol's counters are read where the addon wrote them (`result`, after each service),
-    // when someone reads them, rather than copied into `stats` on every service.
-    const res = this.result;
-    const slots = (names: readonly string[], from: number): void => {
-      for (let i = 0; i < names.length; i++) {
-        const at = from + i;
-        Object.defineProperty(this.stats, names[i]!, {
-          get: () => res[at]!,
-          enumerable: true,
-          configurable: true,
-        });
-      }
-    };
-    slots(this.layout.counters, this.layout.result.counters);
-    if (this.secure) slots(this.layout.secureCounters, this.layout.result.secureCounters);
+    for (const n of this.layout.counters) this.stats[n] = 0;
+    if (this.secure) for (const n of this.layout.secureCounters) this.stats[n] = 0;
     if (options.conditioner) this.setConditioner(options.conditioner);
   }
 
@@ -340,7 +327,7 @@ export class UdpTransport extends NetTransport {
     this.beginService();
     const n = native();
     const res = this.result;
-    const { kept, more } = this.layout.result;
+    const { kept, more, counters } = this.layout.result;
     const sendLen = this.sink.len;
     // The addon takes what the send windows allow and moves the rest to the front of the buffer;
     // what it left is res[kept] (all of it if the call fails before taking the batch).
@@ -362,6 +349,13 @@ export class UdpTransport extends NetTransport {
     // Peers dropped for their faults go now, so that what was packed for them is counted below.
     this.settlePeers();
     if (this.gone.size !== 0) this.dropGone(settled);
+    const names = this.layout.counters;
+    for (let i = 0; i < names.length; i++) this.stats[names[i]!] = res[counters + i]!;
+    if (this.secure) {
+      const sec = this.layout.secureCounters;
+      const at = this.layout.result.secureCounters;
+      for (let i = 0; i < sec.length; i++) this.stats[sec[i]!] = res[at + i]!;
+    }
     if (DC.netRetransmit.hasSubscribers || DC.netRefused.hasSubscribers) this.reportChanges();
     if (this.losses.length !== 0) {
       for (const [, addr, why, count] of this.losses.splice(0)) this.undeliverable(addr, why, count);
