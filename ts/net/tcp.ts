@@ -380,6 +380,10 @@ export class TcpTransport extends NetTransport {
       }
       if (c.rxLen < 4 + n) break;
       took = true;
+      if (avail >= 4 + n && c.pending === undefined) {
+        this.inPlace(c, head, dv!, off, n);
+        continue;
+      }
       this.stats.messagesIn!++;
       if (avail >= 4 + n) {
         c.rxOff = off + 4 + n;
@@ -398,6 +402,37 @@ export class TcpTransport extends NetTransport {
     }
     // The next frame began at the latest with the last bytes received.
     if (took) c.frameSince = c.rxLen === 0 ? -1 : c.lastRecv;
+  }
+
+  /**
+   * The run of whole frames at `off` in the first chunk `head` (the first `n` bytes long, and
+   * whole), on locals: the connection's state is written back once for the run, not per frame.
+   * It stops before a frame cut by the chunk's end or of a length it cannot believe (the loop
+   * of {@link readFrames} then deals with it), and after a frame that drops the peer.
+   */
+  private inPlace(c: TcpPeer, head: Buffer, dv: DataView, off: number, n: number): void {
+    const max = this.options.maxMessageBytes;
+    const lim = head.length;
+    const peer = c.peer;
+    let p = off;
+    let m = n;
+    do {
+      this.stats.messagesIn!++;
+      this.receive(peer, head, dv, p + 4, p + 4 + m);
+      p += 4 + m;
+      if (p + 4 > lim || peer.dropping) break;
+      m = dv.getUint32(p);
+    } while (m !== 0 && m <= max && p + 4 + m <= lim);
+    // A 'peerError' listener that disconnected the peer has had its buffers forgotten already.
+    if (c.rx[0] !== head) return;
+    c.rxLen -= p - off;
+    this.rxTotal -= p - off;
+    c.rxOff = p;
+    if (p === lim) {
+      c.rx.shift();
+      c.rxOff = 0;
+      c.rxDv = undefined;
+    }
   }
 
   /** One whole frame, `u8[at..end)`: the listener's welcome or refusal while connecting, else a payload. */
@@ -467,10 +502,12 @@ export class TcpTransport extends NetTransport {
       }
       // A socket that can no longer be written keeps its frames until 'close' reports them undeliverable.
       if (c.sink.len !== 0 && c.socket.writable) {
-        const bytes = Buffer.from(c.sink.u8.subarray(0, c.sink.len));
+        // The socket takes the sink's own bytes (it holds them until written) and the peer packs
+        // into a new buffer of the same size: no copy of what was packed.
+        const bytes = c.sink.u8.subarray(0, c.sink.len);
         this.stats.bytesOut! += bytes.length;
         c.socket.write(bytes);
-        c.sink.len = 0;
+        c.sink = unzeroedSink(c.sink.u8.length);
         c.lastSend = now;
       }
       c.peer.pendingBytes = c.socket.writableLength;
@@ -509,6 +546,15 @@ export class TcpTransport extends NetTransport {
     this.reportDepartures();
     this.throwErrors();
   }
+}
+
+/**
+ * A sink whose bytes are not zeroed first: packing writes every byte of a frame before the
+ * frame counts (a sink is otherwise reused as it is, over the frames it held before).
+ */
+function unzeroedSink(size: number): Sink {
+  const u8 = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+  return { u8, dv: new DataView(u8.buffer, 0, size), len: 0 };
 }
 
 /** Messages in a sink of frames (u32 big-endian length, then the payload); control payloads (below 101) are not messages. */
