@@ -89,11 +89,15 @@ export abstract class NetTransport implements Poller {
     protected readonly mgr: NetManager,
     readonly options: ResolvedNetOptions,
   ) {
-    this.inbound = new Inbound(this.stats, options, {
-      queue: (m) => mgr.queueMessage(m),
-      listeners: () => mgr.listenerCount('peerError'),
-      notify: (event, payload) => this.notify(event, payload),
-    });
+    this.inbound = new Inbound(
+      this.stats,
+      options,
+      {
+        listeners: () => mgr.listenerCount('peerError'),
+        notify: (event, payload) => this.notify(event, payload),
+      },
+      mgr,
+    );
   }
 
   /** Which transport this is. */
