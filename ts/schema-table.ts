@@ -263,6 +263,15 @@ export class SchemaTable {
   }
 
   /**
+   * The decoder of this process's own class for a packet type, once {@link peek} has found it
+   * (undefined otherwise): the receive path's lookup, which never builds nor throws.
+   */
+  local(packetType: number): Decoder | undefined {
+    const d = this.decoders[packetType];
+    return d?.local ? d : undefined;
+  }
+
+  /**
    * The decoder for a packet type: this process's class if it registers one (announced or
    * not), else the class built from the other side's announcement, else undefined (never
    * announced, or refused).
