@@ -239,11 +239,11 @@ export class ActorManager extends Dispatcher {
    * is not taken: tick (or await) and retry.
    */
   queueMessageToGroup(group: string, msg: Message): void {
-    if (!isMessage(msg)) throw new InvalidOption('queueMessageToGroup: expected a Message');
+    if (!isMessage(msg)) notAMessage();
     if (typeof group === 'string' && group.includes('@')) {
-      if (this.clusterLink === undefined)
-        throw new NotConnected(`queueMessageToGroup('${group}'): call joinCluster() first`);
-      this.clusterLink.send(group, msg);
+      const link = this.clusterLink;
+      if (link === undefined) notInCluster(group);
+      link.send(group, msg);
       return;
     }
     if (group === this.groupName) {
@@ -540,4 +540,14 @@ export class ActorManager extends Dispatcher {
     this.clear();
     if (failure !== undefined) throw failure;
   }
+}
+
+// The errors of queueMessageToGroup, made out of line: kept in it, their message building
+// would take enough of V8's inlining budget that the cluster send is called, not inlined.
+function notAMessage(): never {
+  throw new InvalidOption('queueMessageToGroup: expected a Message');
+}
+
+function notInCluster(group: string): never {
+  throw new NotConnected(`queueMessageToGroup('${group}'): call joinCluster() first`);
 }
