@@ -238,9 +238,14 @@ export class ActorManager extends Dispatcher {
    * backlog; past `maxBacklog` this throws `BackpressureError` and the message
    * is not taken: tick (or await) and retry.
    */
+  /** The last address with an '@' given to queueMessageToGroup. */
+  private lastClusterAddress: string | undefined;
+
   queueMessageToGroup(group: string, msg: Message): void {
     if (!isMessage(msg)) notAMessage();
-    if (typeof group === 'string' && group.includes('@')) {
+    // A run of sends to one cluster address skips the search for its '@'.
+    if (group === this.lastClusterAddress || (typeof group === 'string' && group.includes('@'))) {
+      this.lastClusterAddress = group;
       const link = this.clusterLink;
       if (link === undefined) notInCluster(group);
       link.send(group, msg);
