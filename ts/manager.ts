@@ -238,12 +238,17 @@ export class ActorManager extends Dispatcher {
    * backlog; past `maxBacklog` this throws `BackpressureError` and the message
    * is not taken: tick (or await) and retry.
    */
+  /** The last address with an '@' given to queueMessageToGroup. */
+  private lastClusterAddress: string | undefined;
+
   queueMessageToGroup(group: string, msg: Message): void {
-    if (!isMessage(msg)) throw new InvalidOption('queueMessageToGroup: expected a Message');
-    if (typeof group === 'string' && group.includes('@')) {
-      if (this.clusterLink === undefined)
-        throw new NotConnected(`queueMessageToGroup('${group}'): call joinCluster() first`);
-      this.clusterLink.send(group, msg);
+    if (!isMessage(msg)) notAMessage();
+    // A run of sends to one cluster address skips the search for its '@'.
+    if (group === this.lastClusterAddress || (typeof group === 'string' && group.includes('@'))) {
+      this.lastClusterAddress = group;
+      const link = this.clusterLink;
+      if (link === undefined) notInCluster(group);
+      link.send(group, msg);
       return;
     }
     if (group === this.groupName) {
@@ -540,4 +545,14 @@ export class ActorManager extends Dispatcher {
     this.clear();
     if (failure !== undefined) throw failure;
   }
+}
+
+// The errors of queueMessageToGroup, made out of line: kept in it, their message building
+// would take enough of V8's inlining budget that the cluster send is called, not inlined.
+function notAMessage(): never {
+  throw new InvalidOption('queueMessageToGroup: expected a Message');
+}
+
+function notInCluster(group: string): never {
+  throw new NotConnected(`queueMessageToGroup('${group}'): call joinCluster() first`);
 }

@@ -265,11 +265,8 @@ export class ClusterLink implements Poller {
     const schema =
       msg.constructor === this.lastClass ? this.lastSchema! : this.schemaOf(msg, 'sent to another node');
     this.checkOpen('queueMessageToGroup');
-    if (dest.kind === KIND_QUEUE && this.outbox.acks.size >= MAX_UNACKED) {
-      throw new BackpressureError(
-        `queueMessageToGroup: ${this.outbox.acks.size} batches to queues wait for acknowledgement; tick and retry`,
-      );
-    }
+    if (dest.kind === KIND_QUEUE && this.outbox.acks.size >= MAX_UNACKED)
+      tooManyUnacked(this.outbox.acks.size);
     this.checkRoom('queueMessageToGroup');
     this.outbox.pack(dest, msg, schema);
     if (!this.flushScheduled) this.scheduleFlush();
@@ -314,13 +311,7 @@ export class ClusterLink implements Poller {
     // between it can only have gone down (its socket drained), so a remembered one errs high.
     if (this.clientPending < 0) this.clientPending = clientPendingBytes(this.nc);
     const pending = this.outbox.unpublishedBytes + this.clientPending;
-    if (pending > this.maxPendingBytes) {
-      if (DC.clusterBackpressure.hasSubscribers)
-        DC.clusterBackpressure.publish({ pendingBytes: pending, limit: this.maxPendingBytes });
-      throw new BackpressureError(
-        `${what}: ${pending} bytes wait to reach NATS (maxPendingBytes ${this.maxPendingBytes}); tick and retry`,
-      );
-    }
+    if (pending > this.maxPendingBytes) tooManyPending(what, pending, this.maxPendingBytes);
   }
 
   private scheduleFlush(): void {
@@ -547,4 +538,19 @@ function packable(msg: Message, what: string): Schema {
   }
   schema.codec();
   return schema;
+}
+
+// The sends' refusals, made out of line: built where they are checked, their messages would
+// take enough of V8's inlining budget that the packing is called, not inlined, per message.
+function tooManyUnacked(batches: number): never {
+  throw new BackpressureError(
+    `queueMessageToGroup: ${batches} batches to queues wait for acknowledgement; tick and retry`,
+  );
+}
+
+function tooManyPending(what: string, pending: number, limit: number): never {
+  if (DC.clusterBackpressure.hasSubscribers) DC.clusterBackpressure.publish({ pendingBytes: pending, limit });
+  throw new BackpressureError(
+    `${what}: ${pending} bytes wait to reach NATS (maxPendingBytes ${limit}); tick and retry`,
+  );
 }

@@ -33,6 +33,14 @@ export class Router {
 
   /** The destination of an address; throws InvalidOption for a malformed one, GroupDoesNotExist for one not live. */
   resolve(address: string): Destination {
+    // A run of sends to one address, the members unchanged: nothing else to look at.
+    const last = this.lastRoute;
+    if (address === this.last && last !== undefined && last.version === this.members.version)
+      return last.dest;
+    return this.resolveMiss(address);
+  }
+
+  private resolveMiss(address: string): Destination {
     const version = this.members.version;
     let r = address === this.last ? this.lastRoute : this.routes.get(address);
     if (r === undefined || r.version !== version) {

@@ -185,16 +185,11 @@ export class Outbox {
   /** Packs a message into its destination's batch. A value that cannot be packed throws here and nothing is taken. */
   pack(d: Destination, msg: Message, schema: Schema): void {
     const pt = schema.packetType!;
-    let w = this.wires[pt];
-    if (w === undefined || w.schema !== schema) {
-      w = wireSchema(schema);
-      this.wires[pt] = w;
-      this.encoders[pt] = schema.codec().encode;
-    }
-    // The common case, a type already listed and a record under 128 bytes that fits: one check
-    // before the codec writes in place, and its one-byte length written after it.
+    // The common case, a type already listed (so its wire schema and encoder are this class's)
+    // and a record under 128 bytes that fits: one check before the codec writes in place, and
+    // its one-byte length written after it.
     const p = d.len;
-    if (d.typeIndex[pt]! >= 0 && p + 2 <= d.room) {
+    if (d.typeIndex[pt]! >= 0 && p + 2 <= d.room && this.wires[pt]!.schema === schema) {
       const u8 = d.u8;
       u8[p + 1] = pt;
       const e = this.encoders[pt]!(msg, u8, d.dv, p + 2, d.room);
@@ -206,12 +201,19 @@ export class Outbox {
         return;
       }
     }
-    this.packSlow(d, msg, schema, w, this.encoders[pt]!);
+    this.packSlow(d, msg, schema);
   }
 
   /** {@link pack} when the type is new to the batch, the record is long, or the batch must grow or go. */
-  private packSlow(d: Destination, msg: Message, schema: Schema, w: WireSchema, encode: EncodeFn): void {
+  private packSlow(d: Destination, msg: Message, schema: Schema): void {
     const pt = schema.packetType!;
+    let w = this.wires[pt];
+    if (w === undefined || w.schema !== schema) {
+      w = wireSchema(schema);
+      this.wires[pt] = w;
+      this.encoders[pt] = schema.codec().encode;
+    }
+    const encode = this.encoders[pt]!;
     for (;;) {
       if (d.typeIndex[pt]! < 0) this.addType(d, pt, w);
       // Where this record must end: within the batch's room, and within what a varint can say.
