@@ -231,6 +231,12 @@ export class ActorManager extends Dispatcher {
   }
 
   /**
+   * The last address with an '@' given to queueMessageToGroup. It starts as '@' (which has one),
+   * so that only an address that has an '@' can ever equal it.
+   */
+  private lastClusterAddress = '@';
+
+  /**
    * Sends a message to a group's process (or, with `ActorManager.MAIN_GROUP`, to
    * the main process). It is packed now, so a value that cannot be packed
    * throws here; it arrives on the group's next tick with `sender` set to this
@@ -238,9 +244,6 @@ export class ActorManager extends Dispatcher {
    * backlog; past `maxBacklog` this throws `BackpressureError` and the message
    * is not taken: tick (or await) and retry.
    */
-  /** The last address with an '@' given to queueMessageToGroup. */
-  private lastClusterAddress: string | undefined;
-
   queueMessageToGroup(group: string, msg: Message): void {
     if (!isMessage(msg)) notAMessage();
     // A run of sends to one cluster address skips the search for its '@'.
