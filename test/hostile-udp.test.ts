@@ -67,6 +67,50 @@ test('one bad payload never comes out of a tick: it is a peerError, the peer pay
   t.is(server.inbox.of<Note>('Note')[1]!.text, 'still here');
 });
 
+test('once a class has been received, a truncated, an overlong or an over-claiming message of it is still a peerError, and the next good one arrives', async (t) => {
+  // The receive path decodes a class it has found before in a fast path of its own: the same
+  // faults must hold there as on the first message (no 'error' listener: a throw fails this test).
+  const server = await listener(t);
+  const tick = () => server.mgr.tick();
+  const raw = await RawPeer.open(t, server.port);
+  t.is((await raw.handshake(tick))?.[0], T.ACCEPT);
+  await tickUntil([server.mgr], () => server.arrivals.includes(raw.address), 10_000, 'arrival');
+  const claimsTooMuch = note(4, 'abc');
+  claimsTooMuch.writeUInt32BE(0xffffffff, 5);
+  const bad: [string, Buffer, RegExp][] = [
+    ['truncated', note(2, 'hello').subarray(0, 7), /Note\.text: bytes end before/],
+    [
+      'bytes left over',
+      Buffer.concat([note(3, 'x'), Buffer.from([0, 0])]),
+      /Note from .*: 2 bytes left over/,
+    ],
+    ['a length past the end', claimsTooMuch, /Note\.text/],
+  ];
+  let seq = 0;
+  const send = (payload: Buffer) =>
+    raw.data([{ rel: REL.ordered, channel: 0, id: seq, seq: seq++, payload }]);
+  await send(note(1, 'first'));
+  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 1, 10_000, 'the first Note');
+  for (const [what, payload, message] of bad) {
+    const before = server.faults.length;
+    await send(payload);
+    await tickUntil([server.mgr], () => server.faults.length > before, 10_000, what);
+    const f = server.faults[before]!;
+    t.is(f.peer, raw.address, what);
+    t.is(f.error.code, 'ERR_TSAGE_PACKET', what);
+    t.regex(f.error.message, message, what);
+  }
+  t.is(server.inbox.of('Note').length, 1, 'no bad Note was delivered');
+  await send(note(5, 'fine'));
+  await tickUntil([server.mgr], () => server.inbox.of('Note').length === 2, 10_000, 'the good Note after');
+  t.is(server.inbox.of<Note>('Note')[1]!.text, 'fine');
+  t.false(
+    server.departures.some((d) => d[0] === raw.address),
+    'a decode fault alone does not cut the peer off',
+  );
+  t.like(server.mgr.stats.network!, { peerDecodeErrors: 3 });
+});
+
 test('without a peerError listener each kind of fault is logged once per peer, and counted every time', async (t) => {
   const server = await listener(t, {}, false);
   const warned: string[] = [];

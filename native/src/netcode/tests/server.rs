@@ -483,3 +483,44 @@ fn should_take_a_payload_as_from_the_slot_at_its_address_whatever_slot_the_hint_
     );
     assert_eq!(net.server.stats().dropped_total(), dropped + 1);
 }
+
+#[test]
+fn should_drop_a_datagram_longer_than_any_packet_and_keep_nothing_of_it() {
+    let mut net = Net::new(server(2));
+    let k = net.add_client(c(1), &token(&Spec::default()));
+    net.connect(k);
+    net.collect();
+    net.s_events.clear();
+    let (now, unix) = (net.now, net.unix());
+    let mut sealed = vec![0u8; PAYLOAD_HEADROOM];
+    sealed.extend_from_slice(b"real");
+    net.peers[k]
+        .client
+        .seal_payload(now, &mut sealed, PAYLOAD_HEADROOM)
+        .unwrap();
+    // `grow(0)` adds nothing and says how long the arena is: what a dropped datagram left behind.
+    let held = net.s_out.grow(0);
+    let dropped = net.server.stats().dropped_total();
+    let sizes = [MAX_PACKET_BYTES + 1, 4096, 65_507];
+    for &n in &sizes {
+        // A sealed packet with junk after it, and the same length of junk behind its prefix byte.
+        let mut long = sealed.clone();
+        long.resize(n, 0xa5);
+        let mut junk = vec![0x5a; n];
+        junk[0] = sealed[0];
+        for d in [&long, &junk] {
+            net.server.receive(now, unix, c(1), d, Some(0), &mut net.s_out);
+            assert_eq!(net.s_out.grow(0), held, "{n} bytes: nothing of it kept");
+            assert!(net.s_out.events().is_empty(), "{n} bytes: no event");
+        }
+    }
+    assert_eq!(net.server.stats().dropped_total(), dropped + 2 * sizes.len() as u64);
+    // The connection is untouched: the packet itself, on its own, is taken.
+    net.server.receive(now, unix, c(1), &sealed, Some(0), &mut net.s_out);
+    net.collect();
+    assert!(
+        matches!(&net.s_events[..], [SEv::Payload { slot: 0, bytes }] if &bytes[..] == b"real"),
+        "{:?}",
+        net.s_events
+    );
+}
